@@ -1,0 +1,31 @@
+"""The one place that selects legacy Keras and imports TensorFlow.
+
+tensorflow_hub and Model Garden (`official.*`) are built on tf_keras (Keras 2); with
+Keras 3 as `tf.keras`, hub layers and `create_optimizer` fail. TensorFlow reads
+TF_USE_LEGACY_KERAS when it is first imported, so every textclf module that needs
+TensorFlow imports it from here, and this module must run before anything else imports it.
+"""
+
+import os
+import sys
+import warnings
+
+_TF_ALREADY_IMPORTED = "tensorflow" in sys.modules
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# Level 3 hides the C++ log noise (e.g. "failed call to cuInit" on CPU-only machines);
+# errors that matter still surface as Python exceptions. Users can override it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+if _TF_ALREADY_IMPORTED and tf.keras.layers.Layer is not keras.layers.Layer:
+    warnings.warn(
+        "TensorFlow was imported before textclf set TF_USE_LEGACY_KERAS=1; "
+        "TF Hub layers and Model Garden optimizers will not work in this process",
+        stacklevel=2,
+    )
+
+tf.get_logger().setLevel("ERROR")
+
+__all__ = ["tf", "keras"]

@@ -1,0 +1,48 @@
+"""`textclf evaluate`: metrics of a run on its eval data or another data set."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from textclf.cli import app
+from textclf.cli._render import json_line, out, pct
+
+
+@app.command("evaluate")
+def evaluate(
+    run_dir: Annotated[Optional[str], typer.Argument(help="Run directory (default: the latest complete run).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Data spec to evaluate on (default: the run's eval data).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    from textclf.evaluation import evaluate as run_evaluation
+    from textclf.runs import resolve_run
+
+    report = run_evaluation(resolve_run(run_dir, runs_root), data)
+    if as_json:
+        json_line(report.to_dict())
+        return
+    render_report(report)
+
+
+def render_report(report) -> None:
+    from rich.table import Table
+
+    out.print(f"[bold]{report.data}[/]: {report.examples} examples — accuracy [bold green]{pct(report.accuracy)}[/], "
+              f"macro-F1 [bold]{pct(report.macro_f1)}[/]")
+    per_class = Table(title="per class")
+    for col in ("label", "precision", "recall", "F1", "support"):
+        per_class.add_column(col, justify="left" if col == "label" else "right")
+    for row in report.per_class:
+        per_class.add_row(row["label"], pct(row["precision"]), pct(row["recall"]), pct(row["f1"]), str(row["support"]))
+    out.print(per_class)
+    cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+    cm.add_column("")
+    for label in report.labels:
+        cm.add_column(label, justify="right")
+    for label, row in zip(report.labels, report.confusion_matrix):
+        cm.add_row(label, *[f"[bold]{v}[/]" if i == report.labels.index(label) else str(v) for i, v in enumerate(row)])
+    out.print(cm)

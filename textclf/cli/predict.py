@@ -1,0 +1,69 @@
+"""`textclf predict`: classify texts from arguments, a file or stdin with one model load."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from textclf.cli import app
+from textclf.cli._render import json_line, out
+from textclf.errors import DataError
+
+
+@app.command("predict")
+def predict(
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.")] = None,
+    run: Annotated[Optional[str], typer.Option(help="Run directory (default: the latest complete run).")] = None,
+    top_k: Annotated[int, typer.Option(help="How many labels to show per text.", min=1)] = 1,
+    file: Annotated[Optional[str], typer.Option(help="Read texts from a file, one per line ('-' = stdin).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per text, one per line.")] = False,
+    runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
+) -> None:
+    """Print the predicted label and probability for each text."""
+    from textclf.prediction import load_predictor
+
+    items = list(texts or []) + (_read_lines(file) if file else [])
+    if not items:
+        raise DataError("no text to classify: give TEXT arguments or --file PATH (or --file - for stdin)")
+    predictor = load_predictor(run, runs_root)
+    results = predictor.predict(items, top_k)
+    if as_json:
+        for r in results:
+            json_line(r.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    table.add_column("text", overflow="ellipsis", max_width=70, no_wrap=True)
+    table.add_column("label", style="bold cyan")
+    table.add_column("probability", justify="right")
+    for r in results:
+        if top_k > 1:
+            extra = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r.top_k[1:])
+            table.add_row(r.text, r.label, f"{r.probability:.3f}  [dim]({extra})[/]")
+        else:
+            table.add_row(r.text, r.label, f"{r.probability:.3f}")
+    out.print(table)
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"is a directory, not a file: {path}") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(f"{path} line {line}: not valid UTF-8 text") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]

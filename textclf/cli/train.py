@@ -1,0 +1,196 @@
+"""`textclf train` and its presets (train-transformer): one training path."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Annotated, Any, Optional
+
+import typer
+
+from textclf.cli import app
+from textclf.cli._render import err, out, pct
+from textclf.errors import ConfigError
+
+DATA = "Data"
+TRAIN = "Training"
+MODEL = "Model sizes"
+RUN = "Run directory"
+
+
+def train(
+    model: Annotated[str, typer.Option(help="Registered model name (see `textclf models list`).")] = "transformer",
+    data: Annotated[Optional[str], typer.Option(
+        help="Training data: sample, tfds:NAME[:SPLIT], csv:PATH, tsv:PATH or jsonl:PATH "
+             "(default: tfds:ag_news_subset).", rich_help_panel=DATA)] = None,
+    eval_data: Annotated[Optional[str], typer.Option(
+        help="Eval data spec (default: the source's test split, else a held-out part of --data).",
+        rich_help_panel=DATA)] = None,
+    text_field: Annotated[Optional[list[str]], typer.Option(
+        help="Text column/feature; repeat to join several with a space.", rich_help_panel=DATA)] = None,
+    label_field: Annotated[Optional[str], typer.Option(help="Label column/feature (default: label).",
+                                                       rich_help_panel=DATA)] = None,
+    eval_fraction: Annotated[Optional[float], typer.Option(
+        help="Fraction held out for eval when there is no eval data (default: 0.1).", rich_help_panel=DATA)] = None,
+    tfds_data_dir: Annotated[Optional[str], typer.Option(
+        help="Where tfds datasets are (or get) prepared.", rich_help_panel=DATA)] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data.", rich_help_panel=TRAIN)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Global batch size.", rich_help_panel=TRAIN)] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_help_panel=TRAIN)] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam or adamw.", rich_help_panel=TRAIN)] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay.", rich_help_panel=TRAIN)] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="constant, linear or cosine decay.",
+                                                    rich_help_panel=TRAIN)] = None,
+    warmup: Annotated[Optional[float], typer.Option(
+        help="Linear warmup: a fraction of all steps (<1) or a number of steps.", rich_help_panel=TRAIN)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for shuffling and initialisation.",
+                                                rich_help_panel=TRAIN)] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Longest token sequence kept.",
+                                                      rich_help_panel=MODEL)] = None,
+    vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size.", rich_help_panel=MODEL)] = None,
+    embed_dim: Annotated[Optional[int], typer.Option(help="Embedding width.", rich_help_panel=MODEL)] = None,
+    num_heads: Annotated[Optional[int], typer.Option(help="Attention heads.", rich_help_panel=MODEL)] = None,
+    ff_dim: Annotated[Optional[int], typer.Option(help="Feed-forward width.", rich_help_panel=MODEL)] = None,
+    num_layers: Annotated[Optional[int], typer.Option(help="Transformer blocks.", rich_help_panel=MODEL)] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout rate.", rich_help_panel=MODEL)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Override any config field, e.g. --set training.epochs=3 (repeatable).",
+        rich_help_panel=TRAIN)] = None,
+    run_dir: Annotated[Optional[str], typer.Option(help="Write the run here (default: RUNS_ROOT/<time>-<model>).",
+                                                   rich_help_panel=RUN)] = None,
+    runs_root: Annotated[str, typer.Option(help="Where runs and `latest` live.", rich_help_panel=RUN)] = "runs",
+) -> None:
+    """Train a model, evaluate it on the eval data and write a run directory."""
+    from textclf.config import resolve_config
+
+    cli_layer = _options_layer(
+        model=model,
+        data={"train": data, "eval": eval_data, "text_fields": text_field or None, "label_field": label_field,
+              "eval_fraction": eval_fraction, "tfds_data_dir": tfds_data_dir},
+        training={"epochs": epochs, "global_batch_size": batch_size, "learning_rate": learning_rate,
+                  "optimizer": optimizer, "weight_decay": weight_decay, "schedule": schedule,
+                  "warmup": warmup, "seed": seed},
+        model_params={"max_length": max_length, "vocab_size": vocab_size, "embed_dim": embed_dim,
+                      "num_heads": num_heads, "ff_dim": ff_dim, "num_layers": num_layers, "dropout": dropout},
+    )
+    config = resolve_config(cli_layer, parse_sets(set_ or []))
+    _run(config, runs_root=runs_root, run_dir=run_dir)
+
+
+def _options_layer(**groups: Any) -> dict[str, Any]:
+    """Nested dict of the options the user gave (None = not given)."""
+    layer: dict[str, Any] = {}
+    for key, value in groups.items():
+        if isinstance(value, dict):
+            given = {k: v for k, v in value.items() if v is not None}
+            if given:
+                layer[key] = given
+        elif value is not None:
+            layer[key] = value
+    return layer
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`a.b=value` strings -> nested dict (values coerced later by field type)."""
+    layer: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. training.epochs=3), got {item!r}")
+        node = layer
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another --set for {part!r}")
+        node[parts[-1]] = value
+    return layer
+
+
+def _run(config, *, runs_root: str, run_dir: str | None) -> None:
+    from textclf.training import run_training
+
+    with _ProgressListener() as listener:
+        result = run_training(config, runs_root=runs_root, run_dir=run_dir, listener=listener)
+    _summary(result)
+
+
+class _ProgressListener:
+    """Draws one rich progress bar per epoch with running loss and accuracy."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"), TimeElapsedColumn(),
+            console=err, transient=False,
+        )
+        self.progress.start()
+        self.task = None
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+    def on_status(self, message: str) -> None:
+        self.progress.console.print(f"[dim]{message}…[/]")
+
+    def on_start(self, info: dict) -> None:
+        self.info = info
+        self.progress.console.print(
+            f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
+            f"({len(info['labels'])} classes) → {info['run_dir']}")
+
+    def on_batch(self, epoch: int, step: int, logs: dict) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task(
+                f"epoch {epoch + 1}/{self.info['epochs']}", total=self.info["steps"], loss=0.0, acc=0.0)
+        self.progress.update(self.task, completed=step, loss=logs.get("loss", 0.0), acc=logs.get("accuracy", 0.0))
+
+    def on_epoch(self, epoch: int, logs: dict) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.info["steps"],
+                                 description=f"epoch {epoch + 1}/{self.info['epochs']} "
+                                             f"val_acc {logs.get('val_accuracy', float('nan')):.4f}")
+        self.task = None
+
+
+def _summary(result) -> None:
+    from rich.table import Table
+
+    m = result.metrics
+    table = Table(title="run summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("run", str(result.run_dir))
+    table.add_row("model", result.info.get("model", ""))
+    table.add_row("eval data", m["data"])
+    table.add_row("accuracy", pct(m["accuracy"]))
+    table.add_row("macro-F1", pct(m["macro_f1"]))
+    table.add_row("train examples", str(m["train_examples"]))
+    table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")
+    table.add_row("duration", f"{result.info.get('duration_seconds', 0):.1f} s")
+    out.print(table)
+
+
+def preset(model: str, doc: str):
+    """A command that is `train --model MODEL` (same options, same code path)."""
+
+    def command(**kwargs: Any) -> None:
+        train(model=model, **kwargs)
+
+    hints = typing.get_type_hints(train, include_extras=True)
+    params = [p.replace(annotation=hints[n]) for n, p in inspect.signature(train).parameters.items()
+              if n != "model"]
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = f"train_{model.replace('-', '_')}"
+    command.__doc__ = doc
+    return command
+
+
+app.command("train")(train)
+app.command("train-transformer")(preset(
+    "transformer", "Train the Transformer from scratch (the lesson's first recipe); same as train --model transformer."))

@@ -1,0 +1,212 @@
+"""Typed, frozen run configuration with strict keys and one precedence order.
+
+Precedence, lowest first: dataclass defaults < the model's training defaults < each layer
+passed to `resolve_config` in order (yaml defaults, experiment, CLI options, --set).
+Values are coerced by field type (YAML reads `3e-5` as a string) and validated at load;
+errors name the field path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from textclf.errors import ConfigError
+from textclf.registry import MODELS
+
+
+class FieldError(ValueError):
+    """Raised by a dataclass check; `from_dict` adds the field path."""
+
+    def __init__(self, name: str, value: Any, expected: str) -> None:
+        super().__init__(expected)
+        self.name, self.value, self.expected = name, value, expected
+
+
+def check(ok: bool, name: str, value: Any, expected: str) -> None:
+    """Raise FieldError for `name` unless `ok`."""
+    if not ok:
+        raise FieldError(name, value, expected)
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    check(value in choices, name, value, "one of " + ", ".join(choices))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the examples come from (data source specs, see textclf.data.sources)."""
+
+    train: str = "tfds:ag_news_subset"
+    eval: str | None = None
+    text_fields: tuple[str, ...] = ()
+    label_field: str | None = None
+    eval_fraction: float = 0.1
+    tfds_data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check(bool(self.train.strip()), "train", self.train, "a data spec")
+        check(0.0 < self.eval_fraction < 1.0, "eval_fraction", self.eval_fraction,
+              "a fraction between 0 and 1")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings shared by every model."""
+
+    epochs: int = 5
+    global_batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.0
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        check(self.global_batch_size >= 1, "global_batch_size", self.global_batch_size,
+              "an integer >= 1")
+        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        choice("optimizer", self.optimizer, ("adam", "adamw"))
+        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        choice("schedule", self.schedule, ("constant", "linear", "cosine"))
+        check(self.warmup >= 0 and (self.warmup < 1 or float(self.warmup).is_integer()),
+              "warmup", self.warmup, "a fraction of the total steps in [0, 1) or a whole number of steps")
+        check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a training run."""
+
+    model: str = "transformer"
+    model_params: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready nested dict (the form saved in run directories)."""
+        return _to_plain(dataclasses.asdict(self))
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge nested mappings; later layers win key by key."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = deep_merge(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
+    """Build a validated RunConfig from nested dict layers (lowest precedence first)."""
+    merged = deep_merge(*layers)
+    name = merged.get("model", RunConfig.model)
+    if not isinstance(name, str):
+        raise ConfigError(f"model: expected a model name, got {name!r}")
+    entry = MODELS.get(name)
+    merged = deep_merge({"training": dict(entry.training_defaults)}, merged)
+    merged["model_params"] = merged.get("model_params") or {}
+    return from_dict(RunConfig, merged, params_cls=entry.params_cls)
+
+
+def from_dict(cls: type, data: Any, path: str = "", params_cls: type | None = None) -> Any:
+    """Instantiate dataclass `cls` from `data`, coercing by field type; strict keys."""
+    where = path or "config"
+    if data is None:
+        data = {}
+    if dataclasses.is_dataclass(data) and isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{_join(path, unknown[0])}: unknown key; allowed keys: {', '.join(fields)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        field_path = _join(path, name)
+        target = params_cls if (name == "model_params" and params_cls) else hints[name]
+        kwargs[name] = _coerce(value, target, field_path)
+    try:
+        return cls(**kwargs)
+    except FieldError as err:
+        raise ConfigError(
+            f"{_join(path, err.name)}: got {err.value!r}, expected {err.expected}"
+        ) from None
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: got {value!r}, expected a list")
+        return tuple(_coerce(v, args[0], path) for v in value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{path}: got {value!r}, expected true or false")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: got {value!r}, expected an integer")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(value) if isinstance(value, (int, str)) else _fail()
+        except (ValueError, TypeError):
+            raise ConfigError(f"{path}: got {value!r}, expected an integer") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: got {value!r}, expected a number")
+        try:
+            out = float(value) if isinstance(value, (int, float, str)) else _fail()
+        except (ValueError, TypeError):
+            raise ConfigError(f"{path}: got {value!r}, expected a number") from None
+        if out != out or out in (float("inf"), float("-inf")):
+            raise ConfigError(f"{path}: got {value!r}, expected a finite number")
+        return out
+    if tp is str:
+        if isinstance(value, (dict, list, tuple)) or value is None:
+            raise ConfigError(f"{path}: got {value!r}, expected a string")
+        return str(value)
+    return value
+
+
+def _fail() -> Any:
+    raise TypeError

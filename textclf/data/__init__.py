@@ -1,0 +1,1 @@
+"""Data sources (tfds, csv/tsv, jsonl, the shipped sample) and the shared tf.data pipeline."""

@@ -1,0 +1,468 @@
+"""Data sources: one spec syntax for --data and --eval-data, read into labelled examples.
+
+Specs:
+  sample[:train|eval]         the small headline set shipped with textclf
+  tfds:NAME[:SPLIT]           a TensorFlow Datasets text dataset (default ag_news_subset)
+  csv:PATH / tsv:PATH         AG News layout by default (no header; label 1-based, title,
+                              description); a headered file with --text-field/--label-field
+                              (or a header with a `label` column); `.gz` accepted
+  jsonl:PATH                  one JSON object per line, fields as above
+A bare path is read by its extension. Label names come from the data, or from a
+`classes.txt` beside the file (line n names class n).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import socket
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterator, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+
+from textclf.errors import DataError
+
+DEFAULT_TFDS = "ag_news_subset"
+# Text features per tfds dataset, joined with a space (the lesson's title + " " + description).
+TFDS_TEXT_FIELDS = {"ag_news_subset": ("title", "description")}
+SAMPLE_LABELS = ("World", "Sports", "Business", "Sci/Tech")
+SAMPLE_EVAL_EVERY = 5  # every 5th sample headline (per class) is held out for evaluation
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Labelled texts: `labels[i]` indexes `label_names`."""
+
+    texts: np.ndarray  # object array of str
+    labels: np.ndarray  # int32
+    label_names: tuple[str, ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: np.ndarray, source: str) -> "Examples":
+        return Examples(self.texts[index], self.labels[index], self.label_names, source)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed data spec."""
+
+    kind: str  # sample | tfds | csv | tsv | jsonl
+    target: str  # path, dataset name or sample split
+    split: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "sample":
+            return f"sample:{self.target}"
+        if self.kind == "tfds":
+            return f"tfds:{self.target}" + (f":{self.split}" if self.split else "")
+        return f"{self.kind}:{self.target}"
+
+
+def parse_spec(spec: str) -> Spec:
+    """Parse a data spec string; raise DataError with the accepted forms when malformed."""
+    spec = spec.strip()
+    kind, sep, rest = spec.partition(":")
+    if spec == "sample" or kind == "sample":
+        split = rest or "train"
+        if split not in ("train", "eval", "all"):
+            raise DataError(f"bad data spec {spec!r}: sample splits are train, eval and all")
+        return Spec("sample", split)
+    if kind == "tfds":
+        name, _, split = rest.partition(":")
+        if not name:
+            raise DataError(f"bad data spec {spec!r}: expected tfds:NAME[:SPLIT]")
+        return Spec("tfds", name, split or None)
+    if kind in ("csv", "tsv", "jsonl") and sep:
+        if not rest:
+            raise DataError(f"bad data spec {spec!r}: expected {kind}:PATH")
+        return Spec(kind, rest)
+    suffixes = [s.lower() for s in Path(spec).suffixes if s.lower() != ".gz"]
+    ext = suffixes[-1].lstrip(".") if suffixes else ""
+    if ext in ("csv", "tsv", "jsonl"):
+        return Spec(ext, spec)
+    if ext == "json":
+        return Spec("jsonl", spec)
+    raise DataError(
+        f"unknown data spec {spec!r}; use sample, tfds:NAME[:SPLIT], csv:PATH, tsv:PATH or jsonl:PATH"
+    )
+
+
+def load_examples(
+    spec: str,
+    *,
+    label_names: Sequence[str] | None = None,
+    text_fields: Sequence[str] = (),
+    label_field: str | None = None,
+    default_split: str = "train",
+    tfds_data_dir: str | None = None,
+) -> Examples:
+    """Read a data source into memory.
+
+    With `label_names` (an existing run's classes) labels are mapped onto them and a label
+    outside that list is an error; otherwise the classes are taken from the source.
+    """
+    parsed = parse_spec(spec)
+    if parsed.kind == "sample":
+        rows, classes = _sample_rows(parsed.target), SAMPLE_LABELS
+    elif parsed.kind == "tfds":
+        parsed = Spec("tfds", parsed.target, parsed.split or default_split)
+        rows, classes = _tfds_rows(parsed, text_fields, label_field, tfds_data_dir)
+    else:
+        rows, classes = _file_rows(parsed, text_fields, label_field)
+    return _to_examples(rows, classes, label_names, str(parsed))
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def _to_examples(
+    rows: Iterator[tuple[str, str, str]],
+    classes: Sequence[str] | None,
+    label_names: Sequence[str] | None,
+    source: str,
+) -> Examples:
+    """rows yield (where, text, label name); build label indices."""
+    texts: list[str] = []
+    names: list[str] = []
+    wheres: list[str] = []
+    for where, text, label in rows:
+        if not text.strip():
+            raise DataError(f"{where}: empty text")
+        texts.append(text)
+        names.append(label)
+        wheres.append(where)
+    if not texts:
+        raise DataError(f"{source}: no examples")
+    if label_names is not None:
+        vocab = tuple(label_names)
+    elif classes is not None:
+        vocab = tuple(classes)
+    else:
+        vocab = tuple(sorted(set(names), key=_label_sort_key))
+    index = {name: i for i, name in enumerate(vocab)}
+    labels = np.empty(len(names), dtype=np.int32)
+    for i, name in enumerate(names):
+        if name not in index:
+            raise DataError(
+                f"{wheres[i]}: label {name!r} is not one of the classes ({', '.join(vocab)})"
+            )
+        labels[i] = index[name]
+    if label_names is None and len(vocab) < 2:
+        raise DataError(f"{source}: needs at least 2 classes, found {len(vocab)} ({', '.join(vocab)})")
+    return Examples(np.array(texts, dtype=object), labels, vocab, source)
+
+
+def _label_sort_key(name: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)
+
+
+# ----------------------------------------------------------------------------- sample
+
+
+def _sample_rows(split: str) -> Iterator[tuple[str, str, str]]:
+    text = resources.files("textclf.data").joinpath("sample.csv").read_text(encoding="utf-8")
+    reader = csv.reader(io.StringIO(text))
+    next(reader)  # header: label,text
+    seen: dict[str, int] = {}
+    for row in reader:
+        label, headline = row
+        k = seen.get(label, 0)
+        seen[label] = k + 1
+        held_out = k % SAMPLE_EVAL_EVERY == SAMPLE_EVAL_EVERY - 1
+        if split == "all" or (split == "eval") == held_out:
+            yield f"sample line {reader.line_num}", headline, label
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"data path is a directory, not a file: {path}")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{path}: not a valid gzip file ({err})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{path} line {line}: not valid UTF-8 text") from None
+    if not text.strip():
+        raise DataError(f"data file is empty: {path}")
+    return io.StringIO(text, newline="")
+
+
+def _classes_beside(path: Path) -> tuple[str, ...] | None:
+    candidate = path.parent / "classes.txt"
+    if not candidate.is_file():
+        return None
+    names = tuple(line.strip() for line in candidate.read_text(encoding="utf-8").splitlines())
+    names = tuple(n for n in names if n)
+    return names or None
+
+
+def _file_rows(
+    spec: Spec, text_fields: Sequence[str], label_field: str | None
+) -> tuple[Iterator[tuple[str, str, str]], tuple[str, ...] | None]:
+    path = Path(os.path.expanduser(spec.target))
+    stream = _open_text(path)
+    classes = _classes_beside(path)
+    if spec.kind == "jsonl":
+        return _jsonl_rows(path, stream, text_fields, label_field or "label", classes), classes
+    delimiter = "\t" if spec.kind == "tsv" else ","
+    quoting = csv.QUOTE_NONE if spec.kind == "tsv" else csv.QUOTE_MINIMAL
+    reader = csv.reader(stream, delimiter=delimiter, quoting=quoting, strict=True)
+    rows = _guard_csv(reader, path)
+    first = next(rows, None)
+    if first is None:
+        raise DataError(f"data file is empty: {path}")
+    headered = bool(text_fields or label_field) or not _is_int(first[0])
+    if not headered:
+        return _ag_rows(path, reader, first, rows, classes), classes
+    return _header_rows(path, reader, first, rows, text_fields, label_field, classes), classes
+
+
+def _guard_csv(reader: "csv._reader", path: Path) -> Iterator[list[str]]:
+    try:
+        for row in reader:
+            if row:  # blank lines carry no example
+                yield row
+    except csv.Error as err:
+        raise DataError(f"{path} line {reader.line_num}: malformed CSV ({err})") from None
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value.strip())
+        return True
+    except ValueError:
+        return False
+
+
+def _ag_rows(path, reader, first, rows, classes) -> Iterator[tuple[str, str, str]]:
+    for row in _chain(first, rows):
+        where = f"{path} line {reader.line_num}"
+        if len(row) < 2:
+            raise DataError(f"{where}: expected label,title[,description,...], got {len(row)} field")
+        raw = row[0].strip()
+        if not _is_int(raw):
+            raise DataError(f"{where}: label {raw!r} is not an integer class index (1-based)")
+        number = int(raw)
+        if number < 1 or (classes is not None and number > len(classes)):
+            allowed = f"1..{len(classes)}" if classes else ">= 1"
+            raise DataError(f"{where}: label {number} is outside the class list ({allowed})")
+        label = classes[number - 1] if classes else str(number)
+        yield where, _join_text(f.strip() for f in row[1:]), label
+
+
+def _header_rows(path, reader, header, rows, text_fields, label_field, classes):
+    header = [h.strip() for h in header]
+    label_field = label_field or "label"
+    if label_field not in header:
+        raise DataError(
+            f"{path} line 1: no {label_field!r} column in the header ({', '.join(header)}); "
+            "pass --label-field (and --text-field) naming the columns"
+        )
+    fields = list(text_fields) or [h for h in header if h != label_field]
+    missing = [f for f in fields if f not in header]
+    if missing:
+        raise DataError(f"{path} line 1: no column {missing[0]!r} in the header ({', '.join(header)})")
+    text_idx = [header.index(f) for f in fields]
+    label_idx = header.index(label_field)
+    for row in rows:
+        where = f"{path} line {reader.line_num}"
+        if len(row) != len(header):
+            raise DataError(f"{where}: expected {len(header)} fields as in the header, got {len(row)}")
+        text = _join_text(row[i].strip() for i in text_idx)
+        yield where, text, _label_name(row[label_idx].strip(), classes, where)
+
+
+def _jsonl_rows(path, stream, text_fields, label_field, classes):
+    fields = list(text_fields) or ["text"]
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{where}: invalid JSON ({err.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object")
+        for name in [*fields, label_field]:
+            if name not in obj:
+                raise DataError(f"{where}: no field {name!r} (use --text-field/--label-field)")
+        parts = [obj[f] for f in fields]
+        if not all(isinstance(p, str) for p in parts):
+            raise DataError(f"{where}: text fields must be strings")
+        label = obj[label_field]
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise DataError(f"{where}: label must be a string or an integer, got {label!r}")
+        yield where, _join_text(p.strip() for p in parts), _label_name(str(label).strip(), classes, where)
+
+
+def _label_name(raw: str, classes: tuple[str, ...] | None, where: str) -> str:
+    """Headered/JSONL labels are names; with classes.txt an integer is a 0-based index."""
+    if classes is None or raw in classes:
+        return raw
+    if _is_int(raw) and 0 <= int(raw) < len(classes):
+        return classes[int(raw)]
+    raise DataError(f"{where}: label {raw!r} is not one of the classes in classes.txt ({', '.join(classes)})")
+
+
+def _chain(first, rows):
+    yield first
+    yield from rows
+
+
+def _join_text(parts) -> str:
+    return " ".join(p for p in parts if p)
+
+
+# ----------------------------------------------------------------------------- tfds
+
+
+def _tfds_rows(spec: Spec, text_fields, label_field, data_dir):
+    import tensorflow_datasets as tfds
+
+    from textclf._tf import tf  # noqa: F401  (legacy Keras before tfds imports TF)
+
+    name, split = spec.target, spec.split
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # tfds raises several kinds for unknown names
+        raise DataError(f"unknown tfds dataset {name!r} ({str(err).splitlines()[0]})") from None
+    if not builder.is_prepared():
+        _check_downloadable(builder, name)
+        try:
+            builder.download_and_prepare()
+        except Exception as err:
+            raise DataError(_offline_message(name, str(err).splitlines()[0] if str(err) else type(err).__name__)) from None
+    features = builder.info.features
+    label_field = label_field or "label"
+    if label_field not in features:
+        raise DataError(f"tfds:{name} has no feature {label_field!r}; features: {', '.join(features)}")
+    fields = tuple(text_fields) or TFDS_TEXT_FIELDS.get(name) or _tfds_text_features(features, label_field)
+    missing = [f for f in fields if f not in features]
+    if not fields or missing:
+        raise DataError(f"tfds:{name}: no text feature {missing[0] if missing else ''!r}; "
+                        f"features: {', '.join(features)} (use --text-field)")
+    label_feature = features[label_field]
+    classes = tuple(label_feature.names) if hasattr(label_feature, "names") else None
+    try:
+        ds = builder.as_dataset(split=split)
+    except Exception as err:
+        raise DataError(f"tfds:{name}: cannot read split {split!r} ({str(err).splitlines()[0]})") from None
+
+    def rows():
+        for i, ex in enumerate(tfds.as_numpy(ds)):
+            text = _join_text(_decode(ex[f]).strip() for f in fields)
+            raw = ex[label_field]
+            label = classes[int(raw)] if classes else _decode(raw)
+            yield f"tfds:{name}:{split} example {i}", text, label
+
+    return rows(), classes
+
+
+def _decode(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _tfds_text_features(features, label_field) -> tuple[str, ...]:
+    import tensorflow_datasets as tfds
+
+    names = [n for n, f in features.items() if n != label_field and isinstance(f, tfds.features.Text)]
+    for preferred in ("text", "sentence", "content"):
+        if preferred in names:
+            return (preferred,)
+    return tuple(names)
+
+
+def _check_downloadable(builder, name: str) -> None:
+    """Fail fast offline: tfds retries a dead host for minutes before giving up."""
+    try:
+        urls = list(builder.url_infos or {})
+    except Exception:
+        urls = []
+    for host in sorted({urlparse(u).hostname for u in urls if urlparse(u).hostname}):
+        try:
+            socket.create_connection((host, 443), timeout=5).close()
+        except OSError:
+            raise DataError(_offline_message(name, f"cannot reach {host}")) from None
+
+
+def _offline_message(name: str, reason: str) -> str:
+    return (
+        f"tfds:{name} is not prepared and cannot be downloaded ({reason}); prepare it on a "
+        f"machine with network and pass --tfds-data-dir DIR (or set TFDS_DATA_DIR), or use "
+        f"a local file, e.g. --data csv:../shared/data/ag_news/test.csv.gz"
+    )
+
+
+# ----------------------------------------------------------------------------- holdout
+
+
+def holdout_split(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
+    """Split off a stratified, seeded `fraction` for evaluation (when no eval data is given)."""
+    rng = np.random.default_rng(seed)
+    eval_idx: list[np.ndarray] = []
+    for label in np.unique(examples.labels):
+        idx = np.flatnonzero(examples.labels == label)
+        rng.shuffle(idx)
+        eval_idx.append(idx[: max(1, int(round(len(idx) * fraction)))])
+    held = np.zeros(len(examples), dtype=bool)
+    held[np.concatenate(eval_idx)] = True
+    if held.all():
+        raise DataError(f"{examples.source}: too few examples to hold out an eval split")
+    tag = f"{examples.source} (held-out {fraction:g}, seed {seed})"
+    return examples.subset(~held, examples.source), examples.subset(held, tag)
+
+
+# ----------------------------------------------------------------------------- train/eval
+
+
+def natural_eval_spec(train_spec: str) -> str | None:
+    """The eval split that goes with a training source, when it has one."""
+    parsed = parse_spec(train_spec)
+    if parsed.kind == "sample" and parsed.target == "train":
+        return "sample:eval"
+    if parsed.kind == "tfds" and parsed.split in (None, "train"):
+        return f"tfds:{parsed.target}:test"
+    return None
+
+
+def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
+    """Training and eval examples for a DataConfig: eval data, natural split or held out."""
+    opts = dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir)
+    train = load_examples(data.train, **opts)
+    eval_spec = data.eval or natural_eval_spec(data.train)
+    if eval_spec is None:
+        return holdout_split(train, data.eval_fraction, seed)
+    return train, load_examples(eval_spec, label_names=train.label_names, default_split="test", **opts)
+
+
+def load_eval(data, seed: int, label_names: Sequence[str], spec: str | None = None) -> Examples:
+    """Eval examples for a finished run: `spec`, or the run's own eval data (same held-out split)."""
+    opts = dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir)
+    eval_spec = spec or data.eval or natural_eval_spec(data.train)
+    if eval_spec is not None:
+        return load_examples(eval_spec, label_names=label_names, default_split="test", **opts)
+    return holdout_split(load_examples(data.train, label_names=label_names, **opts), data.eval_fraction, seed)[1]

@@ -1,0 +1,86 @@
+"""What a model builder returns, and the text layers shared by token-id models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from textclf._tf import keras, tf
+
+PACKAGE = "textclf"
+
+
+@dataclass
+class BuiltModel:
+    """A trainable model plus the in-graph encoder the data pipeline tokenizes with.
+
+    `model` maps padded token ids (batch, time) to class probabilities; `encode` maps a
+    batch of strings to ragged token ids; `inference_model()` chains both so a saved run
+    takes raw strings.
+    """
+
+    model: keras.Model
+    encode: Callable[[tf.Tensor], tf.RaggedTensor]
+    text_to_ids: keras.layers.Layer | keras.Model
+
+    def inference_model(self) -> keras.Model:
+        texts = keras.Input(shape=(), dtype=tf.string, name="text")
+        return keras.Model(texts, self.model(self.text_to_ids(texts)), name="textclf_classifier")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Standardize(keras.layers.Layer):
+    """In-graph text cleaning before whitespace splitting.
+
+    "news" also repairs AG News's stripped HTML entities (`#39;`, ` quot;`, `#36;`) and
+    literal backslashes, then lower-cases and turns punctuation into spaces (keeping
+    "u.s." and "don't" as one token each).
+    """
+
+    def __init__(self, mode: str = "news", **kwargs) -> None:
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, texts: tf.Tensor) -> tf.Tensor:
+        x = tf.strings.lower(texts, encoding="utf-8")
+        if self.mode == "news":
+            x = tf.strings.regex_replace(x, r"&?#39;", "'")
+            x = tf.strings.regex_replace(x, r"&?#36;", " $ ")
+            x = tf.strings.regex_replace(x, r"&?quot;|&lt;|&gt;|&amp;|&?#\d+;|\\", " ")
+            x = tf.strings.regex_replace(x, r"(\w)[.'](\w)", r"\1\2")
+            x = tf.strings.regex_replace(x, r"([$%])", r" \1 ")
+            x = tf.strings.regex_replace(x, r"[^\w\s$%]", " ")
+        else:
+            x = tf.strings.regex_replace(x, r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']", "")
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SequenceIds(keras.layers.Layer):
+    """Dense ids padded with 0 -> at most `max_length` ids per row, never an empty row.
+
+    An empty row (a text with no tokens left) becomes one OOV id, so masked pooling
+    always has a position to average and training and serving see the same ids.
+    """
+
+    def __init__(self, max_length: int, oov_id: int = 1, **kwargs) -> None:
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.oov_id = oov_id
+
+    def ragged(self, dense: tf.Tensor) -> tf.RaggedTensor:
+        ids = tf.RaggedTensor.from_tensor(dense, padding=0)[:, : self.max_length]
+        empty = tf.equal(ids.row_lengths(), 0)[:, tf.newaxis]
+        fill = tf.ragged.boolean_mask(tf.fill(tf.shape(empty), tf.cast(self.oov_id, ids.dtype)), empty)
+        return tf.concat([ids, fill], axis=1)
+
+    def call(self, dense: tf.Tensor) -> tf.Tensor:
+        return self.ragged(dense).to_tensor(0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_length": self.max_length, "oov_id": self.oov_id}

@@ -1,0 +1,164 @@
+"""The run-directory contract: atomic writes, completion marker, listing, `latest`.
+
+A run directory holds config.json, labels.json, model.keras, history.json, metrics.json,
+logs/ (TensorBoard) and run.json. run.json's `status` is "running" while training, then
+"failed" or "complete"; it becomes "complete" only after everything else is written, and
+only complete runs are used by evaluate/predict or pointed to by `latest`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from textclf.errors import RunError
+
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+LATEST = "latest"
+DEFAULT_ROOT = "runs"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
+    write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunError(f"{path} is unreadable ({err})") from None
+
+
+def new_run_dir(root: str | Path, model: str, explicit: str | Path | None = None) -> Path:
+    """Create the run directory: the one asked for, or root/<timestamp>-<model>[-N]."""
+    if explicit is not None:
+        path = Path(explicit)
+        if path.exists() and any(path.iterdir()):
+            raise RunError(f"run directory already exists and is not empty: {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', model)}"
+    for n in range(1, 1000):
+        path = root / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"cannot create a unique run directory under {root}")
+
+
+def mark(run_dir: Path, status: str, **info: Any) -> dict:
+    """Update run.json with `status` and extra fields."""
+    path = Path(run_dir) / RUN_FILE
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(info, status=status, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_json(path, current)
+    return current
+
+
+def is_complete(run_dir: Path) -> bool:
+    try:
+        info = json.loads((Path(run_dir) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("status") == "complete" and (Path(run_dir) / MODEL_FILE).exists()
+
+
+def update_latest(run_dir: Path) -> None:
+    """Point <root>/latest at run_dir (atomic symlink swap, relative target)."""
+    run_dir = Path(run_dir)
+    link = run_dir.parent / LATEST
+    tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name)
+        os.replace(tmp, link)
+    except OSError:  # e.g. no symlinks on this filesystem: `latest` is found by scanning
+        tmp.unlink(missing_ok=True)
+
+
+def complete_runs(root: str | Path = DEFAULT_ROOT) -> list[Path]:
+    """Complete runs under root, oldest first (by completion time)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        if path.name == LATEST or path.is_symlink() or not path.is_dir():
+            continue
+        if is_complete(path):
+            found.append((read_json(path / RUN_FILE).get("finished", ""), path.name, path))
+    return [p for _, _, p in sorted(found)]
+
+
+def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Path:
+    """The run to use: an explicit directory, or the newest complete run under root."""
+    if run is None:
+        link = Path(root) / LATEST
+        if link.exists() and is_complete(link):
+            return link.resolve()
+        runs = complete_runs(root)
+        if not runs:
+            raise RunError(f"no complete run under {root}/; train one first (textclf train) or pass a run directory")
+        return runs[-1]
+    path = Path(run)
+    if not path.is_dir():
+        raise RunError(f"run directory not found: {path}")
+    if not (path / RUN_FILE).exists():
+        raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE})")
+    info = read_json(path / RUN_FILE)
+    if info.get("status") != "complete":
+        raise RunError(f"run {path} is not complete (status: {info.get('status', 'unknown')}); it has no usable model")
+    if not (path / MODEL_FILE).exists():
+        raise RunError(f"run {path} has no {MODEL_FILE}")
+    return path.resolve()
+
+
+def load_model(run_dir: Path):
+    """Load a run's string-in, probabilities-out Keras model (custom layers auto-registered)."""
+    from textclf._tf import keras
+    from textclf.registry import MODELS
+
+    info = read_json(Path(run_dir) / RUN_FILE)
+    MODELS.get(info.get("model", "transformer")).load_builder()  # registers its layers
+    try:
+        return keras.models.load_model(Path(run_dir) / MODEL_FILE, compile=False)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
+
+
+def load_labels(run_dir: Path) -> list[str]:
+    labels = read_json(Path(run_dir) / "labels.json")
+    if not isinstance(labels, list) or not labels:
+        raise RunError(f"{run_dir}/labels.json is not a list of class names")
+    return [str(x) for x in labels]

@@ -1,0 +1,154 @@
+"""run_training(config) -> RunResult: the only training path, used by every train command."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from textclf import runs
+from textclf._tf import keras
+from textclf.config import RunConfig
+from textclf.errors import TextclfError
+
+
+class Listener(Protocol):
+    """Progress hooks (the CLI draws a rich progress bar with them); all optional."""
+
+    def on_start(self, info: dict[str, Any]) -> None: ...
+    def on_batch(self, epoch: int, step: int, logs: dict[str, float]) -> None: ...
+    def on_epoch(self, epoch: int, logs: dict[str, float]) -> None: ...
+    def on_status(self, message: str) -> None: ...
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: dict[str, list[float]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def run_training(
+    config: RunConfig,
+    *,
+    runs_root: str | Path = runs.DEFAULT_ROOT,
+    run_dir: str | Path | None = None,
+    listener: Listener | None = None,
+) -> RunResult:
+    """Train `config`, evaluate on its eval data and write a complete run directory."""
+    from textclf.data.pipeline import encode_texts, eval_batches, training_batches
+    from textclf.data.sources import load_train_eval
+    from textclf.evaluation import report_from_predictions
+    from textclf.optim import build_optimizer
+    from textclf.registry import MODELS
+
+    say = (lambda m: listener.on_status(m)) if listener and hasattr(listener, "on_status") else (lambda m: None)
+    t = config.training
+    entry = MODELS.get(config.model)
+    keras.utils.set_random_seed(t.seed)
+
+    say("loading data")
+    train, evaluation = load_train_eval(config.data, t.seed)
+    out = runs.new_run_dir(runs_root, config.model, run_dir)
+    started = time.time()
+    runs.mark(out, "running", name=out.name, model=config.model, data=config.data.train,
+              eval_data=evaluation.source, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    try:
+        runs.write_json(out / "config.json", config.to_dict())
+        runs.write_json(out / "labels.json", list(train.label_names))
+
+        say(f"building {config.model}")
+        built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
+                                     train_texts=train.texts)
+        say("tokenizing")
+        train_ids = encode_texts(train.texts, built.encode)
+        eval_ids = encode_texts(evaluation.texts, built.encode)
+        train_data = training_batches(train_ids, train.labels, global_batch_size=t.global_batch_size, seed=t.seed)
+        eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(t.global_batch_size, 256))
+
+        model = built.model
+        model.compile(
+            optimizer=build_optimizer(t, train_data.steps * t.epochs),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+        timer = _TrainTimer()
+        callbacks = [timer, keras.callbacks.TerminateOnNaN(),
+                     keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False)]
+        if listener is not None:
+            callbacks.append(_ListenerCallback(listener))
+            listener.on_start({"epochs": t.epochs, "steps": train_data.steps, "train_examples": len(train),
+                               "eval_examples": len(evaluation), "labels": list(train.label_names),
+                               "run_dir": str(out)})
+        fit = model.fit(train_data.dataset, epochs=t.epochs, validation_data=eval_data.dataset,
+                        callbacks=callbacks, verbose=0)
+        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+        if any(not math.isfinite(v) for v in history.get("loss", [])) or len(history.get("loss", [])) < t.epochs:
+            raise TextclfError("training stopped: the loss became NaN; lower --learning-rate")
+
+        say("evaluating")
+        probs = model.predict(eval_data.dataset, verbose=0)
+        report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names,
+                                         evaluation.source)
+        metrics = {**report.to_dict(), "train_examples": len(train),
+                   "train_seconds": timer.train_seconds,
+                   "train_examples_per_second": len(train) * t.epochs / max(timer.train_seconds, 1e-9)}
+
+        say("saving")
+        tmp_model = out / f".{runs.MODEL_FILE}.tmp.keras"
+        built.inference_model().save(tmp_model)
+        tmp_model.replace(out / runs.MODEL_FILE)
+        runs.write_json(out / "history.json", history)
+        runs.write_json(out / "metrics.json", metrics)
+        info = runs.mark(out, "complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                         duration_seconds=round(time.time() - started, 3), epochs=t.epochs,
+                         accuracy=report.accuracy, macro_f1=report.macro_f1)
+        runs.update_latest(out)
+        return RunResult(out, metrics, history, info)
+    except BaseException as err:
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
+        runs.mark(out, "failed", error=reason[:500], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        raise
+
+
+class _TrainTimer(keras.callbacks.Callback):
+    """Seconds spent on training batches (each epoch minus its validation pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.train_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start, self._test = time.perf_counter(), 0.0
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self._test += time.perf_counter() - self._test_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds += time.perf_counter() - self._epoch_start - self._test
+
+
+class _ListenerCallback(keras.callbacks.Callback):
+    def __init__(self, listener: Listener) -> None:
+        super().__init__()
+        self.listener = listener
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.listener.on_batch(self._epoch, batch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.listener.on_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})
