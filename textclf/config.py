@@ -65,8 +65,11 @@ class TrainingConfig:
     schedule: str = "constant"
     warmup: float = 0.0
     seed: int = 42
+    steps_per_execution: int = 16
 
     def __post_init__(self) -> None:
+        check(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution,
+              "an integer >= 1")
         check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
         check(self.global_batch_size >= 1, "global_batch_size", self.global_batch_size,
               "an integer >= 1")

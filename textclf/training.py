@@ -70,7 +70,8 @@ def run_training(
         say("tokenizing")
         train_ids = encode_texts(train.texts, built.encode)
         eval_ids = encode_texts(evaluation.texts, built.encode)
-        train_data = training_batches(train_ids, train.labels, global_batch_size=t.global_batch_size, seed=t.seed)
+        train_data = training_batches(train_ids, train.labels, global_batch_size=t.global_batch_size, seed=t.seed,
+                                       repeat=True)
         eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(t.global_batch_size, 256))
 
         model = built.model
@@ -78,6 +79,9 @@ def run_training(
             optimizer=build_optimizer(t, train_data.steps * t.epochs),
             loss=keras.losses.SparseCategoricalCrossentropy(),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            # Several steps per tf.function call: small models on CPU are otherwise
+            # dominated by per-step Python overhead.
+            steps_per_execution=t.steps_per_execution,
         )
         timer = _TrainTimer()
         callbacks = [timer, keras.callbacks.TerminateOnNaN(),
@@ -87,7 +91,8 @@ def run_training(
             listener.on_start({"epochs": t.epochs, "steps": train_data.steps, "train_examples": len(train),
                                "eval_examples": len(evaluation), "labels": list(train.label_names),
                                "run_dir": str(out)})
-        fit = model.fit(train_data.dataset, epochs=t.epochs, validation_data=eval_data.dataset,
+        fit = model.fit(train_data.dataset, epochs=t.epochs, steps_per_epoch=train_data.steps,
+                        validation_data=eval_data.dataset,
                         callbacks=callbacks, verbose=0)
         history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
         if any(not math.isfinite(v) for v in history.get("loss", [])) or len(history.get("loss", [])) < t.epochs:

@@ -126,19 +126,21 @@ class _ProgressListener:
             TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"), TimeElapsedColumn(),
             console=err, transient=False,
         )
-        self.progress.start()
         self.task = None
         return self
 
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
         return False
 
     def on_status(self, message: str) -> None:
-        self.progress.console.print(f"[dim]{message}…[/]")
+        if self.progress.console.is_terminal:  # chatter only for people, not for logs
+            self.progress.console.print(f"[dim]{message}…[/]")
 
     def on_start(self, info: dict) -> None:
         self.info = info
+        self.progress.start()  # only now: a failure while loading data prints just its error line
         self.progress.console.print(
             f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
             f"({len(info['labels'])} classes) → {info['run_dir']}")

@@ -49,6 +49,7 @@ def training_batches(
     global_batch_size: int,
     seed: int,
     bucket: bool = True,
+    repeat: bool = False,
 ) -> Batches:
     """Shuffled (seeded, reshuffled every epoch), length-bucketed, padded-per-batch batches."""
     lengths = ids.row_lengths().numpy()
@@ -68,6 +69,8 @@ def training_batches(
     else:
         ds = ds.padded_batch(global_batch_size, padded_shapes=([None], []))
         steps = math.ceil(len(labels) / global_batch_size)
+    if repeat:  # exact `steps` per pass, so Keras can run several steps per call
+        ds = ds.repeat()
     return Batches(ds.prefetch(tf.data.AUTOTUNE), steps, len(labels))
 
 

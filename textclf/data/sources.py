@@ -118,7 +118,7 @@ def load_examples(
         parsed = Spec("tfds", parsed.target, parsed.split or default_split)
         rows, classes = _tfds_rows(parsed, text_fields, label_field, tfds_data_dir)
     else:
-        rows, classes = _file_rows(parsed, text_fields, label_field)
+        rows, classes = _file_rows(parsed, text_fields, label_field, label_names)
     return _to_examples(rows, classes, label_names, str(parsed))
 
 
@@ -220,11 +220,12 @@ def _classes_beside(path: Path) -> tuple[str, ...] | None:
 
 
 def _file_rows(
-    spec: Spec, text_fields: Sequence[str], label_field: str | None
+    spec: Spec, text_fields: Sequence[str], label_field: str | None, run_labels: Sequence[str] | None
 ) -> tuple[Iterator[tuple[str, str, str]], tuple[str, ...] | None]:
     path = Path(os.path.expanduser(spec.target))
     stream = _open_text(path)
-    classes = _classes_beside(path)
+    # Without a classes.txt beside the file, an existing run's classes name the indices.
+    classes = _classes_beside(path) or (tuple(run_labels) if run_labels else None)
     if spec.kind == "jsonl":
         return _jsonl_rows(path, stream, text_fields, label_field or "label", classes), classes
     delimiter = "\t" if spec.kind == "tsv" else ","

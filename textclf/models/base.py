@@ -29,37 +29,6 @@ class BuiltModel:
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Standardize(keras.layers.Layer):
-    """In-graph text cleaning before whitespace splitting.
-
-    "news" also repairs AG News's stripped HTML entities (`#39;`, ` quot;`, `#36;`) and
-    literal backslashes, then lower-cases and turns punctuation into spaces (keeping
-    "u.s." and "don't" as one token each).
-    """
-
-    def __init__(self, mode: str = "news", **kwargs) -> None:
-        kwargs["trainable"] = False
-        super().__init__(**kwargs)
-        self.mode = mode
-
-    def call(self, texts: tf.Tensor) -> tf.Tensor:
-        x = tf.strings.lower(texts, encoding="utf-8")
-        if self.mode == "news":
-            x = tf.strings.regex_replace(x, r"&?#39;", "'")
-            x = tf.strings.regex_replace(x, r"&?#36;", " $ ")
-            x = tf.strings.regex_replace(x, r"&?quot;|&lt;|&gt;|&amp;|&?#\d+;|\\", " ")
-            x = tf.strings.regex_replace(x, r"(\w)[.'](\w)", r"\1\2")
-            x = tf.strings.regex_replace(x, r"([$%])", r" \1 ")
-            x = tf.strings.regex_replace(x, r"[^\w\s$%]", " ")
-        else:
-            x = tf.strings.regex_replace(x, r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']", "")
-        return x
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "mode": self.mode}
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class SequenceIds(keras.layers.Layer):
     """Dense ids padded with 0 -> at most `max_length` ids per row, never an empty row.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textclf.config import check, choice
+from textclf.config import check
 from textclf.registry import register_model
 
 
@@ -13,21 +13,28 @@ from textclf.registry import register_model
     description="Transformer encoder trained from scratch (token+position embedding, "
     "self-attention blocks, masked mean pooling, dense head); the lesson's architecture.",
     builder="textclf.models.transformer:build_transformer",
-    training_defaults={"epochs": 5, "global_batch_size": 64, "learning_rate": 1e-3},
+    # Tuned on a held-out 20% of the ag7600 training split (not its eval split).
+    training_defaults={"epochs": 8, "global_batch_size": 128, "learning_rate": 2e-3,
+                       "schedule": "cosine", "warmup": 0.1},
 )
 @dataclass(frozen=True)
 class TransformerParams:
-    """Sizes of the from-scratch Transformer (the lesson used 20000/256/32/2/32/1)."""
+    """Sizes of the from-scratch Transformer.
+
+    The lesson used vocab 20000, padding to 256, embed 32, 2 heads of width 32, ff 32, one
+    block; textclf keeps its architecture but trims to 128 tokens per text (without padding
+    to it) and gives each head embed_dim / num_heads = 16, the usual Transformer split.
+    """
 
     vocab_size: int = 20000
     max_length: int = 128
-    embed_dim: int = 64
+    embed_dim: int = 32
     num_heads: int = 2
-    ff_dim: int = 64
+    key_dim: int = 16  # per-head width; 0 = embed_dim, as in the lesson
+    ff_dim: int = 32
     num_layers: int = 1
     hidden_dim: int = 20
     dropout: float = 0.1
-    standardize: str = "news"
 
     def __post_init__(self) -> None:
         check(self.vocab_size >= 3, "vocab_size", self.vocab_size, "an integer >= 3")
@@ -35,5 +42,5 @@ class TransformerParams:
         for name in ("embed_dim", "num_heads", "ff_dim", "num_layers", "hidden_dim"):
             value = getattr(self, name)
             check(value >= 1, name, value, "an integer >= 1")
+        check(self.key_dim >= 0, "key_dim", self.key_dim, "an integer >= 0 (0 = embed_dim)")
         check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
-        choice("standardize", self.standardize, ("news", "lower_and_strip_punctuation"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from textclf._tf import keras, tf
-from textclf.models.base import PACKAGE, BuiltModel, SequenceIds, Standardize
+from textclf.models.base import PACKAGE, BuiltModel, SequenceIds
 from textclf.models.catalog import TransformerParams
 
 
@@ -36,12 +36,12 @@ class TransformerBlock(keras.layers.Layer):
     """Post-norm self-attention + feed-forward block; padding is masked out of attention."""
 
     def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float = 0.1,
-                 **kwargs) -> None:
+                 key_dim: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.embed_dim, self.num_heads, self.ff_dim, self.dropout = embed_dim, num_heads, ff_dim, dropout
+        self.key_dim = key_dim or embed_dim  # the lesson gives every head the full embed_dim
         self.supports_masking = True
-        # key_dim=embed_dim per head, as in the lesson (and the Keras example it follows).
-        self.att = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim, name="attn")
+        self.att = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=self.key_dim, name="attn")
         self.ffn1 = keras.layers.Dense(ff_dim, activation="relu", name="ffn_1")
         self.ffn2 = keras.layers.Dense(embed_dim, name="ffn_2")
         self.norm1 = keras.layers.LayerNormalization(epsilon=1e-6, name="norm_1")
@@ -61,30 +61,28 @@ class TransformerBlock(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "ff_dim": self.ff_dim, "dropout": self.dropout}
+                "ff_dim": self.ff_dim, "dropout": self.dropout, "key_dim": self.key_dim}
 
 
 def build_transformer(
     params: TransformerParams, *, num_classes: int, train_texts: np.ndarray
 ) -> BuiltModel:
     """Adapt the vocabulary on the training texts and build the classifier."""
-    standardize = Standardize(params.standardize, name="standardize")
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=params.vocab_size, standardize=None, split="whitespace", name="vectorizer"
-    )
+    # The lesson's tokenization: lower-case, strip punctuation, split on whitespace, in-graph.
+    vectorizer = keras.layers.TextVectorization(max_tokens=params.vocab_size, name="vectorizer")
     texts = tf.data.Dataset.from_tensor_slices(np.asarray(train_texts, dtype=object).astype(str))
-    vectorizer.adapt(texts.batch(1024).map(standardize))
+    vectorizer.adapt(texts.batch(1024))
     vocab_size = vectorizer.vocabulary_size()
     fit_length = SequenceIds(params.max_length, name="sequence_ids")
 
     text_in = keras.Input(shape=(), dtype=tf.string, name="text")
-    text_to_ids = keras.Model(text_in, fit_length(vectorizer(standardize(text_in))), name="text_to_ids")
+    text_to_ids = keras.Model(text_in, fit_length(vectorizer(text_in)), name="text_to_ids")
 
     ids = keras.Input(shape=(None,), dtype=tf.int64, name="token_ids")
     x = TokenAndPositionEmbedding(vocab_size, params.max_length, params.embed_dim, name="embedding")(ids)
     for i in range(params.num_layers):
         x = TransformerBlock(params.embed_dim, params.num_heads, params.ff_dim, params.dropout,
-                             name=f"transformer_{i}")(x)
+                             key_dim=params.key_dim, name=f"transformer_{i}")(x)
     x = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
     x = keras.layers.Dropout(params.dropout)(x)
     x = keras.layers.Dense(params.hidden_dim, activation="relu", name="hidden")(x)
@@ -93,6 +91,6 @@ def build_transformer(
     model = keras.Model(ids, probs, name="transformer")
 
     def encode(batch: tf.Tensor) -> tf.RaggedTensor:
-        return fit_length.ragged(vectorizer(standardize(batch)))
+        return fit_length.ragged(vectorizer(batch))
 
     return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids)

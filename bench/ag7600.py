@@ -1,0 +1,46 @@
+"""The offline ag7600 benchmark split of the real AG News test file.
+
+Within each class, the k-th row (0-based, file order) goes to eval when k % 19 < 4, else to
+train: 6,000 train / 1,600 eval rows, written unchanged (AG News CSV layout) with the
+dataset's classes.txt beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+AG_TEST = SHARED / "data" / "ag_news" / "test.csv.gz"
+
+
+def write_split(out_dir: Path, source: Path = AG_TEST) -> tuple[Path, Path]:
+    """Write train.csv and eval.csv (+ classes.txt) into out_dir; return their paths."""
+    if not source.exists():
+        raise SystemExit(f"ag7600 needs {source} (the shared AG News test split); it is not there")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = list(csv.reader(io.StringIO(gzip.decompress(source.read_bytes()).decode("utf-8"))))
+    seen: dict[str, int] = {}
+    train, evaluation = [], []
+    for row in rows:
+        k = seen.get(row[0], 0)
+        seen[row[0]] = k + 1
+        (evaluation if k % 19 < 4 else train).append(row)
+    paths = out_dir / "train.csv", out_dir / "eval.csv"
+    for path, part in zip(paths, (train, evaluation)):
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(part)
+    shutil.copy(source.parent / "classes.txt", out_dir / "classes.txt")
+    assert (len(train), len(evaluation)) == (6000, 1600), (len(train), len(evaluation))
+    return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    for p in write_split(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "bench" / "out" / "ag7600")):
+        print(p)

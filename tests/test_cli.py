@@ -1,0 +1,199 @@
+"""The real CLI end to end on small data, and bad input: one line, exit != 0, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TINY, write_csv
+from textclf.cli import app
+from textclf.runs import is_complete
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str, code: int | None = None):
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    # exactly one error line, last; progress lines may precede it once training has started
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny training run through `train-transformer` on AG-layout CSV files."""
+    root = tmp_path_factory.mktemp("cli")
+    from conftest import ag_rows
+
+    train = write_csv(root / "ag" / "train.csv", ag_rows(40, seed=1))
+    evaluation = write_csv(root / "ag" / "eval.csv", ag_rows(10, seed=2))
+    result = run("train-transformer", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}",
+                 "--epochs", "2", "--seed", "3", "--runs-root", root / "runs", *TINY)
+    assert result.exit_code == 0, result.output
+    return root, result
+
+
+def test_train_writes_a_complete_run_and_latest(trained):
+    root, result = trained
+    latest = root / "runs" / "latest"
+    assert latest.is_symlink() and is_complete(latest)
+    files = {p.name for p in latest.iterdir()}
+    assert {"config.json", "labels.json", "model.keras", "history.json", "metrics.json", "run.json", "logs"} <= files
+    config = json.loads((latest / "config.json").read_text())
+    assert config["model"] == "transformer" and config["training"]["epochs"] == 2
+    assert config["model_params"]["embed_dim"] == 8
+    assert json.loads((latest / "labels.json").read_text()) == ["World", "Sports", "Business", "Sci/Tech"]
+    history = json.loads((latest / "history.json").read_text())
+    assert len(history["loss"]) == 2 and "val_accuracy" in history
+    assert list((latest / "logs").rglob("events.out.tfevents*"))
+    assert "accuracy" in result.stdout and "run summary" in result.stdout
+
+
+def test_evaluate_json_matches_saved_metrics(trained):
+    root, _ = trained
+    result = run("evaluate", "--json", "--runs-root", root / "runs")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "examples"}
+    assert report["examples"] == 40 and sum(map(sum, report["confusion_matrix"])) == 40
+    saved = json.loads((root / "runs" / "latest" / "metrics.json").read_text())
+    assert report["accuracy"] == pytest.approx(saved["accuracy"])
+    assert [c["support"] for c in report["per_class"]] == [10, 10, 10, 10]
+
+
+def test_evaluate_tables_and_other_data(trained):
+    root, _ = trained
+    other = write_csv(root / "other" / "x.csv", [["2", "Striker scores", "goal match cup"]])
+    result = run("evaluate", root / "runs" / "latest", "--data", f"csv:{other}")
+    assert result.exit_code == 0, result.output
+    assert "confusion matrix" in result.stdout and "1 examples" in result.stdout
+
+
+def test_predict_texts_file_and_stdin_json(trained, tmp_path):
+    root, _ = trained
+    result = run("predict", "Stocks rally as oil falls", "goal match striker", "--json", "--top-k", "2",
+                 "--runs-root", root / "runs")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["Stocks rally as oil falls", "goal match striker"]
+    for r in rows:
+        assert r["label"] in ("World", "Sports", "Business", "Sci/Tech")
+        assert len(r["top_k"]) == 2 and r["top_k"][0]["label"] == r["label"]
+        assert r["top_k"][0]["probability"] >= r["top_k"][1]["probability"]
+    texts = tmp_path / "texts.txt"
+    texts.write_text("shares profit bank\n\nchip software internet\n")
+    from_file = run("predict", "--file", texts, "--json", "--run", root / "runs" / "latest")
+    assert [json.loads(x)["text"] for x in from_file.stdout.splitlines()] == ["shares profit bank", "chip software internet"]
+    stdin = runner.invoke(app, ["predict", "--file", "-", "--runs-root", str(root / "runs")], input="goal cup\n")
+    assert stdin.exit_code == 0 and "goal cup" in stdin.stdout
+
+
+def test_models_list_json():
+    result = run("models", "list", "--json")
+    names = [m["name"] for m in json.loads(result.stdout)["models"]]
+    assert "transformer" in names
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "--model", "bert-huge", "--data", "sample"], ["unknown model 'bert-huge'", "transformer"]),
+    (["train", "--data", "csv:/no/such/file.csv"], ["data file not found: /no/such/file.csv"]),
+    (["train", "--data", "sample", "--epochs", "-1"], ["training.epochs: got -1, expected an integer >= 1"]),
+    (["train", "--data", "sample", "--batch-size", "0"], ["training.global_batch_size: got 0"]),
+    (["train", "--data", "sample", "--learning-rate", "x"], ["Invalid value for '--learning-rate'"]),
+    (["train", "--data", "sample", "--set", "training.epochz=2"], ["training.epochz: unknown key"]),
+    (["train", "--data", "parquet:x"], ["unknown data spec"]),
+    (["train", "--nope"], ["No such option: --nope"]),
+    (["evaluate", "/no/such/run"], ["run directory not found: /no/such/run"]),
+    (["predict", "hello", "--run", "/no/such/run"], ["run directory not found"]),
+    (["predict", "--file", "/no/such/texts.txt"], ["file not found: /no/such/texts.txt"]),
+])
+def test_bad_input_is_one_line(args, fragments, tmp_path):
+    assert_one_line_error(run(*args, *(["--runs-root", tmp_path] if args[0] != "models" and "--nope" not in args else [])), *fragments)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("", "data file is empty"),
+    ('"1","a b","c"\n"3"\n', "line 2: expected label,title"),
+    ('"1","a b","c"\n"9","x","y"\n', "line 2: label 9 is outside the class list (1..4)"),
+    ('"1","a b","c"\n"2","",""\n', "line 2: empty text"),
+])
+def test_bad_training_files_leave_no_complete_run(tmp_path, content, fragment):
+    (tmp_path / "classes.txt").write_text("World\nSports\nBusiness\nSci/Tech\n")
+    (tmp_path / "bad.csv").write_text(content)
+    result = run("train", "--data", f"csv:{tmp_path / 'bad.csv'}", "--runs-root", tmp_path / "runs", *TINY)
+    assert_one_line_error(result, fragment, code=1)
+    assert result.stderr.strip().count("\n") == 0  # bad data fails before any progress output
+    assert not (tmp_path / "runs" / "latest").exists()
+
+
+def test_eval_label_outside_training_classes(tmp_path, ag_files):
+    train, _ = ag_files
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "eval.csv").write_text('"1","a","b"\n"2","c","d"\n"5","e","f"\n')
+    result = run("train", "--data", f"csv:{train}", "--eval-data", f"csv:{tmp_path / 'e' / 'eval.csv'}",
+                 "--runs-root", tmp_path / "runs", *TINY)
+    assert_one_line_error(result, "eval.csv line 3", "label", code=1)
+
+
+def test_empty_predict_text_and_incomplete_run(trained, tmp_path):
+    root, _ = trained
+    assert_one_line_error(run("predict", "   ", "--runs-root", root / "runs"), "text 1 is empty")
+    assert_one_line_error(run("predict", "--runs-root", root / "runs"), "no text to classify")
+    broken = tmp_path / "half"
+    broken.mkdir()
+    (broken / "run.json").write_text(json.dumps({"status": "running"}))
+    assert_one_line_error(run("evaluate", broken), "is not complete (status: running)")
+    (broken / "run.json").write_text("{not json")
+    assert_one_line_error(run("predict", "x", "--run", broken), "run.json is unreadable")
+    assert_one_line_error(run("evaluate", "--runs-root", tmp_path / "empty"), "no complete run under")
+
+
+def test_nan_loss_marks_the_run_failed(tmp_path, ag_files, monkeypatch):
+    from textclf._tf import keras, tf
+
+    class Diverging(keras.losses.Loss):  # stands in for a run whose loss blows up
+        def call(self, y_true, y_pred):
+            return tf.reduce_mean(y_pred, axis=-1) * float("nan")
+
+    monkeypatch.setattr(keras.losses, "SparseCategoricalCrossentropy", Diverging)
+    train, evaluation = ag_files
+    result = run("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}",
+                 "--epochs", "3", "--runs-root", tmp_path / "runs", *TINY)
+    assert_one_line_error(result, "loss became NaN", code=1)
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir()]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert not (run_dir / "model.keras").exists() and not (tmp_path / "runs" / "latest").exists()
+
+
+def test_help_is_fast_and_does_not_import_tensorflow():
+    code = ("import sys; from textclf.cli import app; from typer.testing import CliRunner;"
+            "r = CliRunner().invoke(app, ['train', '--help']); assert r.exit_code == 0, r.output;"
+            "r = CliRunner().invoke(app, ['models', 'list']); assert r.exit_code == 0, r.output;"
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    env = {**os.environ, "COLUMNS": "60"}
+    proc = subprocess.run([sys.executable, "-m", "textclf", "train", "--data", f"csv:{tmp_path}/missing-" + "x" * 80 + ".csv"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr  # not wrapped at 60 columns
+    assert proc.stderr.startswith("error: data file not found")

@@ -1,0 +1,153 @@
+"""Data sources: AG layout, headered CSV/TSV, JSONL, sample, tfds (mocked), and bad input."""
+
+import gzip
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, ag_rows, write_csv
+from textclf.config import DataConfig
+from textclf.data.sources import holdout_split, load_examples, load_eval, load_train_eval, parse_spec
+from textclf.errors import DataError
+
+
+def test_ag_layout_joins_title_and_description_and_names_classes(tmp_path):
+    path = write_csv(tmp_path / "d" / "train.csv", [["3", "Wall St. Bears", "Short-sellers \\$1 billion"],
+                                                    ["1", "Peace talks", "Envoys meet, again"]])
+    ex = load_examples(f"csv:{path}")
+    assert list(ex.texts) == ["Wall St. Bears Short-sellers \\$1 billion", "Peace talks Envoys meet, again"]
+    assert ex.label_names == ("World", "Sports", "Business", "Sci/Tech")
+    assert list(ex.labels) == [2, 0]
+
+
+def test_gzip_and_bare_path_and_no_classes_file(tmp_path):
+    path = tmp_path / "x.csv.gz"
+    path.write_bytes(gzip.compress(b'"2","a","b"\n"4","c","d"\n'))
+    ex = load_examples(str(path))
+    assert ex.label_names == ("2", "4") and list(ex.labels) == [0, 1]
+
+
+def test_headered_csv_with_fields_and_string_labels(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("id,headline,body,topic\n1,Cup final,Late goal,sport\n2,Rates rise,Bank acts,money\n")
+    ex = load_examples(f"csv:{path}", text_fields=["headline", "body"], label_field="topic")
+    assert list(ex.texts) == ["Cup final Late goal", "Rates rise Bank acts"]
+    assert ex.label_names == ("money", "sport") and list(ex.labels) == [1, 0]
+
+
+def test_tsv_header_with_label_column_is_detected(tmp_path):
+    path = tmp_path / "s.tsv"
+    path.write_text("sentence\tlabel\na gripping , funny film \t1\ndull and slow \t0\n")
+    ex = load_examples(str(path))
+    assert list(ex.texts) == ["a gripping , funny film", "dull and slow"]
+    assert ex.label_names == ("0", "1") and list(ex.labels) == [1, 0]
+
+
+def test_jsonl(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"text": "goal!", "label": "sport"}) + "\n\n" + json.dumps({"text": "rates", "label": "money"}) + "\n")
+    ex = load_examples(f"jsonl:{path}")
+    assert list(ex.texts) == ["goal!", "rates"] and ex.label_names == ("money", "sport")
+
+
+def test_eval_labels_map_onto_the_runs_classes(tmp_path):
+    path = write_csv(tmp_path / "e" / "eval.csv", [["4", "t", "d"]])
+    ex = load_examples(f"csv:{path}", label_names=["World", "Sports", "Business", "Sci/Tech"])
+    assert list(ex.labels) == [3]
+    with pytest.raises(DataError, match="label 'Sci/Tech' is not one of the classes"):
+        load_examples(f"csv:{path}", label_names=["World", "Sports"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "data file is empty"),
+    ('"1","a","b"\n"2"\n', "line 2: expected label,title"),
+    ('"1","a","b"\n"5","c","d"\n', "line 2: label 5 is outside the class list (1..4)"),
+    ('"1","a","b"\n"2","",""\n', "line 2: empty text"),
+    ('"1","a","b"\n"x1","c","d"\n', "line 2: label 'x1' is not an integer"),
+    ('"1","a","b\n', "malformed CSV"),
+])
+def test_bad_csv_says_which_line(tmp_path, content, message):
+    (tmp_path / "classes.txt").write_text("World\nSports\nBusiness\nSci/Tech\n")
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataError) as info:
+        load_examples(f"csv:{path}")
+    assert message in str(info.value)
+
+
+def test_missing_and_non_utf8_files(tmp_path):
+    with pytest.raises(DataError, match="data file not found"):
+        load_examples(f"csv:{tmp_path / 'nope.csv'}")
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes(b'"1","caf\xe9","b"\n')
+    with pytest.raises(DataError, match="line 1: not valid UTF-8"):
+        load_examples(f"csv:{bad}")
+
+
+def test_unknown_spec_lists_the_forms():
+    with pytest.raises(DataError, match="use sample, tfds:NAME"):
+        parse_spec("parquet:x.parquet")
+
+
+def test_sample_is_balanced_and_splits_are_disjoint():
+    train, evaluation = load_examples("sample"), load_examples("sample:eval")
+    assert len(train) == 240 and len(evaluation) == 60
+    assert np.bincount(train.labels).tolist() == [60] * 4
+    assert np.bincount(evaluation.labels).tolist() == [15] * 4
+    assert not set(train.texts) & set(evaluation.texts)
+    assert len(set(load_examples("sample:all").texts)) == 300
+
+
+def test_holdout_is_stratified_seeded_and_reproduced_for_evaluation(tmp_path):
+    path = write_csv(tmp_path / "d" / "all.csv", ag_rows(20))
+    data = DataConfig(train=f"csv:{path}", eval_fraction=0.25)
+    train, held = load_train_eval(data, seed=3)
+    assert len(held) == 20 and np.bincount(held.labels).tolist() == [5] * 4
+    assert not set(train.texts) & set(held.texts)
+    again = load_eval(data, 3, train.label_names)
+    assert list(again.texts) == list(held.texts)
+    assert list(holdout_split(load_examples(f"csv:{path}"), 0.25, 4)[1].texts) != list(held.texts)
+
+
+def test_tfds_source_through_mock_data(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    # mock_data replaces the download itself; only textclf's reachability probe is skipped.
+    monkeypatch.setattr("textclf.data.sources._check_downloadable", lambda builder, name: None)
+    with tfds.testing.mock_data(num_examples=12):
+        ex = load_examples("tfds:ag_news_subset")
+        test = load_examples("tfds:ag_news_subset", default_split="test", label_names=ex.label_names)
+    assert len(ex) == 12 and len(test) == 12
+    assert ex.label_names == ("World", "Sports", "Business", "Sci/Tech")
+    assert all(" " in t for t in ex.texts)  # title + " " + description
+
+
+def test_tfds_offline_fails_fast_with_alternatives(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(DataError) as info:
+        load_examples("tfds:ag_news_subset", tfds_data_dir=str(tmp_path))
+    message = str(info.value)
+    assert "tfds:ag_news_subset is not prepared and cannot be downloaded" in message
+    assert "--tfds-data-dir" in message and "csv:" in message
+    assert "\n" not in message
+
+
+@pytest.mark.skipif(not (SHARED / "data/ag_news/test.csv.gz").exists(), reason="../shared AG News file absent")
+def test_real_ag_news_test_file():
+    ex = load_examples(f"csv:{SHARED / 'data/ag_news/test.csv.gz'}")
+    assert len(ex) == 7600 and np.bincount(ex.labels).tolist() == [1900] * 4
+    assert ex.label_names == ("World", "Sports", "Business", "Sci/Tech")
+    assert ex.texts[0].startswith("Fears for T N pension after talks")
+
+
+@pytest.mark.skipif(not (SHARED / "data/sst2/dev.tsv").exists(), reason="../shared SST-2 files absent")
+def test_real_sst2_dev_tsv():
+    ex = load_examples(f"tsv:{SHARED / 'data/sst2/dev.tsv'}", text_fields=["sentence"], label_field="label")
+    assert len(ex) == 872 and np.bincount(ex.labels).tolist() == [428, 444]
+    assert not ex.texts[0].endswith(" ")

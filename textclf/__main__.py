@@ -1,0 +1,5 @@
+"""`python -m textclf` runs the CLI."""
+
+from textclf.cli import main
+
+main()
