@@ -6,6 +6,7 @@ TF_USE_LEGACY_KERAS when it is first imported, so every textclf module that need
 TensorFlow imports it from here, and this module must run before anything else imports it.
 """
 
+import logging
 import os
 import sys
 import warnings
@@ -27,5 +28,8 @@ if _TF_ALREADY_IMPORTED and tf.keras.layers.Layer is not keras.layers.Layer:
     )
 
 tf.get_logger().setLevel("ERROR")
+# tfds and Model Garden log warnings through absl (deprecations, partial cache folders);
+# the CLI reports what matters itself.
+logging.getLogger("absl").setLevel(logging.ERROR)
 
 __all__ = ["tf", "keras"]

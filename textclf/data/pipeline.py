@@ -79,7 +79,8 @@ def _id_dataset(ids: tf.RaggedTensor, labels: np.ndarray) -> tf.data.Dataset:
     dense = tf.cast(ids.to_tensor(0), tf.int32)
     lengths = tf.cast(ids.row_lengths(), tf.int32)
     ds = tf.data.Dataset.from_tensor_slices((dense, lengths, labels.astype(np.int32)))
-    return ds.map(lambda x, n, y: (x[:n], y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda x, n, y: (x[:n], y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.cache()
 
 
 def eval_batches(ids: tf.RaggedTensor, labels: np.ndarray, *, batch_size: int) -> Batches:

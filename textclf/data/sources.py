@@ -342,9 +342,9 @@ def _join_text(parts) -> str:
 
 
 def _tfds_rows(spec: Spec, text_fields, label_field, data_dir):
-    import tensorflow_datasets as tfds
+    from textclf._tf import tf  # noqa: F401  (selects legacy Keras before tfds imports TF)
 
-    from textclf._tf import tf  # noqa: F401  (legacy Keras before tfds imports TF)
+    import tensorflow_datasets as tfds
 
     name, split = spec.target, spec.split
     try:
