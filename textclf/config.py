@@ -83,6 +83,23 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how to run: distribution strategy, batch split, precision, XLA."""
+
+    strategy: str = "auto"
+    per_replica_batch_size: int = 0
+    precision: str = "auto"
+    jit_compile: bool = False
+    tpu: str = ""
+
+    def __post_init__(self) -> None:
+        choice("strategy", self.strategy, ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"))
+        check(self.per_replica_batch_size >= 0, "per_replica_batch_size", self.per_replica_batch_size,
+              "an integer >= 0 (0 = derived from the global batch size)")
+        choice("precision", self.precision, ("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a training run."""
 
@@ -90,6 +107,7 @@ class RunConfig:
     model_params: Any = None
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready nested dict (the form saved in run directories)."""
@@ -123,7 +141,8 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     if not isinstance(name, str):
         raise ConfigError(f"model: expected a model name, got {name!r}")
     entry = MODELS.get(name)
-    merged = deep_merge({"training": dict(entry.training_defaults)}, merged)
+    merged = deep_merge({"training": dict(entry.training_defaults),
+                         "model_params": dict(entry.param_defaults)}, merged)
     merged["model_params"] = merged.get("model_params") or {}
     return from_dict(RunConfig, merged, params_cls=entry.params_cls)
 

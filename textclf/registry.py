@@ -22,6 +22,7 @@ class ModelEntry:
     params_cls: type
     builder: str
     training_defaults: Mapping[str, Any] = field(default_factory=dict)
+    param_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def load_builder(self) -> Callable[..., Any]:
         """Import and return the builder function."""
@@ -42,19 +43,28 @@ class Registry:
         self._entries[entry.name] = entry
 
     def get(self, name: str) -> ModelEntry:
+        """The entry for `name`: a built-in model, or a model imported into the store."""
         _load_catalog()
-        try:
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            known = ", ".join(sorted(self._entries))
-            raise ModelError(f"unknown {self.kind} {name!r}; available: {known}") from None
+        imported = _imported_entry(self, name)
+        if imported is not None:
+            return imported
+        known = ", ".join(self.names())
+        raise ModelError(f"unknown {self.kind} {name!r}; available: {known}")
 
-    def names(self) -> list[str]:
+    def builtin_names(self) -> list[str]:
         _load_catalog()
         return sorted(self._entries)
 
+    def names(self) -> list[str]:
+        """Built-in and imported model names."""
+        from textclf.models import store
+
+        return sorted(set(self.builtin_names()) | {m["name"] for m in store.list_models()})
+
     def entries(self) -> list[ModelEntry]:
-        return [self._entries[n] for n in self.names()]
+        return [self.get(n) for n in self.names()]
 
 
 MODELS = Registry("model")
@@ -66,14 +76,36 @@ def register_model(
     description: str,
     builder: str,
     training_defaults: Mapping[str, Any] | None = None,
+    param_defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[type], type]:
-    """Class decorator: register a parameters dataclass as model `name`."""
+    """Class decorator: register a parameters dataclass as model `name`.
+
+    Stack it to register presets of one builder that differ only in their defaults.
+    """
 
     def decorate(params_cls: type) -> type:
-        MODELS.add(ModelEntry(name, description, params_cls, builder, dict(training_defaults or {})))
+        MODELS.add(ModelEntry(name, description, params_cls, builder, dict(training_defaults or {}),
+                              dict(param_defaults or {})))
         return params_cls
 
     return decorate
+
+
+def _imported_entry(registry: Registry, name: str) -> ModelEntry | None:
+    """An entry for a model imported with `textclf models import-hf` (a BERT in the store)."""
+    from textclf.models import store
+
+    path = store.find(name)
+    if path is None:
+        return None
+    base = registry._entries["bert"]
+    meta = store.read_meta(path)
+    return ModelEntry(
+        name,
+        f"imported BERT ({meta.get('num_layers')} layers, hidden {meta.get('hidden_size')}) from {meta.get('source')}",
+        base.params_cls, base.builder, base.training_defaults,
+        {**base.param_defaults, "encoder": name},
+    )
 
 
 def _load_catalog() -> None:

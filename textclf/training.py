@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,46 +45,66 @@ def run_training(
     listener: Listener | None = None,
 ) -> RunResult:
     """Train `config`, evaluate on its eval data and write a complete run directory."""
-    from textclf.data.pipeline import encode_texts, eval_batches, training_batches
-    from textclf.data.sources import load_train_eval
-    from textclf.evaluation import report_from_predictions
-    from textclf.optim import build_optimizer
     from textclf.registry import MODELS
+    from textclf.runtime import reset_precision, setup_runtime
 
     say = (lambda m: listener.on_status(m)) if listener and hasattr(listener, "on_status") else (lambda m: None)
     t = config.training
     entry = MODELS.get(config.model)
+    # The strategy comes first: MultiWorkerMirroredStrategy must exist before other TF work.
+    runtime = setup_runtime(config.runtime, t.global_batch_size)
     keras.utils.set_random_seed(t.seed)
+    try:
+        return _train(config, entry, runtime, runs_root, run_dir, listener, say)
+    finally:
+        reset_precision()
 
+
+def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResult:
+    from textclf.data.pipeline import encode_texts, eval_batches, training_batches
+    from textclf.data.sources import load_train_eval
+    from textclf.evaluation import report_from_predictions
+    from textclf.optim import build_optimizer
+
+    t = config.training
     say("loading data")
     train, evaluation = load_train_eval(config.data, t.seed)
-    out = runs.new_run_dir(runs_root, config.model, run_dir)
+    if runtime.is_chief:
+        out = runs.new_run_dir(runs_root, config.model, run_dir)
+    else:  # other workers of a multi-worker run write to a scratch folder
+        out = Path(tempfile.mkdtemp(prefix="textclf-worker-"))
     started = time.time()
     runs.mark(out, "running", name=out.name, model=config.model, data=config.data.train,
-              eval_data=evaluation.source, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+              eval_data=evaluation.source, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              runtime=runtime.to_dict())
     try:
         runs.write_json(out / "config.json", config.to_dict())
         runs.write_json(out / "labels.json", list(train.label_names))
 
         say(f"building {config.model}")
-        built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
-                                     train_texts=train.texts)
+        with runtime.strategy.scope():
+            built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
+                                         train_texts=train.texts)
         say("tokenizing")
         train_ids = encode_texts(train.texts, built.encode)
         eval_ids = encode_texts(evaluation.texts, built.encode)
-        train_data = training_batches(train_ids, train.labels, global_batch_size=t.global_batch_size, seed=t.seed,
-                                       repeat=True)
-        eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(t.global_batch_size, 256))
+        batch = runtime.global_batch_size
+        train_data = training_batches(train_ids, train.labels, global_batch_size=batch, seed=t.seed, repeat=True)
+        eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(batch, 256))
 
         model = built.model
-        model.compile(
-            optimizer=build_optimizer(t, train_data.steps * t.epochs),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            # Several steps per tf.function call: small models on CPU are otherwise
-            # dominated by per-step Python overhead.
-            steps_per_execution=t.steps_per_execution,
-        )
+        with runtime.strategy.scope():
+            if runtime.name == "multi_worker":
+                model = _DenseGradients(model.inputs, model(model.inputs))
+            model.compile(
+                optimizer=build_optimizer(t, train_data.steps * t.epochs),
+                loss=keras.losses.SparseCategoricalCrossentropy(),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                # Several steps per tf.function call: small models on CPU are otherwise
+                # dominated by per-step Python overhead.
+                steps_per_execution=t.steps_per_execution,
+                jit_compile=runtime.jit_compile,
+            )
         timer = _TrainTimer()
         callbacks = [timer, keras.callbacks.TerminateOnNaN(),
                      keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False)]
@@ -90,7 +112,7 @@ def run_training(
             callbacks.append(_ListenerCallback(listener))
             listener.on_start({"epochs": t.epochs, "steps": train_data.steps, "train_examples": len(train),
                                "eval_examples": len(evaluation), "labels": list(train.label_names),
-                               "run_dir": str(out)})
+                               "run_dir": str(out), "runtime": runtime.describe()})
         fit = model.fit(train_data.dataset, epochs=t.epochs, steps_per_epoch=train_data.steps,
                         validation_data=eval_data.dataset,
                         callbacks=callbacks, verbose=0)
@@ -115,12 +137,39 @@ def run_training(
         info = runs.mark(out, "complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                          duration_seconds=round(time.time() - started, 3), epochs=t.epochs,
                          accuracy=report.accuracy, macro_f1=report.macro_f1)
-        runs.update_latest(out)
+        if runtime.is_chief:
+            runs.update_latest(out)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
         return RunResult(out, metrics, history, info)
     except BaseException as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
         runs.mark(out, "failed", error=reason[:500], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         raise
+
+
+class _DenseGradients(keras.Model):
+    """Train step that all-reduces sparse (embedding) gradients as dense tensors.
+
+    Across workers, IndexedSlices gradients differ in shape from batch to batch and the
+    collective all-reduce of MultiWorkerMirroredStrategy rejects that.
+    """
+
+    def train_step(self, data):
+        from textclf._tf import tf
+
+        x, y = data[0], data[1]
+        optimizer = self.optimizer
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred)
+            scaled = optimizer.get_scaled_loss(loss) if hasattr(optimizer, "get_scaled_loss") else loss
+        grads = tape.gradient(scaled, self.trainable_variables)
+        if hasattr(optimizer, "get_unscaled_gradients"):
+            grads = optimizer.get_unscaled_gradients(grads)
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self.compute_metrics(x, y, y_pred, None)
 
 
 class _TrainTimer(keras.callbacks.Callback):

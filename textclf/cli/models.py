@@ -10,7 +10,7 @@ from rich.table import Table
 from textclf.cli import app
 from textclf.cli._render import json_line, out
 
-models_app = typer.Typer(help="List registered models.", no_args_is_help=True)
+models_app = typer.Typer(help="List registered models; import Hugging Face BERT checkpoints.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
@@ -27,7 +27,7 @@ def list_models(
     if as_json:
         json_line({"models": [
             {"name": e.name, "description": e.description,
-             "params": {f.name: f.default for f in dataclasses.fields(e.params_cls)},
+             "params": {**{f.name: f.default for f in dataclasses.fields(e.params_cls)}, **e.param_defaults},
              "training_defaults": dict(e.training_defaults)}
             for e in entries]})
         return
@@ -37,3 +37,17 @@ def list_models(
     for e in entries:
         table.add_row(e.name, e.description)
     out.print(table)
+
+
+@models_app.command("import-hf")
+def import_hf(
+    directory: Annotated[str, typer.Argument(help="Hugging Face BERT folder: config.json, model.safetensors, vocab.txt.")],
+    name: Annotated[str, typer.Option(help="Name to use with --model / --encoder.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an imported model of the same name.")] = False,
+) -> None:
+    """Convert a Hugging Face BERT checkpoint into TF-Hub-format SavedModels in textclf's model store."""
+    from textclf.models.hf_import import import_hf as run_import
+
+    path = run_import(directory, name, overwrite=overwrite)
+    out.print(f"imported [bold cyan]{name}[/] → {path}\n"
+              f"use it with: textclf finetune-bert-adamw --model {name}  (or train-bert-frozen, train --model {name})")

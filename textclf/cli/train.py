@@ -16,6 +16,7 @@ DATA = "Data"
 TRAIN = "Training"
 MODEL = "Model sizes"
 RUN = "Run directory"
+RUNTIME = "Devices and distribution"
 
 
 def train(
@@ -53,6 +54,21 @@ def train(
     ff_dim: Annotated[Optional[int], typer.Option(help="Feed-forward width.", rich_help_panel=MODEL)] = None,
     num_layers: Annotated[Optional[int], typer.Option(help="Transformer blocks.", rich_help_panel=MODEL)] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate.", rich_help_panel=MODEL)] = None,
+    encoder: Annotated[Optional[str], typer.Option(
+        help="BERT models: TF Hub handle, SavedModel path or imported model name.", rich_help_panel=MODEL)] = None,
+    preprocessor: Annotated[Optional[str], typer.Option(
+        help="BERT models: the matching preprocessing model (default: the encoder's own or "
+             "bert_en_uncased_preprocess/3).", rich_help_panel=MODEL)] = None,
+    pooling: Annotated[Optional[str], typer.Option(help="BERT models: mean, pooled or cls.",
+                                                   rich_help_panel=MODEL)] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        help="auto, default, one_device, mirrored, multi_worker (TF_CONFIG) or tpu.", rich_help_panel=RUNTIME)] = None,
+    per_replica_batch_size: Annotated[Optional[int], typer.Option(
+        help="Batch per replica; the global batch becomes this × replicas.", rich_help_panel=RUNTIME)] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help="auto, float32, mixed_float16 or mixed_bfloat16.", rich_help_panel=RUNTIME)] = None,
+    jit_compile: Annotated[Optional[bool], typer.Option(
+        "--jit-compile/--no-jit-compile", help="Compile the train step with XLA.", rich_help_panel=RUNTIME)] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override any config field, e.g. --set training.epochs=3 (repeatable).",
         rich_help_panel=TRAIN)] = None,
@@ -61,20 +77,29 @@ def train(
     runs_root: Annotated[str, typer.Option(help="Where runs and `latest` live.", rich_help_panel=RUN)] = "runs",
 ) -> None:
     """Train a model, evaluate it on the eval data and write a run directory."""
+    _train(locals(), preset_layer={})
+
+
+def _train(options: dict[str, Any], preset_layer: dict[str, Any]) -> None:
+    """Options -> config layers (model defaults < preset < options < --set) -> one training run."""
     from textclf.config import resolve_config
 
+    o = options
     cli_layer = _options_layer(
-        model=model,
-        data={"train": data, "eval": eval_data, "text_fields": text_field or None, "label_field": label_field,
-              "eval_fraction": eval_fraction, "tfds_data_dir": tfds_data_dir},
-        training={"epochs": epochs, "global_batch_size": batch_size, "learning_rate": learning_rate,
-                  "optimizer": optimizer, "weight_decay": weight_decay, "schedule": schedule,
-                  "warmup": warmup, "seed": seed},
-        model_params={"max_length": max_length, "vocab_size": vocab_size, "embed_dim": embed_dim,
-                      "num_heads": num_heads, "ff_dim": ff_dim, "num_layers": num_layers, "dropout": dropout},
+        model=o["model"],
+        data={"train": o["data"], "eval": o["eval_data"], "text_fields": o["text_field"] or None,
+              "label_field": o["label_field"], "eval_fraction": o["eval_fraction"],
+              "tfds_data_dir": o["tfds_data_dir"]},
+        training={"epochs": o["epochs"], "global_batch_size": o["batch_size"], "learning_rate": o["learning_rate"],
+                  "optimizer": o["optimizer"], "weight_decay": o["weight_decay"], "schedule": o["schedule"],
+                  "warmup": o["warmup"], "seed": o["seed"]},
+        runtime={"strategy": o["strategy"], "per_replica_batch_size": o["per_replica_batch_size"],
+                 "precision": o["precision"], "jit_compile": o["jit_compile"]},
+        model_params={k: o[k] for k in ("max_length", "vocab_size", "embed_dim", "num_heads", "ff_dim",
+                                        "num_layers", "dropout", "encoder", "preprocessor", "pooling")},
     )
-    config = resolve_config(cli_layer, parse_sets(set_ or []))
-    _run(config, runs_root=runs_root, run_dir=run_dir)
+    config = resolve_config(preset_layer, cli_layer, parse_sets(o["set_"] or []))
+    _run(config, runs_root=o["runs_root"], run_dir=o["run_dir"])
 
 
 def _options_layer(**groups: Any) -> dict[str, Any]:
@@ -144,6 +169,7 @@ class _ProgressListener:
         self.progress.console.print(
             f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
             f"({len(info['labels'])} classes) → {info['run_dir']}")
+        self.progress.console.print(info["runtime"])
 
     def on_batch(self, epoch: int, step: int, logs: dict) -> None:
         if self.task is None:
@@ -177,22 +203,39 @@ def _summary(result) -> None:
     out.print(table)
 
 
-def preset(model: str, doc: str):
-    """A command that is `train --model MODEL` (same options, same code path)."""
+def preset(name: str, doc: str, *, model: str, layer: dict[str, Any] | None = None):
+    """A command that is `train` with another default model and a preset config layer.
+
+    Same options, same code path; the preset sits above the model's defaults and below
+    the user's options.
+    """
 
     def command(**kwargs: Any) -> None:
-        train(model=model, **kwargs)
+        _train(kwargs, preset_layer=layer or {})
 
     hints = typing.get_type_hints(train, include_extras=True)
-    params = [p.replace(annotation=hints[n]) for n, p in inspect.signature(train).parameters.items()
-              if n != "model"]
+    params = []
+    for n, p in inspect.signature(train).parameters.items():
+        p = p.replace(annotation=hints[n])
+        params.append(p.replace(default=model) if n == "model" else p)
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__name__ = f"train_{model.replace('-', '_')}"
+    command.__name__ = name.replace("-", "_")
     command.__doc__ = doc
+    app.command(name)(command)
     return command
 
 
 app.command("train")(train)
-app.command("train-transformer")(preset(
-    "transformer", "Train the Transformer from scratch (the lesson's first recipe); same as train --model transformer."))
+preset("train-transformer", "Train the Transformer from scratch (the lesson's first recipe); "
+       "same as train --model transformer.", model="transformer")
+preset("train-bert-frozen", "Train a classifier on a frozen BERT encoder with Adam (the lesson's second recipe).",
+       model="bert-small",
+       layer={"model_params": {"trainable": False},
+              "training": {"optimizer": "adam", "learning_rate": 1e-3, "schedule": "constant", "warmup": 0,
+                           "weight_decay": 0, "epochs": 3}})
+preset("finetune-bert-adamw", "Fine-tune a BERT encoder with AdamW, linear warmup then linear decay "
+       "(Model Garden's create_optimizer; the lesson's third recipe).", model="bert-small",
+       layer={"model_params": {"trainable": True},
+              "training": {"optimizer": "adamw", "learning_rate": 3e-5, "schedule": "linear", "warmup": 0.1,
+                           "weight_decay": 0.01}})

@@ -44,3 +44,46 @@ class TransformerParams:
             check(value >= 1, name, value, "an integer >= 1")
         check(self.key_dim >= 0, "key_dim", self.key_dim, "an integer >= 0 (0 = embed_dim)")
         check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
+
+
+BERT_PREPROCESS = "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+# The lesson's fine-tuning recipe: AdamW, linear warmup over 10% of the steps, linear decay.
+BERT_TRAINING = {"epochs": 3, "global_batch_size": 32, "learning_rate": 3e-5, "optimizer": "adamw",
+                 "weight_decay": 0.01, "schedule": "linear", "warmup": 0.1}
+_BERT = "textclf.models.bert:build_bert"
+_SMALL = "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_{}/2"
+
+
+@register_model("bert-base", description="BERT-Base uncased (L-12, H-768) from TF Hub, fine-tuned.",
+                builder=_BERT, training_defaults=BERT_TRAINING,
+                param_defaults={"encoder": "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4"})
+@register_model("bert-small", description="Small BERT (L-4, H-512) from TF Hub, fine-tuned.",
+                builder=_BERT, training_defaults=BERT_TRAINING,
+                param_defaults={"encoder": _SMALL.format("L-4_H-512_A-8")})
+@register_model("bert-tiny", description="Tiny BERT (L-2, H-128) from TF Hub, fine-tuned.",
+                builder=_BERT, training_defaults=BERT_TRAINING,
+                param_defaults={"encoder": _SMALL.format("L-2_H-128_A-2")})
+@register_model("bert", description="Any BERT encoder: a TF Hub handle, a local SavedModel or an imported "
+                "model (--encoder), with its preprocessing model.", builder=_BERT, training_defaults=BERT_TRAINING)
+@dataclass(frozen=True)
+class BertParams:
+    """A TF Hub BERT encoder + preprocessing model with a dropout + dense head.
+
+    `encoder` is a TF Hub handle, a local SavedModel path or the name of a model imported with
+    `textclf models import-hf`; `preprocessor` defaults to the imported model's own, else to
+    bert_en_uncased_preprocess/3. `trainable=False` freezes the encoder.
+    """
+
+    encoder: str = ""
+    preprocessor: str = ""
+    trainable: bool = True
+    pooling: str = "mean"
+    dropout: float = 0.1
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        check(bool(self.encoder.strip()), "encoder", self.encoder,
+              "a TF Hub handle, a SavedModel path or an imported model name (--encoder)")
+        check(self.pooling in ("mean", "pooled", "cls"), "pooling", self.pooling, "one of mean, pooled, cls")
+        check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
+        check(3 <= self.max_length <= 512, "max_length", self.max_length, "an integer in [3, 512]")

@@ -1,0 +1,240 @@
+"""BERT family: Hugging Face import (numerics vs NumPy), hub loading, frozen/fine-tuned runs, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+from typer.testing import CliRunner
+
+from bert_numpy import bert_forward
+from conftest import SHARED, WORDS, ag_rows, write_csv
+from test_cli import assert_one_line_error
+from textclf.cli import app
+
+runner = CliRunner()
+SENTENCES = ["Stocks rally as oil prices fall", "The striker scored twice!", "unaffable", "a"]
+
+
+def make_vocab() -> list[str]:
+    words = sorted({w for ws in WORDS.values() for w in ws} | {"the", "a", "as", "oil", "rally", "stocks", "fall"})
+    pieces = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "!", ",", ".", "'", "$", "#", ";", "\\"] + pieces
+              + [f"##{p}" for p in pieces] + words + ["un", "##aff", "##able", "##s", "##ed"]
+              + [str(d) for d in range(10)] + [f"##{d}" for d in range(10)])
+    return list(dict.fromkeys(tokens))
+
+
+def make_checkpoint(d: Path, hidden=32, layers=2, heads=2, inner=48, seed=0) -> Path:
+    """A tiny random BERT in Hugging Face layout (config.json, model.safetensors, vocab.txt)."""
+    vocab = make_vocab()
+    d.mkdir(parents=True, exist_ok=True)
+    config = dict(model_type="bert", vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
+                  num_attention_heads=heads, intermediate_size=inner, hidden_act="gelu",
+                  max_position_embeddings=64, type_vocab_size=2, layer_norm_eps=1e-12)
+    (d / "config.json").write_text(json.dumps(config))
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    rng = np.random.default_rng(seed)
+    r = lambda *shape: (rng.standard_normal(shape) * 0.2).astype(np.float32)  # noqa: E731
+    w = {"embeddings.word_embeddings.weight": r(len(vocab), hidden), "embeddings.position_embeddings.weight": r(64, hidden),
+         "embeddings.token_type_embeddings.weight": r(2, hidden), "embeddings.LayerNorm.weight": 1 + r(hidden),
+         "embeddings.LayerNorm.bias": r(hidden), "pooler.dense.weight": r(hidden, hidden), "pooler.dense.bias": r(hidden)}
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            w[f"{p}{name}.weight"], w[f"{p}{name}.bias"] = r(hidden, hidden), r(hidden)
+        w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"] = r(inner, hidden), r(inner)
+        w[p + "output.dense.weight"], w[p + "output.dense.bias"] = r(hidden, inner), r(hidden)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[f"{p}{name}.weight"], w[f"{p}{name}.bias"] = 1 + r(hidden), r(hidden)
+    save_file({f"bert.{k}": v for k, v in w.items()}, str(d / "model.safetensors"))  # BertFor* prefix
+    return d
+
+
+def wordpiece(text: str, vocab: list[str]) -> list[int]:
+    """Reference BERT tokenization: lower-case, split on spaces/punctuation, greedy longest-match."""
+    index = {t: i for i, t in enumerate(vocab)}
+    words = []
+    for chunk in text.lower().split():
+        word = ""
+        for ch in chunk:
+            if not ch.isalnum():
+                words += [word, ch] if word else [ch]
+                word = ""
+            else:
+                word += ch
+        if word:
+            words.append(word)
+    ids = []
+    for word in words:
+        start, pieces = 0, []
+        while start < len(word):
+            end = len(word)
+            while end > start and ((("##" if start else "") + word[start:end]) not in index):
+                end -= 1
+            if end == start:
+                pieces = [index["[UNK]"]]
+                break
+            pieces.append(index[("##" if start else "") + word[start:end]])
+            start = end
+        ids += pieces
+    return ids
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """TEXTCLF_HOME with the tiny checkpoint imported as `tiny-bert` through the CLI."""
+    root = tmp_path_factory.mktemp("bert")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TEXTCLF_HOME", str(root / "home"))
+    ckpt = make_checkpoint(root / "hf")
+    result = runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "tiny-bert"])
+    assert result.exit_code == 0, result.output
+    yield root, ckpt
+    mp.undo()
+
+
+def test_import_exports_tfhub_format_with_matching_numerics_and_token_ids(store):
+    root, ckpt = store
+    import tensorflow_hub as hub
+
+    from textclf._tf import tf
+
+    folder = root / "home" / "models" / "tiny-bert"
+    assert json.loads((folder / "textclf-model.json").read_text())["num_layers"] == 2
+    preprocess = hub.KerasLayer(str(folder / "preprocess"))
+    encoder = hub.KerasLayer(str(folder / "encoder"))
+    inputs = preprocess(tf.constant(SENTENCES))
+    vocab = (ckpt / "vocab.txt").read_text().splitlines()
+    for row, text in zip(inputs["input_word_ids"].numpy(), SENTENCES):
+        expected = [vocab.index("[CLS]")] + wordpiece(text, vocab) + [vocab.index("[SEP]")]
+        assert row[: len(expected)].tolist() == expected and not row[len(expected):].any()
+    seq = encoder(inputs)["sequence_output"].numpy()
+    ids, mask = inputs["input_word_ids"].numpy(), inputs["input_mask"].numpy()
+    n = int(mask.sum(1).max())
+    config = json.loads((ckpt / "config.json").read_text())
+    reference = bert_forward(load_file(str(ckpt / "model.safetensors")), config, ids[:, :n], mask[:, :n])
+    assert np.abs((seq[:, :n] - reference) * mask[:, :n, None]).max() < 1e-4
+
+
+def test_dynamic_packing_equals_the_hub_preprocessor(store):
+    root, _ = store
+    import tensorflow_hub as hub
+
+    from textclf._tf import tf
+    from textclf.models.bert import build_bert
+    from textclf.models.catalog import BertParams
+
+    built = build_bert(BertParams(encoder="tiny-bert", max_length=8), num_classes=2)
+    ours = built.text_to_ids(tf.constant(SENTENCES)).numpy()
+    ref = hub.load(str(root / "home" / "models" / "tiny-bert" / "preprocess"))
+    packed = hub.KerasLayer(ref.bert_pack_inputs, arguments={"seq_length": 8})([ref.tokenize(tf.constant(SENTENCES))])
+    expected = packed["input_word_ids"].numpy()
+    assert expected.shape[1] == 8 and ours.shape[1] <= 8
+    np.testing.assert_array_equal(ours, expected[:, : ours.shape[1]])
+    assert not expected[:, ours.shape[1]:].any()  # only padding was left out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bertdata")
+    return write_csv(d / "train.csv", ag_rows(16, seed=1)), write_csv(d / "eval.csv", ag_rows(4, seed=2))
+
+
+def _encoder_weights(run_dir: Path):
+    from textclf.runs import load_model
+
+    model = load_model(run_dir)
+    return [w.numpy() for w in model.get_layer("bert_classifier").get_layer("bert").weights]
+
+
+@pytest.mark.parametrize("command, frozen", [("train-bert-frozen", True), ("finetune-bert-adamw", False)])
+def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen):
+    root, _ = store
+    train, evaluation = data
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, [command, "--model", "tiny-bert", "--data", f"csv:{train}", "--eval-data",
+                                 f"csv:{evaluation}", "--epochs", "1", "--batch-size", "16", "--learning-rate", "1e-2",
+                                 "--max-length", "24", "--runs-root", str(runs)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((runs / "latest" / "config.json").read_text())
+    assert config["model_params"]["trainable"] is (not frozen)
+    assert config["training"]["optimizer"] == ("adam" if frozen else "adamw")
+    import tensorflow_hub as hub
+
+    original = [w.numpy() for w in hub.KerasLayer(str(root / "home" / "models" / "tiny-bert" / "encoder")).weights]
+    trained = _encoder_weights(runs / "latest")
+    same = all(np.array_equal(a, b) for a, b in zip(sorted(original, key=np.size), sorted(trained, key=np.size)))
+    assert same is frozen
+    predicted = runner.invoke(app, ["predict", "goal match striker", "--json", "--runs-root", str(runs)])
+    assert predicted.exit_code == 0 and json.loads(predicted.stdout)["label"] in ("World", "Sports", "Business", "Sci/Tech")
+    report = runner.invoke(app, ["evaluate", "--json", "--runs-root", str(runs)])
+    assert json.loads(report.stdout)["examples"] == 16
+
+
+def _corrupt(ckpt: Path, kind: str) -> None:
+    if kind == "missing":
+        (ckpt / "model.safetensors").unlink()
+    elif kind == "shape":
+        w = load_file(str(ckpt / "model.safetensors"))
+        w["bert.encoder.layer.1.intermediate.dense.weight"] = w["bert.encoder.layer.1.intermediate.dense.weight"][:10]
+        save_file(w, str(ckpt / "model.safetensors"))
+    elif kind == "roberta":
+        cfg = json.loads((ckpt / "config.json").read_text())
+        (ckpt / "config.json").write_text(json.dumps({**cfg, "model_type": "roberta"}))
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("missing", "missing model.safetensors"),
+    ("shape", "encoder.layer.1.intermediate.dense.weight has shape (10, 32), config.json implies (48, 32)"),
+    ("roberta", "model_type is 'roberta'; only BERT checkpoints"),
+])
+def test_bad_checkpoints_leave_nothing_in_the_store(tmp_path, monkeypatch, kind, fragment):
+    monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
+    ckpt = make_checkpoint(tmp_path / "hf")
+    _corrupt(ckpt, kind)
+    assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "broken"]), fragment, code=1)
+    models = tmp_path / "home" / "models"
+    assert not models.exists() or not any(models.iterdir())
+
+
+def test_import_errors_for_names_and_folders(tmp_path, monkeypatch, store):
+    monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
+    assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(tmp_path / "nope"), "--name", "x"]),
+                          "checkpoint directory not found")
+    assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(store[1]), "--name", "transformer"]),
+                          "is a built-in model name")
+
+
+def test_unreachable_hub_handle_is_one_line(tmp_path, data):
+    train, _ = data
+    result = runner.invoke(app, ["train-bert-frozen", "--model", "bert", "--encoder", "https://tfhub.invalid/x/1",
+                                 "--data", f"csv:{train}", "--runs-root", str(tmp_path / "runs")])
+    assert_one_line_error(result, "cannot fetch TF Hub encoder https://tfhub.invalid/x/1",
+                          "textclf models import-hf", code=1)
+    assert not any((tmp_path / "runs").glob("*/model.keras"))
+
+
+@pytest.mark.skipif(not (SHARED / "models/all-MiniLM-L6-v2/model.safetensors").exists(),
+                    reason="../shared MiniLM checkpoint absent")
+def test_real_minilm_import_matches_numpy(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
+    src = SHARED / "models/all-MiniLM-L6-v2"
+    result = runner.invoke(app, ["models", "import-hf", str(src), "--name", "minilm"])
+    assert result.exit_code == 0, result.output
+    import tensorflow_hub as hub
+
+    from textclf._tf import tf
+
+    folder = tmp_path / "home" / "models" / "minilm"
+    inputs = hub.KerasLayer(str(folder / "preprocess"))(tf.constant(["I love transformers", "Oil prices jump"]))
+    assert inputs["input_word_ids"].numpy()[0][:5].tolist() == [101, 1045, 2293, 19081, 102]  # as in the lesson
+    seq = hub.KerasLayer(str(folder / "encoder"))(inputs)["sequence_output"].numpy()
+    mask = inputs["input_mask"].numpy()
+    n = int(mask.sum(1).max())
+    ref = bert_forward(load_file(str(src / "model.safetensors")), json.loads((src / "config.json").read_text()),
+                       inputs["input_word_ids"].numpy()[:, :n], mask[:, :n])
+    assert np.abs((seq[:, :n] - ref) * mask[:, :n, None]).max() < 1e-4

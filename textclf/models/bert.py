@@ -1,0 +1,178 @@
+"""BERT classifiers on TF Hub-format encoders: frozen or fine-tuned, any sequence length.
+
+string -> preprocessing model's WordPiece `tokenize` (in-graph) -> [CLS] ids[:max_length-2]
+[SEP] padded to the batch's longest -> encoder (`hub.KerasLayer`, `trainable` flag) ->
+mean / pooled / [CLS] pooling -> dropout -> dense softmax (float32).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from textclf._tf import keras, tf
+from textclf.errors import ModelError
+from textclf.models import store
+from textclf.models.base import PACKAGE, BuiltModel
+from textclf.models.catalog import BERT_PREPROCESS, BertParams
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def exact_gelu(x):
+    """erf-based GELU, as in Hugging Face BERT (Model Garden's "gelu" is the tanh approximation)."""
+    return tf.nn.gelu(x, approximate=False)
+
+
+def resolve_handle(handle: str, what: str = "encoder") -> str:
+    """A local folder for a store name, a local path, or a TF Hub handle (downloaded/cached)."""
+    import tensorflow_hub as hub
+
+    imported = store.find(handle)
+    if imported is not None:
+        meta = store.read_meta(imported)
+        return str(imported / meta["encoder" if what == "encoder" else "preprocessor"])
+    path = Path(os.path.expanduser(handle))
+    if path.exists():
+        if not (path / "saved_model.pb").exists():
+            raise ModelError(f"{what} {handle!r} is not a SavedModel folder (no saved_model.pb)")
+        return str(path)
+    if "://" not in handle and not handle.startswith(("gs:", "/")):
+        names = ", ".join(m["name"] for m in store.list_models()) or "none"
+        raise ModelError(f"{what} {handle!r} is not a TF Hub handle, a SavedModel path or an imported model "
+                         f"(imported: {names})")
+    try:
+        return hub.resolve(handle)
+    except Exception as err:  # network errors, 404s, bad archives
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise ModelError(
+            f"cannot fetch TF Hub {what} {handle} ({reason}); offline, use a local SavedModel path, "
+            f"a TFHUB_CACHE_DIR that holds it, or import a checkpoint with `textclf models import-hf DIR --name NAME`"
+        ) from None
+
+
+def _special_ids(preprocessor_dir: str) -> tuple[int, int]:
+    vocab_file = Path(preprocessor_dir) / "assets" / "vocab.txt"
+    if not vocab_file.is_file():
+        raise ModelError(f"preprocessing model {preprocessor_dir} has no assets/vocab.txt")
+    vocab = vocab_file.read_text(encoding="utf-8").splitlines()
+    try:
+        return vocab.index("[CLS]"), vocab.index("[SEP]")
+    except ValueError:
+        raise ModelError(f"{vocab_file} has no [CLS]/[SEP] tokens") from None
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HubWordPiece(keras.layers.Layer):
+    """Strings -> ragged WordPiece ids with a TF Hub BERT preprocessing model's `tokenize`."""
+
+    def __init__(self, handle: str, **kwargs) -> None:
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        import tensorflow_hub as hub
+        import tensorflow_text  # noqa: F401  (registers the ops the preprocessing model uses)
+
+        self.handle = handle
+        self._preprocessor = hub.load(handle)
+
+    def call(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        tokens = self._preprocessor.tokenize(tf.reshape(texts, [-1]))
+        return tf.cast(tokens.merge_dims(-2, -1), tf.int32)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "handle": self.handle}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BertPackIds(keras.layers.Layer):
+    """Ragged WordPiece ids -> [CLS] ids[:max_length-2] [SEP], padded with 0 to the batch's longest."""
+
+    def __init__(self, max_length: int, cls_id: int, sep_id: int, **kwargs) -> None:
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.max_length, self.cls_id, self.sep_id = max_length, cls_id, sep_id
+
+    def ragged(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+        # Scatter into the packed layout (a ragged concat adds Assert ops that Grappler warns about).
+        tokens = tokens[:, : self.max_length - 2]
+        lengths = tokens.row_lengths()
+        packed_lengths = lengths + 2
+        starts = tf.cumsum(packed_lengths, exclusive=True)
+        positions = tf.concat([
+            tf.range(tf.size(tokens.values, out_type=tf.int64)) + 1 + 2 * tokens.value_rowids(),
+            starts, starts + lengths + 1], axis=0)
+        values = tf.concat([tokens.values, tf.fill(tf.shape(starts), tf.cast(self.cls_id, tokens.dtype)),
+                            tf.fill(tf.shape(starts), tf.cast(self.sep_id, tokens.dtype))], axis=0)
+        packed = tf.scatter_nd(positions[:, tf.newaxis], values, tf.reduce_sum(packed_lengths)[tf.newaxis])
+        return tf.RaggedTensor.from_row_lengths(packed, packed_lengths, validate=False)
+
+    def call(self, tokens: tf.RaggedTensor) -> tf.Tensor:
+        return self.ragged(tokens).to_tensor(0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_length": self.max_length, "cls_id": self.cls_id, "sep_id": self.sep_id}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HubBertEncoder(keras.layers.Layer):
+    """Padded ids -> one vector per text from a TF Hub-format BERT encoder.
+
+    Builds the encoder's dict inputs (mask from padding, one segment), runs the
+    `hub.KerasLayer` (frozen unless `trainable`) and pools: masked mean of
+    `sequence_output`, `pooled_output`, or the [CLS] position.
+    """
+
+    def __init__(self, handle: str, pooling: str = "mean", trainable: bool = True, **kwargs) -> None:
+        super().__init__(trainable=trainable, **kwargs)
+        import tensorflow_hub as hub
+
+        self.handle, self.pooling = handle, pooling
+        try:
+            self.encoder = hub.KerasLayer(handle, trainable=trainable, name="encoder")
+        except Exception as err:
+            raise ModelError(f"cannot load BERT encoder {handle}: {(str(err).splitlines() or ['?'])[0][:200]}") from None
+
+    def call(self, ids: tf.Tensor, training=None) -> tf.Tensor:
+        ids = tf.cast(ids, tf.int32)
+        mask = tf.cast(tf.not_equal(ids, 0), tf.int32)
+        outputs = self.encoder({"input_word_ids": ids, "input_mask": mask, "input_type_ids": tf.zeros_like(ids)},
+                               training=training)
+        if self.pooling == "pooled":
+            return outputs["pooled_output"]
+        sequence = outputs["sequence_output"]
+        if self.pooling == "cls":
+            return sequence[:, 0, :]
+        weights = tf.cast(mask, sequence.dtype)[:, :, tf.newaxis]
+        return tf.reduce_sum(sequence * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "handle": self.handle, "pooling": self.pooling}
+
+
+def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray | None = None) -> BuiltModel:
+    """Build the classifier; the encoder's weights come from its SavedModel."""
+    encoder_dir = resolve_handle(params.encoder, "encoder")
+    if params.preprocessor:
+        preprocessor_dir = resolve_handle(params.preprocessor, "preprocessor")
+    elif store.find(params.encoder) is not None:
+        preprocessor_dir = resolve_handle(params.encoder, "preprocessor")
+    else:
+        preprocessor_dir = resolve_handle(BERT_PREPROCESS, "preprocessor")
+    cls_id, sep_id = _special_ids(preprocessor_dir)
+
+    wordpiece = HubWordPiece(preprocessor_dir, name="wordpiece")
+    pack = BertPackIds(params.max_length, cls_id, sep_id, name="pack")
+    text_in = keras.Input(shape=(), dtype=tf.string, name="text")
+    text_to_ids = keras.Model(text_in, pack(wordpiece(text_in)), name="text_to_ids")
+
+    ids = keras.Input(shape=(None,), dtype=tf.int32, name="token_ids")
+    x = HubBertEncoder(encoder_dir, params.pooling, params.trainable, name="bert")(ids)
+    x = keras.layers.Dropout(params.dropout)(x)
+    probs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
+    model = keras.Model(ids, probs, name="bert_classifier")
+
+    def encode(batch: tf.Tensor) -> tf.RaggedTensor:
+        return pack.ragged(wordpiece(batch))
+
+    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids)

@@ -1,0 +1,164 @@
+"""Devices -> tf.distribute strategy, mixed precision, global vs per-replica batch size.
+
+The pure choices (`choose_strategy`, `batch_sizes`, `choose_precision`) take a `Devices`
+description so they can be tested with any device list; `setup_runtime` detects the real
+devices and applies the choices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from textclf.config import RuntimeConfig
+from textclf.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Devices:
+    """What the process can use."""
+
+    gpus: tuple[tuple[int, int] | None, ...] = ()  # compute capability per GPU (None = unknown)
+    tpu: bool = False
+    workers: int = 1  # from TF_CONFIG
+    task: dict = field(default_factory=dict)
+
+
+def detect_devices() -> Devices:
+    from textclf._tf import tf
+
+    gpus = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            gpus.append(tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability") or ()) or None)
+        except Exception:
+            gpus.append(None)
+    cluster = _tf_config()
+    workers = len(cluster.get("cluster", {}).get("worker", [])) + len(cluster.get("cluster", {}).get("chief", []))
+    # Only physical-device queries here: listing logical devices would initialise the
+    # runtime, after which MultiWorkerMirroredStrategy can no longer be created.
+    return Devices(gpus=tuple(gpus), tpu=bool(os.environ.get("TPU_NAME") or tf.config.list_physical_devices("TPU")),
+                   workers=max(1, workers), task=cluster.get("task", {}))
+
+
+def _tf_config() -> dict:
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ConfigError("TF_CONFIG is not valid JSON") from None
+
+
+def choose_strategy(requested: str, devices: Devices) -> str:
+    """auto: TPU > several workers (TF_CONFIG) > several GPUs > one GPU > the default strategy."""
+    if requested != "auto":
+        return requested
+    if devices.tpu:
+        return "tpu"
+    if devices.workers > 1:
+        return "multi_worker"
+    if len(devices.gpus) > 1:
+        return "mirrored"
+    if len(devices.gpus) == 1:
+        return "one_device"
+    return "default"
+
+
+def batch_sizes(global_batch_size: int, per_replica_batch_size: int, replicas: int) -> tuple[int, int]:
+    """(global, per replica). A per-replica size scales the global batch with the replicas."""
+    if per_replica_batch_size:
+        return per_replica_batch_size * replicas, per_replica_batch_size
+    if global_batch_size % replicas:
+        raise ConfigError(f"batch size {global_batch_size} does not split evenly over {replicas} replicas; "
+                          f"use a multiple of {replicas} or --per-replica-batch-size")
+    return global_batch_size, global_batch_size // replicas
+
+
+def choose_precision(requested: str, devices: Devices, strategy: str) -> str:
+    """mixed_bfloat16 on TPU, mixed_float16 on GPUs of compute capability >= 7.0, else float32.
+
+    CPUs stay float32 until the benchmarks show bf16 pays off there (AMX/AVX512-BF16).
+    """
+    if requested != "auto":
+        return requested
+    if strategy == "tpu":
+        return "mixed_bfloat16"
+    if devices.gpus and strategy != "default" and all(cc is not None and cc >= (7, 0) for cc in devices.gpus):
+        return "mixed_float16"
+    return "float32"
+
+
+@dataclass
+class Runtime:
+    """The strategy in use and the numbers derived from it."""
+
+    strategy: Any
+    name: str
+    replicas: int
+    global_batch_size: int
+    per_replica_batch_size: int
+    precision: str
+    jit_compile: bool
+    is_chief: bool = True
+
+    def describe(self) -> str:
+        return (f"strategy {self.name} ({self.replicas} replica{'s' if self.replicas != 1 else ''}), "
+                f"batch {self.per_replica_batch_size}/replica × {self.replicas} = {self.global_batch_size} global, "
+                f"precision {self.precision}" + (", XLA" if self.jit_compile else ""))
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "strategy"}
+
+
+def make_strategy(name: str, devices: Devices, cfg: RuntimeConfig):
+    from textclf._tf import tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if devices.gpus else "/cpu:0")
+    if name == "mirrored":
+        if devices.gpus:
+            return tf.distribute.MirroredStrategy()
+        # No GPU: mirror over the logical CPU devices (several only when configured, e.g. in tests).
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    if name == "multi_worker":
+        if devices.workers < 2 and not os.environ.get("TF_CONFIG"):
+            raise ConfigError("--strategy multi_worker needs TF_CONFIG describing the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.tpu or None)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as err:
+            raise ConfigError(f"no TPU available ({str(err).splitlines()[0]})") from None
+    raise ConfigError(f"unknown strategy {name!r}")
+
+
+def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices | None = None) -> Runtime:
+    """Create the strategy, split the batch and set the global Keras precision policy."""
+    from textclf._tf import keras
+
+    devices = devices or detect_devices()
+    name = choose_strategy(cfg.strategy, devices)
+    strategy = make_strategy(name, devices, cfg)
+    replicas = strategy.num_replicas_in_sync
+    global_bs, per_replica = batch_sizes(global_batch_size, cfg.per_replica_batch_size, replicas)
+    precision = choose_precision(cfg.precision, devices, name)
+    keras.mixed_precision.set_global_policy(precision)
+    task = devices.task or {}
+    is_chief = not task or task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                                            and "chief" not in _tf_config().get("cluster", {}))
+    return Runtime(strategy, name, replicas, global_bs, per_replica, precision, cfg.jit_compile, is_chief)
+
+
+def reset_precision() -> None:
+    from textclf._tf import keras
+
+    keras.mixed_precision.set_global_policy("float32")
