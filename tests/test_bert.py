@@ -148,7 +148,7 @@ def _encoder_weights(run_dir: Path):
     from textclf.runs import load_model
 
     model = load_model(run_dir)
-    return [w.numpy() for w in model.get_layer("bert_classifier").get_layer("bert").weights]
+    return [w.numpy() for w in model.get_layer("bert_classifier").get_layer("bert_features").get_layer("bert").weights]
 
 
 @pytest.mark.parametrize("command, frozen", [("train-bert-frozen", True), ("finetune-bert-adamw", False)])
@@ -163,6 +163,8 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen):
     config = json.loads((runs / "latest" / "config.json").read_text())
     assert config["model_params"]["trainable"] is (not frozen)
     assert config["training"]["optimizer"] == ("adam" if frozen else "adamw")
+    metrics = json.loads((runs / "latest" / "metrics.json").read_text())
+    assert metrics["frozen_features_cached"] is frozen
     import tensorflow_hub as hub
 
     original = [w.numpy() for w in hub.KerasLayer(str(root / "home" / "models" / "tiny-bert" / "encoder")).weights]

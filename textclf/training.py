@@ -61,7 +61,8 @@ def run_training(
 
 
 def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResult:
-    from textclf.data.pipeline import encode_texts, eval_batches, training_batches
+    from textclf.data.pipeline import (array_batches, encode_texts, eval_batches, feature_batches, predict_by_length,
+                                       training_batches)
     from textclf.data.sources import load_train_eval
     from textclf.evaluation import report_from_predictions
     from textclf.optim import build_optimizer
@@ -89,10 +90,22 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
         train_ids = encode_texts(train.texts, built.encode)
         eval_ids = encode_texts(evaluation.texts, built.encode)
         batch = runtime.global_batch_size
-        train_data = training_batches(train_ids, train.labels, global_batch_size=batch, seed=t.seed, repeat=True)
-        eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(batch, 256))
 
-        model = built.model
+        frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
+        if frozen:  # the encoder cannot change: run it once, then fit only the head
+            say("computing frozen encoder features")
+            started_features = time.perf_counter()
+            train_x = predict_by_length(built.features, train_ids, max(batch, 64))
+            feature_seconds = time.perf_counter() - started_features
+            eval_x = predict_by_length(built.features, eval_ids, max(batch, 64))
+            train_data = feature_batches(train_x, train.labels, global_batch_size=batch, seed=t.seed)
+            eval_data = array_batches(eval_x, evaluation.labels, batch_size=max(batch, 256))
+            model = built.head
+        else:
+            feature_seconds = 0.0
+            train_data = training_batches(train_ids, train.labels, global_batch_size=batch, seed=t.seed, repeat=True)
+            eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(batch, 256))
+            model = built.model
         with runtime.strategy.scope():
             if runtime.name == "multi_worker":
                 model = _DenseGradients(model.inputs, model(model.inputs))
@@ -114,8 +127,7 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
                                "eval_examples": len(evaluation), "labels": list(train.label_names),
                                "run_dir": str(out), "runtime": runtime.describe()})
         fit = model.fit(train_data.dataset, epochs=t.epochs, steps_per_epoch=train_data.steps,
-                        validation_data=eval_data.dataset,
-                        callbacks=callbacks, verbose=0)
+                        validation_data=eval_data.dataset, callbacks=callbacks, verbose=0)
         history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
         if any(not math.isfinite(v) for v in history.get("loss", [])) or len(history.get("loss", [])) < t.epochs:
             raise TextclfError("training stopped: the loss became NaN; lower --learning-rate")
@@ -124,9 +136,10 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
         probs = model.predict(eval_data.dataset, verbose=0)
         report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names,
                                          evaluation.source)
-        metrics = {**report.to_dict(), "train_examples": len(train),
-                   "train_seconds": timer.train_seconds,
-                   "train_examples_per_second": len(train) * t.epochs / max(timer.train_seconds, 1e-9)}
+        train_seconds = timer.train_seconds + feature_seconds
+        metrics = {**report.to_dict(), "train_examples": len(train), "train_seconds": train_seconds,
+                   "train_examples_per_second": len(train) * t.epochs / max(train_seconds, 1e-9),
+                   "frozen_features_cached": frozen}
 
         say("saving")
         tmp_model = out / f".{runs.MODEL_FILE}.tmp.keras"

@@ -88,3 +88,29 @@ def eval_batches(ids: tf.RaggedTensor, labels: np.ndarray, *, batch_size: int) -
     ds = _id_dataset(ids, labels)
     ds = ds.padded_batch(batch_size, padded_shapes=([None], [])).prefetch(tf.data.AUTOTUNE)
     return Batches(ds, math.ceil(len(labels) / batch_size), len(labels))
+
+
+def feature_batches(features: np.ndarray, labels: np.ndarray, *, global_batch_size: int, seed: int) -> Batches:
+    """Shuffled, repeated batches of precomputed feature vectors (exact steps per pass)."""
+    ds = tf.data.Dataset.from_tensor_slices((features, labels.astype(np.int32)))
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(global_batch_size).repeat()
+    return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / global_batch_size), len(labels))
+
+
+def array_batches(features: np.ndarray, labels: np.ndarray, *, batch_size: int) -> Batches:
+    """In-order batches of precomputed feature vectors."""
+    ds = tf.data.Dataset.from_tensor_slices((features, labels.astype(np.int32))).batch(batch_size)
+    return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size), len(labels))
+
+
+def predict_by_length(model, ids: tf.RaggedTensor, batch_size: int) -> np.ndarray:
+    """model(padded ids) for every row, batched in length order (little padding), in input order."""
+    lengths = ids.row_lengths().numpy()
+    order = np.argsort(lengths, kind="stable")
+    ordered = tf.gather(ids, order)
+    batches = eval_batches(ordered, np.zeros(len(order), np.int32), batch_size=batch_size)
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    out = np.concatenate([fn(x).numpy() for x, _ in batches.dataset])
+    result = np.empty_like(out)
+    result[order] = out
+    return result

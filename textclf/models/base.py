@@ -22,6 +22,10 @@ class BuiltModel:
     model: keras.Model
     encode: Callable[[tf.Tensor], tf.RaggedTensor]
     text_to_ids: keras.layers.Layer | keras.Model
+    # Set when `model` is head(features(ids)) with a frozen `features` part: training then
+    # computes the features once and fits only the head on them.
+    features: keras.Model | None = None
+    head: keras.Model | None = None
 
     def inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")

@@ -167,12 +167,17 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
     text_to_ids = keras.Model(text_in, pack(wordpiece(text_in)), name="text_to_ids")
 
     ids = keras.Input(shape=(None,), dtype=tf.int32, name="token_ids")
-    x = HubBertEncoder(encoder_dir, params.pooling, params.trainable, name="bert")(ids)
-    x = keras.layers.Dropout(params.dropout)(x)
-    probs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
-    model = keras.Model(ids, probs, name="bert_classifier")
+    features = keras.Model(ids, HubBertEncoder(encoder_dir, params.pooling, params.trainable, name="bert")(ids),
+                           name="bert_features")
+    pooled = keras.Input(shape=(features.output.shape[-1],), name="pooled")
+    x = keras.layers.Dropout(params.dropout)(pooled)
+    head = keras.Model(pooled, keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
+                                                  name="probs")(x), name="head")
+    model = keras.Model(ids, head(features(ids)), name="bert_classifier")
 
     def encode(batch: tf.Tensor) -> tf.RaggedTensor:
         return pack.ragged(wordpiece(batch))
 
-    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids)
+    frozen = not params.trainable
+    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids,
+                      features=features if frozen else None, head=head if frozen else None)
