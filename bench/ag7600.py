@@ -39,6 +39,23 @@ def write_split(out_dir: Path, source: Path = AG_TEST) -> tuple[Path, Path]:
     return paths
 
 
+def save_result(path: str | Path, benchmark: str, rows: list[dict], **extra) -> None:
+    """Write the rows, the command and the machine as JSON."""
+    import json
+    import os
+    import platform
+    import sys
+
+    from textclf._tf import tf
+
+    result = {"benchmark": benchmark, "command": " ".join(sys.argv), "rows": rows, **extra,
+              "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                          "platform": platform.platform(), "tensorflow": tf.__version__}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     import sys
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ag7600 import ROOT, SHARED, write_split  # noqa: E402
-from transformer_vs_lesson import TrainTimer  # noqa: E402
+from ag7600 import ROOT, SHARED, save_result, write_split  # noqa: E402
 
 from textclf._tf import keras, tf  # noqa: E402
+from textclf.training import TrainTimer  # noqa: E402
 
 MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
 LESSON_PREPROCESS = SHARED / "models" / "bert_en_uncased_preprocess_3"
@@ -80,7 +79,7 @@ def lesson_recipes(train_csv: Path, eval_csv: Path, encoder_dir: Path, only: str
               callbacks=[timer], verbose=0)
     _, acc = model.evaluate(ds_test.map(tupelize).batch(128), verbose=0)
     rows.append({"recipe": "lesson frozen (pad 128, pooled_output, Adam, batch 128, 1 epoch)", "epochs": 1,
-                 "train_examples_per_second": n_train / timer.seconds, "eval_accuracy": float(acc)})
+                 "train_examples_per_second": n_train / timer.train_seconds, "eval_accuracy": float(acc)})
     if only == "frozen":
         return rows
     bert.trainable = True
@@ -93,7 +92,7 @@ def lesson_recipes(train_csv: Path, eval_csv: Path, encoder_dir: Path, only: str
               callbacks=[timer], verbose=0)
     _, acc = model.evaluate(ds_test.map(tupelize).batch(128), verbose=0)
     rows.append({"recipe": "lesson fine-tune (pad 128, create_optimizer adamw, batch 128, 1 epoch)",
-                 "epochs": 1, "train_examples_per_second": n_train / timer.seconds, "eval_accuracy": float(acc)})
+                 "epochs": 1, "train_examples_per_second": n_train / timer.train_seconds, "eval_accuracy": float(acc)})
     return rows
 
 
@@ -140,12 +139,7 @@ def main() -> None:
         if lesson and ours in by:
             speedups[kind] = by[ours]["train_examples_per_second"] / lesson["train_examples_per_second"]
             print(f"speed-up {kind} (textclf / lesson): {speedups[kind]:.2f}x")
-    result = {"benchmark": "ag7600 BERT (imported all-MiniLM-L6-v2)", "command": " ".join(sys.argv), "rows": rows,
-              "speedups": speedups, "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                                                "platform": platform.platform(), "tensorflow": tf.__version__}}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    save_result(args.json, "ag7600 BERT (imported all-MiniLM-L6-v2)", rows, speedups=speedups)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ lesson recipe here trains for as many epochs as textclf's default so accuracies 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,9 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ag7600 import ROOT, write_split  # noqa: E402
+from ag7600 import ROOT, save_result, write_split  # noqa: E402
 
 from textclf._tf import keras, tf  # noqa: E402
+from textclf.training import TrainTimer  # noqa: E402
 
 
 # --- the lesson's code, as written (tf.keras there is Keras 2, i.e. tf_keras here) ----------
@@ -101,26 +100,8 @@ def lesson_recipe(train_csv: Path, eval_csv: Path, epochs: int, seed: int) -> di
     wall = time.perf_counter() - start
     _, acc = model.evaluate(ds_test.map(tupelize).batch(128), verbose=0)
     return {"recipe": "lesson transformer (maxlen 256, embed 32, batch 128, Adam)", "epochs": epochs,
-            "train_examples_per_second": 6000 * epochs / timer.seconds, "eval_accuracy": float(acc),
+            "train_examples_per_second": 6000 * epochs / timer.train_seconds, "eval_accuracy": float(acc),
             "fit_wall_seconds": wall}
-
-
-class TrainTimer(keras.callbacks.Callback):
-    """Seconds on training batches: each epoch minus its validation pass."""
-
-    seconds = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.t0, self.test = time.perf_counter(), 0.0
-
-    def on_test_begin(self, logs=None):
-        self.t1 = time.perf_counter()
-
-    def on_test_end(self, logs=None):
-        self.test += time.perf_counter() - self.t1
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds += time.perf_counter() - self.t0 - self.test
 
 
 def textclf_default(train_csv: Path, eval_csv: Path, runs_root: Path, overrides: dict) -> dict:
@@ -154,12 +135,7 @@ def main() -> None:
         print(f"{r['recipe']:<62} {r['epochs']:>6} {r['train_examples_per_second']:>11,.0f} "
               f"{100 * r['eval_accuracy']:>8.2f}%")
     print(f"speed-up (textclf / lesson): {speedup:.2f}x")
-    result = {"benchmark": "ag7600 transformer", "command": " ".join(sys.argv), "rows": rows,
-              "speedup": speedup, "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(),
-                                              "platform": platform.platform(), "tensorflow": tf.__version__}}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    save_result(args.json, "ag7600 transformer", rows, speedup=speedup)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
                 steps_per_execution=t.steps_per_execution,
                 jit_compile=runtime.jit_compile,
             )
-        timer = _TrainTimer()
+        timer = TrainTimer()
         callbacks = [timer, keras.callbacks.TerminateOnNaN(),
                      keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False)]
         if listener is not None:
@@ -185,7 +185,7 @@ class _DenseGradients(keras.Model):
         return self.compute_metrics(x, y, y_pred, None)
 
 
-class _TrainTimer(keras.callbacks.Callback):
+class TrainTimer(keras.callbacks.Callback):
     """Seconds spent on training batches (each epoch minus its validation pass)."""
 
     def __init__(self) -> None:

@@ -237,5 +237,5 @@ preset("train-bert-frozen", "Train a classifier on a frozen BERT encoder with Ad
 preset("finetune-bert-adamw", "Fine-tune a BERT encoder with AdamW, linear warmup then linear decay "
        "(Model Garden's create_optimizer; the lesson's third recipe).", model="bert-small",
        layer={"model_params": {"trainable": True},
-              "training": {"optimizer": "adamw", "learning_rate": 3e-5, "schedule": "linear", "warmup": 0.1,
+              "training": {"optimizer": "adamw", "learning_rate": 5e-5, "schedule": "linear", "warmup": 0.1,
                            "weight_decay": 0.01}})
