@@ -70,6 +70,12 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
     t = config.training
     say("loading data")
     train, evaluation = load_train_eval(config.data, t.seed)
+    # Built before the run directory exists: an unusable model (e.g. an unreachable hub
+    # handle) leaves no run behind.
+    say(f"building {config.model}")
+    with runtime.strategy.scope():
+        built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
+                                     train_texts=train.texts)
     if runtime.is_chief:
         out = runs.new_run_dir(runs_root, config.model, run_dir)
     else:  # other workers of a multi-worker run write to a scratch folder
@@ -82,10 +88,6 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
         runs.write_json(out / "config.json", config.to_dict())
         runs.write_json(out / "labels.json", list(train.label_names))
 
-        say(f"building {config.model}")
-        with runtime.strategy.scope():
-            built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
-                                         train_texts=train.texts)
         say("tokenizing")
         train_ids = encode_texts(train.texts, built.encode)
         eval_ids = encode_texts(evaluation.texts, built.encode)
