@@ -66,8 +66,13 @@ class TrainingConfig:
     warmup: float = 0.0
     seed: int = 42
     steps_per_execution: int = 16
+    patience: int = 0
+    restore_best: bool = False
+    monitor: str = "val_loss"
 
     def __post_init__(self) -> None:
+        check(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = no early stopping)")
+        choice("monitor", self.monitor, ("val_loss", "val_accuracy"))
         check(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution,
               "an integer >= 1")
         check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
@@ -91,6 +96,7 @@ class RuntimeConfig:
     precision: str = "auto"
     jit_compile: bool = False
     tpu: str = ""
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         choice("strategy", self.strategy, ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"))
@@ -136,7 +142,7 @@ def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
 
 def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     """Build a validated RunConfig from nested dict layers (lowest precedence first)."""
-    merged = deep_merge(*layers)
+    merged = deep_merge(*(_data_shorthand(layer) for layer in layers))
     name = merged.get("model", RunConfig.model)
     if not isinstance(name, str):
         raise ConfigError(f"model: expected a model name, got {name!r}")
@@ -145,6 +151,13 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
                          "model_params": dict(entry.param_defaults)}, merged)
     merged["model_params"] = merged.get("model_params") or {}
     return from_dict(RunConfig, merged, params_cls=entry.params_cls)
+
+
+def _data_shorthand(layer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`data: SPEC` (e.g. `--set data=csv:train.csv`) means `data.train: SPEC`."""
+    if isinstance(layer.get("data"), str):
+        return {**layer, "data": {"train": layer["data"]}}
+    return layer
 
 
 def from_dict(cls: type, data: Any, path: str = "", params_cls: type | None = None) -> Any:

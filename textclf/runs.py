@@ -85,6 +85,48 @@ def mark(run_dir: Path, status: str, **info: Any) -> dict:
     return current
 
 
+def process_info() -> dict:
+    """Who is writing this run (to tell a live run from an interrupted one)."""
+    import socket
+
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def status(info: dict) -> str:
+    """complete | failed | running | interrupted (said to be running, but its process is gone)."""
+    import socket
+
+    state = info.get("status", "unknown")
+    if state == "running" and info.get("host") == socket.gethostname() and info.get("pid"):
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            return "interrupted"
+        except (PermissionError, ValueError, OverflowError):
+            pass
+    return state
+
+
+def check_resumable(run_dir: str | Path | None, config: Any = None) -> Path:
+    """The run directory, if it is an unfinished run that may be continued (with `config`)."""
+    if run_dir is None:
+        raise RunError("--resume needs a run directory")
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunError(f"run directory not found: {path}")
+    if not (path / RUN_FILE).exists() or not (path / "config.json").exists():
+        raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE} or config.json)")
+    info = read_json(path / RUN_FILE)
+    state = status(info)
+    if state == "complete":
+        raise RunError(f"run {path} is already complete; nothing to resume")
+    if state == "running":
+        raise RunError(f"run {path} is still running (pid {info.get('pid')}); stop it before resuming")
+    if config is not None and read_json(path / "config.json") != config.to_dict():
+        raise RunError(f"cannot resume {path}: its saved config differs from this one")
+    return path
+
+
 def is_complete(run_dir: Path) -> bool:
     try:
         info = json.loads((Path(run_dir) / RUN_FILE).read_text())
@@ -120,6 +162,43 @@ def complete_runs(root: str | Path = DEFAULT_ROOT) -> list[Path]:
     return [p for _, _, p in sorted(found)]
 
 
+def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
+    """Every run under root (any status), oldest first; each run.json plus `path` and `status`.
+
+    Runs that vanish or turn unreadable while being listed are skipped, not fatal.
+    """
+    root = Path(root)
+    try:
+        entries = [p for p in root.iterdir() if p.name != LATEST and not p.is_symlink()]
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise RunError(f"cannot list {root}: {err.strerror or err}") from None
+    found = []
+    for path in entries:
+        try:
+            info = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict):
+            continue
+        info = {**info, "path": str(path), "status": status(info)}
+        info.setdefault("name", path.name)
+        found.append(info)
+    return sorted(found, key=lambda i: (str(i.get("started", "")), i["name"]))
+
+
+def find_run(ref: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
+    """A run given as a directory or as a name under root."""
+    path = Path(ref)
+    if path.is_dir():
+        return path
+    named = Path(root) / str(ref)
+    if named.is_dir():
+        return named
+    raise RunError(f"run not found: {ref} (not a directory, nor a run name under {root}/)")
+
+
 def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Path:
     """The run to use: an explicit directory, or the newest complete run under root."""
     if run is None:
@@ -131,6 +210,8 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Path
             raise RunError(f"no complete run under {root}/; train one first (textclf train) or pass a run directory")
         return runs[-1]
     path = Path(run)
+    if not path.is_dir() and (Path(root) / str(run)).is_dir():  # a run name
+        path = Path(root) / str(run)
     if not path.is_dir():
         raise RunError(f"run directory not found: {path}")
     if not (path / RUN_FILE).exists():

@@ -152,6 +152,10 @@ def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices |
     global_bs, per_replica = batch_sizes(global_batch_size, cfg.per_replica_batch_size, replicas)
     precision = choose_precision(cfg.precision, devices, name)
     keras.mixed_precision.set_global_policy(precision)
+    if cfg.deterministic:  # same seed, same data -> same numbers (may cost some speed)
+        from textclf._tf import tf
+
+        tf.config.experimental.enable_op_determinism()
     task = devices.task or {}
     is_chief = not task or task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
                                                             and "chief" not in _tf_config().get("cluster", {}))
@@ -159,6 +163,12 @@ def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices |
 
 
 def reset_precision() -> None:
+    """Undo the process-wide settings of `setup_runtime` (precision policy, op determinism)."""
     from textclf._tf import keras
 
     keras.mixed_precision.set_global_policy("float32")
+    # The public API can only enable it; in-process callers (tests, `experiments run`)
+    # need each run to start from the default again.
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()

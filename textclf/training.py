@@ -43,50 +43,82 @@ def run_training(
     runs_root: str | Path = runs.DEFAULT_ROOT,
     run_dir: str | Path | None = None,
     listener: Listener | None = None,
+    resume: bool = False,
+    experiment: str | None = None,
 ) -> RunResult:
-    """Train `config`, evaluate on its eval data and write a complete run directory."""
+    """Train `config`, evaluate on its eval data and write a complete run directory.
+
+    With `resume`, `run_dir` is an unfinished run of the same config: training continues
+    after its last completed epoch (weights, optimizer and RNG state from the checkpoint,
+    the data order of the remaining epochs as in an uninterrupted run).
+    """
     from textclf.registry import MODELS
     from textclf.runtime import reset_precision, setup_runtime
 
     say = (lambda m: listener.on_status(m)) if listener and hasattr(listener, "on_status") else (lambda m: None)
     t = config.training
     entry = MODELS.get(config.model)
+    if resume:
+        runs.check_resumable(run_dir, config)
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before other TF work.
     runtime = setup_runtime(config.runtime, t.global_batch_size)
     keras.utils.set_random_seed(t.seed)
+    # Dropout draws from tf.random.Generator objects, whose state can be checkpointed; the
+    # legacy stateful ops restart their streams after a resume.
+    keras.backend.experimental.enable_tf_random_generator()
     try:
-        return _train(config, entry, runtime, runs_root, run_dir, listener, say)
+        return _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, experiment)
     finally:
         reset_precision()
 
 
-def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResult:
+def resume_run(run_dir: str | Path, *, listener: Listener | None = None) -> RunResult:
+    """Continue an interrupted run with the config saved in it."""
+    from textclf.config import resolve_config
+
+    saved = runs.read_json(Path(run_dir) / "config.json") if Path(run_dir).is_dir() else None
+    if saved is None:
+        raise TextclfError(f"run directory not found: {run_dir}")
+    info = runs.read_json(Path(run_dir) / runs.RUN_FILE)
+    return run_training(resolve_config(saved), run_dir=run_dir, listener=listener, resume=True,
+                        experiment=info.get("experiment"))
+
+
+def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, experiment) -> RunResult:
     from textclf.data.pipeline import (array_batches, encode_texts, eval_batches, feature_batches, predict_by_length,
                                        training_batches)
     from textclf.data.sources import load_train_eval
     from textclf.evaluation import report_from_predictions
     from textclf.optim import build_optimizer
+    from textclf.reports import save_run_plots
 
     t = config.training
     say("loading data")
     train, evaluation = load_train_eval(config.data, t.seed)
+    if resume and runs.load_labels(Path(run_dir)) != list(train.label_names):
+        raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
     # Built before the run directory exists: an unusable model (e.g. an unreachable hub
     # handle) leaves no run behind.
     say(f"building {config.model}")
     with runtime.strategy.scope():
         built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
                                      train_texts=train.texts)
-    if runtime.is_chief:
-        out = runs.new_run_dir(runs_root, config.model, run_dir)
+    if resume:
+        out = Path(run_dir)
+    elif runtime.is_chief:
+        out = runs.new_run_dir(runs_root, experiment or config.model, run_dir)
     else:  # other workers of a multi-worker run write to a scratch folder
         out = Path(tempfile.mkdtemp(prefix="textclf-worker-"))
     started = time.time()
-    runs.mark(out, "running", name=out.name, model=config.model, data=config.data.train,
-              eval_data=evaluation.source, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              runtime=runtime.to_dict())
+    previous = runs.read_json(out / runs.RUN_FILE) if resume else {}
+    runs.mark(out, "running", name=out.name, model=config.model, experiment=experiment, data=config.data.train,
+              eval_data=evaluation.source, started=previous.get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+              runtime=runtime.to_dict(), resumed=previous.get("resumed", -1) + 1 if resume else 0,
+              **runs.process_info())
     try:
-        runs.write_json(out / "config.json", config.to_dict())
-        runs.write_json(out / "labels.json", list(train.label_names))
+        if not resume:
+            runs.write_json(out / "config.json", config.to_dict())
+            runs.write_json(out / "labels.json", list(train.label_names))
 
         say("tokenizing")
         train_ids = encode_texts(train.texts, built.encode)
@@ -100,14 +132,17 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
             train_x = predict_by_length(built.features, train_ids, max(batch, 64))
             feature_seconds = time.perf_counter() - started_features
             eval_x = predict_by_length(built.features, eval_ids, max(batch, 64))
-            train_data = feature_batches(train_x, train.labels, global_batch_size=batch, seed=t.seed)
+            batches = lambda start: feature_batches(train_x, train.labels, global_batch_size=batch, seed=t.seed,
+                                                    start_epoch=start)
             eval_data = array_batches(eval_x, evaluation.labels, batch_size=max(batch, 256))
             model = built.head
         else:
             feature_seconds = 0.0
-            train_data = training_batches(train_ids, train.labels, global_batch_size=batch, seed=t.seed, repeat=True)
+            batches = lambda start: training_batches(train_ids, train.labels, global_batch_size=batch, seed=t.seed,
+                                                     repeat=True, start_epoch=start)
             eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(batch, 256))
             model = built.model
+        train_data = batches(0)
         with runtime.strategy.scope():
             if runtime.name == "multi_worker":
                 model = _DenseGradients(model.inputs, model(model.inputs))
@@ -120,38 +155,56 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
                 steps_per_execution=t.steps_per_execution,
                 jit_compile=runtime.jit_compile,
             )
+        state = EpochCheckpoint(out / "checkpoints", model, t, write=runtime.is_chief)
+        initial_epoch = state.restore() if resume else 0
+        if initial_epoch:
+            say(f"resuming after epoch {initial_epoch}")
+            train_data = batches(initial_epoch)
         timer = TrainTimer()
-        callbacks = [timer, keras.callbacks.TerminateOnNaN(),
+        callbacks = [timer, keras.callbacks.TerminateOnNaN(), state,
                      keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False)]
         if listener is not None:
             callbacks.append(_ListenerCallback(listener))
-            listener.on_start({"epochs": t.epochs, "steps": train_data.steps, "train_examples": len(train),
-                               "eval_examples": len(evaluation), "labels": list(train.label_names),
-                               "run_dir": str(out), "runtime": runtime.describe()})
-        fit = model.fit(train_data.dataset, epochs=t.epochs, steps_per_epoch=train_data.steps,
-                        validation_data=eval_data.dataset, callbacks=callbacks, verbose=0)
-        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-        if any(not math.isfinite(v) for v in history.get("loss", [])) or len(history.get("loss", [])) < t.epochs:
-            raise TextclfError("training stopped: the loss became NaN; lower --learning-rate")
+            listener.on_start({"epochs": t.epochs, "initial_epoch": initial_epoch, "steps": train_data.steps,
+                               "train_examples": len(train), "eval_examples": len(evaluation),
+                               "labels": list(train.label_names), "run_dir": str(out),
+                               "runtime": runtime.describe()})
+        state.extra_seconds = timer_offset = state.train_seconds
+        state.timer = timer
+        if initial_epoch < t.epochs and not state.should_stop():
+            model.fit(train_data.dataset, epochs=t.epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=train_data.steps, validation_data=eval_data.dataset, callbacks=callbacks,
+                      verbose=0)
+        if state.nan_epoch is not None:
+            raise TextclfError(f"training stopped in epoch {state.nan_epoch}: the loss became NaN; "
+                               "lower --learning-rate")
+        history = state.history
+        if t.restore_best and state.best_epoch:
+            say(f"restoring the weights of epoch {state.best_epoch} (best {t.monitor})")
+            state.restore_best()
 
         say("evaluating")
         probs = model.predict(eval_data.dataset, verbose=0)
         report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names,
                                          evaluation.source)
-        train_seconds = timer.train_seconds + feature_seconds
+        train_seconds = timer_offset + timer.train_seconds + feature_seconds
+        epochs_run = len(history.get("loss", []))
         metrics = {**report.to_dict(), "train_examples": len(train), "train_seconds": train_seconds,
-                   "train_examples_per_second": len(train) * t.epochs / max(train_seconds, 1e-9),
-                   "frozen_features_cached": frozen}
+                   "train_examples_per_second": len(train) * epochs_run / max(train_seconds, 1e-9),
+                   "frozen_features_cached": frozen, "epochs_run": epochs_run,
+                   "best_epoch": state.best_epoch, "stopped_early": epochs_run < t.epochs}
 
         say("saving")
+        save_run_plots(out, report, history)
         tmp_model = out / f".{runs.MODEL_FILE}.tmp.keras"
         built.inference_model().save(tmp_model)
         tmp_model.replace(out / runs.MODEL_FILE)
         runs.write_json(out / "history.json", history)
         runs.write_json(out / "metrics.json", metrics)
         info = runs.mark(out, "complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                         duration_seconds=round(time.time() - started, 3), epochs=t.epochs,
-                         accuracy=report.accuracy, macro_f1=report.macro_f1)
+                         duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3),
+                         epochs=epochs_run, accuracy=report.accuracy, macro_f1=report.macro_f1)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # only needed to resume
         if runtime.is_chief:
             runs.update_latest(out)
         else:
@@ -159,8 +212,117 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say) -> RunResu
         return RunResult(out, metrics, history, info)
     except BaseException as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
-        runs.mark(out, "failed", error=reason[:500], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        runs.mark(out, "failed", error=reason[:500], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3))
         raise
+
+
+def _generators(model: keras.Model) -> list:
+    """The tf.random.Generator of every random (e.g. dropout) layer, in a stable order."""
+    found = []
+    for layer in model.submodules:
+        gen = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+        if gen is not None:
+            found.append(gen)
+    return found
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Makes every finished epoch durable, and tracks the best epoch and early stopping.
+
+    After each epoch: progress.json (history so far) is written, then a checkpoint of the
+    weights, the optimizer (its step count drives the learning-rate schedule) and the
+    dropout RNG state. `restore()` returns the epochs to skip. Best epoch and patience are
+    recomputed from the history, so they survive a resume as well.
+    """
+
+    def __init__(self, directory: Path, model: keras.Model, cfg, *, write: bool = True) -> None:
+        from textclf._tf import tf
+
+        super().__init__()
+        self.directory, self.cfg, self.write = Path(directory), cfg, write
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
+        self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer, rng=_generators(model),
+                                        epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.directory / "last"), max_to_keep=1)
+        self.best_ckpt = tf.train.Checkpoint(model=model)
+        self.best_manager = tf.train.CheckpointManager(self.best_ckpt, str(self.directory / "best"), max_to_keep=1)
+        self.history: dict[str, list[float]] = {}
+        self.train_seconds = 0.0
+        self.extra_seconds = 0.0
+        self.nan_epoch: int | None = None
+        self.best_epoch: int | None = None
+        self.timer: TrainTimer | None = None  # must precede this callback in the list
+        if write:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    def restore(self) -> int:
+        """Load the last checkpoint (if any); the number of completed epochs."""
+        path = self.manager.latest_checkpoint
+        if path is None:
+            return 0
+        self.ckpt.restore(path).expect_partial()
+        done = int(self.epoch.numpy())
+        progress = runs.read_json(self.directory / "progress.json")
+        self.history = {k: list(v)[:done] for k, v in progress.get("history", {}).items()}
+        self.train_seconds = float(progress.get("train_seconds", {}).get(str(done), 0.0))
+        self._replay()
+        return done
+
+    def _replay(self) -> tuple[int | None, int]:
+        """Best epoch (1-based) and epochs since it, from the history."""
+        values = self.history.get(self.cfg.monitor, [])
+        best, wait = None, 0
+        for i, v in enumerate(values):
+            if best is None or (v < values[best - 1] if self.cfg.monitor.endswith("loss") else v > values[best - 1]):
+                best, wait = i + 1, 0
+            else:
+                wait += 1
+        self.best_epoch = best
+        return best, wait
+
+    def should_stop(self) -> bool:
+        return self.cfg.patience > 0 and self._replay()[1] >= self.cfg.patience
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and not math.isfinite(float(logs.get("loss", 0.0))) and self.nan_epoch is None:
+            self.nan_epoch = self._epoch + 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if self.nan_epoch is not None or not all(math.isfinite(v) for v in logs.values()):
+            self.nan_epoch = self.nan_epoch or epoch + 1
+            self.model.stop_training = True
+            return  # never checkpoint a diverged model
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        previous_best = self.best_epoch
+        best, _ = self._replay()
+        if not self.write:
+            if self.should_stop():
+                self.model.stop_training = True
+            return
+        if self.cfg.restore_best and best != previous_best and best == epoch + 1:
+            self.best_manager.save(checkpoint_number=epoch + 1)
+        seconds = self.extra_seconds + self._seconds()
+        progress = runs.read_json(self.directory / "progress.json") if (self.directory / "progress.json").exists() else {}
+        by_epoch = {**progress.get("train_seconds", {}), str(epoch + 1): seconds}
+        runs.write_json(self.directory / "progress.json", {"epochs_done": epoch + 1, "history": self.history,
+                                                           "train_seconds": by_epoch})
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+        if self.should_stop():
+            self.model.stop_training = True
+
+    def _seconds(self) -> float:
+        return self.timer.train_seconds if self.timer is not None else 0.0
+
+    def restore_best(self) -> None:
+        if self.best_manager.latest_checkpoint:
+            self.best_ckpt.restore(self.best_manager.latest_checkpoint).expect_partial()
 
 
 class _DenseGradients(keras.Model):

@@ -69,8 +69,12 @@ app = typer.Typer(
 )
 
 from textclf.cli import evaluate as _evaluate  # noqa: E402,F401  (registers commands)
+from textclf.cli import experiments as _experiments  # noqa: E402,F401
+from textclf.cli import export as _export  # noqa: E402,F401
 from textclf.cli import models as _models  # noqa: E402,F401
 from textclf.cli import predict as _predict  # noqa: E402,F401
+from textclf.cli import report as _report  # noqa: E402,F401
+from textclf.cli import runs as _runs  # noqa: E402,F401
 from textclf.cli import train as _train  # noqa: E402,F401
 
 

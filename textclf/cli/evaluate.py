@@ -15,13 +15,22 @@ def evaluate(
     run_dir: Annotated[Optional[str], typer.Argument(help="Run directory (default: the latest complete run).")] = None,
     data: Annotated[Optional[str], typer.Option(help="Data spec to evaluate on (default: the run's eval data).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    plot: Annotated[Optional[str], typer.Option(help="Also write the confusion matrix as a PNG here.")] = None,
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     from textclf.evaluation import evaluate as run_evaluation
     from textclf.runs import resolve_run
 
+    if plot is not None:  # fail before the (slow) evaluation, not after it
+        from textclf.reports import check_plot_path
+
+        check_plot_path(plot)
     report = run_evaluation(resolve_run(run_dir, runs_root), data)
+    if plot is not None:
+        from textclf.reports import write_plot
+
+        write_plot(plot, report)
     if as_json:
         json_line(report.to_dict())
         return

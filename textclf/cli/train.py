@@ -19,8 +19,20 @@ RUN = "Run directory"
 RUNTIME = "Devices and distribution"
 
 
+EXPERIMENT = "Experiments and resume"
+
+
 def train(
-    model: Annotated[str, typer.Option(help="Registered model name (see `textclf models list`).")] = "transformer",
+    model: Annotated[Optional[str], typer.Option(
+        help="Registered model name (see `textclf models list`; default: transformer).")] = None,
+    experiment: Annotated[Optional[str], typer.Option(
+        help="Start from this experiment of the experiments file; options given here override it.",
+        rich_help_panel=EXPERIMENT)] = None,
+    experiments_file: Annotated[str, typer.Option(
+        help="The experiments file.", rich_help_panel=EXPERIMENT)] = "experiments.yaml",
+    resume: Annotated[Optional[str], typer.Option(
+        help="Continue an interrupted run directory after its last completed epoch (its saved config).",
+        rich_help_panel=EXPERIMENT)] = None,
     data: Annotated[Optional[str], typer.Option(
         help="Training data: sample, tfds:NAME[:SPLIT], csv:PATH, tsv:PATH or jsonl:PATH "
              "(default: tfds:ag_news_subset).", rich_help_panel=DATA)] = None,
@@ -46,6 +58,11 @@ def train(
         help="Linear warmup: a fraction of all steps (<1) or a number of steps.", rich_help_panel=TRAIN)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for shuffling and initialisation.",
                                                 rich_help_panel=TRAIN)] = None,
+    patience: Annotated[Optional[int], typer.Option(
+        help="Stop after this many epochs without improving val_loss (0: never).", rich_help_panel=TRAIN)] = None,
+    restore_best: Annotated[Optional[bool], typer.Option(
+        "--restore-best/--no-restore-best", help="Keep the weights of the best epoch, not the last.",
+        rich_help_panel=TRAIN)] = None,
     max_length: Annotated[Optional[int], typer.Option(help="Longest token sequence kept.",
                                                       rich_help_panel=MODEL)] = None,
     vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size.", rich_help_panel=MODEL)] = None,
@@ -69,6 +86,9 @@ def train(
         help="auto, float32, mixed_float16 or mixed_bfloat16.", rich_help_panel=RUNTIME)] = None,
     jit_compile: Annotated[Optional[bool], typer.Option(
         "--jit-compile/--no-jit-compile", help="Compile the train step with XLA.", rich_help_panel=RUNTIME)] = None,
+    deterministic: Annotated[Optional[bool], typer.Option(
+        "--deterministic/--no-deterministic", help="Deterministic ops: same seed and data, same numbers.",
+        rich_help_panel=RUNTIME)] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override any config field, e.g. --set training.epochs=3 (repeatable).",
         rich_help_panel=TRAIN)] = None,
@@ -80,8 +100,12 @@ def train(
     _train(locals(), preset_layer={})
 
 
-def _train(options: dict[str, Any], preset_layer: dict[str, Any]) -> None:
-    """Options -> config layers (model defaults < preset < options < --set) -> one training run."""
+def _train(options: dict[str, Any], preset_layer: dict[str, Any], default_model: str = "transformer") -> None:
+    """Options -> config layers -> one training run.
+
+    Precedence, lowest first: model defaults < preset < yaml defaults < experiment <
+    options < --set.
+    """
     from textclf.config import resolve_config
 
     o = options
@@ -92,14 +116,31 @@ def _train(options: dict[str, Any], preset_layer: dict[str, Any]) -> None:
               "tfds_data_dir": o["tfds_data_dir"]},
         training={"epochs": o["epochs"], "global_batch_size": o["batch_size"], "learning_rate": o["learning_rate"],
                   "optimizer": o["optimizer"], "weight_decay": o["weight_decay"], "schedule": o["schedule"],
-                  "warmup": o["warmup"], "seed": o["seed"]},
+                  "warmup": o["warmup"], "seed": o["seed"], "patience": o["patience"],
+                  "restore_best": o["restore_best"]},
         runtime={"strategy": o["strategy"], "per_replica_batch_size": o["per_replica_batch_size"],
-                 "precision": o["precision"], "jit_compile": o["jit_compile"]},
+                 "precision": o["precision"], "jit_compile": o["jit_compile"], "deterministic": o["deterministic"]},
         model_params={k: o[k] for k in ("max_length", "vocab_size", "embed_dim", "num_heads", "ff_dim",
                                         "num_layers", "dropout", "encoder", "preprocessor", "pooling")},
     )
-    config = resolve_config(preset_layer, cli_layer, parse_sets(o["set_"] or []))
-    _run(config, runs_root=o["runs_root"], run_dir=o["run_dir"])
+    sets = parse_sets(o["set_"] or [])
+    if o["resume"] is not None:
+        given = sorted(set(cli_layer) - {"model"} | set(sets)) + (["--experiment"] if o["experiment"] else []) \
+            + (["--run-dir"] if o["run_dir"] else [])
+        if given or (o["model"] not in (None, default_model)):
+            raise ConfigError("--resume continues a run with its saved config; drop the other config options "
+                              f"({', '.join(given or ['--model'])})")
+        from textclf.training import resume_run
+
+        _run_with_progress(lambda listener: resume_run(o["resume"], listener=listener))
+        return
+    layers: list[dict[str, Any]] = [preset_layer]
+    if o["experiment"]:
+        from textclf.experiments import load_experiments
+
+        layers += load_experiments(o["experiments_file"]).layers(o["experiment"])
+    config = resolve_config({"model": default_model}, *layers, cli_layer, sets)
+    _run(config, runs_root=o["runs_root"], run_dir=o["run_dir"], experiment=o["experiment"])
 
 
 def _options_layer(**groups: Any) -> dict[str, Any]:
@@ -132,12 +173,18 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return layer
 
 
-def _run(config, *, runs_root: str, run_dir: str | None) -> None:
+def _run(config, *, runs_root: str, run_dir: str | None, experiment: str | None = None):
     from textclf.training import run_training
 
+    return _run_with_progress(lambda listener: run_training(
+        config, runs_root=runs_root, run_dir=run_dir, listener=listener, experiment=experiment))
+
+
+def _run_with_progress(train_fn):
     with _ProgressListener() as listener:
-        result = run_training(config, runs_root=runs_root, run_dir=run_dir, listener=listener)
+        result = train_fn(listener)
     _summary(result)
+    return result
 
 
 class _ProgressListener:
@@ -170,6 +217,8 @@ class _ProgressListener:
             f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
             f"({len(info['labels'])} classes) → {info['run_dir']}")
         self.progress.console.print(info["runtime"])
+        if info.get("initial_epoch"):
+            self.progress.console.print(f"resuming after epoch {info['initial_epoch']} of {info['epochs']}")
 
     def on_batch(self, epoch: int, step: int, logs: dict) -> None:
         if self.task is None:
@@ -198,6 +247,8 @@ def _summary(result) -> None:
     table.add_row("accuracy", pct(m["accuracy"]))
     table.add_row("macro-F1", pct(m["macro_f1"]))
     table.add_row("train examples", str(m["train_examples"]))
+    if m.get("stopped_early"):
+        table.add_row("epochs", f"{m['epochs_run']} (stopped early; best epoch {m.get('best_epoch')})")
     table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")
     table.add_row("duration", f"{result.info.get('duration_seconds', 0):.1f} s")
     out.print(table)
@@ -211,7 +262,9 @@ def preset(name: str, doc: str, *, model: str, layer: dict[str, Any] | None = No
     """
 
     def command(**kwargs: Any) -> None:
-        _train(kwargs, preset_layer=layer or {})
+        if kwargs["model"] == model:  # the preset's default, not the user's choice
+            kwargs["model"] = None
+        _train(kwargs, preset_layer=layer or {}, default_model=model)
 
     hints = typing.get_type_hints(train, include_extras=True)
     params = []

@@ -50,28 +50,51 @@ def training_batches(
     seed: int,
     bucket: bool = True,
     repeat: bool = False,
+    start_epoch: int = 0,
 ) -> Batches:
-    """Shuffled (seeded, reshuffled every epoch), length-bucketed, padded-per-batch batches."""
+    """Shuffled, length-bucketed batches padded to each batch's longest sequence.
+
+    Epoch e's order depends only on (seed, e): a run resumed at epoch e sees exactly the
+    batches an uninterrupted run would. `repeat` yields epochs start_epoch, start_epoch+1, …
+    (each with exactly `steps` batches, so Keras can run several steps per call); without
+    it, the one epoch `start_epoch`.
+    """
     lengths = ids.row_lengths().numpy()
-    ds = _id_dataset(ids, labels)
-    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dense = tf.constant(tf.cast(ids.to_tensor(0), tf.int32))
+    row_lengths = tf.constant(lengths.astype(np.int32))
+    ys = tf.constant(labels.astype(np.int32))
     boundaries = length_buckets(lengths, global_batch_size) if bucket else []
     if boundaries:
-        ds = ds.bucket_by_sequence_length(
-            element_length_func=lambda x, y: tf.shape(x)[0],
-            bucket_boundaries=boundaries,
-            bucket_batch_sizes=[global_batch_size] * (len(boundaries) + 1),
-            padded_shapes=([None], []),
-        )
-        counts = np.bincount(np.searchsorted(boundaries, lengths, side="right"),
-                             minlength=len(boundaries) + 1)
+        counts = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
         steps = int(sum(math.ceil(c / global_batch_size) for c in counts))
     else:
-        ds = ds.padded_batch(global_batch_size, padded_shapes=([None], []))
         steps = math.ceil(len(labels) / global_batch_size)
-    if repeat:  # exact `steps` per pass, so Keras can run several steps per call
-        ds = ds.repeat()
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        ds = _shuffled_indices(len(labels), seed, epoch)
+        ds = ds.map(lambda i: (dense[i, : row_lengths[i]], ys[i]), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+        if boundaries:
+            return ds.bucket_by_sequence_length(
+                element_length_func=lambda x, y: tf.shape(x)[0],
+                bucket_boundaries=boundaries,
+                bucket_batch_sizes=[global_batch_size] * (len(boundaries) + 1),
+                padded_shapes=([None], []),
+            )
+        return ds.padded_batch(global_batch_size, padded_shapes=([None], []))
+
+    ds = _epochs(start_epoch, repeat).flat_map(one_epoch)
     return Batches(ds.prefetch(tf.data.AUTOTUNE), steps, len(labels))
+
+
+def _epochs(start_epoch: int, repeat: bool) -> tf.data.Dataset:
+    return tf.data.Dataset.range(start_epoch, 2**62 if repeat else start_epoch + 1)
+
+
+def _shuffled_indices(n: int, seed: int, epoch: tf.Tensor) -> tf.data.Dataset:
+    """0..n-1 in an order fixed by (seed, epoch) alone (stateless: nothing to checkpoint)."""
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(tf.range(n), seed=key))
 
 
 def _id_dataset(ids: tf.RaggedTensor, labels: np.ndarray) -> tf.data.Dataset:
@@ -90,11 +113,22 @@ def eval_batches(ids: tf.RaggedTensor, labels: np.ndarray, *, batch_size: int) -
     return Batches(ds, math.ceil(len(labels) / batch_size), len(labels))
 
 
-def feature_batches(features: np.ndarray, labels: np.ndarray, *, global_batch_size: int, seed: int) -> Batches:
-    """Shuffled, repeated batches of precomputed feature vectors (exact steps per pass)."""
-    ds = tf.data.Dataset.from_tensor_slices((features, labels.astype(np.int32)))
-    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(global_batch_size).repeat()
-    return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / global_batch_size), len(labels))
+def feature_batches(
+    features: np.ndarray, labels: np.ndarray, *, global_batch_size: int, seed: int, start_epoch: int = 0
+) -> Batches:
+    """Shuffled batches of precomputed feature vectors, epochs from `start_epoch` on, endless.
+
+    As in `training_batches`, epoch e's order depends only on (seed, e).
+    """
+    xs, ys = tf.constant(features), tf.constant(labels.astype(np.int32))
+    steps = math.ceil(len(labels) / global_batch_size)
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        batches = _shuffled_indices(len(labels), seed, epoch).batch(global_batch_size)
+        return batches.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)))
+
+    ds = _epochs(start_epoch, repeat=True).flat_map(one_epoch)
+    return Batches(ds.prefetch(tf.data.AUTOTUNE), steps, len(labels))
 
 
 def array_batches(features: np.ndarray, labels: np.ndarray, *, batch_size: int) -> Batches:

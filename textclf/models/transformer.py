@@ -50,7 +50,11 @@ class TransformerBlock(keras.layers.Layer):
         self.drop2 = keras.layers.Dropout(dropout)
 
     def call(self, x: tf.Tensor, training=None, mask=None) -> tf.Tensor:
-        attention_mask = None if mask is None else mask[:, tf.newaxis, :]
+        # Key mask only, built from ints: boolean slicing has no TFLite kernel, and padded
+        # query rows are ignored by the masked pooling anyway. tf.identity drops the
+        # Keras mask so attention does not derive the boolean query mask itself.
+        attention_mask = None if mask is None else tf.cast(tf.expand_dims(tf.cast(mask, tf.int32), 1), tf.bool)
+        x = tf.identity(x)
         attended = self.att(x, x, attention_mask=attention_mask, training=training)
         x = self.norm1(x + self.drop1(attended, training=training))
         ff = self.ffn2(self.ffn1(x))

@@ -1,0 +1,168 @@
+"""Crash safety and determinism: SIGKILL mid-run then resume equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ag_rows, write_csv
+from textclf.cli import app
+from textclf.runs import is_complete
+
+runner = CliRunner()
+EPOCHS = 12
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """AG-layout files big enough that an epoch takes a noticeable moment, an experiments file."""
+    root = tmp_path_factory.mktemp("resume")
+    train = write_csv(root / "ag" / "train.csv", ag_rows(250, seed=1))
+    evaluation = write_csv(root / "ag" / "eval.csv", ag_rows(20, seed=2))
+    (root / "experiments.yaml").write_text(f"""
+defaults:
+  data: {{train: "csv:{train}", eval: "csv:{evaluation}"}}
+experiments:
+  tiny:
+    model: transformer
+    model_params: {{embed_dim: 8, num_heads: 1, ff_dim: 8, max_length: 16, vocab_size: 200, dropout: 0.2}}
+    training: {{epochs: {EPOCHS}, global_batch_size: 16, seed: 5}}
+""")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """The uninterrupted run."""
+    result = run("train", "--experiment", "tiny", "--experiments-file", setup / "experiments.yaml",
+                 "--run-dir", setup / "reference")
+    assert result.exit_code == 0, result.output
+    return setup / "reference"
+
+
+def start_and_kill(args: list, cwd: Path, progress, after_epochs: int = 3) -> None:
+    """Start the CLI in a process, SIGKILL it once `after_epochs` epochs are checkpointed."""
+    proc = subprocess.Popen([sys.executable, "-m", "textclf", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            try:
+                done = json.loads(progress.read_text())["epochs_done"]
+            except (OSError, ValueError, KeyError):
+                done = 0
+            if done >= after_epochs:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.02)
+        else:
+            pytest.fail("training never reached the epoch to kill at")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def assert_same_run(resumed: Path, reference: Path) -> None:
+    assert is_complete(resumed)
+    a = json.loads((resumed / "history.json").read_text())
+    b = json.loads((reference / "history.json").read_text())
+    assert len(a["loss"]) == EPOCHS
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    ma = json.loads((resumed / "metrics.json").read_text())
+    mb = json.loads((reference / "metrics.json").read_text())
+    assert ma["accuracy"] == mb["accuracy"] and ma["confusion_matrix"] == mb["confusion_matrix"]
+    assert not (resumed / "checkpoints").exists()  # removed once complete
+
+
+def test_sigkill_then_train_resume_matches_an_uninterrupted_run(setup, reference):
+    run_dir = setup / "killed"
+    start_and_kill(["train", "--experiment", "tiny", "--experiments-file", setup / "experiments.yaml",
+                    "--run-dir", run_dir], setup, run_dir / "checkpoints" / "progress.json")
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "running" and not is_complete(run_dir)  # never looks complete
+    listed = run("runs", "list", "--runs-root", setup, "--json")
+    statuses = {json.loads(line)["name"]: json.loads(line)["status"] for line in listed.stdout.splitlines()}
+    assert statuses["killed"] == "interrupted"
+    # evaluate/predict refuse the unfinished run
+    assert run("evaluate", run_dir).exit_code != 0
+
+    result = run("train", "--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch" in result.stderr
+    assert json.loads((run_dir / "run.json").read_text())["resumed"] == 1
+    assert_same_run(run_dir, reference)
+
+
+def test_rerunning_an_interrupted_experiment_continues_it(setup, reference):
+    runs_root = setup / "exp-runs"
+    start_and_kill(["experiments", "run", "tiny", "--experiments-file", "experiments.yaml", "--runs-root", runs_root],
+                   setup, _progress_in(runs_root))
+    [killed] = [p for p in runs_root.iterdir() if p.is_dir() and not p.is_symlink()]
+    result = run("experiments", "run", "tiny", "--experiments-file", setup / "experiments.yaml",
+                 "--runs-root", runs_root, "--json")
+    assert result.exit_code == 0, result.output
+    assert f"resuming the interrupted run {killed}" in result.stderr
+    [row] = json.loads(result.stdout.splitlines()[-1])["experiments"]
+    assert row["status"] == "complete" and Path(row["run"]) == killed
+    assert_same_run(killed, reference)
+
+
+class _progress_in:
+    """progress.json of the one run that will appear under a runs folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read_text(self) -> str:
+        found = list(self.root.glob("*/checkpoints/progress.json"))
+        if not found:
+            raise OSError("not yet")
+        return found[0].read_text()
+
+
+def test_resume_refuses_complete_runs_and_extra_options(reference):
+    result = run("train", "--resume", reference)
+    assert result.exit_code == 1 and "already complete" in result.stderr
+    result = run("train", "--resume", reference, "--epochs", "3")
+    assert result.exit_code == 1 and "drop the other config options (training)" in result.stderr
+
+
+def test_same_seed_same_metrics_with_op_determinism(setup, tmp_path):
+    args = ["train", "--experiment", "tiny", "--experiments-file", setup / "experiments.yaml", "--epochs", "2",
+            "--deterministic"]
+    first = run(*args, "--run-dir", tmp_path / "a")
+    second = run(*args, "--run-dir", tmp_path / "b")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    a, b = (json.loads((tmp_path / d / "history.json").read_text()) for d in "ab")
+    assert a == b
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["runtime"]["deterministic"] is True
+
+
+def test_early_stopping_and_best_epoch_restore(setup, tmp_path):
+    # A learning rate this high stops improving quickly; patience 1 must stop early.
+    result = run("train", "--experiment", "tiny", "--experiments-file", setup / "experiments.yaml",
+                 "--epochs", "30", "--patience", "1", "--restore-best", "--set", "training.monitor=val_accuracy",
+                 "--learning-rate", "0.05", "--run-dir", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert metrics["stopped_early"] and metrics["epochs_run"] == len(history["loss"]) < 30
+    best = max(range(len(history["val_accuracy"])), key=lambda i: (history["val_accuracy"][i], -i)) + 1
+    assert metrics["best_epoch"] == best
+    assert metrics["epochs_run"] == best + 1  # patience 1: one epoch without improvement
+    # the restored weights are the best epoch's: final accuracy equals its val_accuracy
+    assert metrics["accuracy"] == pytest.approx(history["val_accuracy"][best - 1], abs=1e-6)

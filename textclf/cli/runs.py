@@ -1,0 +1,94 @@
+"""`textclf runs list|compare`: what has been trained, side by side."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from textclf.cli import app
+from textclf.cli._render import json_line, out, pct
+from textclf.errors import ConfigError
+
+runs_app = typer.Typer(help="Runs under the runs folder: list them and compare them.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+STATUS_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+@runs_app.command("list")
+def list_runs(
+    runs_root: Annotated[str, typer.Option(help="Where runs live.")] = "runs",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Every run: name, model, data, epochs, accuracy, macro-F1, duration and status."""
+    from textclf import runs
+
+    found = runs.list_runs(runs_root)
+    rows = [{"name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"), "data": i.get("data"),
+             "epochs": i.get("epochs"), "accuracy": i.get("accuracy"), "macro_f1": i.get("macro_f1"),
+             "duration_seconds": i.get("duration_seconds"), "status": i["status"], "started": i.get("started"),
+             "path": i["path"], "error": i.get("error")} for i in found]
+    if as_json:
+        for row in rows:
+            json_line(row)
+        return
+    if not rows:
+        out.print(f"no runs under {runs_root}/")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"runs in {runs_root}/")
+    for col in ("name", "model", "data", "epochs", "accuracy", "macro-F1", "duration", "status"):
+        table.add_column(col, justify="right" if col in ("epochs", "accuracy", "macro-F1", "duration") else "left",
+                         overflow="fold")
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "white")
+        table.add_row(r["name"], (r["model"] or "") + (f" ({r['experiment']})" if r["experiment"] else ""),
+                      str(r["data"] or ""), str(r["epochs"] or ""),
+                      pct(r["accuracy"]) if isinstance(r["accuracy"], (int, float)) else "",
+                      pct(r["macro_f1"]) if isinstance(r["macro_f1"], (int, float)) else "",
+                      f"{r['duration_seconds']:.1f} s" if isinstance(r["duration_seconds"], (int, float)) else "",
+                      f"[{style}]{r['status']}[/]")
+    out.print(table)
+
+
+@runs_app.command("compare")
+def compare(
+    run_refs: Annotated[list[str], typer.Argument(help="Run directories or run names (two or more).")],
+    runs_root: Annotated[str, typer.Option(help="Where run names are looked up.")] = "runs",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Config differences and metrics of runs side by side; the best value of each metric in bold."""
+    from textclf.reports import COMPARED_METRICS, compare_runs, _fmt
+    from textclf.runs import find_run
+
+    if len(run_refs) < 2:
+        raise ConfigError("runs compare needs at least two runs")
+    result = compare_runs([find_run(r, runs_root) for r in run_refs])
+    if as_json:
+        json_line(result)
+        return
+    from rich.table import Table
+
+    metrics = Table(title="metrics (best in bold)")
+    metrics.add_column("metric")
+    for name in result["runs"]:
+        metrics.add_column(name, justify="right", overflow="fold")
+    for key, label, _ in COMPARED_METRICS:
+        cells = []
+        for name, value in zip(result["runs"], result["metrics"][key]):
+            text = _fmt(key, value)
+            cells.append(f"[bold green]{text}[/]" if result["best"].get(key) == name else text)
+        metrics.add_row(label, *cells)
+    out.print(metrics)
+    if result["config_differences"]:
+        diff = Table(title="config differences")
+        diff.add_column("field")
+        for name in result["runs"]:
+            diff.add_column(name, overflow="fold")
+        for key, values in result["config_differences"].items():
+            diff.add_row(key, *["–" if v is None else str(v) for v in values])
+        out.print(diff)
+    else:
+        out.print("the runs' configs are identical")

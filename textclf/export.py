@@ -1,0 +1,152 @@
+"""Export a run for serving: a SavedModel taking raw strings, or a TFLite flatbuffer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from textclf.errors import ModelError, RunError
+from textclf.runs import load_labels, load_model, read_json, resolve_run
+
+FORMATS = ("saved_model", "tflite")
+SIGNATURE = "serving_default"
+
+
+def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str | Path = "runs") -> Path:
+    """Write the run's classifier to `out` (a new directory) and return it.
+
+    saved_model: signature `serving_default(text: string[batch])` -> `probabilities`
+    float32[batch, classes], `label` string[batch], `label_id` int32[batch]; loads with
+    `tf.saved_model.load` given only tensorflow (and tensorflow_text for BERT models).
+    tflite: `model.tflite` (built-in ops only) from token ids to probabilities, with
+    vocab.txt, labels.txt and the tokenization rules (TFLite has no string ops).
+    """
+    if fmt not in FORMATS:
+        raise ModelError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    run_dir = resolve_run(run, runs_root)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"export destination exists and is not empty: {out}")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise RunError(f"cannot write {out}: folder {parent} does not exist")
+    labels = load_labels(run_dir)
+    model = load_model(run_dir)
+    info = read_json(run_dir / "run.json")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as err:
+        raise RunError(f"cannot write {out}: {err.strerror or err}") from None
+    try:
+        if fmt == "tflite":
+            interface = _write_tflite(model, labels, staging, info.get("model", ""))
+        else:
+            _save_serving_model(model, labels, staging)
+            interface = {"inputs": {"text": "string[batch]"},
+                         "outputs": {"probabilities": f"float32[batch, {len(labels)}]", "label": "string[batch]",
+                                     "label_id": "int32[batch]"}}
+        (staging / "textclf-export.json").write_text(json.dumps(
+            {"format": fmt, "run": str(run_dir), "model": info.get("model"), "labels": labels,
+             "signature": SIGNATURE, **interface}, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RunError(f"cannot write {out}: {err.strerror or err}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _save_serving_model(model, labels: list[str], path: Path) -> None:
+    from textclf._tf import tf
+
+    class Classifier(tf.Module):
+        def __init__(self) -> None:
+            super().__init__(name="textclf_classifier")
+            self.model = model
+            self.labels = tf.Variable(labels, dtype=tf.string, trainable=False, name="labels")
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            probs = tf.cast(self.model(text, training=False), tf.float32)
+            ids = tf.argmax(probs, axis=1, output_type=tf.int32)
+            return {"probabilities": probs, "label": tf.gather(self.labels, ids), "label_id": ids}
+
+    module = Classifier()
+    tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})
+
+
+def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> dict:
+    """model.tflite on token ids with built-in ops only, plus vocab.txt and labels.txt.
+
+    TFLite has no built-in string ops (lower-casing, splitting, lookup), so the exported
+    graph starts at token ids; the app tokenizes with vocab.txt and the rules written
+    to textclf-export.json (as TFLite's own text-classification apps do).
+    """
+    from textclf._tf import keras, tf
+
+    try:
+        text_to_ids = model.get_layer("text_to_ids")
+    except ValueError:
+        text_to_ids = None
+    vectorizer = next((layer for layer in getattr(text_to_ids, "layers", [])
+                       if isinstance(layer, keras.layers.TextVectorization)), None)
+    if vectorizer is None:
+        raise ModelError(f"TFLite export supports models with a TextVectorization tokenizer (transformer); "
+                         f"the {model_name or 'run'} model's tokenizer has no TFLite equivalent — "
+                         "export it with --format saved_model instead")
+    classifier = model.layers[-1]
+    lengths = [layer for layer in text_to_ids.layers if hasattr(layer, "max_length")]
+    max_length = int(lengths[0].max_length) if lengths else None
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")])
+    def serve(token_ids):
+        return {"probabilities": tf.cast(classifier(tf.cast(token_ids, tf.int64), training=False), tf.float32)}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], classifier)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        with _quiet_stderr():  # the converter prints MLIR diagnostics from C++
+            flatbuffer = converter.convert()
+    except Exception as err:  # the converter raises ConverterError and friends
+        text = str(err).strip()
+        lines = [ln.strip() for ln in text.splitlines() if "op" in ln.lower() and ln.strip()]
+        detail = lines[0] if lines else (text.splitlines()[0] if text else type(err).__name__)
+        raise ModelError(f"TFLite cannot represent the {model_name or 'run'} model ({detail[:200]}); "
+                         "export it with --format saved_model instead") from None
+    (staging / "model.tflite").write_bytes(flatbuffer)
+    (staging / "vocab.txt").write_text("\n".join(vectorizer.get_vocabulary()) + "\n", encoding="utf-8")
+    (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    cfg = vectorizer.get_config()
+    return {"inputs": {"token_ids": "int32[batch, time], 0 = padding"},
+            "outputs": {"probabilities": f"float32[batch, {len(labels)}]"},
+            "tokenizer": {"vocab": "vocab.txt (line i = id i; 0 padding, 1 unknown)",
+                          "standardize": cfg.get("standardize"), "split": cfg.get("split"),
+                          "max_length": max_length, "empty_text": "one unknown id [1]"}}
+
+
+class _quiet_stderr:
+    """Silence file descriptor 2 (C++ logging) for the duration of a block."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        return False
