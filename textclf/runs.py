@@ -57,22 +57,26 @@ def read_json(path: Path) -> Any:
 
 def new_run_dir(root: str | Path, model: str, explicit: str | Path | None = None) -> Path:
     """Create the run directory: the one asked for, or root/<timestamp>-<model>[-N]."""
-    if explicit is not None:
-        path = Path(explicit)
-        if path.exists() and any(path.iterdir()):
-            raise RunError(f"run directory already exists and is not empty: {path}")
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', model)}"
-    for n in range(1, 1000):
-        path = root / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            path.mkdir()
+    try:
+        if explicit is not None:
+            path = Path(explicit)
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise RunError(f"run directory already exists and is not empty: {path}")
+            path.mkdir(parents=True, exist_ok=True)
             return path
-        except FileExistsError:
-            continue
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', model)}"
+        for n in range(1, 1000):
+            path = root / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as err:
+        where = explicit if explicit is not None else root
+        raise RunError(f"cannot create a run directory at {where}: {err.strerror or err}") from None
     raise RunError(f"cannot create a unique run directory under {root}")
 
 

@@ -111,10 +111,13 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         out = Path(tempfile.mkdtemp(prefix="textclf-worker-"))
     started = time.time()
     previous = runs.read_json(out / runs.RUN_FILE) if resume else {}
-    runs.mark(out, "running", name=out.name, model=config.model, experiment=experiment, data=config.data.train,
-              eval_data=evaluation.source, started=previous.get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-              runtime=runtime.to_dict(), resumed=previous.get("resumed", -1) + 1 if resume else 0,
-              **runs.process_info())
+    try:
+        runs.mark(out, "running", name=out.name, model=config.model, experiment=experiment, data=config.data.train,
+                  eval_data=evaluation.source, started=previous.get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+                  runtime=runtime.to_dict(), resumed=previous.get("resumed", -1) + 1 if resume else 0,
+                  **runs.process_info())
+    except OSError as err:
+        raise TextclfError(f"cannot write the run in {out}: {err.strerror or err}") from None
     try:
         if not resume:
             runs.write_json(out / "config.json", config.to_dict())
@@ -155,7 +158,9 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
                 steps_per_execution=t.steps_per_execution,
                 jit_compile=runtime.jit_compile,
             )
-        state = EpochCheckpoint(out / "checkpoints", model, t, write=runtime.is_chief)
+        # Every worker saves (others into their scratch folder): under MultiWorkerMirroredStrategy
+        # checkpointing runs collective ops that all workers must join.
+        state = EpochCheckpoint(out / "checkpoints", model, t)
         initial_epoch = state.restore() if resume else 0
         if initial_epoch:
             say(f"resuming after epoch {initial_epoch}")
@@ -212,8 +217,13 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         return RunResult(out, metrics, history, info)
     except BaseException as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
-        runs.mark(out, "failed", error=reason[:500], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3))
+        try:
+            runs.mark(out, "failed", error=reason[:500], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3))
+        except OSError:  # e.g. the disk is full: run.json still says "running", never "complete"
+            pass
+        if isinstance(err, OSError):
+            raise TextclfError(f"cannot write the run in {out}: {err.strerror or err}") from None
         raise
 
 
@@ -236,11 +246,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
     recomputed from the history, so they survive a resume as well.
     """
 
-    def __init__(self, directory: Path, model: keras.Model, cfg, *, write: bool = True) -> None:
+    def __init__(self, directory: Path, model: keras.Model, cfg) -> None:
         from textclf._tf import tf
 
         super().__init__()
-        self.directory, self.cfg, self.write = Path(directory), cfg, write
+        self.directory, self.cfg = Path(directory), cfg
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
         self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer, rng=_generators(model),
                                         epoch=self.epoch)
@@ -253,8 +263,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.nan_epoch: int | None = None
         self.best_epoch: int | None = None
         self.timer: TrainTimer | None = None  # must precede this callback in the list
-        if write:
-            self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
 
     def restore(self) -> int:
         """Load the last checkpoint (if any); the number of completed epochs."""
@@ -301,10 +310,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(value)
         previous_best = self.best_epoch
         best, _ = self._replay()
-        if not self.write:
-            if self.should_stop():
-                self.model.stop_training = True
-            return
         if self.cfg.restore_best and best != previous_best and best == epoch + 1:
             self.best_manager.save(checkpoint_number=epoch + 1)
         seconds = self.extra_seconds + self._seconds()

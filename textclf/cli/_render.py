@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-out = Console(soft_wrap=False)
+# Piped or redirected output is read later, often in a wide editor: don't fold tables to 80
+# columns there. A terminal (or $COLUMNS) sets the width itself.
+out = Console(soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -36,16 +37,18 @@ def list_runs(
     if not rows:
         out.print(f"no runs under {runs_root}/")
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"runs in {runs_root}/")
-    for col in ("name", "model", "data", "epochs", "accuracy", "macro-F1", "duration", "status"):
-        table.add_column(col, justify="right" if col in ("epochs", "accuracy", "macro-F1", "duration") else "left",
-                         overflow="fold")
+    table = Table(title=f"runs in {runs_root}/", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "model", "data", "epochs", "acc", "F1", "time", "status"):
+        table.add_column(col, justify="right" if col in ("epochs", "acc", "F1", "time") else "left",
+                         no_wrap=col != "data", overflow="fold")
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "white")
-        table.add_row(r["name"], (r["model"] or "") + (f" ({r['experiment']})" if r["experiment"] else ""),
-                      str(r["data"] or ""), str(r["epochs"] or ""),
+        kind, _, where = str(r["data"] or "").partition(":")
+        data = f"{kind}:{Path(where).name}" if "/" in where else str(r["data"] or "")
+        table.add_row(r["name"], r["model"] or "", data, str(r["epochs"] or ""),
                       pct(r["accuracy"]) if isinstance(r["accuracy"], (int, float)) else "",
                       pct(r["macro_f1"]) if isinstance(r["macro_f1"], (int, float)) else "",
                       f"{r['duration_seconds']:.1f} s" if isinstance(r["duration_seconds"], (int, float)) else "",

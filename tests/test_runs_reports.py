@@ -1,0 +1,136 @@
+"""experiments run -> runs list/compare, plots, HTML report, evaluate --plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ag_rows, write_csv
+from textclf.cli import app
+
+runner = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exps")
+    train = write_csv(root / "ag" / "train.csv", ag_rows(40, seed=1))
+    evaluation = write_csv(root / "ag" / "eval.csv", ag_rows(10, seed=2))
+    (root / "experiments.yaml").write_text("""
+defaults:
+  training: {epochs: 2, global_batch_size: 16}
+experiments:
+  narrow:
+    description: embed 8
+    model: transformer
+    model_params: {embed_dim: 8, num_heads: 1, ff_dim: 8, max_length: 16, vocab_size: 200}
+  wide:
+    description: embed 16
+    model: transformer
+    model_params: {embed_dim: 16, num_heads: 1, ff_dim: 8, max_length: 16, vocab_size: 200}
+""")
+    result = run("experiments", "run", "narrow", "wide", "--experiments-file", root / "experiments.yaml",
+                 "--runs-root", root / "runs", "--set", f"data=csv:{train}", "--eval-data", f"csv:{evaluation}")
+    assert result.exit_code == 0, result.output
+    return root, result
+
+
+def test_experiments_run_ends_with_a_comparison_table(two_runs):
+    root, result = two_runs
+    table = result.stdout[result.stdout.index("experiments"):]
+    assert "narrow" in table and "wide" in table and "accuracy" in table
+    runs = sorted(p for p in (root / "runs").iterdir() if not p.is_symlink())
+    assert [p.name.split("-", 2)[2] for p in runs] == ["narrow", "wide"]  # readable: <time>-<experiment>
+    config = json.loads((runs[0] / "config.json").read_text())
+    assert config["data"]["train"].endswith("train.csv") and config["training"]["epochs"] == 2
+
+
+def test_every_run_has_plots(two_runs):
+    root, _ = two_runs
+    for path in (root / "runs").iterdir():
+        if not path.is_symlink():
+            for name in ("confusion_matrix.png", "learning_curves.png"):
+                assert (path / name).read_bytes().startswith(PNG), (path, name)
+            assert any((path / "logs").rglob("events.out.tfevents*"))
+
+
+def test_runs_list_json(two_runs):
+    root, _ = two_runs
+    result = run("runs", "list", "--runs-root", root / "runs", "--json")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["experiment"] for r in rows] == ["narrow", "wide"]
+    assert all(r["status"] == "complete" and 0 <= r["accuracy"] <= 1 and r["epochs"] == 2 for r in rows)
+    assert len({r["name"] for r in rows}) == 2
+    table = run("runs", "list", "--runs-root", root / "runs")
+    assert table.exit_code == 0 and "complete" in table.stdout
+
+
+def test_runs_compare_shows_differences_and_best(two_runs):
+    root, _ = two_runs
+    names = [json.loads(line)["name"] for line in run("runs", "list", "--runs-root", root / "runs", "--json").stdout.splitlines()]
+    result = run("runs", "compare", *names, "--runs-root", root / "runs", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["runs"] == names
+    assert data["config_differences"] == {"model_params.embed_dim": [8, 16]}
+    accuracies = data["metrics"]["accuracy"]
+    assert data["best"]["accuracy"] == names[accuracies.index(max(accuracies))]
+    table = run("runs", "compare", *names, "--runs-root", root / "runs")
+    assert "model_params.embed_dim" in table.stdout and "accuracy" in table.stdout
+
+
+def test_html_report_is_self_contained(two_runs, tmp_path):
+    root, _ = two_runs
+    out = tmp_path / "report.html"
+    result = run("report", "--runs-root", root / "runs", "--out", out)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.count("data:image/png;base64,") == 4  # two plots per run, inline
+    assert "model_params.embed_dim" in page and "narrow" in page and "wide" in page
+    assert "src='http" not in page and 'src="http' not in page
+
+
+def test_evaluate_plot_writes_a_png(two_runs, tmp_path):
+    root, _ = two_runs
+    plot = tmp_path / "cm.png"
+    result = run("evaluate", "--runs-root", root / "runs", "--plot", plot, "--json")
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes().startswith(PNG)
+    assert json.loads(result.stdout)["examples"] == 40
+
+
+def test_experiments_list(two_runs):
+    root, _ = two_runs
+    result = run("experiments", "list", "--experiments-file", root / "experiments.yaml", "--json")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["name"], r["model"], r["description"]) for r in rows] == [
+        ("narrow", "transformer", "embed 8"), ("wide", "transformer", "embed 16")]
+
+
+def test_a_failing_experiment_does_not_stop_the_others(two_runs, tmp_path):
+    root, _ = two_runs
+    train = root / "ag" / "train.csv"
+    (tmp_path / "x.yaml").write_text(f"""
+experiments:
+  broken: {{model: transformer, data: {{train: "csv:{tmp_path}/missing.csv"}}}}
+  fine:
+    model: transformer
+    data: {{train: "csv:{train}"}}
+    model_params: {{embed_dim: 8, num_heads: 1, ff_dim: 8, max_length: 16, vocab_size: 200}}
+    training: {{epochs: 1, global_batch_size: 16}}
+""")
+    result = run("experiments", "run", "--all", "--experiments-file", tmp_path / "x.yaml", "--runs-root", tmp_path / "runs",
+                 "--json")
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout.splitlines()[-1])["experiments"]
+    assert [(r["experiment"], r["status"]) for r in rows] == [("broken", "failed"), ("fine", "complete")]
+    assert "missing.csv" in rows[0]["error"]
+    assert result.stderr.strip().splitlines()[-1] == "error: 1 of 2 experiments failed: broken"
