@@ -42,8 +42,42 @@ def write_csv(path: Path, rows: list[list[str]], classes: bool = True) -> Path:
     return path
 
 
+def cli(*args):
+    """Run the real CLI in-process (typer's CliRunner) with str() of every argument."""
+    from typer.testing import CliRunner
+
+    from textclf.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str, code: int | None = None) -> None:
+    """Exit != 0 (or `code`), no traceback, exactly one `error:` line, last, containing fragments."""
+    assert result.exit_code != 0 if code is None else result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    # exactly one error line, last; progress lines may precede it once training has started
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def ag_split(root: Path, n_train: int, n_eval: int) -> tuple[Path, Path]:
+    """root/ag/train.csv and eval.csv (per-class counts) with classes.txt."""
+    return (write_csv(root / "ag" / "train.csv", ag_rows(n_train, seed=1)),
+            write_csv(root / "ag" / "eval.csv", ag_rows(n_eval, seed=2)))
+
+
+def train_tiny(root: Path, n_per_class: int = 40, epochs: int = 2) -> Path:
+    """Write root/ag/train.csv and train the tiny transformer on it into root/runs via the CLI."""
+    train = write_csv(root / "ag" / "train.csv", ag_rows(n_per_class, seed=1))
+    result = cli("train", "--data", f"csv:{train}", "--epochs", epochs, "--runs-root", root / "runs", *TINY)
+    assert result.exit_code == 0, result.output
+    return train
+
+
 @pytest.fixture
 def ag_files(tmp_path: Path) -> tuple[Path, Path]:
     """train.csv (40/class) and eval.csv (10/class) in AG News layout with classes.txt."""
-    d = tmp_path / "ag"
-    return write_csv(d / "train.csv", ag_rows(40, seed=1)), write_csv(d / "eval.csv", ag_rows(10, seed=2))
+    return ag_split(tmp_path, 40, 10)

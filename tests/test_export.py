@@ -9,26 +9,17 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from conftest import TINY, ag_rows, write_csv
-from textclf.cli import app
+from conftest import cli as run, train_tiny
 
-runner = CliRunner()
 TEXTS = ["Stocks RALLY as oil prices fall!", "Striker scores; the cup final goes on", "NASA's new chip, software & space",
          "zzz unknownword"]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    train = write_csv(root / "ag" / "train.csv", ag_rows(40, seed=1))
-    result = run("train", "--data", f"csv:{train}", "--epochs", "2", "--runs-root", root / "runs", *TINY)
-    assert result.exit_code == 0, result.output
+    train_tiny(root, 40, epochs=2)
     predicted = run("predict", *TEXTS, "--runs-root", root / "runs", "--json", "--top-k", "4")
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     labels = json.loads((root / "runs" / "latest" / "labels.json").read_text())

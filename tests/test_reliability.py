@@ -11,28 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import TINY, ag_rows, write_csv
+from conftest import TINY, assert_one_line_error, train_tiny
+from conftest import cli as run
 from textclf import runs as runs_module
-from textclf.cli import app
 from textclf.runs import is_complete
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line(result, *fragments, code=None):
-    assert result.exit_code != 0 if code is None else result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
 
 
 def no_false_complete(root: Path) -> None:
@@ -46,9 +29,7 @@ def no_false_complete(root: Path) -> None:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     root = tmp_path_factory.mktemp("reliability")
-    train = write_csv(root / "ag" / "train.csv", ag_rows(20, seed=1))
-    result = run("train", "--data", f"csv:{train}", "--epochs", "1", "--runs-root", root / "runs", *TINY)
-    assert result.exit_code == 0, result.output
+    train = train_tiny(root, 20, epochs=1)
     (root / "exp.yaml").write_text("experiments:\n  a: {model: transformer}\n  b: {model: transformer}\n")
     return root, train, Path(os.path.realpath(root / "runs" / "latest"))
 
@@ -101,7 +82,7 @@ CASES = {
                         ["experiments.a", "training.epochs", "1.5", "integer"]),
     "non-UTF-8 yaml": (lambda t, b: ["experiments", "list", "--experiments-file",
                                      _write(t / "x.yaml", b"experiments:\n  a: {description: caf\xe9}\n")],
-                       ["not UTF-8"]),
+                       ["x.yaml line 2", "not valid UTF-8"]),
     "unknown experiment": (lambda t, b: ["experiments", "run", "nope", "--experiments-file", b[0] / "exp.yaml"],
                            ["unknown experiment 'nope'", "available: a, b"]),
     "missing experiments file": (lambda t, b: ["train", "--experiment", "a", "--experiments-file", t / "none.yaml"],
@@ -140,37 +121,37 @@ def _write(path: Path, text) -> Path:
 def test_bad_input_table(name, base, tmp_path):
     setup, fragments = CASES[name]
     result = run(*setup(tmp_path, base))
-    assert_one_line(result, *fragments)
+    assert_one_line_error(result, *fragments)
     no_false_complete(tmp_path)
     assert not list(tmp_path.rglob("model.keras"))
 
 
 def test_corrupted_model_file(copy_of_run):
     (copy_of_run / "model.keras").write_bytes(b"PK\x03\x04 truncated")
-    assert_one_line(run("predict", "hello world", "--run", copy_of_run), "cannot load the model")
-    assert_one_line(run("export", copy_of_run, "--out", copy_of_run.parent / "exp"), "cannot load the model")
+    assert_one_line_error(run("predict", "hello world", "--run", copy_of_run), "cannot load the model")
+    assert_one_line_error(run("export", copy_of_run, "--out", copy_of_run.parent / "exp"), "cannot load the model")
     assert not (copy_of_run.parent / "exp").exists()
 
 
 def test_corrupted_run_json_and_labels(copy_of_run):
     (copy_of_run / "labels.json").write_text('{"not": "a list"')
-    assert_one_line(run("predict", "hello", "--run", copy_of_run), "labels.json", "unreadable")
+    assert_one_line_error(run("predict", "hello", "--run", copy_of_run), "labels.json", "unreadable")
     (copy_of_run / "run.json").write_text("garbage")
-    assert_one_line(run("evaluate", copy_of_run), "run.json", "unreadable")
+    assert_one_line_error(run("evaluate", copy_of_run), "run.json", "unreadable")
 
 
 def test_read_only_runs_folder(base, readonly_dir):
     _, train, _ = base
     result = run("train", "--data", f"csv:{train}", "--epochs", "1", "--runs-root", readonly_dir, *TINY)
-    assert_one_line(result, "cannot create a run directory", str(readonly_dir))
+    assert_one_line_error(result, "cannot create a run directory", str(readonly_dir))
     assert list(readonly_dir.iterdir()) == []
 
 
 def test_read_only_export_and_report_destinations(base, readonly_dir):
     root, _, latest = base
-    assert_one_line(run("export", latest, "--out", readonly_dir / "e"), "cannot write")
-    assert_one_line(run("report", latest, "--out", readonly_dir / "r.html"), "cannot write")
-    assert_one_line(run("evaluate", latest, "--plot", readonly_dir / "cm.png"), "cannot write")
+    assert_one_line_error(run("export", latest, "--out", readonly_dir / "e"), "cannot write")
+    assert_one_line_error(run("report", latest, "--out", readonly_dir / "r.html"), "cannot write")
+    assert_one_line_error(run("evaluate", latest, "--plot", readonly_dir / "cm.png"), "cannot write")
     assert list(readonly_dir.iterdir()) == []
 
 
@@ -185,7 +166,7 @@ def test_disk_full_while_saving_leaves_a_failed_run(base, tmp_path, monkeypatch)
 
     monkeypatch.setattr(runs_module, "write_bytes", full_disk)
     result = run("train", "--data", f"csv:{train}", "--epochs", "1", "--runs-root", tmp_path / "runs", *TINY)
-    assert_one_line(result, "cannot write the run", "No space left on device")
+    assert_one_line_error(result, "cannot write the run", "No space left on device")
     [run_dir] = [p for p in (tmp_path / "runs").iterdir() if not p.is_symlink()]
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
     assert not is_complete(run_dir) and not (tmp_path / "runs" / "latest").exists()
@@ -209,4 +190,4 @@ def test_run_deleted_while_listing_is_skipped_not_fatal(base, tmp_path, monkeypa
     assert "two" not in names or not (root / "two").exists()
     monkeypatch.setattr(runs_module, "status", real_status)
     # comparing a run that is gone: one line
-    assert_one_line(run("runs", "compare", root / "one", root / "two"), "run not found")
+    assert_one_line_error(run("runs", "compare", root / "one", root / "two"), "run not found")

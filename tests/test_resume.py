@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,18 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import ag_rows, write_csv
-from textclf.cli import app
+from conftest import ag_rows, write_csv, cli as run
 from textclf.runs import is_complete
 
-runner = CliRunner()
 EPOCHS = 12
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

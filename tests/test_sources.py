@@ -3,7 +3,6 @@
 import gzip
 import json
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest

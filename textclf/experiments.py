@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from textclf.config import RunConfig, resolve_config
-from textclf.errors import ConfigError, TextclfError
+from textclf.errors import ConfigError, DataError, TextclfError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = ("defaults", "experiments")
@@ -58,15 +58,14 @@ def load_experiments(path: str | Path = "experiments.yaml") -> ExperimentsFile:
     """Read, validate and resolve every experiment of an experiments file."""
     import yaml
 
+    from textclf.textfiles import read_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"experiments file not found: {path} (pass --experiments-file)") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+        text = read_text(str(path), what="experiments file")
+    except DataError as err:
+        hint = " (pass --experiments-file)" if not path.exists() else ""
+        raise ConfigError(f"{err}{hint}") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:

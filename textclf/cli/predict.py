@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -49,21 +48,7 @@ def predict(
 
 
 def _read_lines(path: str) -> list[str]:
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as fh:
-                data = fh.read()
-    except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"is a directory, not a file: {path}") from None
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}: not valid UTF-8 text") from None
+    from textclf.textfiles import read_text
+
+    text = read_text(path)
     return [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,0 +1,28 @@
+"""Reading a user's text file (or stdin) with one-line errors for every way it can fail."""
+
+from __future__ import annotations
+
+import sys
+
+from textclf.errors import DataError
+
+
+def read_text(path: str, *, what: str = "file") -> str:
+    """The file's UTF-8 text ("-" = stdin); DataError naming the path (and line) otherwise."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"is a directory, not a file: {path}") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(f"{path} line {line}: not valid UTF-8 text") from None
