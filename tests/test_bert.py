@@ -240,3 +240,12 @@ def test_real_minilm_import_matches_numpy(tmp_path, monkeypatch):
     ref = bert_forward(load_file(str(src / "model.safetensors")), json.loads((src / "config.json").read_text()),
                        inputs["input_word_ids"].numpy()[:, :n], mask[:, :n])
     assert np.abs((seq[:, :n] - ref) * mask[:, :n, None]).max() < 1e-4
+
+
+def test_relative_textclf_home_is_recorded_absolute(tmp_path, monkeypatch):
+    """Runs record model folders; a relative TEXTCLF_HOME must not tie them to the cwd."""
+    from textclf.models import store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TEXTCLF_HOME", "rel/home")
+    assert store.models_dir() == tmp_path / "rel" / "home" / "models"

@@ -37,7 +37,7 @@ def resolve_handle(handle: str, what: str = "encoder") -> str:
     if path.exists():
         if not (path / "saved_model.pb").exists():
             raise ModelError(f"{what} {handle!r} is not a SavedModel folder (no saved_model.pb)")
-        return str(path)
+        return str(path.absolute())  # recorded in the saved run, which may load from elsewhere
     if "://" not in handle and not handle.startswith(("gs:", "/")):
         names = ", ".join(m["name"] for m in store.list_models()) or "none"
         raise ModelError(f"{what} {handle!r} is not a TF Hub handle, a SavedModel path or an imported model "

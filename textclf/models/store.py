@@ -14,7 +14,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def home() -> Path:
     """$TEXTCLF_HOME, else the user cache dir (~/.cache/textclf on Linux)."""
     if os.environ.get("TEXTCLF_HOME"):
-        return Path(os.environ["TEXTCLF_HOME"]).expanduser()
+        # Absolute: model folders are recorded in saved runs, which load from any directory.
+        return Path(os.environ["TEXTCLF_HOME"]).expanduser().absolute()
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("textclf"))
