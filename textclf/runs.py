@@ -233,8 +233,14 @@ def load_model(run_dir: Path):
     from textclf._tf import keras
     from textclf.registry import MODELS
 
+    from textclf.errors import ModelError
+
     info = read_json(Path(run_dir) / RUN_FILE)
-    MODELS.get(info.get("model", "transformer")).load_builder()  # registers its layers
+    try:
+        MODELS.get(info.get("model", "transformer")).load_builder()  # registers its layers
+    except ModelError:  # e.g. an imported model's store is not set here: the run does not need it
+        for name in MODELS.builtin_names():
+            MODELS.get(name).load_builder()
     try:
         return keras.models.load_model(Path(run_dir) / MODEL_FILE, compile=False)
     except Exception as err:
