@@ -25,13 +25,13 @@ def _pyplot():
     return plt
 
 
-def confusion_matrix_png(report: Any) -> bytes:
-    """The report's confusion matrix as a PNG (counts, rows normalised for the colour)."""
+def confusion_matrix_png(report: dict) -> bytes:
+    """A report dict's confusion matrix as a PNG (counts, rows normalised for the colour)."""
     import numpy as np
 
     plt = _pyplot()
-    cm = np.asarray(report.confusion_matrix if hasattr(report, "confusion_matrix") else report["confusion_matrix"])
-    labels = list(report.labels if hasattr(report, "labels") else report["labels"])
+    cm = np.asarray(report["confusion_matrix"])
+    labels = list(report["labels"])
     k = len(labels)
     size = min(2.5 + 0.6 * k, 14)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
@@ -47,9 +47,8 @@ def confusion_matrix_png(report: Any) -> bytes:
                 share = cm[i, j] / rows[i, 0] if rows[i, 0] else 0
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if share > 0.5 else "black")
-    data = report.data if hasattr(report, "data") else report.get("data", "")
-    accuracy = report.accuracy if hasattr(report, "accuracy") else report["accuracy"]
-    ax.set_title(f"{Path(str(data)).name or data}: accuracy {100 * accuracy:.2f}%", fontsize=10)
+    data = str(report.get("data", ""))
+    ax.set_title(f"{Path(data).name or data}: accuracy {100 * report['accuracy']:.2f}%", fontsize=10)
     return _png(fig)
 
 
@@ -79,7 +78,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def save_run_plots(run_dir: Path, report: Any, history: dict[str, list[float]]) -> None:
+def save_run_plots(run_dir: Path, report: dict, history: dict[str, list[float]]) -> None:
     """Write the run's confusion_matrix.png and learning_curves.png (atomically)."""
     runs.write_bytes(Path(run_dir) / CONFUSION_PNG, confusion_matrix_png(report))
     runs.write_bytes(Path(run_dir) / CURVES_PNG, learning_curves_png(history))
@@ -99,7 +98,7 @@ def check_plot_path(path: str | Path) -> Path:
     return path
 
 
-def write_plot(path: str | Path, report: Any) -> Path:
+def write_plot(path: str | Path, report: dict) -> Path:
     """Write a confusion-matrix PNG for an evaluation to `path`."""
     path = check_plot_path(path)
     try:
@@ -137,10 +136,8 @@ def compare_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
         names = [r["path"] for r in loaded]
     flat = [flatten(r["config"]) for r in loaded]
     keys = sorted(set().union(*flat)) if flat else []
-    missing = object()
     differences = {k: [f.get(k) for f in flat] for k in keys
-                   if len({json.dumps(f.get(k, missing) if f.get(k, missing) is not missing else "<unset>",
-                                      sort_keys=True) for f in flat}) > 1}
+                   if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1}
     metrics: dict[str, list[Any]] = {}
     best: dict[str, str] = {}
     for key, _, higher in COMPARED_METRICS:
@@ -189,7 +186,7 @@ def html_report(run_dirs: Sequence[Path]) -> str:
                      f"<td>{e(str(run['metrics'].get('data', '')))}</td>")
         for key, _, _ in COMPARED_METRICS:
             cls = " class='best'" if comparison["best"].get(key) == name else ""
-            parts.append(f"<td{cls}>{e(_fmt(key, run['metrics'].get(key)))}</td>")
+            parts.append(f"<td{cls}>{e(format_metric(key, run['metrics'].get(key)))}</td>")
         parts.append("</tr>")
     parts.append("</table>")
     if comparison["config_differences"] and len(loaded) > 1:
@@ -222,7 +219,8 @@ def _img(png: bytes, alt: str) -> str:
     return f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
 
 
-def _fmt(key: str, value: Any) -> str:
+def format_metric(key: str, value: Any) -> str:
+    """A metric value as shown in tables: percentages for accuracy/F1, else a number."""
     if not isinstance(value, (int, float)):
         return "–"
     if key in ("accuracy", "macro_f1"):

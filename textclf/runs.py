@@ -154,16 +154,8 @@ def update_latest(run_dir: Path) -> None:
 
 def complete_runs(root: str | Path = DEFAULT_ROOT) -> list[Path]:
     """Complete runs under root, oldest first (by completion time)."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        if path.name == LATEST or path.is_symlink() or not path.is_dir():
-            continue
-        if is_complete(path):
-            found.append((read_json(path / RUN_FILE).get("finished", ""), path.name, path))
-    return [p for _, _, p in sorted(found)]
+    done = [i for i in list_runs(root) if i["status"] == "complete" and (Path(i["path"]) / MODEL_FILE).exists()]
+    return [Path(i["path"]) for i in sorted(done, key=lambda i: (str(i.get("finished", "")), i["name"]))]
 
 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:

@@ -75,12 +75,10 @@ def resume_run(run_dir: str | Path, *, listener: Listener | None = None) -> RunR
     """Continue an interrupted run with the config saved in it."""
     from textclf.config import resolve_config
 
-    saved = runs.read_json(Path(run_dir) / "config.json") if Path(run_dir).is_dir() else None
-    if saved is None:
-        raise TextclfError(f"run directory not found: {run_dir}")
-    info = runs.read_json(Path(run_dir) / runs.RUN_FILE)
-    return run_training(resolve_config(saved), run_dir=run_dir, listener=listener, resume=True,
-                        experiment=info.get("experiment"))
+    path = runs.check_resumable(run_dir)
+    info = runs.read_json(path / runs.RUN_FILE)
+    return run_training(resolve_config(runs.read_json(path / "config.json")), run_dir=path, listener=listener,
+                        resume=True, experiment=info.get("experiment"))
 
 
 def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, experiment) -> RunResult:
@@ -157,15 +155,15 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
                 steps_per_execution=t.steps_per_execution,
                 jit_compile=runtime.jit_compile,
             )
+        timer = TrainTimer()
         # Every worker saves (others into their scratch folder): under MultiWorkerMirroredStrategy
         # checkpointing runs collective ops that all workers must join.
-        state = EpochCheckpoint(out / "checkpoints", model, t)
+        state = EpochCheckpoint(out / "checkpoints", model, t, timer)
         initial_epoch = state.restore() if resume else 0
         if initial_epoch:
             say(f"resuming after epoch {initial_epoch}")
             train_data = batches(initial_epoch)
-        timer = TrainTimer()
-        callbacks = [timer, keras.callbacks.TerminateOnNaN(), state,
+        callbacks = [timer, state,
                      keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False)]
         if listener is not None:
             callbacks.append(_ListenerCallback(listener))
@@ -173,8 +171,6 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
                                "train_examples": len(train), "eval_examples": len(evaluation),
                                "labels": list(train.label_names), "run_dir": str(out),
                                "runtime": runtime.describe()})
-        state.extra_seconds = timer_offset = state.train_seconds
-        state.timer = timer
         if initial_epoch < t.epochs and not state.should_stop():
             model.fit(train_data.dataset, epochs=t.epochs, initial_epoch=initial_epoch,
                       steps_per_epoch=train_data.steps, validation_data=eval_data.dataset, callbacks=callbacks,
@@ -191,7 +187,7 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         probs = model.predict(eval_data.dataset, verbose=0)
         report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names,
                                          evaluation.source)
-        train_seconds = timer_offset + timer.train_seconds + feature_seconds
+        train_seconds = state.train_seconds() + feature_seconds
         epochs_run = len(history.get("loss", []))
         metrics = {**report.to_dict(), "train_examples": len(train), "train_seconds": train_seconds,
                    "train_examples_per_second": len(train) * epochs_run / max(train_seconds, 1e-9),
@@ -199,7 +195,7 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
                    "best_epoch": state.best_epoch, "stopped_early": epochs_run < t.epochs}
 
         say("saving")
-        save_run_plots(out, report, history)
+        save_run_plots(out, report.to_dict(), history)
         tmp_model = out / f".{runs.MODEL_FILE}.tmp.keras"
         built.inference_model().save(tmp_model)
         tmp_model.replace(out / runs.MODEL_FILE)
@@ -237,19 +233,20 @@ def _generators(model: keras.Model) -> list:
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Makes every finished epoch durable, and tracks the best epoch and early stopping.
+    """Makes every finished epoch durable; tracks NaN, the best epoch and early stopping.
 
-    After each epoch: progress.json (history so far) is written, then a checkpoint of the
-    weights, the optimizer (its step count drives the learning-rate schedule) and the
-    dropout RNG state. `restore()` returns the epochs to skip. Best epoch and patience are
-    recomputed from the history, so they survive a resume as well.
+    After each epoch: progress.json (history and training seconds so far) is written, then a
+    checkpoint of the weights, the optimizer (its step count drives the learning-rate
+    schedule) and the dropout RNG state. `restore()` returns the epochs to skip. Best epoch
+    and patience are recomputed from the history, so they survive a resume as well.
+    `timer` must come before this callback in the callback list.
     """
 
-    def __init__(self, directory: Path, model: keras.Model, cfg) -> None:
+    def __init__(self, directory: Path, model: keras.Model, cfg, timer: TrainTimer) -> None:
         from textclf._tf import tf
 
         super().__init__()
-        self.directory, self.cfg = Path(directory), cfg
+        self.directory, self.cfg, self.timer = Path(directory), cfg, timer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
         self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer, rng=_generators(model),
                                         epoch=self.epoch)
@@ -257,11 +254,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.best_ckpt = tf.train.Checkpoint(model=model)
         self.best_manager = tf.train.CheckpointManager(self.best_ckpt, str(self.directory / "best"), max_to_keep=1)
         self.history: dict[str, list[float]] = {}
-        self.train_seconds = 0.0
-        self.extra_seconds = 0.0
+        self.seconds: list[float] = []  # training seconds up to the end of each epoch
+        self.resumed_seconds = 0.0
         self.nan_epoch: int | None = None
         self.best_epoch: int | None = None
-        self.timer: TrainTimer | None = None  # must precede this callback in the list
+        self._epoch = 0
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def restore(self) -> int:
@@ -273,31 +270,40 @@ class EpochCheckpoint(keras.callbacks.Callback):
         done = int(self.epoch.numpy())
         progress = runs.read_json(self.directory / "progress.json")
         self.history = {k: list(v)[:done] for k, v in progress.get("history", {}).items()}
-        self.train_seconds = float(progress.get("train_seconds", {}).get(str(done), 0.0))
+        self.seconds = list(progress.get("seconds", []))[:done]
+        self.resumed_seconds = self.seconds[-1] if self.seconds else 0.0
         self._replay()
         return done
 
-    def _replay(self) -> tuple[int | None, int]:
-        """Best epoch (1-based) and epochs since it, from the history."""
+    def train_seconds(self) -> float:
+        """Training time over all epochs, across resumes."""
+        return self.resumed_seconds + self.timer.train_seconds
+
+    def _replay(self) -> int:
+        """Set the best epoch (1-based) from the history; the epochs since it."""
         values = self.history.get(self.cfg.monitor, [])
+        better = (lambda a, b: a < b) if self.cfg.monitor.endswith("loss") else (lambda a, b: a > b)
         best, wait = None, 0
         for i, v in enumerate(values):
-            if best is None or (v < values[best - 1] if self.cfg.monitor.endswith("loss") else v > values[best - 1]):
+            if best is None or better(v, values[best - 1]):
                 best, wait = i + 1, 0
             else:
                 wait += 1
         self.best_epoch = best
-        return best, wait
+        return wait
 
     def should_stop(self) -> bool:
-        return self.cfg.patience > 0 and self._replay()[1] >= self.cfg.patience
-
-    def on_train_batch_end(self, batch, logs=None):
-        if logs and not math.isfinite(float(logs.get("loss", 0.0))) and self.nan_epoch is None:
-            self.nan_epoch = self._epoch + 1
+        """Patience used up (this also sets best_epoch from the history)."""
+        wait = self._replay()
+        return self.cfg.patience > 0 and wait >= self.cfg.patience
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and not math.isfinite(float(logs.get("loss", 0.0))):
+            self.nan_epoch = self.nan_epoch or self._epoch + 1
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -307,22 +313,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return  # never checkpoint a diverged model
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
-        previous_best = self.best_epoch
-        best, _ = self._replay()
-        if self.cfg.restore_best and best != previous_best and best == epoch + 1:
+        self.seconds.append(self.train_seconds())
+        stop = self.should_stop()
+        if self.cfg.restore_best and self.best_epoch == epoch + 1:
             self.best_manager.save(checkpoint_number=epoch + 1)
-        seconds = self.extra_seconds + self._seconds()
-        progress = runs.read_json(self.directory / "progress.json") if (self.directory / "progress.json").exists() else {}
-        by_epoch = {**progress.get("train_seconds", {}), str(epoch + 1): seconds}
-        runs.write_json(self.directory / "progress.json", {"epochs_done": epoch + 1, "history": self.history,
-                                                           "train_seconds": by_epoch})
+        runs.write_json(self.directory / "progress.json",
+                        {"epochs_done": epoch + 1, "history": self.history, "seconds": self.seconds})
         self.epoch.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
-        if self.should_stop():
-            self.model.stop_training = True
-
-    def _seconds(self) -> float:
-        return self.timer.train_seconds if self.timer is not None else 0.0
+        self.model.stop_training = stop
 
     def restore_best(self) -> None:
         if self.best_manager.latest_checkpoint:

@@ -30,7 +30,7 @@ def evaluate(
     if plot is not None:
         from textclf.reports import write_plot
 
-        write_plot(plot, report)
+        write_plot(plot, report.to_dict())
     if as_json:
         json_line(report.to_dict())
         return

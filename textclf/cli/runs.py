@@ -63,7 +63,7 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Config differences and metrics of runs side by side; the best value of each metric in bold."""
-    from textclf.reports import COMPARED_METRICS, compare_runs, _fmt
+    from textclf.reports import COMPARED_METRICS, compare_runs, format_metric
     from textclf.runs import find_run
 
     if len(run_refs) < 2:
@@ -81,7 +81,7 @@ def compare(
     for key, label, _ in COMPARED_METRICS:
         cells = []
         for name, value in zip(result["runs"], result["metrics"][key]):
-            text = _fmt(key, value)
+            text = format_metric(key, value)
             cells.append(f"[bold green]{text}[/]" if result["best"].get(key) == name else text)
         metrics.add_row(label, *cells)
     out.print(metrics)
