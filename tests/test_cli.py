@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -87,6 +88,18 @@ def test_predict_texts_file_and_stdin_json(trained, tmp_path):
     assert [json.loads(x)["text"] for x in from_file.stdout.splitlines()] == ["shares profit bank", "chip software internet"]
     stdin = runner.invoke(app, ["predict", "--file", "-", "--runs-root", str(root / "runs")], input="goal cup\n")
     assert stdin.exit_code == 0 and "goal cup" in stdin.stdout
+
+
+def test_predict_batches_match_single_answers(trained):
+    """More texts than one batch go through a traced graph; one batch runs eagerly: same numbers."""
+    from textclf.prediction import PREDICT_BATCH, load_predictor
+
+    root, _ = trained
+    predictor = load_predictor(root / "runs" / "latest")
+    texts = [f"shares {'profit ' * (i % 7)}bank goal {i}" for i in range(PREDICT_BATCH + 40)]
+    many = predictor.probabilities(texts)
+    for i in (0, 5, PREDICT_BATCH + 39):
+        np.testing.assert_allclose(many[i], predictor.probabilities([texts[i]])[0], atol=1e-5)
 
 
 def test_models_list_json():

@@ -43,8 +43,12 @@ class Predictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         # Sorting by length keeps padding per batch small; results go back in input order.
         order = np.argsort([len(t) for t in texts], kind="stable")
-        ds = tf.data.Dataset.from_tensor_slices(texts[order]).batch(PREDICT_BATCH)
-        probs = np.concatenate([self._forward(batch).numpy() for batch in ds])
+        if len(texts) <= PREDICT_BATCH:
+            # One batch: an eager call answers sooner than tracing a graph (cold start).
+            probs = self.model(tf.constant(texts[order]), training=False).numpy()
+        else:
+            ds = tf.data.Dataset.from_tensor_slices(texts[order]).batch(PREDICT_BATCH)
+            probs = np.concatenate([self._forward(batch).numpy() for batch in ds])
         out = np.empty_like(probs)
         out[order] = probs
         return out

@@ -80,4 +80,35 @@ from textclf.cli import train as _train  # noqa: E402,F401
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code
+    else:
+        code = 0
+    _exit(code)
+
+
+def _exit(code) -> None:
+    """Exit; after TensorFlow was imported, skip the interpreter's teardown.
+
+    Tearing down a process that imported TensorFlow takes ≈ 0.8 s on a 2-core machine (module
+    and C++ static destruction) and does nothing a finished command needs: every file textclf
+    writes is closed by then. atexit handlers (logging, TensorBoard writers) still run.
+    """
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed pipe: nothing more to say
+            pass
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    os._exit(code)

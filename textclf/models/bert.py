@@ -15,7 +15,7 @@ import numpy as np
 from textclf._tf import keras, tf
 from textclf.errors import ModelError
 from textclf.models import store
-from textclf.models.base import PACKAGE, BuiltModel
+from textclf.models.base import PACKAGE, GraphLayer, BuiltModel
 from textclf.models.catalog import BERT_PREPROCESS, BertParams
 
 
@@ -64,7 +64,7 @@ def _special_ids(preprocessor_dir: str) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class HubWordPiece(keras.layers.Layer):
+class HubWordPiece(GraphLayer):
     """Strings -> ragged WordPiece ids with a TF Hub BERT preprocessing model's `tokenize`."""
 
     def __init__(self, handle: str, **kwargs) -> None:
@@ -85,7 +85,7 @@ class HubWordPiece(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class BertPackIds(keras.layers.Layer):
+class BertPackIds(GraphLayer):
     """Ragged WordPiece ids -> [CLS] ids[:max_length-2] [SEP], padded with 0 to the batch's longest."""
 
     def __init__(self, max_length: int, cls_id: int, sep_id: int, **kwargs) -> None:
@@ -115,7 +115,7 @@ class BertPackIds(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class HubBertEncoder(keras.layers.Layer):
+class HubBertEncoder(GraphLayer):
     """Padded ids -> one vector per text from a TF Hub-format BERT encoder.
 
     Builds the encoder's dict inputs (mask from padding, one segment), runs the

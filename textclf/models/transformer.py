@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from textclf._tf import keras, tf
-from textclf.models.base import PACKAGE, BuiltModel, SequenceIds
+from textclf.models.base import PACKAGE, GraphLayer, BuiltModel, SequenceIds
 from textclf.models.catalog import TransformerParams
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class TokenAndPositionEmbedding(keras.layers.Layer):
+class TokenAndPositionEmbedding(GraphLayer):
     """Token embedding + learned position embedding; id 0 is padding and is masked."""
 
     def __init__(self, vocab_size: int, max_length: int, embed_dim: int, **kwargs) -> None:
@@ -32,7 +32,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class TransformerBlock(keras.layers.Layer):
+class TransformerBlock(GraphLayer):
     """Post-norm self-attention + feed-forward block; padding is masked out of attention."""
 
     def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float = 0.1,
