@@ -249,3 +249,51 @@ def test_relative_textclf_home_is_recorded_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TEXTCLF_HOME", "rel/home")
     assert store.models_dir() == tmp_path / "rel" / "home" / "models"
+
+
+def _shared_texts() -> list[str]:
+    """Every labelled text of the shared data sets: AG News test (7,600) and SST-2 train + dev (68,221)."""
+    from textclf.data.sources import load_examples
+
+    specs = [f"csv:{SHARED / 'data/ag_news/test.csv.gz'}", f"tsv:{SHARED / 'data/sst2/train.tsv.gz'}",
+             f"tsv:{SHARED / 'data/sst2/dev.tsv'}"]
+    return [t for spec in specs for t in load_examples(spec).texts.astype(str).tolist()]
+
+
+def _ids(layer, texts: list[str]) -> list[list[int]]:
+    from textclf._tf import tf
+
+    return [row for i in range(0, len(texts), 4096) for row in layer(tf.constant(texts[i:i + 4096])).to_list()]
+
+
+@pytest.mark.skipif(not (SHARED / "models/bert_en_uncased_preprocess_3").exists()
+                    or not (SHARED / "data/sst2/train.tsv.gz").exists(), reason="../shared data/models absent")
+def test_fast_tokenizer_equals_the_lesson_preprocessor_on_all_shared_data():
+    """FastBertTokenizer on bert_en_uncased_preprocess/3's vocab gives its `tokenize` ids, text for text."""
+    from textclf.models.bert import wordpiece_layer
+
+    preprocess = str(SHARED / "models/bert_en_uncased_preprocess_3")
+    fast, hub_tok = wordpiece_layer(preprocess, "fast"), wordpiece_layer(preprocess, "hub")
+    assert fast.lower_case
+    texts = _shared_texts()
+    assert len(texts) == 7600 + 67349 + 872
+    fast_ids, hub_ids = _ids(fast, texts), _ids(hub_tok, texts)
+    mismatched = [t for t, a, b in zip(texts, fast_ids, hub_ids) if a != b]
+    assert not mismatched, mismatched[:3]
+
+
+def test_fast_tokenizer_follows_a_cased_preprocessor(tmp_path):
+    """A cased preprocessing model (do_lower_case=False) is detected and matched, accents and all."""
+    from official.nlp.tools import export_tfhub_lib
+
+    from textclf.models.bert import wordpiece_layer
+
+    vocab = make_vocab() + ["Stocks", "Oil", "café", "##é"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    export_tfhub_lib.export_preprocessing(str(tmp_path / "cased"), vocab_file=str(tmp_path / "vocab.txt"),
+                                          do_lower_case=False, tokenize_with_offsets=False, default_seq_length=16)
+    fast = wordpiece_layer(str(tmp_path / "cased"), "fast")
+    assert not fast.lower_case
+    texts = SENTENCES + ["Stocks and OIL, café Café", "ÉCOLE naïve", "  ", "Oil!!! #1 $5"]
+    assert _ids(fast, texts) == _ids(wordpiece_layer(str(tmp_path / "cased"), "hub"), texts)
+    assert _ids(fast, ["Stocks stocks"])[0][0] != _ids(fast, ["Stocks stocks"])[0][1]

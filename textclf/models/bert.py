@@ -1,7 +1,7 @@
 """BERT classifiers on TF Hub-format encoders: frozen or fine-tuned, any sequence length.
 
-string -> preprocessing model's WordPiece `tokenize` (in-graph) -> [CLS] ids[:max_length-2]
-[SEP] padded to the batch's longest -> encoder (`hub.KerasLayer`, `trainable` flag) ->
+string -> WordPiece ids (tf-text FastBertTokenizer on the preprocessing model's vocab, or
+the model's own `tokenize`) -> [CLS] ids[:max_length-2] [SEP] padded to the batch's longest -> encoder (`hub.KerasLayer`, `trainable` flag) ->
 mean / pooled / [CLS] pooling -> dropout -> dense softmax (float32).
 """
 
@@ -85,6 +85,48 @@ class HubWordPiece(GraphLayer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class FastWordPiece(GraphLayer):
+    """Strings -> ragged WordPiece ids with tf-text's FastBertTokenizer on a preprocessing model's vocab.
+
+    Equivalent to the TF Hub BERT preprocessing models' `tokenize` (BertTokenizer) for the
+    same vocabulary and lower-casing, without loading their SavedModel.
+    """
+
+    def __init__(self, vocab_file: str, lower_case: bool = True, **kwargs) -> None:
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        import tensorflow_text as text
+
+        self.vocab_file, self.lower_case = vocab_file, lower_case
+        try:
+            vocab = Path(vocab_file).read_text(encoding="utf-8").splitlines()
+        except OSError as err:
+            raise ModelError(f"cannot read the WordPiece vocabulary {vocab_file}: {err.strerror}") from None
+        self._tokenizer = text.FastBertTokenizer(vocab=vocab, token_out_type=tf.int32,
+                                                 lower_case_nfd_strip_accents=lower_case)
+
+    def call(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return self._tokenizer.tokenize(tf.reshape(texts, [-1]))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "vocab_file": self.vocab_file, "lower_case": self.lower_case}
+
+
+def _lower_cases(preprocessor_dir: str) -> bool:
+    """Whether a preprocessing model lower-cases: "HELLO" and "hello" get the same ids."""
+    probe = HubWordPiece(preprocessor_dir)(tf.constant(["HELLO", "hello"]))
+    return probe[0].numpy().tolist() == probe[1].numpy().tolist()
+
+
+def wordpiece_layer(preprocessor_dir: str, kind: str = "fast") -> keras.layers.Layer:
+    """The tokenizer for a preprocessing model: FastWordPiece on its vocab, or its own `tokenize`."""
+    if kind == "hub":
+        return HubWordPiece(preprocessor_dir, name="wordpiece")
+    return FastWordPiece(str(Path(preprocessor_dir) / "assets" / "vocab.txt"), _lower_cases(preprocessor_dir),
+                         name="wordpiece")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class BertPackIds(GraphLayer):
     """Ragged WordPiece ids -> [CLS] ids[:max_length-2] [SEP], padded with 0 to the batch's longest."""
 
@@ -161,7 +203,7 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
         preprocessor_dir = resolve_handle(BERT_PREPROCESS, "preprocessor")
     cls_id, sep_id = _special_ids(preprocessor_dir)
 
-    wordpiece = HubWordPiece(preprocessor_dir, name="wordpiece")
+    wordpiece = wordpiece_layer(preprocessor_dir, params.tokenizer)
     pack = BertPackIds(params.max_length, cls_id, sep_id, name="pack")
     text_in = keras.Input(shape=(), dtype=tf.string, name="text")
     text_to_ids = keras.Model(text_in, pack(wordpiece(text_in)), name="text_to_ids")

@@ -73,7 +73,10 @@ class BertParams:
 
     `encoder` is a TF Hub handle, a local SavedModel path or the name of a model imported with
     `textclf models import-hf`; `preprocessor` defaults to the imported model's own, else to
-    bert_en_uncased_preprocess/3. `trainable=False` freezes the encoder.
+    bert_en_uncased_preprocess/3. `trainable=False` freezes the encoder. `tokenizer="fast"`
+    runs the preprocessing model's WordPiece vocabulary through tf-text's FastBertTokenizer
+    (same ids, checked on every shared data set; no preprocessing SavedModel to load when a
+    run predicts); "hub" calls the preprocessing model's own `tokenize`.
     """
 
     encoder: str = ""
@@ -82,6 +85,7 @@ class BertParams:
     pooling: str = "mean"
     dropout: float = 0.1
     max_length: int = 128
+    tokenizer: str = "fast"
 
     def __post_init__(self) -> None:
         check(bool(self.encoder.strip()), "encoder", self.encoder,
@@ -89,3 +93,4 @@ class BertParams:
         check(self.pooling in ("mean", "pooled", "cls"), "pooling", self.pooling, "one of mean, pooled, cls")
         check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
         check(3 <= self.max_length <= 512, "max_length", self.max_length, "an integer in [3, 512]")
+        check(self.tokenizer in ("fast", "hub"), "tokenizer", self.tokenizer, "fast or hub")
