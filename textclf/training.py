@@ -139,7 +139,8 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         else:
             feature_seconds = 0.0
             batches = lambda start: training_batches(train_ids, train.labels, global_batch_size=batch, seed=t.seed,
-                                                     repeat=True, start_epoch=start)
+                                                     repeat=True, start_epoch=start,
+                                                     fixed_shapes=runtime.jit_compile)
             eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(batch, 256))
             model = built.model
         train_data = batches(0)

@@ -51,13 +51,16 @@ def training_batches(
     bucket: bool = True,
     repeat: bool = False,
     start_epoch: int = 0,
+    fixed_shapes: bool = False,
 ) -> Batches:
     """Shuffled, length-bucketed batches padded to each batch's longest sequence.
 
     Epoch e's order depends only on (seed, e): a run resumed at epoch e sees exactly the
     batches an uninterrupted run would. `repeat` yields epochs start_epoch, start_epoch+1, …
     (each with exactly `steps` batches, so Keras can run several steps per call); without
-    it, the one epoch `start_epoch`.
+    it, the one epoch `start_epoch`. `fixed_shapes` pads each bucket to its upper boundary
+    (a few distinct shapes, for XLA, which compiles once per shape) instead of to each
+    batch's longest sequence.
     """
     lengths = ids.row_lengths().numpy()
     dense = tf.constant(tf.cast(ids.to_tensor(0), tf.int32))
@@ -74,6 +77,12 @@ def training_batches(
         ds = _shuffled_indices(len(labels), seed, epoch)
         ds = ds.map(lambda i: (dense[i, : row_lengths[i]], ys[i]), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
+        if fixed_shapes:  # every bucket padded to its upper boundary; the last one to the longest text
+            upper = [*boundaries, int(lengths.max()) + 1]
+            return ds.bucket_by_sequence_length(
+                element_length_func=lambda x, y: tf.shape(x)[0], bucket_boundaries=upper,
+                bucket_batch_sizes=[global_batch_size] * (len(upper) + 1), padded_shapes=([None], []),
+                pad_to_bucket_boundary=True)
         if boundaries:
             return ds.bucket_by_sequence_length(
                 element_length_func=lambda x, y: tf.shape(x)[0],
