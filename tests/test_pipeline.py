@@ -28,6 +28,21 @@ def test_bucketed_batches_cover_every_example_once_with_exact_step_count():
     assert padded < 0.75 * 500 * lengths.max()  # bucketing beats padding everything to the max
 
 
+def test_fixed_shapes_pad_to_bucket_boundaries_and_keep_every_example():
+    """For XLA: few distinct lengths (the bucket boundaries), same examples, same step count."""
+    lengths = np.random.default_rng(1).integers(1, 40, size=500)
+    labels = np.arange(500) % 3
+    batches = training_batches(_ragged(lengths), labels, global_batch_size=16, seed=5, fixed_shapes=True)
+    allowed = {b - 1 for b in length_buckets(lengths, 16)} | {int(lengths.max())}
+    widths, seen = set(), []
+    for x, y in batches.dataset:
+        widths.add(x.shape[1])
+        seen.extend(zip(np.count_nonzero(x.numpy(), axis=1).tolist(), y.numpy().tolist()))
+    assert widths <= allowed and len(widths) <= len(allowed)
+    assert len(seen) == 500 and sorted(seen) == sorted(zip(lengths.tolist(), labels.tolist()))
+    assert sum(1 for _ in batches.dataset) == batches.steps
+
+
 def test_shuffle_is_seeded():
     ids, labels = _ragged([5] * 64), np.arange(64)
     order = lambda seed: [y.numpy().tolist() for _, y in training_batches(ids, labels, global_batch_size=8, seed=seed).dataset]
