@@ -23,10 +23,12 @@ class TransformerParams:
 
     The lesson used vocab 20000, padding to 256, embed 32, 2 heads of width 32, ff 32, one
     block; textclf keeps its architecture but trims to 128 tokens per text (without padding
-    to it) and gives each head embed_dim / num_heads = 16, the usual Transformer split.
+    to it), gives each head embed_dim / num_heads = 16, the usual Transformer split, and keeps
+    15,000 words (bench/tune.py on ag7600's training split, 6 seeds: 85.99% vs 84.67% with
+    20,000 and 85.72% with 10,000).
     """
 
-    vocab_size: int = 20000
+    vocab_size: int = 15000  # the lesson's 20000, less rare words: +1.3 pt on held-out training data
     max_length: int = 128
     embed_dim: int = 32
     num_heads: int = 2

@@ -1,0 +1,90 @@
+"""Tune a recipe on ag7600's *training* split only: never on its eval split.
+
+The 6,000 training rows are split again, within each class, into tune-train (k % 5 != 0,
+4,800 rows) and tune-eval (k % 5 == 0, 1,200 rows). Each candidate (a set of --set
+overrides on top of an experiment) trains with several seeds; the table shows the mean and
+spread of tune-eval accuracy and the training speed. Usage:
+
+    .venv/bin/python bench/tune.py --experiment transformer-tuned --seeds 1 2 3 \\
+        --try "" --try "model_params.embed_dim=64" --try "training.epochs=12"
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ag7600 import ROOT, save_result, write_split  # noqa: E402
+
+
+def tune_split(train_csv: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Split the ag7600 training rows into tune-train / tune-eval (per class, k % 5 == 0 held out)."""
+    rows = list(csv.reader(train_csv.open(encoding="utf-8")))
+    seen: dict[str, int] = {}
+    fit, held = [], []
+    for row in rows:
+        k = seen.get(row[0], 0)
+        seen[row[0]] = k + 1
+        (held if k % 5 == 0 else fit).append(row)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = out_dir / "tune_train.csv", out_dir / "tune_eval.csv"
+    for path, part in zip(paths, (fit, held)):
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(part)
+    (out_dir / "classes.txt").write_text((train_csv.parent / "classes.txt").read_text())
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--try", dest="candidates", action="append", default=None,
+                        help='space-separated KEY=VALUE overrides ("" = the experiment as it is)')
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--json", default=str(ROOT / "bench" / "out" / "tune.json"))
+    args = parser.parse_args()
+
+    import os
+
+    os.environ.setdefault("TEXTCLF_HOME", str(ROOT / "bench" / "out" / "home"))
+    from textclf.cli.train import parse_sets
+    from textclf.experiments import load_experiments
+    from textclf.training import run_training
+
+    train_csv, _ = write_split(ROOT / "bench" / "out" / "ag7600")
+    fit_csv, held_csv = tune_split(train_csv, ROOT / "bench" / "out" / "ag7600-tune")
+    experiments = load_experiments(ROOT / "experiments.yaml")
+    rows = []
+    with tempfile.TemporaryDirectory() as runs_root:
+        for candidate in args.candidates or [""]:
+            sets = parse_sets(shlex.split(candidate))
+            accs, speeds = [], []
+            for seed in args.seeds:
+                config = experiments.resolve(args.experiment, {"data": {"train": f"csv:{fit_csv}",
+                                                                        "eval": f"csv:{held_csv}"},
+                                                               "training": {"seed": seed}}, sets)
+                result = run_training(config, runs_root=runs_root)
+                accs.append(result.metrics["accuracy"])
+                speeds.append(result.metrics["train_examples_per_second"])
+            row = {"candidate": candidate or "(as is)", "seeds": args.seeds, "accuracies": accs,
+                   "mean_accuracy": statistics.mean(accs),
+                   "stdev": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                   "train_examples_per_second": statistics.mean(speeds)}
+            rows.append(row)
+            print(f"{row['candidate']:<60} {100 * row['mean_accuracy']:6.2f}% ± {100 * row['stdev']:.2f} "
+                  f"{row['train_examples_per_second']:8,.0f} ex/s  {json.dumps([round(a, 4) for a in accs])}",
+                  flush=True)
+    save_result(args.json, f"tune {args.experiment} on ag7600 tune-train/tune-eval", rows)
+
+
+if __name__ == "__main__":
+    main()
