@@ -78,10 +78,22 @@ def batch_sizes(global_batch_size: int, per_replica_batch_size: int, replicas: i
     return global_batch_size, global_batch_size // replicas
 
 
+def cpu_bf16_features() -> list[str]:
+    """The CPU's bfloat16 instruction sets (AMX / AVX512-BF16), from /proc/cpuinfo on Linux."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo", encoding="ascii", errors="replace")
+                      if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted({f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile")})
+
+
 def choose_precision(requested: str, devices: Devices, strategy: str) -> str:
     """mixed_bfloat16 on TPU, mixed_float16 on GPUs of compute capability >= 7.0, else float32.
 
-    CPUs stay float32 until the benchmarks show bf16 pays off there (AMX/AVX512-BF16).
+    CPUs stay float32 even with bf16 instructions (`cpu_bf16_features()`): on an AVX512-BF16
+    CPU bf16 doubled a 2048^3 matmul but not training, where textclf's models are small or
+    run inside a SavedModel (measured by bench/levers.py, docs/PERF-LEVERS.md).
     """
     if requested != "auto":
         return requested

@@ -1,0 +1,206 @@
+"""Performance levers, each measured with and without, on this machine, in one invocation.
+
+    .venv/bin/python bench/levers.py            # ≈ 10 min on 2 cores; writes docs/PERF-LEVERS.md
+
+1. Precision on the Transformer recipe: float32 vs mixed_bfloat16 (ex/s and accuracy), and
+   on MiniLM fine-tuning steps: float32 vs oneDNN auto-mixed bfloat16 (the encoder is a
+   SavedModel, so a Keras dtype policy cannot reach it; Grappler's rewrite can).
+2. XLA (--jit-compile) on the Transformer recipe.
+3. Global batch size on the Transformer recipe: 64 / 128 / 256; MiniLM fine-tuning steps: 16 / 32 / 64.
+4. Length bucketing on vs padding every batch to 128 tokens (Transformer).
+5. WordPiece tokenization of ag7600 + SST-2: the preprocessing model's `tokenize` vs
+   tf-text FastBertTokenizer (ids compared text for text).
+Every training measurement runs in its own process on the ag7600 split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HOME = ROOT / "bench" / "out" / "home"
+PREPROCESS = ROOT.parent / "shared" / "models" / "bert_en_uncased_preprocess_3"
+
+
+def _train(data: tuple[str, str], runs_root: Path, *extra: str) -> dict:
+    """`textclf train --experiment transformer-tuned ...` in a child process; its metrics."""
+    exe = Path(sys.executable).with_name("textclf")
+    cmd = [str(exe), "train", "--experiment", "transformer-tuned", "--experiments-file", str(ROOT / "experiments.yaml"),
+           "--data", data[0], "--eval-data", data[1], "--runs-root", str(runs_root), *extra]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = json.loads(((runs_root / "latest").resolve() / "metrics.json").read_text())
+    return {"train_examples_per_second": metrics["train_examples_per_second"], "accuracy": metrics["accuracy"]}
+
+
+def _worker(kind: str, arg: str) -> dict:
+    """Measurements that need their own process (graph rewrites are process-wide)."""
+    if kind == "minilm-steps":
+        precision, batch = arg.split(":")
+        from textclf._tf import keras, tf
+
+        if precision == "bf16":
+            tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+        import numpy as np
+
+        from textclf.models.bert import build_bert
+        from textclf.models.catalog import BertParams
+
+        keras.utils.set_random_seed(0)
+        model = build_bert(BertParams(encoder="minilm", trainable=True), num_classes=4).model
+        model.compile(optimizer=keras.optimizers.Adam(5e-5), loss="sparse_categorical_crossentropy")
+        b, length, n = int(batch), 48, 640  # 48 tokens ≈ ag7600's mean WordPiece length + [CLS]/[SEP]
+        rng = np.random.default_rng(0)
+        x, y = rng.integers(1000, 20000, size=(n, length)).astype(np.int32), rng.integers(0, 4, size=n)
+        model.fit(x[: 2 * b], y[: 2 * b], batch_size=b, verbose=0)  # tracing
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=b, verbose=0)
+        return {"train_examples_per_second": n / (time.perf_counter() - start)}
+    if kind == "tokenizers":
+        from textclf._tf import tf
+        from textclf.data.sources import load_examples
+        from textclf.models.bert import wordpiece_layer
+
+        texts = []
+        for spec in json.loads(arg):
+            texts += load_examples(spec).texts.astype(str).tolist()
+        out = {"texts": len(texts)}
+        ids = {}
+        for name in ("hub", "fast"):
+            layer = wordpiece_layer(str(PREPROCESS), name)
+            layer(tf.constant(texts[:64]))  # first-call setup off the clock
+            start = time.perf_counter()
+            ids[name] = [r for i in range(0, len(texts), 4096) for r in layer(tf.constant(texts[i:i + 4096])).to_list()]
+            out[f"{name}_seconds"] = time.perf_counter() - start
+        out["mismatches"] = sum(a != b for a, b in zip(ids["hub"], ids["fast"]))
+        return out
+    if kind == "bucketing":
+        from textclf._tf import keras
+        from textclf.config import DataConfig
+        from textclf.data.pipeline import encode_texts, training_batches
+        from textclf.data.sources import load_train_eval
+        from textclf.experiments import load_experiments
+        from textclf.models.transformer import build_transformer
+        from textclf.training import TrainTimer
+
+        data = json.loads(arg)
+        train, _ = load_train_eval(DataConfig(train=data[0], eval=data[1]), seed=42)
+        config = load_experiments(ROOT / "experiments.yaml").resolve("transformer-tuned", {"data": {"train": data[0]}})
+        t = config.training
+        keras.utils.set_random_seed(0)
+        built = build_transformer(config.model_params, num_classes=len(train.label_names), train_texts=train.texts)
+        ids = encode_texts(train.texts, built.encode)
+        out = {}
+        for name, bucket in (("bucketed", True), ("padded_128", False)):
+            source = ids if bucket else ids.to_tensor(0, shape=[None, config.model_params.max_length])
+            if not bucket:  # every row padded to 128: the RaggedTensor keeps the zeros as tokens
+                from textclf._tf import tf
+
+                source = tf.RaggedTensor.from_tensor(source)
+            batches = training_batches(source, train.labels, global_batch_size=t.global_batch_size, seed=t.seed,
+                                       bucket=bucket, repeat=True)
+            model = keras.models.clone_model(built.model)
+            model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), loss="sparse_categorical_crossentropy",
+                          steps_per_execution=t.steps_per_execution)
+            model.fit(batches.dataset, epochs=1, steps_per_epoch=batches.steps, verbose=0)
+            timer = TrainTimer()
+            model.fit(batches.dataset, epochs=2, steps_per_epoch=batches.steps, callbacks=[timer], verbose=0)
+            out[f"{name}_examples_per_second"] = 2 * len(train) / timer.train_seconds
+        return out
+    raise SystemExit(f"unknown worker {kind}")
+
+
+def _child(kind: str, arg: str, tmp: Path) -> dict:
+    out = tmp / f"{kind}-{abs(hash(arg))}.json"
+    subprocess.run([sys.executable, __file__, "--worker", kind, arg, str(out)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=str(ROOT / "bench" / "out" / "levers.json"))
+    parser.add_argument("--markdown", default=str(ROOT / "docs" / "PERF-LEVERS.md"))
+    args = parser.parse_args()
+    os.environ.setdefault("TEXTCLF_HOME", str(HOME))
+    sys.path.insert(0, str(ROOT))
+    if args.worker:
+        kind, arg, out = args.worker
+        Path(out).write_text(json.dumps(_worker(kind, arg)))
+        return
+
+    sys.path.insert(0, str(HERE))
+    from ag7600 import write_split
+
+    from textclf.runtime import cpu_bf16_features
+
+    train_csv, eval_csv = write_split(ROOT / "bench" / "out" / "ag7600")
+    data = (f"csv:{train_csv}", f"csv:{eval_csv}")
+    rows: list[dict] = []
+
+    def row(lever: str, setting: str, **numbers) -> None:
+        rows.append({"lever": lever, "setting": setting, **numbers})
+        shown = ", ".join(f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
+        print(f"{lever:<44} {setting:<34} {shown}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="textclf-levers-") as tmp:
+        tmp = Path(tmp)
+        runs = tmp / "runs"
+        for precision in ("float32", "mixed_bfloat16"):
+            row("transformer precision", precision, **_train(data, runs, "--precision", precision))
+        row("transformer XLA", "--jit-compile", **_train(data, runs, "--precision", "float32", "--jit-compile"))
+        for batch in (64, 256):
+            row("transformer global batch size", str(batch), **_train(data, runs, "--batch-size", str(batch)))
+        b = _child("bucketing", json.dumps(data), tmp)
+        row("transformer length bucketing", "bucketed (per-batch padding)", train_examples_per_second=b["bucketed_examples_per_second"])
+        row("transformer length bucketing", "every batch padded to 128", train_examples_per_second=b["padded_128_examples_per_second"])
+        from textclf.models import store
+
+        if store.find("minilm") is not None:
+            for precision in ("fp32", "bf16"):
+                row("MiniLM fine-tune steps precision", precision, **_child("minilm-steps", f"{precision}:32", tmp))
+            for batch in ("16", "64"):
+                row("MiniLM fine-tune steps batch size", batch, **_child("minilm-steps", f"fp32:{batch}", tmp))
+        specs = [data[0], data[1]] + [f"tsv:{ROOT.parent / 'shared/data/sst2' / f}" for f in ("train.tsv.gz", "dev.tsv")]
+        if PREPROCESS.exists():
+            tok = _child("tokenizers", json.dumps(specs), tmp)
+            row("WordPiece tokenization (ag7600 + SST-2)", "hub preprocessing tokenize", seconds=tok["hub_seconds"],
+                texts=tok["texts"])
+            row("WordPiece tokenization (ag7600 + SST-2)", "tf-text FastBertTokenizer", seconds=tok["fast_seconds"],
+                texts=tok["texts"], mismatches=tok["mismatches"])
+
+    result = {"command": "python bench/levers.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "cpu_bf16_features": cpu_bf16_features(), "cpu_count": os.cpu_count(), "rows": rows}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["# Performance levers", "", "Each lever measured with and without, by one command on one machine:", "",
+             f"    {result['command']}", "",
+             f"{result['date']}, {os.cpu_count()} cores, CPU bf16 features: "
+             f"{', '.join(result['cpu_bf16_features']) or 'none'}. Transformer rows train the `transformer-tuned` "
+             "experiment on ag7600 (default: float32, no XLA, batch 128, bucketing); MiniLM rows time fine-tuning "
+             "steps on 640 random 48-token examples.", "",
+             "| lever | setting | train ex/s | eval acc | other |", "|---|---|---|---|---|"]
+    for r in rows:
+        other = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
+                          if k not in ("lever", "setting", "train_examples_per_second", "accuracy"))
+        speed = r.get("train_examples_per_second")
+        acc = r.get("accuracy")
+        lines.append(f"| {r['lever']} | {r['setting']} | {'' if speed is None else f'{speed:,.0f}'} | "
+                     f"{'' if acc is None else f'{100 * acc:.2f}%'} | {other} |")
+    lines += ["", "The float32 / batch 128 / bucketed Transformer baseline is the `transformer-tuned` row of "
+              "[BENCHMARKS.md](BENCHMARKS.md); the defaults chosen from these numbers are listed there.", ""]
+    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.markdown).write_text("\n".join(lines))
+    print(f"wrote {args.json} and {args.markdown}")
+
+
+if __name__ == "__main__":
+    main()
