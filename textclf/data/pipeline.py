@@ -77,18 +77,15 @@ def training_batches(
         ds = _shuffled_indices(len(labels), seed, epoch)
         ds = ds.map(lambda i: (dense[i, : row_lengths[i]], ys[i]), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
-        if fixed_shapes:  # every bucket padded to its upper boundary; the last one to the longest text
-            upper = [*boundaries, int(lengths.max()) + 1]
-            return ds.bucket_by_sequence_length(
-                element_length_func=lambda x, y: tf.shape(x)[0], bucket_boundaries=upper,
-                bucket_batch_sizes=[global_batch_size] * (len(upper) + 1), padded_shapes=([None], []),
-                pad_to_bucket_boundary=True)
-        if boundaries:
+        # fixed_shapes: every bucket padded to its upper boundary, the last one to the longest text.
+        upper = [*boundaries, int(lengths.max()) + 1] if fixed_shapes else boundaries
+        if upper:
             return ds.bucket_by_sequence_length(
                 element_length_func=lambda x, y: tf.shape(x)[0],
-                bucket_boundaries=boundaries,
-                bucket_batch_sizes=[global_batch_size] * (len(boundaries) + 1),
+                bucket_boundaries=upper,
+                bucket_batch_sizes=[global_batch_size] * (len(upper) + 1),
                 padded_shapes=([None], []),
+                pad_to_bucket_boundary=fixed_shapes,
             )
         return ds.padded_batch(global_batch_size, padded_shapes=([None], []))
 
