@@ -55,41 +55,47 @@ def training_batches(
 ) -> Batches:
     """Shuffled, length-bucketed batches padded to each batch's longest sequence.
 
+    Each epoch shuffles the examples, groups them by length bucket, cuts every bucket into
+    batches and shuffles the batch order; then one gather per batch builds it. Batch sizes
+    per bucket are the same every epoch, so all index work is a handful of vectorized ops
+    per epoch instead of per-example tf.data work (which cost ~25% of a transformer step on
+    2 cores with `bucket_by_sequence_length`).
+
     Epoch e's order depends only on (seed, e): a run resumed at epoch e sees exactly the
     batches an uninterrupted run would. `repeat` yields epochs start_epoch, start_epoch+1, …
     (each with exactly `steps` batches, so Keras can run several steps per call); without
-    it, the one epoch `start_epoch`. `fixed_shapes` pads each bucket to its upper boundary
-    (a few distinct shapes, for XLA, which compiles once per shape) instead of to each
-    batch's longest sequence.
+    it, the one epoch `start_epoch`. `fixed_shapes` pads each batch to the longest length
+    its bucket admits (a few distinct shapes, for XLA, which compiles once per shape)
+    instead of to the batch's longest sequence.
     """
-    lengths = ids.row_lengths().numpy()
-    dense = tf.constant(tf.cast(ids.to_tensor(0), tf.int32))
-    row_lengths = tf.constant(lengths.astype(np.int32))
-    ys = tf.constant(labels.astype(np.int32))
+    lengths = ids.row_lengths().numpy().astype(np.int32)
     boundaries = length_buckets(lengths, global_batch_size) if bucket else []
-    if boundaries:
-        counts = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
-        steps = int(sum(math.ceil(c / global_batch_size) for c in counts))
-    else:
-        steps = math.ceil(len(labels) / global_batch_size)
+    bucket_of = np.searchsorted(boundaries, lengths, side="right").astype(np.int32)
+    counts = np.bincount(bucket_of, minlength=len(boundaries) + 1)
+    # Batch sizes bucket by bucket (full batches, then the remainder), and each batch's bucket.
+    sizes = [min(global_batch_size, c - i) for c in counts for i in range(0, c, global_batch_size)]
+    batch_bucket = [b for b, c in enumerate(counts) for _ in range(0, c, global_batch_size)]
+    steps = len(sizes)
+    longest = np.array([*boundaries, int(lengths.max()) + 1], np.int32) - 1  # longest text each bucket can hold
+    dense = tf.constant(ids.to_tensor(0).numpy().astype(np.int32))
+    row_lengths, ys = tf.constant(lengths), tf.constant(labels.astype(np.int32))
+    buckets, sizes_t = tf.constant(bucket_of), tf.constant(sizes, tf.int64)
+    batch_width = tf.constant(longest[batch_bucket] if fixed_shapes else np.zeros(steps, np.int32))
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        ds = _shuffled_indices(len(labels), seed, epoch)
-        ds = ds.map(lambda i: (dense[i, : row_lengths[i]], ys[i]), num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=True)
-        # fixed_shapes: every bucket padded to its upper boundary, the last one to the longest text.
-        upper = [*boundaries, int(lengths.max()) + 1] if fixed_shapes else boundaries
-        if upper:
-            return ds.bucket_by_sequence_length(
-                element_length_func=lambda x, y: tf.shape(x)[0],
-                bucket_boundaries=upper,
-                bucket_batch_sizes=[global_batch_size] * (len(upper) + 1),
-                padded_shapes=([None], []),
-                pad_to_bucket_boundary=fixed_shapes,
-            )
-        return ds.padded_batch(global_batch_size, padded_shapes=([None], []))
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        perm = tf.random.experimental.stateless_shuffle(tf.range(len(labels)), seed=key)
+        perm = tf.gather(perm, tf.argsort(tf.gather(buckets, perm), stable=True))  # by bucket, shuffled within
+        per_batch = tf.RaggedTensor.from_row_lengths(perm, sizes_t)
+        order = tf.random.experimental.stateless_shuffle(tf.range(steps), seed=key + [0, 2**40])
+        return tf.data.Dataset.from_tensor_slices((tf.gather(per_batch, order), tf.gather(batch_width, order)))
+
+    def gather(idx: tf.Tensor, fixed_width: tf.Tensor):
+        w = fixed_width if fixed_shapes else tf.reduce_max(tf.gather(row_lengths, idx))
+        return tf.gather(dense, idx)[:, :w], tf.gather(ys, idx)
 
     ds = _epochs(start_epoch, repeat).flat_map(one_epoch)
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return Batches(ds.prefetch(tf.data.AUTOTUNE), steps, len(labels))
 
 
