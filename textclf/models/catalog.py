@@ -25,7 +25,8 @@ class TransformerParams:
     block; textclf keeps its architecture but trims to 128 tokens per text (without padding
     to it), gives each head embed_dim / num_heads = 16, the usual Transformer split, and keeps
     15,000 words (bench/tune.py on ag7600's training split, 6 seeds: 85.99% vs 84.67% with
-    20,000 and 85.72% with 10,000).
+    20,000 and 85.72% with 10,000) and dropout 0.3 instead of 0.1 (4 seeds: 86.60% vs 85.98%;
+    0.2: 86.06%, 0.4: 86.35%, 0.5: 86.08%).
     """
 
     vocab_size: int = 15000  # the lesson's 20000, less rare words: +1.3 pt on held-out training data
@@ -36,7 +37,7 @@ class TransformerParams:
     ff_dim: int = 32
     num_layers: int = 1
     hidden_dim: int = 20
-    dropout: float = 0.1
+    dropout: float = 0.3  # the lesson's 0.1 overfits 6,000 headlines within a few epochs
 
     def __post_init__(self) -> None:
         check(self.vocab_size >= 3, "vocab_size", self.vocab_size, "an integer >= 3")
