@@ -44,6 +44,7 @@ def test_bench_run_writes_table_json_and_markdown(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--recipes", "transformer", "--limit", "400",
          "--lesson-epochs", "1", "--set", "training.epochs=1", "--no-pipeline", "--quiet",
+         "--seed", "7", "--transformer-seeds", "2",
          "--json", str(out_json), "--markdown", str(out_md)],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -55,12 +56,18 @@ def test_bench_run_writes_table_json_and_markdown(tmp_path):
         assert row["train_examples_per_second"] > 0 and 0 <= row["eval_accuracy"] <= 1
         assert row["peak_rss_mb"] > 100 and row["wall_seconds"] > 0
         assert 0 < row["mfu"] < 1
+        # two seeds per side: accuracy is their mean, speed their median (of two: the mean)
+        assert row["seeds"] == [7, 8] and len(row["eval_accuracies"]) == 2
+        assert row["eval_accuracy"] == pytest.approx(sum(row["eval_accuracies"]) / 2)
+        speeds = [r["train_examples_per_second"] for r in row["runs"]]
+        assert row["train_examples_per_second"] == pytest.approx(sum(speeds) / 2)
     lesson, ours = result["rows"]
+    assert ours["config"]["training"]["seed"] == 7  # the textclf side ran with the bench's seed
     assert lesson["padded_length"] == 256 and ours["mean_tokens"] < 128
     assert result["cli"]["help_imports_tensorflow"] is False and result["cli"]["help_seconds"] > 0
     [pred] = result["cli"]["predict"]
     assert pred["cold_seconds"] > 0 and pred["warm_texts_per_second"] > 0
     assert result["verdicts"][0].startswith("transformer: ")
     md = out_md.read_text()
-    assert "| lesson transformer (pad 256, 1 epoch) |" in md and "python bench/run.py --recipes transformer" in md
+    assert "| lesson transformer (pad 256, 1 epoch) |" in md and "2 seeds (7–8)" in md and "python bench/run.py --recipes transformer" in md
     assert "textclf transformer-tuned" in proc.stdout and "MFU" in proc.stdout
