@@ -133,6 +133,21 @@ def test_corrupted_model_file(copy_of_run):
     assert not (copy_of_run.parent / "exp").exists()
 
 
+def test_run_saved_with_a_layer_this_version_lacks(copy_of_run):
+    """A run saved by another textclf version (a layer since renamed): say so instead of Keras's TypeError."""
+    import zipfile
+
+    model = copy_of_run / "model.keras"
+    with zipfile.ZipFile(model) as old:
+        entries = {name: old.read(name) for name in old.namelist()}
+    entries["config.json"] = entries["config.json"].replace(b'"textclf>SequenceIds"', b'"textclf>Standardize"')
+    with zipfile.ZipFile(model, "w") as new:
+        for name, data in entries.items():
+            new.writestr(name, data)
+    assert_one_line_error(run("predict", "hello world", "--run", copy_of_run),
+                          "textclf>Standardize", "another version", "retrain")
+
+
 def test_corrupted_run_json_and_labels(copy_of_run):
     (copy_of_run / "labels.json").write_text('{"not": "a list"')
     assert_one_line_error(run("predict", "hello", "--run", copy_of_run), "labels.json", "unreadable")

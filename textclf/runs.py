@@ -236,8 +236,28 @@ def load_model(run_dir: Path):
     try:
         return keras.models.load_model(Path(run_dir) / MODEL_FILE, compile=False)
     except Exception as err:
+        missing = _unknown_layers(Path(run_dir) / MODEL_FILE)
+        if missing:
+            raise RunError(f"cannot load the model in {run_dir}: it uses layer {', '.join(missing)}, which this "
+                           f"textclf version does not have (saved by another version); retrain the run") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
+
+
+def _unknown_layers(model_file: Path) -> list[str]:
+    """textclf layers named in a saved model's config that are not registered in this version."""
+    import re
+    import zipfile
+
+    from textclf._tf import keras
+
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            config = archive.read("config.json").decode("utf-8", errors="replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return []
+    names = sorted(set(re.findall(r'"registered_name": "(textclf>[^"]+)"', config)))
+    return [n for n in names if keras.saving.get_registered_object(n) is None]
 
 
 def load_labels(run_dir: Path) -> list[str]:
