@@ -1,6 +1,6 @@
 """Performance levers, each measured with and without, on this machine, in one invocation.
 
-    .venv/bin/python bench/levers.py            # ≈ 10 min on 2 cores; writes docs/PERF-LEVERS.md
+    .venv/bin/python bench/levers.py            # ≈ 15 min on 2 cores; writes docs/PERF-LEVERS.md
 
 1. Precision on the Transformer recipe: float32 vs mixed_bfloat16 (ex/s and accuracy), and
    on MiniLM fine-tuning steps: float32 vs oneDNN auto-mixed bfloat16 (the encoder is a
@@ -10,7 +10,10 @@
 4. Length bucketing on vs padding every batch to 128 tokens (Transformer).
 5. WordPiece tokenization of ag7600 + SST-2: the preprocessing model's `tokenize` vs
    tf-text FastBertTokenizer (ids compared text for text).
-Every training measurement runs in its own process on the ag7600 split.
+Every training measurement runs in its own process on the ag7600 split. A 2-core cloud
+machine's speed drifts by up to a third within minutes, so each group (default settings
+included) runs in `--rounds` rounds, the settings alternating inside a round; tables show
+the median speed, the mean accuracy, and every setting against the default.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,30 +94,29 @@ def _worker(kind: str, arg: str) -> dict:
         from textclf.models.transformer import build_transformer
         from textclf.training import TrainTimer
 
-        data = json.loads(arg)
+        *data, mode = json.loads(arg)
         train, _ = load_train_eval(DataConfig(train=data[0], eval=data[1]), seed=42)
         config = load_experiments(ROOT / "experiments.yaml").resolve("transformer-tuned", {"data": {"train": data[0]}})
         t = config.training
         keras.utils.set_random_seed(0)
         built = build_transformer(config.model_params, num_classes=len(train.label_names), train_texts=train.texts)
         ids = encode_texts(train.texts, built.encode)
-        out = {}
-        for name, bucket in (("bucketed", True), ("padded_128", False)):
-            source = ids if bucket else ids.to_tensor(0, shape=[None, config.model_params.max_length])
-            if not bucket:  # every row padded to 128: the RaggedTensor keeps the zeros as tokens
-                from textclf._tf import tf
+        if mode == "bucketed":
+            source, bucket = ids, True
+        else:  # every row padded to 128: the RaggedTensor keeps the zeros as tokens
+            from textclf._tf import tf
 
-                source = tf.RaggedTensor.from_tensor(source)
-            batches = training_batches(source, train.labels, global_batch_size=t.global_batch_size, seed=t.seed,
-                                       bucket=bucket, repeat=True)
-            model = keras.models.clone_model(built.model)
-            model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), loss="sparse_categorical_crossentropy",
-                          steps_per_execution=t.steps_per_execution)
-            model.fit(batches.dataset, epochs=1, steps_per_epoch=batches.steps, verbose=0)
-            timer = TrainTimer()
-            model.fit(batches.dataset, epochs=2, steps_per_epoch=batches.steps, callbacks=[timer], verbose=0)
-            out[f"{name}_examples_per_second"] = 2 * len(train) / timer.train_seconds
-        return out
+            source = tf.RaggedTensor.from_tensor(ids.to_tensor(0, shape=[None, config.model_params.max_length]))
+            bucket = False
+        batches = training_batches(source, train.labels, global_batch_size=t.global_batch_size, seed=t.seed,
+                                   bucket=bucket, repeat=True)
+        model = built.model
+        model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), loss="sparse_categorical_crossentropy",
+                      steps_per_execution=t.steps_per_execution)
+        model.fit(batches.dataset, epochs=1, steps_per_epoch=batches.steps, verbose=0)
+        timer = TrainTimer()
+        model.fit(batches.dataset, epochs=2, steps_per_epoch=batches.steps, callbacks=[timer], verbose=0)
+        return {"train_examples_per_second": 2 * len(train) / timer.train_seconds}
     raise SystemExit(f"unknown worker {kind}")
 
 
@@ -127,6 +130,7 @@ def _child(kind: str, arg: str, tmp: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per group, settings alternating")
     parser.add_argument("--json", default=str(ROOT / "bench" / "out" / "levers.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "PERF-LEVERS.md"))
     args = parser.parse_args()
@@ -151,34 +155,52 @@ def main() -> None:
         shown = ", ".join(f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
         print(f"{lever:<44} {setting:<34} {shown}", flush=True)
 
+    def group(lever: str, settings: dict[str, object], measure) -> None:
+        """Every setting measured once per round, alternating; the first setting is textclf's default."""
+        seen: dict[str, list[dict]] = {name: [] for name in settings}
+        for r in range(args.rounds):
+            for name, how in settings.items():
+                seen[name].append(measure(how, r))
+        base = None
+        for name, results in seen.items():
+            numbers = {"train_examples_per_second": statistics.median(x["train_examples_per_second"] for x in results),
+                       "runs": [round(x["train_examples_per_second"], 1) for x in results]}
+            if "accuracy" in results[0]:
+                numbers["accuracy"] = statistics.mean(x["accuracy"] for x in results)
+            base = base or numbers
+            numbers["speed_vs_default"] = numbers["train_examples_per_second"] / base["train_examples_per_second"]
+            if "accuracy" in numbers:
+                numbers["accuracy_vs_default_pt"] = 100 * (numbers["accuracy"] - base["accuracy"])
+            row(lever, name + (" (default)" if numbers is base else ""), **numbers)
+
     with tempfile.TemporaryDirectory(prefix="textclf-levers-") as tmp:
         tmp = Path(tmp)
         runs = tmp / "runs"
-        for precision in ("float32", "mixed_bfloat16"):
-            row("transformer precision", precision, **_train(data, runs, "--precision", precision))
-        row("transformer XLA", "--jit-compile", **_train(data, runs, "--precision", "float32", "--jit-compile"))
-        for batch in (64, 256):
-            row("transformer global batch size", str(batch), **_train(data, runs, "--batch-size", str(batch)))
-        b = _child("bucketing", json.dumps(data), tmp)
-        row("transformer length bucketing", "bucketed (per-batch padding)", train_examples_per_second=b["bucketed_examples_per_second"])
-        row("transformer length bucketing", "every batch padded to 128", train_examples_per_second=b["padded_128_examples_per_second"])
+        train = lambda extra, r: _train(data, runs, "--seed", str(42 + r), *extra)  # noqa: E731
+        group("transformer", {"float32, batch 128": ["--precision", "float32"],
+                              "mixed_bfloat16": ["--precision", "mixed_bfloat16"],
+                              "XLA (--jit-compile)": ["--precision", "float32", "--jit-compile"],
+                              "batch 64": ["--batch-size", "64"], "batch 256": ["--batch-size", "256"]}, train)
+        group("transformer length bucketing", {"bucketed (per-batch padding)": "bucketed",
+                                               "every batch padded to 128": "padded_128"},
+              lambda how, r: _child("bucketing", json.dumps([*data, how]), tmp))
         from textclf.models import store
 
         if store.find("minilm") is not None:
-            for precision in ("fp32", "bf16"):
-                row("MiniLM fine-tune steps precision", precision, **_child("minilm-steps", f"{precision}:32", tmp))
-            for batch in ("16", "64"):
-                row("MiniLM fine-tune steps batch size", batch, **_child("minilm-steps", f"fp32:{batch}", tmp))
+            group("MiniLM fine-tune steps", {"fp32, batch 32": "fp32:32", "oneDNN auto-mixed bf16": "bf16:32",
+                                             "batch 16": "fp32:16", "batch 64": "fp32:64"},
+                  lambda how, r: _child("minilm-steps", how, tmp))
         specs = [data[0], data[1]] + [f"tsv:{ROOT.parent / 'shared/data/sst2' / f}" for f in ("train.tsv.gz", "dev.tsv")]
         if PREPROCESS.exists():
             tok = _child("tokenizers", json.dumps(specs), tmp)
             row("WordPiece tokenization (ag7600 + SST-2)", "hub preprocessing tokenize", seconds=tok["hub_seconds"],
                 texts=tok["texts"])
-            row("WordPiece tokenization (ag7600 + SST-2)", "tf-text FastBertTokenizer", seconds=tok["fast_seconds"],
-                texts=tok["texts"], mismatches=tok["mismatches"])
+            row("WordPiece tokenization (ag7600 + SST-2)", "tf-text FastBertTokenizer (default)",
+                seconds=tok["fast_seconds"], texts=tok["texts"], mismatches=tok["mismatches"])
 
     result = {"command": "python bench/levers.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M"),
-              "cpu_bf16_features": cpu_bf16_features(), "cpu_count": os.cpu_count(), "rows": rows}
+              "cpu_bf16_features": cpu_bf16_features(), "cpu_count": os.cpu_count(), "rounds": args.rounds,
+              "rows": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# Performance levers", "", "Each lever measured with and without, by one command on one machine:", "",
@@ -187,16 +209,20 @@ def main() -> None:
              f"{', '.join(result['cpu_bf16_features']) or 'none'}. Transformer rows train the `transformer-tuned` "
              "experiment on ag7600 (default: float32, no XLA, batch 128, bucketing); MiniLM rows time fine-tuning "
              "steps on 640 random 48-token examples.", "",
-             "| lever | setting | train ex/s | eval acc | other |", "|---|---|---|---|---|"]
+             f"Rounds: {args.rounds} (transformer round r uses seed 42 + r).", "",
+             "| lever | setting | train ex/s (median) | vs default | eval acc (mean) | vs default | other |",
+             "|---|---|---|---|---|---|---|"]
+    shown = ("lever", "setting", "train_examples_per_second", "accuracy", "speed_vs_default", "accuracy_vs_default_pt")
     for r in rows:
-        other = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
-                          if k not in ("lever", "setting", "train_examples_per_second", "accuracy"))
-        speed = r.get("train_examples_per_second")
-        acc = r.get("accuracy")
+        other = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in shown)
+        speed, acc = r.get("train_examples_per_second"), r.get("accuracy")
+        ratio, delta = r.get("speed_vs_default"), r.get("accuracy_vs_default_pt")
         lines.append(f"| {r['lever']} | {r['setting']} | {'' if speed is None else f'{speed:,.0f}'} | "
-                     f"{'' if acc is None else f'{100 * acc:.2f}%'} | {other} |")
-    lines += ["", "The float32 / batch 128 / bucketed Transformer baseline is the `transformer-tuned` row of "
-              "[BENCHMARKS.md](BENCHMARKS.md); the defaults chosen from these numbers are listed there.", ""]
+                     f"{'' if ratio is None else f'{ratio:.2f}×'} | {'' if acc is None else f'{100 * acc:.2f}%'} | "
+                     f"{'' if delta is None else f'{delta:+.2f} pt'} | {other} |")
+    lines += ["", "Defaults are chosen from these numbers: a lever becomes the default only when it is faster "
+              "in every round at no accuracy cost. CPU precision stays float32 unless that holds for "
+              "bf16 (see `textclf.runtime.choose_precision`).", ""]
     Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
     Path(args.markdown).write_text("\n".join(lines))
     print(f"wrote {args.json} and {args.markdown}")
