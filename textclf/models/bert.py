@@ -171,7 +171,10 @@ class HubBertEncoder(GraphLayer):
 
         self.handle, self.pooling = handle, pooling
         try:
-            self.encoder = hub.KerasLayer(handle, trainable=trainable, name="encoder")
+            # A loaded object, not the path: given a path, hub.KerasLayer first tries
+            # `from keras.saving.legacy... import load_context`, which imports Keras 3
+            # (≈ 2.7 s of every BERT command) only to fail and fall back to the same options.
+            self.encoder = hub.KerasLayer(hub.load(handle), trainable=trainable, name="encoder")
         except Exception as err:
             raise ModelError(f"cannot load BERT encoder {handle}: {(str(err).splitlines() or ['?'])[0][:200]}") from None
 
