@@ -14,6 +14,7 @@ from bert_numpy import bert_forward
 from conftest import SHARED, WORDS, ag_rows, write_csv
 from test_cli import assert_one_line_error
 from textclf.cli import app
+from textclf.runs import load_model
 
 runner = CliRunner()
 SENTENCES = ["Stocks rally as oil prices fall", "The striker scored twice!", "unaffable", "a"]
@@ -145,8 +146,6 @@ def data(tmp_path_factory):
 
 
 def _encoder_weights(run_dir: Path):
-    from textclf.runs import load_model
-
     model = load_model(run_dir)
     return [w.numpy() for w in model.get_layer("bert_classifier").get_layer("bert_features").get_layer("bert").weights]
 
@@ -171,6 +170,12 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen):
     trained = _encoder_weights(runs / "latest")
     same = all(np.array_equal(a, b) for a, b in zip(sorted(original, key=np.size), sorted(trained, key=np.size)))
     assert same is frozen
+    from textclf._tf import keras
+
+    plain = keras.models.load_model(runs / "latest" / "model.keras", compile=False)  # Keras's own loader
+    fast = load_model(runs / "latest")  # textclf's: the weights copied out of the zip first
+    assert [w.name for w in fast.weights] == [w.name for w in plain.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(fast.get_weights(), plain.get_weights()))
     predicted = runner.invoke(app, ["predict", "goal match striker", "--json", "--runs-root", str(runs)])
     assert predicted.exit_code == 0 and json.loads(predicted.stdout)["label"] in ("World", "Sports", "Business", "Sci/Tech")
     report = runner.invoke(app, ["evaluate", "--json", "--runs-root", str(runs)])
