@@ -38,6 +38,29 @@ if _TF_ALREADY_IMPORTED and tf.keras.layers.Layer is not keras.layers.Layer:
         stacklevel=2,
     )
 
+
+def _absl_min_log_level() -> None:
+    """Apply TF_CPP_MIN_LOG_LEVEL to the C++ messages TensorFlow logs through absl.
+
+    TensorFlow 2.20 logs some C++ messages (e.g. grappler's "No allowlist ops found" under
+    the oneDNN bfloat16 rewrite, several per training run) with absl, which ignores
+    TF_CPP_MIN_LOG_LEVEL and prints them before absl::InitializeLog. absl's SetMinLogLevel
+    is exported by libtensorflow_framework; its name carries the abseil release TensorFlow
+    was built with (2025-01-27 for the pinned 2.20), so another build just keeps the noise.
+    """
+    import ctypes
+
+    try:
+        level = min(3, max(0, int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))))
+        lib = ctypes.CDLL(os.path.join(tf.sysconfig.get_lib(), "libtensorflow_framework.so.2"))
+        set_min_log_level = lib._ZN4absl12lts_2025012714SetMinLogLevelENS0_18LogSeverityAtLeastE
+    except (OSError, AttributeError, ValueError):
+        return
+    set_min_log_level.argtypes = [ctypes.c_int]
+    set_min_log_level(level)
+
+
+_absl_min_log_level()
 tf.get_logger().setLevel("ERROR")
 # tfds and Model Garden log warnings through absl (deprecations, partial cache folders);
 # the CLI reports what matters itself.
