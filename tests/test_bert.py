@@ -164,6 +164,10 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen):
     assert config["training"]["optimizer"] == ("adam" if frozen else "adamw")
     metrics = json.loads((runs / "latest" / "metrics.json").read_text())
     assert metrics["frozen_features_cached"] is frozen
+    from textclf.runtime import cpu_bf16_features
+
+    precision = json.loads((runs / "latest" / "run.json").read_text())["runtime"]["precision"]
+    assert precision == ("mixed_bfloat16" if frozen and cpu_bf16_features() else "float32")  # --precision auto
     import tensorflow_hub as hub
 
     original = [w.numpy() for w in hub.KerasLayer(str(root / "home" / "models" / "tiny-bert" / "encoder")).weights]

@@ -49,6 +49,26 @@ def test_precision_choice(devices, strategy, expected):
     assert choose_precision("float32", devices, strategy) == "float32"
 
 
+@pytest.mark.parametrize("devices, cpu_bf16_model, expected", [
+    (Devices(cpu_bf16=True), True, "mixed_bfloat16"),  # a frozen encoder on an AVX512-BF16/AMX CPU
+    (Devices(cpu_bf16=True), False, "float32"),  # the Transformer, fine-tuning: measured no better
+    (Devices(), True, "float32"),  # no bf16 instructions: emulated bf16 is slow
+    (Devices(cpu_bf16=True, gpus=((8, 0),)), True, "mixed_float16"),  # a GPU decides
+])
+def test_cpu_bf16_precision_choice(devices, cpu_bf16_model, expected):
+    strategy = choose_strategy("auto", devices)
+    assert choose_precision("auto", devices, strategy, cpu_bf16_model=cpu_bf16_model) == expected
+    assert choose_precision("float32", devices, strategy, cpu_bf16_model=cpu_bf16_model) == "float32"
+
+
+def test_only_frozen_bert_encoders_ask_for_cpu_bf16():
+    from textclf.models.catalog import BertParams, TransformerParams
+
+    assert BertParams(encoder="x", trainable=False).cpu_bf16
+    assert not BertParams(encoder="x", trainable=True).cpu_bf16
+    assert not getattr(TransformerParams(), "cpu_bf16", False)
+
+
 def _run_cli(args, env=None, timeout=240):
     return subprocess.run([sys.executable, "-c", args[0], *args[1:]], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
@@ -106,3 +126,21 @@ def test_multi_worker_strategy_two_local_workers(tmp_path):
     chief = json.loads((tmp_path / "runs0" / "latest" / "run.json").read_text())
     assert chief["status"] == "complete" and chief["runtime"]["replicas"] == 2
     assert not (tmp_path / "runs1").exists()  # only the chief writes a run
+
+
+def test_cpu_mixed_bfloat16_reaches_savedmodel_graphs_and_is_reset():
+    from textclf._tf import keras, tf
+    from textclf.config import RuntimeConfig
+    from textclf.runtime import reset_precision, setup_runtime
+
+    option = "auto_mixed_precision_onednn_bfloat16"
+    runtime = setup_runtime(RuntimeConfig(precision="mixed_bfloat16"), 8, Devices())
+    try:
+        assert runtime.precision == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        # the Keras policy cannot reach inside a hub SavedModel; oneDNN's graph rewrite does
+        assert tf.config.optimizer.get_experimental_options().get(option) is True
+    finally:
+        reset_precision()
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert not tf.config.optimizer.get_experimental_options().get(option)

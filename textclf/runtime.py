@@ -24,6 +24,7 @@ class Devices:
     tpu: bool = False
     workers: int = 1  # from TF_CONFIG
     task: dict = field(default_factory=dict)
+    cpu_bf16: bool = False  # the CPU has bfloat16 instructions (AVX512-BF16 / AMX)
 
 
 def detect_devices() -> Devices:
@@ -40,7 +41,7 @@ def detect_devices() -> Devices:
     # Only physical-device queries here: listing logical devices would initialise the
     # runtime, after which MultiWorkerMirroredStrategy can no longer be created.
     return Devices(gpus=tuple(gpus), tpu=bool(os.environ.get("TPU_NAME") or tf.config.list_physical_devices("TPU")),
-                   workers=max(1, workers), task=cluster.get("task", {}))
+                   workers=max(1, workers), task=cluster.get("task", {}), cpu_bf16=bool(cpu_bf16_features()))
 
 
 def _tf_config() -> dict:
@@ -88,12 +89,14 @@ def cpu_bf16_features() -> list[str]:
     return sorted({f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile")})
 
 
-def choose_precision(requested: str, devices: Devices, strategy: str) -> str:
+def choose_precision(requested: str, devices: Devices, strategy: str, *, cpu_bf16_model: bool = False) -> str:
     """mixed_bfloat16 on TPU, mixed_float16 on GPUs of compute capability >= 7.0, else float32.
 
-    CPUs stay float32 even with bf16 instructions (`cpu_bf16_features()`): on an AVX512-BF16
-    CPU bf16 doubled a 2048^3 matmul but not training, where textclf's models are small or
-    run inside a SavedModel (measured by bench/levers.py, docs/PERF-LEVERS.md).
+    On a CPU with bf16 instructions (`Devices.cpu_bf16`), `cpu_bf16_model` models (frozen
+    BERT encoders) get mixed_bfloat16: on this project's AVX512-BF16 machine it ran the
+    frozen-MiniLM recipe 1.2-2x faster in alternating runs at the same accuracy. Others stay float32: the
+    from-scratch Transformer is too small to gain (0.94x), and fine-tuning MiniLM gained
+    1.3x but lost 0.2 pt (bench/levers.py, docs/PERF-LEVERS.md); `--precision` opts in.
     """
     if requested != "auto":
         return requested
@@ -101,6 +104,8 @@ def choose_precision(requested: str, devices: Devices, strategy: str) -> str:
         return "mixed_bfloat16"
     if devices.gpus and strategy != "default" and all(cc is not None and cc >= (7, 0) for cc in devices.gpus):
         return "mixed_float16"
+    if not devices.gpus and not devices.tpu and devices.cpu_bf16 and cpu_bf16_model:
+        return "mixed_bfloat16"
     return "float32"
 
 
@@ -153,20 +158,26 @@ def make_strategy(name: str, devices: Devices, cfg: RuntimeConfig):
     raise ConfigError(f"unknown strategy {name!r}")
 
 
-def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices | None = None) -> Runtime:
-    """Create the strategy, split the batch and set the global Keras precision policy."""
-    from textclf._tf import keras
+def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices | None = None, *,
+                  cpu_bf16_model: bool = False) -> Runtime:
+    """Create the strategy, split the batch and set the global Keras precision policy.
+
+    `cpu_bf16_model`: the model runs faster in bfloat16 on CPUs that have it (`choose_precision`).
+    """
+    from textclf._tf import keras, tf
 
     devices = devices or detect_devices()
     name = choose_strategy(cfg.strategy, devices)
     strategy = make_strategy(name, devices, cfg)
     replicas = strategy.num_replicas_in_sync
     global_bs, per_replica = batch_sizes(global_batch_size, cfg.per_replica_batch_size, replicas)
-    precision = choose_precision(cfg.precision, devices, name)
+    precision = choose_precision(cfg.precision, devices, name, cpu_bf16_model=cpu_bf16_model)
     keras.mixed_precision.set_global_policy(precision)
+    if precision == "mixed_bfloat16" and not devices.gpus and not devices.tpu:
+        # A Keras policy cannot reach inside a SavedModel (TF Hub encoders keep their float32
+        # graph); oneDNN's graph rewrite runs their matmuls in bfloat16 too.
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
     if cfg.deterministic:  # same seed, same data -> same numbers (may cost some speed)
-        from textclf._tf import tf
-
         tf.config.experimental.enable_op_determinism()
     task = devices.task or {}
     is_chief = not task or task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
@@ -175,10 +186,11 @@ def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices |
 
 
 def reset_precision() -> None:
-    """Undo the process-wide settings of `setup_runtime` (precision policy, op determinism)."""
-    from textclf._tf import keras
+    """Undo the process-wide settings of `setup_runtime` (precision policy, bf16 rewrite, op determinism)."""
+    from textclf._tf import keras, tf
 
     keras.mixed_precision.set_global_policy("float32")
+    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": False})
     # The public API can only enable it; in-process callers (tests, `experiments run`)
     # need each run to start from the default again.
     from tensorflow.python.framework import config as tf_config

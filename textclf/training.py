@@ -60,7 +60,8 @@ def run_training(
     if resume:
         runs.check_resumable(run_dir, config)
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before other TF work.
-    runtime = setup_runtime(config.runtime, t.global_batch_size)
+    runtime = setup_runtime(config.runtime, t.global_batch_size,
+                            cpu_bf16_model=getattr(config.model_params, "cpu_bf16", False))
     keras.utils.set_random_seed(t.seed)
     # Dropout draws from tf.random.Generator objects, whose state can be checkpointed; the
     # legacy stateful ops restart their streams after a resume.
