@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/levers.py            # ≈ 15 min on 2 cores; writes docs/PERF-LEVERS.md
 
-1. Precision on the Transformer recipe: float32 vs mixed_bfloat16 (ex/s and accuracy), and
-   on MiniLM fine-tuning steps: float32 vs oneDNN auto-mixed bfloat16 (the encoder is a
-   SavedModel, so a Keras dtype policy cannot reach it; Grappler's rewrite can).
+1. Precision, float32 vs mixed_bfloat16 (`--precision`), on the Transformer recipe and the
+   frozen-MiniLM recipe (ex/s and accuracy) and on MiniLM fine-tuning steps (ex/s). For a
+   SavedModel encoder textclf's mixed_bfloat16 on CPU is oneDNN's bfloat16 graph rewrite.
 2. XLA (--jit-compile) on the Transformer recipe.
 3. Global batch size on the Transformer recipe: 64 / 128 / 256; MiniLM fine-tuning steps: 16 / 32 / 64.
 4. Length bucketing on vs padding every batch to 128 tokens (Transformer).
@@ -34,10 +34,10 @@ HOME = ROOT / "bench" / "out" / "home"
 PREPROCESS = ROOT.parent / "shared" / "models" / "bert_en_uncased_preprocess_3"
 
 
-def _train(data: tuple[str, str], runs_root: Path, *extra: str) -> dict:
-    """`textclf train --experiment transformer-tuned ...` in a child process; its metrics."""
+def _train(data: tuple[str, str], runs_root: Path, *extra: str, experiment: str = "transformer-tuned") -> dict:
+    """`textclf train --experiment EXPERIMENT ...` in a child process; its metrics."""
     exe = Path(sys.executable).with_name("textclf")
-    cmd = [str(exe), "train", "--experiment", "transformer-tuned", "--experiments-file", str(ROOT / "experiments.yaml"),
+    cmd = [str(exe), "train", "--experiment", experiment, "--experiments-file", str(ROOT / "experiments.yaml"),
            "--data", data[0], "--eval-data", data[1], "--runs-root", str(runs_root), *extra]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = json.loads(((runs_root / "latest").resolve() / "metrics.json").read_text())
@@ -48,14 +48,15 @@ def _worker(kind: str, arg: str) -> dict:
     """Measurements that need their own process (graph rewrites are process-wide)."""
     if kind == "minilm-steps":
         precision, batch = arg.split(":")
-        from textclf._tf import keras, tf
-
-        if precision == "bf16":
-            tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
         import numpy as np
 
+        from textclf._tf import keras
+        from textclf.config import RuntimeConfig
         from textclf.models.bert import build_bert
         from textclf.models.catalog import BertParams
+        from textclf.runtime import setup_runtime
+
+        setup_runtime(RuntimeConfig(precision=precision), int(batch))  # textclf's own precision path
 
         keras.utils.set_random_seed(0)
         model = build_bert(BertParams(encoder="minilm", trainable=True), num_classes=4).model
@@ -187,8 +188,11 @@ def main() -> None:
         from textclf.models import store
 
         if store.find("minilm") is not None:
-            group("MiniLM fine-tune steps", {"fp32, batch 32": "fp32:32", "oneDNN auto-mixed bf16": "bf16:32",
-                                             "batch 16": "fp32:16", "batch 64": "fp32:64"},
+            group("MiniLM frozen (minilm-frozen recipe)", {"float32": ["--precision", "float32"],
+                                                            "mixed_bfloat16": ["--precision", "mixed_bfloat16"]},
+                  lambda extra, r: _train(data, runs, "--seed", str(42 + r), *extra, experiment="minilm-frozen"))
+            group("MiniLM fine-tune steps", {"float32, batch 32": "float32:32", "mixed_bfloat16": "mixed_bfloat16:32",
+                                             "batch 16": "float32:16", "batch 64": "float32:64"},
                   lambda how, r: _child("minilm-steps", how, tmp))
         specs = [data[0], data[1]] + [f"tsv:{ROOT.parent / 'shared/data/sst2' / f}" for f in ("train.tsv.gz", "dev.tsv")]
         if PREPROCESS.exists():
@@ -207,8 +211,9 @@ def main() -> None:
              f"    {result['command']}", "",
              f"{result['date']}, {os.cpu_count()} cores, CPU bf16 features: "
              f"{', '.join(result['cpu_bf16_features']) or 'none'}. Transformer rows train the `transformer-tuned` "
-             "experiment on ag7600 (default: float32, no XLA, batch 128, bucketing); MiniLM rows time fine-tuning "
-             "steps on 640 random 48-token examples.", "",
+             "experiment on ag7600 (default: float32, no XLA, batch 128, bucketing); the MiniLM frozen rows train the "
+             "`minilm-frozen` experiment on ag7600; MiniLM fine-tune rows time fine-tuning steps on 640 random "
+             "48-token examples.", "",
              f"Rounds: {args.rounds} (transformer round r uses seed 42 + r).", "",
              "| lever | setting | train ex/s (median) | vs default | eval acc (mean) | vs default | other |",
              "|---|---|---|---|---|---|---|"]
