@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 HOME = ROOT / "bench" / "out" / "home"
 PREPROCESS = ROOT.parent / "shared" / "models" / "bert_en_uncased_preprocess_3"
+NOTES = "\n## Notes\n"
 
 
 def _train(data: tuple[str, str], runs_root: Path, *extra: str, experiment: str = "transformer-tuned") -> dict:
@@ -231,8 +232,11 @@ def main() -> None:
               "in every round at no accuracy cost. On CPUs with bf16 instructions that holds for frozen BERT "
               "encoders, which get mixed_bfloat16; the other models stay float32 (see "
               "`textclf.runtime.choose_precision`).", ""]
-    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.markdown).write_text("\n".join(lines))
+    markdown = Path(args.markdown)
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    # Hand-written observations (other commands, caveats) below NOTES survive a re-run.
+    kept = markdown.read_text(encoding="utf-8").partition(NOTES)[2] if markdown.exists() else ""
+    markdown.write_text("\n".join(lines) + (NOTES + kept if kept else ""), encoding="utf-8")
     print(f"wrote {args.json} and {args.markdown}")
 
 
