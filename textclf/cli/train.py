@@ -83,7 +83,9 @@ def train(
     per_replica_batch_size: Annotated[Optional[int], typer.Option(
         help="Batch per replica; the global batch becomes this × replicas.", rich_help_panel=RUNTIME)] = None,
     precision: Annotated[Optional[str], typer.Option(
-        help="auto, float32, mixed_float16 or mixed_bfloat16.", rich_help_panel=RUNTIME)] = None,
+        help="auto, float32, mixed_float16 or mixed_bfloat16. auto: mixed_float16 on GPUs of compute capability "
+        ">= 7.0, mixed_bfloat16 on TPU and for frozen BERT encoders on CPUs with bf16 instructions, else float32.",
+        rich_help_panel=RUNTIME)] = None,
     jit_compile: Annotated[Optional[bool], typer.Option(
         "--jit-compile/--no-jit-compile", help="Compile the train step with XLA.", rich_help_panel=RUNTIME)] = None,
     deterministic: Annotated[Optional[bool], typer.Option(
