@@ -96,8 +96,8 @@ def choose_precision(requested: str, devices: Devices, strategy: str, *, cpu_bf1
     BERT encoders) get mixed_bfloat16: on this project's AVX512-BF16 machine it ran the
     frozen-MiniLM recipe 1.2-2x faster in alternating runs at the same accuracy. Others stay
     float32: the from-scratch Transformer is too small to gain (0.90-0.94x), and fine-tuning
-    MiniLM gained 1.3x but lost 0.2 pt (bench/levers.py, docs/PERF-LEVERS.md); `--precision`
-    opts in.
+    MiniLM, 1.3x faster at the same accuracy in one run, has not been measured enough to
+    switch (bench/levers.py, docs/PERF-LEVERS.md); `--precision` opts in.
     """
     if requested != "auto":
         return requested
