@@ -1,6 +1,6 @@
 """Performance levers, each measured with and without, on this machine, in one invocation.
 
-    .venv/bin/python bench/levers.py            # ≈ 15 min on 2 cores; writes docs/PERF-LEVERS.md
+    .venv/bin/python bench/levers.py            # ≈ 25 min on 2 cores (23 min on 2026-12-01); writes docs/PERF-LEVERS.md
 
 1. Precision, float32 vs mixed_bfloat16 (`--precision`), on the Transformer recipe and the
    frozen-MiniLM recipe (ex/s and accuracy) and on MiniLM fine-tuning steps (ex/s). For a
