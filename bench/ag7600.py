@@ -56,6 +56,23 @@ def save_result(path: str | Path, benchmark: str, rows: list[dict], **extra) -> 
     print(f"wrote {path}")
 
 
+def write_section(path: str | Path, name: str, text: str) -> None:
+    """Put `text` between `<!-- begin NAME -->` and `<!-- end NAME -->` in a Markdown file, keeping the rest.
+
+    Each benchmark script owns one section of docs/BENCHMARKS.md, so re-running one keeps the others.
+    """
+    path = Path(path)
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}\n"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end):].lstrip("\n")
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new, encoding="utf-8")
+
+
 if __name__ == "__main__":
     import sys
 

@@ -538,8 +538,9 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(_markdown(result))
+        from ag7600 import write_section
+
+        write_section(args.markdown, "run", _markdown(result))
     print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 # Tiny model sizes: the CLI path is real, the training is seconds.
-TINY = ["--embed-dim", "8", "--num-heads", "1", "--ff-dim", "8", "--max-length", "16",
+TINY = ["--model", "transformer", "--embed-dim", "8", "--num-heads", "1", "--ff-dim", "8", "--max-length", "16",
         "--vocab-size", "200", "--batch-size", "16"]
 
 WORDS = {

@@ -69,8 +69,13 @@ class TrainingConfig:
     patience: int = 0
     restore_best: bool = False
     monitor: str = "val_loss"
+    # > 0: validate (and stop early) on this stratified part of the training data, never on the
+    # eval data; 0: validate on the eval data, for reporting only.
+    validation_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        check(0 <= self.validation_fraction < 1, "validation_fraction", self.validation_fraction,
+              "a fraction in [0, 1) (0 = validate on the eval data)")
         check(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = no early stopping)")
         choice("monitor", self.monitor, ("val_loss", "val_accuracy"))
         check(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution,
@@ -114,6 +119,8 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # How `--model auto` chose `model` (the statistics and the rule), when it did.
+    selection: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready nested dict (the form saved in run directories)."""
@@ -146,11 +153,32 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     name = merged.get("model", RunConfig.model)
     if not isinstance(name, str):
         raise ConfigError(f"model: expected a model name, got {name!r}")
+    if name == AUTO:
+        merged, name = _choose_model(merged)
     entry = MODELS.get(name)
     merged = deep_merge({"training": dict(entry.training_defaults),
                          "model_params": dict(entry.param_defaults)}, merged)
     merged["model_params"] = merged.get("model_params") or {}
-    return from_dict(RunConfig, merged, params_cls=entry.params_cls)
+    try:
+        return from_dict(RunConfig, merged, params_cls=entry.params_cls)
+    except ConfigError as err:
+        if merged.get("selection"):
+            raise ConfigError(f"{err} (--model auto chose {name}; pass --model to choose another)") from None
+        raise
+
+
+AUTO = "auto"
+
+
+def _choose_model(merged: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """`model: auto` -> the model chosen from the training data's statistics (reads the data)."""
+    from textclf.selection import choose_for_data
+
+    data = from_dict(DataConfig, merged.get("data"), "data")
+    training = merged.get("training") or {}
+    seed = _coerce(training.get("seed", TrainingConfig.seed), int, "training.seed")
+    selection = choose_for_data(data, seed)
+    return {**merged, "model": selection["model"], "selection": selection}, selection["model"]
 
 
 def _data_shorthand(layer: Mapping[str, Any]) -> Mapping[str, Any]:

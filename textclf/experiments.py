@@ -7,7 +7,7 @@ the experiment, the field path, the value and what is allowed — not hours into
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,7 +15,7 @@ from textclf.config import RunConfig, resolve_config
 from textclf.errors import ConfigError, DataError, TextclfError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-TOP_KEYS = ("defaults", "experiments")
+TOP_KEYS = ("defaults", "experiments", "groups")
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,24 @@ class ExperimentsFile:
     path: Path
     defaults: Mapping[str, Any]
     experiments: Mapping[str, Experiment]
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def get(self, name: str) -> Experiment:
         if name not in self.experiments:
+            groups = f"; groups: {', '.join(self.groups)}" if self.groups else ""
             raise ConfigError(f"unknown experiment {name!r} in {self.path}; available: "
-                              + ", ".join(self.experiments))
+                              + ", ".join(self.experiments) + groups)
         return self.experiments[name]
+
+    def expand(self, names: list[str]) -> list[str]:
+        """Experiment names with each group name replaced by its experiments, in order, once each."""
+        out: list[str] = []
+        for name in names:
+            members = self.groups.get(name, (name,)) if name not in self.experiments else (name,)
+            for member in members:
+                self.get(member)
+                out.append(member)
+        return list(dict.fromkeys(out))
 
     def layers(self, name: str) -> list[Mapping[str, Any]]:
         """The config layers of `name`, lowest precedence first: file defaults, experiment."""
@@ -107,4 +119,26 @@ def load_experiments(path: str | Path = "experiments.yaml") -> ExperimentsFile:
         except TextclfError as err:
             raise ConfigError(f"{path}: experiments.{name}: {err}") from None
         experiments[name] = Experiment(name, description.strip(), layer, config)
-    return ExperimentsFile(path, defaults, experiments)
+    return ExperimentsFile(path, defaults, experiments, _groups(path, doc.get("groups"), experiments))
+
+
+def _groups(path: Path, raw: Any, experiments: Mapping[str, Experiment]) -> dict[str, tuple[str, ...]]:
+    """`groups: {name: [experiment, ...]}`: names for sets of experiments that run together."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: groups: expected a mapping of group names to lists of experiments")
+    groups = {}
+    for name, members in raw.items():
+        where = f"{path}: groups.{name}"
+        if not isinstance(name, str) or not NAME.match(name):
+            raise ConfigError(f"{path}: groups: bad group name {name!r} (letters, digits, '.', '_' and '-')")
+        if name in experiments:
+            raise ConfigError(f"{where}: an experiment has this name already")
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+            raise ConfigError(f"{where}: expected a non-empty list of experiment names")
+        unknown = [m for m in members if m not in experiments]
+        if unknown:
+            raise ConfigError(f"{where}: unknown experiment {unknown[0]!r}; available: {', '.join(experiments)}")
+        groups[name] = tuple(members)
+    return groups

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -85,7 +86,7 @@ def resume_run(run_dir: str | Path, *, listener: Listener | None = None) -> RunR
 def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, experiment) -> RunResult:
     from textclf.data.pipeline import (array_batches, encode_texts, eval_batches, feature_batches, predict_by_length,
                                        training_batches)
-    from textclf.data.sources import load_train_eval
+    from textclf.data.sources import holdout_split, load_train_eval
     from textclf.evaluation import report_from_predictions
     from textclf.optim import build_optimizer
     from textclf.reports import save_run_plots
@@ -93,6 +94,8 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
     t = config.training
     say("loading data")
     train, evaluation = load_train_eval(config.data, t.seed)
+    # Early stopping must never look at the eval data: it watches a part of the training data.
+    fit, validation = holdout_split(train, t.validation_fraction, t.seed) if t.validation_fraction else (train, None)
     if resume and runs.load_labels(Path(run_dir)) != list(train.label_names):
         raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
     # Built before the run directory exists: an unusable model (e.g. an unreachable hub
@@ -100,7 +103,9 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
     say(f"building {config.model}")
     with runtime.strategy.scope():
         built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
-                                     train_texts=train.texts)
+                                     train_texts=fit.texts)
+    if built.params is not None and built.params != config.model_params:  # e.g. max_length taken from the data
+        config = dataclasses.replace(config, model_params=built.params)
     if resume:
         out = Path(run_dir)
     elif runtime.is_chief:
@@ -122,8 +127,9 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
             runs.write_json(out / "labels.json", list(train.label_names))
 
         say("tokenizing")
-        train_ids = encode_texts(train.texts, built.encode)
+        train_ids = encode_texts(fit.texts, built.encode)
         eval_ids = encode_texts(evaluation.texts, built.encode)
+        val_ids = encode_texts(validation.texts, built.encode) if validation is not None else None
         batch = runtime.global_batch_size
 
         frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
@@ -133,16 +139,21 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
             train_x = predict_by_length(built.features, train_ids, max(batch, 64))
             feature_seconds = time.perf_counter() - started_features
             eval_x = predict_by_length(built.features, eval_ids, max(batch, 64))
-            batches = lambda start: feature_batches(train_x, train.labels, global_batch_size=batch, seed=t.seed,
+            batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,
                                                     start_epoch=start)
             eval_data = array_batches(eval_x, evaluation.labels, batch_size=max(batch, 256))
+            val_data = None if validation is None else array_batches(
+                predict_by_length(built.features, val_ids, max(batch, 64)), validation.labels,
+                batch_size=max(batch, 256))
             model = built.head
         else:
             feature_seconds = 0.0
-            batches = lambda start: training_batches(train_ids, train.labels, global_batch_size=batch, seed=t.seed,
+            batches = lambda start: training_batches(train_ids, fit.labels, global_batch_size=batch, seed=t.seed,
                                                      repeat=True, start_epoch=start,
                                                      fixed_shapes=runtime.jit_compile)
             eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(batch, 256))
+            val_data = None if validation is None else eval_batches(val_ids, validation.labels,
+                                                                   batch_size=max(batch, 256))
             model = built.model
         train_data = batches(0)
         with runtime.strategy.scope():
@@ -170,12 +181,13 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         if listener is not None:
             callbacks.append(_ListenerCallback(listener))
             listener.on_start({"epochs": t.epochs, "initial_epoch": initial_epoch, "steps": train_data.steps,
-                               "train_examples": len(train), "eval_examples": len(evaluation),
+                               "train_examples": len(fit), "eval_examples": len(evaluation),
+                               "validation_examples": len(validation) if validation is not None else 0,
                                "labels": list(train.label_names), "run_dir": str(out),
-                               "runtime": runtime.describe()})
+                               "runtime": runtime.describe(), "notes": list(built.notes)})
         if initial_epoch < t.epochs and not state.should_stop():
             model.fit(train_data.dataset, epochs=t.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=train_data.steps, validation_data=eval_data.dataset, callbacks=callbacks,
+                      steps_per_epoch=train_data.steps, validation_data=(val_data or eval_data).dataset, callbacks=callbacks,
                       verbose=0)
         if state.nan_epoch is not None:
             raise TextclfError(f"training stopped in epoch {state.nan_epoch}: the loss became NaN; "
@@ -191,8 +203,9 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
                                          evaluation.source)
         train_seconds = state.train_seconds() + feature_seconds
         epochs_run = len(history.get("loss", []))
-        metrics = {**report.to_dict(), "train_examples": len(train), "train_seconds": train_seconds,
-                   "train_examples_per_second": len(train) * epochs_run / max(train_seconds, 1e-9),
+        metrics = {**report.to_dict(), "train_examples": len(fit), "train_seconds": train_seconds,
+                   "validation_examples": len(validation) if validation is not None else 0,
+                   "train_examples_per_second": len(fit) * epochs_run / max(train_seconds, 1e-9),
                    "frozen_features_cached": frozen, "epochs_run": epochs_run,
                    "best_epoch": state.best_epoch, "stopped_early": epochs_run < t.epochs}
 

@@ -30,6 +30,8 @@ def list_experiments(
         for e in loaded.experiments.values():
             json_line({"name": e.name, "model": e.config.model, "description": e.description,
                        "config": e.config.to_dict()})
+        for name, members in loaded.groups.items():
+            json_line({"group": name, "experiments": list(members)})
         return
     from rich.table import Table
 
@@ -41,11 +43,14 @@ def list_experiments(
         table.add_row(e.name, e.config.model, str(t.epochs), f"{t.learning_rate:g}", str(t.global_batch_size),
                       e.description)
     out.print(table)
+    for name, members in loaded.groups.items():
+        out.print(f"group [bold]{name}[/]: {' '.join(members)}", highlight=False)
 
 
 @experiments_app.command("run")
 def run_experiments(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Experiments to run, in order.")] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(
+        help="Experiments or groups of experiments (groups: in the file) to run, in order.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Run every experiment of the file.")] = False,
     data: Annotated[Optional[str], typer.Option(help="Training data spec for every experiment.")] = None,
     eval_data: Annotated[Optional[str], typer.Option(help="Eval data spec for every experiment.")] = None,
@@ -71,7 +76,7 @@ def run_experiments(
     if all_ and names:
         raise ConfigError("give experiment names or --all, not both")
     loaded = load_experiments(experiments_file)
-    chosen = list(loaded.experiments) if all_ else list(names or [])
+    chosen = list(loaded.experiments) if all_ else loaded.expand(list(names or []))
     if not chosen:
         raise ConfigError("name the experiments to run (see `textclf experiments list`) or pass --all")
     overrides = [_options_layer(data={"train": data, "eval": eval_data}, training={"epochs": epochs}),

@@ -24,7 +24,8 @@ EXPERIMENT = "Experiments and resume"
 
 def train(
     model: Annotated[Optional[str], typer.Option(
-        help="Registered model name (see `textclf models list`; default: transformer).")] = None,
+        help="Registered model name (see `textclf models list`), or auto: chosen from the training data's "
+             "samples / median words per sample (default: auto).")] = None,
     experiment: Annotated[Optional[str], typer.Option(
         help="Start from this experiment of the experiments file; options given here override it.",
         rich_help_panel=EXPERIMENT)] = None,
@@ -102,7 +103,7 @@ def train(
     _train(locals(), preset_layer={})
 
 
-def _train(options: dict[str, Any], preset_layer: dict[str, Any], default_model: str = "transformer") -> None:
+def _train(options: dict[str, Any], preset_layer: dict[str, Any], default_model: str = "auto") -> None:
     """Options -> config layers -> one training run.
 
     Precedence, lowest first: model defaults < preset < yaml defaults < experiment <
@@ -178,6 +179,9 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 def _run(config, *, runs_root: str, run_dir: str | None, experiment: str | None = None):
     from textclf.training import run_training
 
+    if config.selection:
+        err.print(f"model auto: {config.selection['reason']}", highlight=False)
+
     return _run_with_progress(lambda listener: run_training(
         config, runs_root=runs_root, run_dir=run_dir, listener=listener, experiment=experiment))
 
@@ -219,6 +223,8 @@ class _ProgressListener:
             f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
             f"({len(info['labels'])} classes) → {info['run_dir']}")
         self.progress.console.print(info["runtime"])
+        for note in info.get("notes", []):
+            self.progress.console.print(note, highlight=False)
         if info.get("initial_epoch"):
             self.progress.console.print(f"resuming after epoch {info['initial_epoch']} of {info['epochs']}")
 

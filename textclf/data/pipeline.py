@@ -125,38 +125,81 @@ def eval_batches(ids: tf.RaggedTensor, labels: np.ndarray, *, batch_size: int) -
     return Batches(ds, math.ceil(len(labels) / batch_size), len(labels))
 
 
+@dataclass
+class SparseRows:
+    """Precomputed sparse feature rows (e.g. TF-IDF): per example its non-zero columns and values."""
+
+    cols: tf.RaggedTensor
+    values: tf.RaggedTensor
+    width: int
+
+    def __len__(self) -> int:
+        return int(self.cols.nrows())
+
+    def rows(self, index: tf.Tensor) -> tf.SparseTensor:
+        """The rows at `index` as a SparseTensor (len(index), width), in canonical order."""
+        cols, values = tf.gather(self.cols, index), tf.gather(self.values, index)
+        indices = tf.stack([cols.value_rowids(), cols.flat_values], axis=1)
+        return tf.SparseTensor(indices, values.flat_values, tf.stack([cols.nrows(), tf.constant(self.width, tf.int64)]))
+
+
+Features = "np.ndarray | SparseRows"
+
+
+def _take(features, index: tf.Tensor):
+    if isinstance(features, SparseRows):
+        return features.rows(index)
+    return tf.gather(features, index)
+
+
 def feature_batches(
-    features: np.ndarray, labels: np.ndarray, *, global_batch_size: int, seed: int, start_epoch: int = 0
+    features: Features, labels: np.ndarray, *, global_batch_size: int, seed: int, start_epoch: int = 0
 ) -> Batches:
-    """Shuffled batches of precomputed feature vectors, epochs from `start_epoch` on, endless.
+    """Shuffled batches of precomputed features (dense vectors or sparse rows), epochs from `start_epoch` on, endless.
 
     As in `training_batches`, epoch e's order depends only on (seed, e).
     """
-    xs, ys = tf.constant(features), tf.constant(labels.astype(np.int32))
+    xs = features if isinstance(features, SparseRows) else tf.constant(features)
+    ys = tf.constant(labels.astype(np.int32))
     steps = math.ceil(len(labels) / global_batch_size)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         batches = _shuffled_indices(len(labels), seed, epoch).batch(global_batch_size)
-        return batches.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)))
+        return batches.map(lambda i: (_take(xs, i), tf.gather(ys, i)))
 
     ds = _epochs(start_epoch, repeat=True).flat_map(one_epoch)
     return Batches(ds.prefetch(tf.data.AUTOTUNE), steps, len(labels))
 
 
-def array_batches(features: np.ndarray, labels: np.ndarray, *, batch_size: int) -> Batches:
-    """In-order batches of precomputed feature vectors."""
-    ds = tf.data.Dataset.from_tensor_slices((features, labels.astype(np.int32))).batch(batch_size)
+def array_batches(features: Features, labels: np.ndarray, *, batch_size: int) -> Batches:
+    """In-order batches of precomputed features (dense vectors or sparse rows)."""
+    if isinstance(features, SparseRows):
+        ys = tf.constant(labels.astype(np.int32))
+        ds = tf.data.Dataset.range(len(labels)).batch(batch_size).map(lambda i: (features.rows(i), tf.gather(ys, i)))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((features, labels.astype(np.int32))).batch(batch_size)
     return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size), len(labels))
 
 
-def predict_by_length(model, ids: tf.RaggedTensor, batch_size: int) -> np.ndarray:
-    """model(padded ids) for every row, batched in length order (little padding), in input order."""
+def predict_by_length(model, ids: tf.RaggedTensor, batch_size: int) -> Features:
+    """model(padded ids) for every row, batched in length order (little padding), in input order.
+
+    A model with SparseTensor output (a bag of n-grams) gives SparseRows, else an array.
+    """
     lengths = ids.row_lengths().numpy()
     order = np.argsort(lengths, kind="stable")
     ordered = tf.gather(ids, order)
     batches = eval_batches(ordered, np.zeros(len(order), np.int32), batch_size=batch_size)
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    out = np.concatenate([fn(x).numpy() for x, _ in batches.dataset])
-    result = np.empty_like(out)
-    result[order] = out
-    return result
+    outputs = [fn(x) for x, _ in batches.dataset]
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    if outputs and isinstance(outputs[0], tf.SparseTensor):
+        offsets = np.cumsum([0] + [int(p.dense_shape[0]) for p in outputs[:-1]])
+        rows = np.concatenate([p.indices[:, 0].numpy() + o for p, o in zip(outputs, offsets)])
+        cols = np.concatenate([p.indices[:, 1].numpy() for p in outputs])
+        values = np.concatenate([p.values.numpy() for p in outputs])
+        as_ragged = lambda v: tf.gather(tf.RaggedTensor.from_value_rowids(v, rows, nrows=len(order)), inverse)
+        return SparseRows(as_ragged(cols), as_ragged(values), int(outputs[0].dense_shape[1]))
+    out = np.concatenate([o.numpy() for o in outputs])
+    return out[inverse]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
 
 from textclf._tf import keras, tf
 
@@ -38,10 +40,30 @@ class BuiltModel:
     # computes the features once and fits only the head on them.
     features: keras.Model | None = None
     head: keras.Model | None = None
+    # The parameters as built, when the builder settled some from the data (e.g. max_length):
+    # they replace the requested ones in the run's config.json.
+    params: Any = None
+    # One line each for what the builder chose from the data (printed when training starts).
+    notes: list[str] = field(default_factory=list)
 
     def inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")
         return keras.Model(texts, self.model(self.text_to_ids(texts)), name="textclf_classifier")
+
+
+LENGTH_PERCENTILE = 99
+
+
+def length_from_data(lengths: np.ndarray, cap: int, floor: int = 8) -> int:
+    """A token budget for texts of these lengths: their 99th percentile rounded up to a multiple of 8, in [floor, cap].
+
+    Padding is per batch (to its longest text), so a budget above most texts costs only the
+    long tail; the cap bounds attention's quadratic cost and the position embeddings.
+    """
+    if len(lengths) == 0:
+        return floor
+    budget = int(np.ceil(np.percentile(lengths, LENGTH_PERCENTILE) / 8.0) * 8)
+    return int(min(cap, max(floor, budget)))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

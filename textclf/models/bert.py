@@ -7,6 +7,7 @@ mean / pooled / [CLS] pooling -> dropout -> dense softmax (float32).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import numpy as np
 from textclf._tf import keras, tf
 from textclf.errors import ModelError
 from textclf.models import store
-from textclf.models.base import PACKAGE, GraphLayer, BuiltModel
-from textclf.models.catalog import BERT_PREPROCESS, BertParams
+from textclf.models.base import LENGTH_PERCENTILE, PACKAGE, BuiltModel, GraphLayer, length_from_data
+from textclf.models.catalog import BERT_PREPROCESS, MAX_SEQUENCE, BertParams
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -207,6 +208,16 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
     cls_id, sep_id = _special_ids(preprocessor_dir)
 
     wordpiece = wordpiece_layer(preprocessor_dir, params.tokenizer)
+    notes = []
+    if not params.max_length:
+        if train_texts is None or not len(train_texts):
+            params = dataclasses.replace(params, max_length=128)
+        else:
+            texts = tf.data.Dataset.from_tensor_slices(tf.constant([str(t) for t in train_texts])).batch(4096)
+            counts = np.concatenate([wordpiece(batch).row_lengths().numpy() + 2 for batch in texts])
+            params = dataclasses.replace(params, max_length=length_from_data(counts, MAX_SEQUENCE))
+            notes.append(f"max_length {params.max_length}: {LENGTH_PERCENTILE}th percentile of the training texts' "
+                         f"WordPiece counts + [CLS], [SEP] (at most {MAX_SEQUENCE}; --max-length to set it)")
     pack = BertPackIds(params.max_length, cls_id, sep_id, name="pack")
     text_in = keras.Input(shape=(), dtype=tf.string, name="text")
     text_to_ids = keras.Model(text_in, pack(wordpiece(text_in)), name="text_to_ids")
@@ -225,4 +236,5 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
 
     frozen = not params.trainable
     return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids,
-                      features=features if frozen else None, head=head if frozen else None)
+                      features=features if frozen else None, head=head if frozen else None, params=params,
+                      notes=notes)

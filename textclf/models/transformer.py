@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from textclf._tf import keras, tf
-from textclf.models.base import PACKAGE, GraphLayer, BuiltModel, SequenceIds
-from textclf.models.catalog import TransformerParams
+from textclf.models.base import LENGTH_PERCENTILE, PACKAGE, BuiltModel, GraphLayer, SequenceIds, length_from_data
+from textclf.models.catalog import MAX_SEQUENCE, TransformerParams
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -77,6 +79,13 @@ def build_transformer(
     texts = tf.data.Dataset.from_tensor_slices(np.asarray(train_texts, dtype=object).astype(str))
     vectorizer.adapt(texts.batch(1024))
     vocab_size = vectorizer.vocabulary_size()
+    notes = []
+    if not params.max_length:
+        counts = np.concatenate([tf.math.count_nonzero(vectorizer(batch), axis=1).numpy()
+                                 for batch in texts.batch(4096)])
+        params = dataclasses.replace(params, max_length=length_from_data(counts, MAX_SEQUENCE))
+        notes.append(f"max_length {params.max_length}: {LENGTH_PERCENTILE}th percentile of the training texts' "
+                     f"token counts (at most {MAX_SEQUENCE}; --max-length to set it)")
     fit_length = SequenceIds(params.max_length, name="sequence_ids")
 
     text_in = keras.Input(shape=(), dtype=tf.string, name="text")
@@ -97,4 +106,4 @@ def build_transformer(
     def encode(batch: tf.Tensor) -> tf.RaggedTensor:
         return fit_length.ragged(vectorizer(batch))
 
-    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids)
+    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, params=params, notes=notes)
