@@ -72,6 +72,9 @@ class TrainingConfig:
     # > 0: validate (and stop early) on this stratified part of the training data, never on the
     # eval data; 0: validate on the eval data, for reporting only.
     validation_fraction: float = 0.0
+    # After early stopping on the validation part, train a fresh head on all the training data
+    # for the best epoch's count (models with precomputed features: n-gram, frozen BERT).
+    refit: bool = False
 
     def __post_init__(self) -> None:
         check(0 <= self.validation_fraction < 1, "validation_fraction", self.validation_fraction,

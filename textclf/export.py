@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -115,8 +116,10 @@ def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> d
             flatbuffer = converter.convert()
     except Exception as err:  # the converter raises ConverterError and friends
         text = str(err).strip()
+        missing = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)))
         lines = [ln.strip() for ln in text.splitlines() if "op" in ln.lower() and ln.strip()]
-        detail = lines[0] if lines else (text.splitlines()[0] if text else type(err).__name__)
+        detail = (f"no TFLite built-in kernel for {', '.join(missing)}" if missing
+                  else lines[0] if lines else (text.splitlines()[0] if text else type(err).__name__))
         raise ModelError(f"TFLite cannot represent the {model_name or 'run'} model ({detail[:200]}); "
                          "export it with --format saved_model instead") from None
     (staging / "model.tflite").write_bytes(flatbuffer)

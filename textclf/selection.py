@@ -16,7 +16,7 @@ import numpy as np
 
 # Samples / median words per sample at or above which the sequence model is chosen.
 SEQUENCE_RATIO = 15000
-NGRAM_MODEL = "ngram-mlp"
+NGRAM_MODEL = "ngram-linear"
 SEQUENCE_MODEL = "transformer"
 
 

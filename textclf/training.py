@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+import numpy as np
+
 from textclf import runs
 from textclf._tf import keras
 from textclf.config import RunConfig
@@ -84,8 +86,8 @@ def resume_run(run_dir: str | Path, *, listener: Listener | None = None) -> RunR
 
 
 def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, experiment) -> RunResult:
-    from textclf.data.pipeline import (array_batches, encode_texts, eval_batches, feature_batches, predict_by_length,
-                                       training_batches)
+    from textclf.data.pipeline import (array_batches, concat_features, encode_texts, eval_batches, feature_batches,
+                                       predict_by_length, training_batches)
     from textclf.data.sources import holdout_split, load_train_eval
     from textclf.evaluation import report_from_predictions
     from textclf.optim import build_optimizer
@@ -102,8 +104,9 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
     # handle) leaves no run behind.
     say(f"building {config.model}")
     with runtime.strategy.scope():
+        # With refit, the vocabulary (and idf) come from all the training texts, which the final head sees.
         built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
-                                     train_texts=fit.texts)
+                                     train_texts=train.texts if t.refit else fit.texts)
     if built.params is not None and built.params != config.model_params:  # e.g. max_length taken from the data
         config = dataclasses.replace(config, model_params=built.params)
     if resume:
@@ -134,17 +137,15 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
 
         frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
         if frozen:  # the encoder cannot change: run it once, then fit only the head
-            say("computing frozen encoder features")
+            say("computing the frozen features")
             started_features = time.perf_counter()
-            train_x = predict_by_length(built.features, train_ids, max(batch, 64))
+            sets = [train_ids, eval_ids] + ([val_ids] if validation is not None else [])
+            train_x, eval_x, *val_x = predict_by_length(built.features, sets, max(batch, built.feature_batch_size))
             feature_seconds = time.perf_counter() - started_features
-            eval_x = predict_by_length(built.features, eval_ids, max(batch, 64))
             batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,
                                                     start_epoch=start)
             eval_data = array_batches(eval_x, evaluation.labels, batch_size=max(batch, 256))
-            val_data = None if validation is None else array_batches(
-                predict_by_length(built.features, val_ids, max(batch, 64)), validation.labels,
-                batch_size=max(batch, 256))
+            val_data = array_batches(val_x[0], validation.labels, batch_size=max(batch, 256)) if val_x else None
             model = built.head
         else:
             feature_seconds = 0.0
@@ -196,17 +197,28 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         if t.restore_best and state.best_epoch:
             say(f"restoring the weights of epoch {state.best_epoch} (best {t.monitor})")
             state.restore_best()
+        refit_epochs, refit_seconds = 0, 0.0
+        if t.refit and validation is not None and state.best_epoch:
+            if not frozen:
+                raise TextclfError("training.refit needs a model whose features are computed once "
+                                   "(ngram-linear, ngram-mlp, a frozen BERT); drop it for this model")
+            say(f"refitting on all {len(train)} training examples for {state.best_epoch} epochs")
+            model, refit_seconds = _refit(built, t, runtime, concat_features([train_x, val_x[0]]),
+                                          np.concatenate([fit.labels, validation.labels]), state.best_epoch)
+            refit_epochs = state.best_epoch
 
         say("evaluating")
         probs = model.predict(eval_data.dataset, verbose=0)
         report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names,
                                          evaluation.source)
-        train_seconds = state.train_seconds() + feature_seconds
+        train_seconds = state.train_seconds() + feature_seconds + refit_seconds
         epochs_run = len(history.get("loss", []))
-        metrics = {**report.to_dict(), "train_examples": len(fit), "train_seconds": train_seconds,
+        seen = len(fit) * epochs_run + len(train) * refit_epochs
+        metrics = {**report.to_dict(), "train_examples": len(train) if refit_epochs else len(fit),
+                   "train_seconds": train_seconds,
                    "validation_examples": len(validation) if validation is not None else 0,
-                   "train_examples_per_second": len(fit) * epochs_run / max(train_seconds, 1e-9),
-                   "frozen_features_cached": frozen, "epochs_run": epochs_run,
+                   "train_examples_per_second": seen / max(train_seconds, 1e-9),
+                   "frozen_features_cached": frozen, "epochs_run": epochs_run, "refit_epochs": refit_epochs,
                    "best_epoch": state.best_epoch, "stopped_early": epochs_run < t.epochs}
 
         say("saving")
@@ -235,6 +247,28 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         if isinstance(err, OSError):
             raise TextclfError(f"cannot write the run in {out}: {err.strerror or err}") from None
         raise
+
+
+def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int):
+    """A fresh head (same seed) trained on all the training features for `epochs`; it and its seconds.
+
+    `built.model` becomes features -> the new head, so the saved run predicts with it.
+    """
+    from textclf.data.pipeline import feature_batches
+    from textclf.optim import build_optimizer
+
+    keras.utils.set_random_seed(t.seed)
+    data = feature_batches(features, labels, global_batch_size=runtime.global_batch_size, seed=t.seed)
+    with runtime.strategy.scope():
+        head = keras.models.clone_model(built.head)
+        head.compile(optimizer=build_optimizer(t, data.steps * epochs), loss=keras.losses.SparseCategoricalCrossentropy(),
+                     steps_per_execution=t.steps_per_execution)
+    timer = TrainTimer()
+    head.fit(data.dataset, epochs=epochs, steps_per_epoch=data.steps, callbacks=[timer], verbose=0)
+    ids = built.model.inputs[0]
+    built.model = keras.Model(ids, head(built.features(ids)), name=built.model.name)
+    built.head = head
+    return head, timer.train_seconds
 
 
 def _generators(model: keras.Model) -> list:

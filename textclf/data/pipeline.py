@@ -146,6 +146,13 @@ class SparseRows:
 Features = "np.ndarray | SparseRows"
 
 
+def concat_features(parts: list) -> Features:
+    """Precomputed features of several sets, one after another."""
+    if isinstance(parts[0], SparseRows):
+        return SparseRows(tf.concat([p.cols for p in parts], 0), tf.concat([p.values for p in parts], 0), parts[0].width)
+    return np.concatenate(parts)
+
+
 def _take(features, index: tf.Tensor):
     if isinstance(features, SparseRows):
         return features.rows(index)
@@ -181,16 +188,23 @@ def array_batches(features: Features, labels: np.ndarray, *, batch_size: int) ->
     return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size), len(labels))
 
 
-def predict_by_length(model, ids: tf.RaggedTensor, batch_size: int) -> Features:
+def predict_by_length(model, ids: tf.RaggedTensor | list[tf.RaggedTensor], batch_size: int) -> Features | list:
     """model(padded ids) for every row, batched in length order (little padding), in input order.
 
-    A model with SparseTensor output (a bag of n-grams) gives SparseRows, else an array.
+    A model with SparseTensor output (a bag of n-grams) gives SparseRows, else an array. Given
+    a list of id tensors, returns a list, with one traced function for all of them.
     """
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    if isinstance(ids, list):
+        return [_predict_sorted(fn, part, batch_size) for part in ids]
+    return _predict_sorted(fn, ids, batch_size)
+
+
+def _predict_sorted(fn, ids: tf.RaggedTensor, batch_size: int) -> Features:
     lengths = ids.row_lengths().numpy()
     order = np.argsort(lengths, kind="stable")
     ordered = tf.gather(ids, order)
     batches = eval_batches(ordered, np.zeros(len(order), np.int32), batch_size=batch_size)
-    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     outputs = [fn(x) for x, _ in batches.dataset]
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))

@@ -40,6 +40,7 @@ class BuiltModel:
     # computes the features once and fits only the head on them.
     features: keras.Model | None = None
     head: keras.Model | None = None
+    feature_batch_size: int = 64  # texts per call when computing frozen features (memory-bound for BERT)
     # The parameters as built, when the builder settled some from the data (e.g. max_length):
     # they replace the requested ones in the run's config.json.
     params: Any = None

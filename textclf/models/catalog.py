@@ -52,17 +52,22 @@ class TransformerParams:
 
 _NGRAM_DOC = ("word 1-2-grams of the training texts, sublinear TF-IDF, L2-normalised "
               "(in-graph TextVectorization; raw strings in)")
-_NGRAM_TRAINING = {"epochs": 40, "global_batch_size": 64, "learning_rate": 1e-3, "schedule": "constant",
+# Tuned on a held-out 20% of ag7600's training split (bench/tune.py, 3 seeds), never its eval split:
+# linear: batch 256 / lr 3e-2 88.03% ± 0.05 (lr 1e-2: 87.89%, batch 128: 87.92%, min_df 2: 87.03%);
+# MLP: the Guide's batch 128 / lr 1e-3 with one hidden layer 87.86% ± 0.27, two 87.53% (batch 512-2048
+# with a scaled lr: 87.2-87.5%). TF-IDF + LinearSVC on the same split: 87.50%.
+_NGRAM_TRAINING = {"epochs": 40, "global_batch_size": 128, "learning_rate": 1e-3, "schedule": "constant",
                    "warmup": 0, "patience": 2, "restore_best": True, "validation_fraction": 0.1}
 
 
 @register_model("ngram-mlp", description="n-gram MLP of Google's Text Classification Guide: " + _NGRAM_DOC
-                + " -> 2 × Dense(64) with dropout 0.2 -> softmax; early stopping.",
+                + ", the 20,000 most frequent -> Dense(64) + dropout 0.2 -> softmax (the Guide's layers=2); "
+                "early stopping.",
                 builder="textclf.models.ngram:build_ngram", training_defaults=_NGRAM_TRAINING,
-                param_defaults={"num_layers": 2, "vocab_size": 20000})
+                param_defaults={"num_layers": 1, "vocab_size": 20000})
 @register_model("ngram-linear", description="Multinomial logistic regression on " + _NGRAM_DOC
-                + "; early stopping.", builder="textclf.models.ngram:build_ngram",
-                training_defaults={**_NGRAM_TRAINING, "learning_rate": 1e-2},
+                + ", every n-gram; early stopping.", builder="textclf.models.ngram:build_ngram",
+                training_defaults={**_NGRAM_TRAINING, "global_batch_size": 256, "learning_rate": 3e-2},
                 param_defaults={"num_layers": 0})
 @dataclass(frozen=True)
 class NgramParams:

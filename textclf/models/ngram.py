@@ -80,10 +80,7 @@ class SparseDense(GraphLayer):
         super().build(input_shape)
 
     def call(self, features: tf.SparseTensor) -> tf.Tensor:
-        rows, cols = features.indices[:, 0], features.indices[:, 1]
-        rows_out = tf.math.unsorted_segment_sum(tf.gather(self.kernel, cols) * features.values[:, tf.newaxis],
-                                                rows, features.dense_shape[0])
-        return self.activation(rows_out + self.bias)
+        return self.activation(tf.sparse.sparse_dense_matmul(features, self.kernel) + self.bias)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "units": self.units,
@@ -154,4 +151,5 @@ def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarra
                                    kernel_regularizer=regularizer)(x)
     head = keras.Model(bag, probs, name="head")
     model = keras.Model(ids, head(features(ids)), name="ngram_linear" if params.num_layers == 0 else "ngram_mlp")
-    return BuiltModel(model=model, encode=vectorizer, text_to_ids=text_to_ids, features=features, head=head)
+    return BuiltModel(model=model, encode=vectorizer, text_to_ids=text_to_ids, features=features, head=head,
+                      feature_batch_size=4096)
