@@ -102,3 +102,20 @@ def test_saved_model_export_serves_raw_strings_and_tflite_says_why_not(tmp_path)
     result = cli("export", "--runs-root", runs, "--format", "tflite", "--out", tmp_path / "tfl")
     assert_one_line_error(result, "TFLite", "no TFLite built-in kernel for", "saved_model")
     assert not (tmp_path / "tfl").exists()
+
+
+def test_refit_trains_a_fresh_head_on_all_training_data(tmp_path):
+    train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(30, seed=1))
+    runs = tmp_path / "runs"
+    result = cli("train", "--model", "ngram-linear", "--data", f"csv:{train}", "--set", "training.refit=true",
+                 "--epochs", "4", "--patience", "0", "--runs-root", runs)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((runs / "latest" / "metrics.json").read_text())
+    assert metrics["refit_epochs"] == metrics["best_epoch"] >= 1
+    assert metrics["train_examples"] == 108 and metrics["validation_examples"] == 11  # all 108 training rows
+    predicted = cli("predict", "--json", "--runs-root", runs, "stocks profit shares")
+    assert json.loads(predicted.stdout)["label"] == "Business"  # the saved model is the refitted head
+    result = cli("train", "--model", "transformer", "--data", f"csv:{train}", "--set", "training.refit=true",
+                 "--set", "training.validation_fraction=0.1", "--epochs", "1", "--embed-dim", "8",
+                 "--runs-root", tmp_path / "runs2")
+    assert_one_line_error(result, "training.refit needs a model whose features are computed once")

@@ -138,7 +138,8 @@ def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarra
 
     # The TF-IDF rows cannot change during training: training computes them once and fits the head.
     bag = keras.Input(shape=(vocab_size,), sparse=True, name="tfidf")
-    regularizer = keras.regularizers.l2(params.l2) if params.l2 else None
+    penalty = params.l2 + (1.0 / (2.0 * params.c * len(texts)) if params.c else 0.0)
+    regularizer = keras.regularizers.l2(penalty) if penalty else None
     if params.num_layers == 0:
         probs = SparseDense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="probs")(bag)
     else:
