@@ -27,7 +27,7 @@ def test_every_shipped_experiment_resolves():
     lesson_tf = loaded.get("transformer").config
     assert (lesson_tf.model_params.max_length, lesson_tf.model_params.vocab_size, lesson_tf.training.epochs) == (256, 20000, 1)
     tuned = loaded.get("transformer-tuned").config
-    assert tuned.training.learning_rate == 2e-3 and tuned.model_params.max_length == 128  # the model's defaults
+    assert tuned.training.learning_rate == 2e-3 and tuned.model_params.max_length == 0  # the model's defaults: from the data
 
 
 def write(tmp_path: Path, text: str) -> Path:

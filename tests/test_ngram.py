@@ -112,10 +112,27 @@ def test_refit_trains_a_fresh_head_on_all_training_data(tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((runs / "latest" / "metrics.json").read_text())
     assert metrics["refit_epochs"] == metrics["best_epoch"] >= 1
-    assert metrics["train_examples"] == 108 and metrics["validation_examples"] == 11  # all 108 training rows
+    assert metrics["train_examples"] == 108 and metrics["validation_examples"] == 12  # all 108 training rows
     predicted = cli("predict", "--json", "--runs-root", runs, "stocks profit shares")
     assert json.loads(predicted.stdout)["label"] == "Business"  # the saved model is the refitted head
     result = cli("train", "--model", "transformer", "--data", f"csv:{train}", "--set", "training.refit=true",
                  "--set", "training.validation_fraction=0.1", "--epochs", "1", "--embed-dim", "8",
                  "--runs-root", tmp_path / "runs2")
     assert_one_line_error(result, "training.refit needs a model whose features are computed once")
+
+
+def test_squared_hinge_is_linearsvc_loss_and_serves_probabilities(tmp_path):
+    from textclf.models.ngram import one_vs_rest_squared_hinge
+
+    scores = tf.constant([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0]])
+    # row 1, label 0: class 0 margin 2 -> 0; class 1: max(0, 1 - 1)^2 = 0; class 2: (1 + 0.5)^2 = 2.25
+    # row 2, label 2: every class at 0 -> 1 each
+    np.testing.assert_allclose(one_vs_rest_squared_hinge(tf.constant([0, 2]), scores).numpy(), [2.25, 3.0])
+    train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(30, seed=1))
+    runs = tmp_path / "runs"
+    result = cli("train", "--model", "ngram-linear", "--data", f"csv:{train}", "--set", "model_params.loss=squared_hinge",
+                 "--set", "model_params.c=1", "--runs-root", runs)
+    assert result.exit_code == 0, result.output
+    predicted = cli("predict", "--json", "--top-k", "4", "--runs-root", runs, "stocks profit shares")
+    row = json.loads(predicted.stdout)
+    assert row["label"] == "Business" and abs(sum(t["probability"] for t in row["top_k"]) - 1) < 1e-5

@@ -162,7 +162,7 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
                 model = _DenseGradients(model.inputs, model(model.inputs))
             model.compile(
                 optimizer=build_optimizer(t, train_data.steps * t.epochs),
-                loss=keras.losses.SparseCategoricalCrossentropy(),
+                loss=built.loss or keras.losses.SparseCategoricalCrossentropy(),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                 # Several steps per tf.function call: small models on CPU are otherwise
                 # dominated by per-step Python overhead.
@@ -261,12 +261,13 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int):
     data = feature_batches(features, labels, global_batch_size=runtime.global_batch_size, seed=t.seed)
     with runtime.strategy.scope():
         head = keras.models.clone_model(built.head)
-        head.compile(optimizer=build_optimizer(t, data.steps * epochs), loss=keras.losses.SparseCategoricalCrossentropy(),
+        head.compile(optimizer=build_optimizer(t, data.steps * epochs),
+                     loss=built.loss or keras.losses.SparseCategoricalCrossentropy(),
                      steps_per_execution=t.steps_per_execution)
     timer = TrainTimer()
     head.fit(data.dataset, epochs=epochs, steps_per_epoch=data.steps, callbacks=[timer], verbose=0)
     ids = built.model.inputs[0]
-    built.model = keras.Model(ids, head(built.features(ids)), name=built.model.name)
+    built.model = keras.Model(ids, built.to_probabilities(head(built.features(ids))), name=built.model.name)
     built.head = head
     return head, timer.train_seconds
 

@@ -41,6 +41,10 @@ class BuiltModel:
     features: keras.Model | None = None
     head: keras.Model | None = None
     feature_batch_size: int = 64  # texts per call when computing frozen features (memory-bound for BERT)
+    # The training loss on the head's output (default: sparse categorical cross-entropy on
+    # probabilities); a head that outputs scores maps them to probabilities with `to_probabilities`.
+    loss: Any = None
+    to_probabilities: Callable[[Any], Any] = lambda x: x
     # The parameters as built, when the builder settled some from the data (e.g. max_length):
     # they replace the requested ones in the run's config.json.
     params: Any = None

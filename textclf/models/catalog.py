@@ -89,6 +89,7 @@ class NgramParams:
     # scikit-learn's C: an L2 penalty of 1 / (2·C·N) on the output kernel for N training texts,
     # i.e. the same objective as LogisticRegression(C=c); 0 = none. Added to `l2`.
     c: float = 0.0
+    loss: str = "crossentropy"  # or squared_hinge: one-vs-rest, LinearSVC's loss (scores -> softmax to serve)
 
     def __post_init__(self) -> None:
         check(1 <= self.ngrams <= 5, "ngrams", self.ngrams, "an integer in [1, 5] (longest word n-gram)")
@@ -99,6 +100,7 @@ class NgramParams:
         check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
         check(self.l2 >= 0, "l2", self.l2, "a number >= 0")
         check(self.c >= 0, "c", self.c, "a number >= 0 (scikit-learn's C; 0 = no penalty)")
+        check(self.loss in ("crossentropy", "squared_hinge"), "loss", self.loss, "crossentropy or squared_hinge")
 
 
 MAX_SEQUENCE = 512  # longest max_length taken from the data (transformer and BERT)

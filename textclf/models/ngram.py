@@ -140,17 +140,28 @@ def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarra
     bag = keras.Input(shape=(vocab_size,), sparse=True, name="tfidf")
     penalty = params.l2 + (1.0 / (2.0 * params.c * len(texts)) if params.c else 0.0)
     regularizer = keras.regularizers.l2(penalty) if penalty else None
+    hinge = params.loss == "squared_hinge"
+    output = None if hinge else "softmax"  # hinge: the head gives scores, softmax comes after it
     if params.num_layers == 0:
-        probs = SparseDense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="probs")(bag)
+        probs = SparseDense(num_classes, activation=output, kernel_regularizer=regularizer, name="probs")(bag)
     else:
         x = SparseDense(params.hidden_dim, activation="relu", name="hidden_0")(bag)
         x = keras.layers.Dropout(params.dropout, name="dropout_0")(x)
         for i in range(1, params.num_layers):
             x = keras.layers.Dense(params.hidden_dim, activation="relu", name=f"hidden_{i}")(x)
             x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
-        probs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs",
+        probs = keras.layers.Dense(num_classes, activation=output, dtype="float32", name="probs",
                                    kernel_regularizer=regularizer)(x)
     head = keras.Model(bag, probs, name="head")
-    model = keras.Model(ids, head(features(ids)), name="ngram_linear" if params.num_layers == 0 else "ngram_mlp")
+    to_probabilities = keras.layers.Softmax(name="scores_to_probs") if hinge else (lambda x: x)
+    model = keras.Model(ids, to_probabilities(head(features(ids))),
+                        name="ngram_linear" if params.num_layers == 0 else "ngram_mlp")
     return BuiltModel(model=model, encode=vectorizer, text_to_ids=text_to_ids, features=features, head=head,
-                      feature_batch_size=4096)
+                      feature_batch_size=4096, loss=one_vs_rest_squared_hinge if hinge else None,
+                      to_probabilities=to_probabilities)
+
+
+def one_vs_rest_squared_hinge(labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+    """LinearSVC's loss: for every class, max(0, 1 - y·score)² with y = +1 for the label, else -1; summed."""
+    signs = 2.0 * tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), tf.shape(scores)[-1]) - 1.0
+    return tf.reduce_sum(tf.square(tf.nn.relu(1.0 - signs * scores)), axis=-1)
