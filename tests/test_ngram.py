@@ -136,3 +136,11 @@ def test_squared_hinge_is_linearsvc_loss_and_serves_probabilities(tmp_path):
     predicted = cli("predict", "--json", "--top-k", "4", "--runs-root", runs, "stocks profit shares")
     row = json.loads(predicted.stdout)
     assert row["label"] == "Business" and abs(sum(t["probability"] for t in row["top_k"]) - 1) < 1e-5
+
+
+def test_training_texts_without_words_fail_in_one_line(tmp_path):
+    data = tmp_path / "p.csv"
+    data.write_text("text,label\n" + "".join(f'"{p}",{"ab"[i % 2]}\n' for i, p in enumerate(["!!!", "??", "...", "--"] * 3)))
+    result = cli("train", "--model", "ngram-linear", "--data", f"csv:{data}", "--runs-root", tmp_path / "runs")
+    assert_one_line_error(result, "the training texts have no words", "nothing to learn from")
+    assert not (tmp_path / "runs").exists()

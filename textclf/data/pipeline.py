@@ -133,9 +133,6 @@ class SparseRows:
     values: tf.RaggedTensor
     width: int
 
-    def __len__(self) -> int:
-        return int(self.cols.nrows())
-
     def rows(self, index: tf.Tensor) -> tf.SparseTensor:
         """The rows at `index` as a SparseTensor (len(index), width), in canonical order."""
         cols, values = tf.gather(self.cols, index), tf.gather(self.values, index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -69,6 +70,13 @@ def length_from_data(lengths: np.ndarray, cap: int, floor: int = 8) -> int:
         return floor
     budget = int(np.ceil(np.percentile(lengths, LENGTH_PERCENTILE) / 8.0) * 8)
     return int(min(cap, max(floor, budget)))
+
+
+def max_length_from_data(params, counts: np.ndarray, cap: int, what: str):
+    """`params` with max_length taken from the training texts' token `counts`, and the line that says so."""
+    params = dataclasses.replace(params, max_length=length_from_data(counts, cap))
+    return params, [f"max_length {params.max_length}: {LENGTH_PERCENTILE}th percentile of the training texts' "
+                    f"{what} (at most {cap}; --max-length to set it)"]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -16,7 +16,7 @@ import numpy as np
 from textclf._tf import keras, tf
 from textclf.errors import ModelError
 from textclf.models import store
-from textclf.models.base import LENGTH_PERCENTILE, PACKAGE, BuiltModel, GraphLayer, length_from_data
+from textclf.models.base import PACKAGE, BuiltModel, GraphLayer, max_length_from_data
 from textclf.models.catalog import BERT_PREPROCESS, MAX_SEQUENCE, BertParams
 
 
@@ -215,9 +215,7 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
         else:
             texts = tf.data.Dataset.from_tensor_slices(tf.constant([str(t) for t in train_texts])).batch(4096)
             counts = np.concatenate([wordpiece(batch).row_lengths().numpy() + 2 for batch in texts])
-            params = dataclasses.replace(params, max_length=length_from_data(counts, MAX_SEQUENCE))
-            notes.append(f"max_length {params.max_length}: {LENGTH_PERCENTILE}th percentile of the training texts' "
-                         f"WordPiece counts + [CLS], [SEP] (at most {MAX_SEQUENCE}; --max-length to set it)")
+            params, notes = max_length_from_data(params, counts, MAX_SEQUENCE, "WordPiece counts + [CLS], [SEP]")
     pack = BertPackIds(params.max_length, cls_id, sep_id, name="pack")
     text_in = keras.Input(shape=(), dtype=tf.string, name="text")
     text_to_ids = keras.Model(text_in, pack(wordpiece(text_in)), name="text_to_ids")

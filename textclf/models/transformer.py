@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from textclf._tf import keras, tf
-from textclf.models.base import LENGTH_PERCENTILE, PACKAGE, BuiltModel, GraphLayer, SequenceIds, length_from_data
+from textclf.models.base import PACKAGE, BuiltModel, GraphLayer, SequenceIds, max_length_from_data
 from textclf.models.catalog import MAX_SEQUENCE, TransformerParams
 
 
@@ -83,9 +81,7 @@ def build_transformer(
     if not params.max_length:
         counts = np.concatenate([tf.math.count_nonzero(vectorizer(batch), axis=1).numpy()
                                  for batch in texts.batch(4096)])
-        params = dataclasses.replace(params, max_length=length_from_data(counts, MAX_SEQUENCE))
-        notes.append(f"max_length {params.max_length}: {LENGTH_PERCENTILE}th percentile of the training texts' "
-                     f"token counts (at most {MAX_SEQUENCE}; --max-length to set it)")
+        params, notes = max_length_from_data(params, counts, MAX_SEQUENCE, "token counts")
     fit_length = SequenceIds(params.max_length, name="sequence_ids")
 
     text_in = keras.Input(shape=(), dtype=tf.string, name="text")
