@@ -24,26 +24,57 @@ def _built(**kw):
     return build_ngram(NgramParams(**kw), num_classes=3, train_texts=TEXTS)
 
 
-def test_tfidf_rows_equal_scikit_learn_sublinear_tfidf():
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def _reference(char_ngrams: int):
+    """scikit-learn's version of the features: TF-IDF of word 1-2-grams stacked on TF-IDF of char_wb n-grams."""
+    import re
 
-    built = _built()
-    vocab = built.text_to_ids.get_layer("vectorizer").get_vocabulary()
-    queries = ["oil oil oil rally", "the cup the cup final", "nothing known here", "chip rally chip"]
-    ids = built.text_to_ids(tf.constant(queries))
-    ours = tf.sparse.to_dense(built.features(ids)).numpy()[:, 2:]
-    reference = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary=vocab[2:],
-                                token_pattern=r"\S+").fit(list(TEXTS))
-    np.testing.assert_allclose(ours, reference.transform(queries).toarray(), atol=1e-6)
-    assert not ours[2].any()  # no known n-gram: an all-zero row, not NaN
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
+
+    from textclf.models.ngram import PUNCTUATION
+
+    def words(text: str) -> list[str]:
+        tokens = re.sub(PUNCTUATION, " ", text.lower()).split()
+        return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+
+    parts = [TfidfVectorizer(analyzer=words, sublinear_tf=True)]
+    if char_ngrams:
+        parts.append(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, char_ngrams), sublinear_tf=True))
+    return make_union(*parts)
+
+
+@pytest.mark.parametrize("char_ngrams", [0, 4])
+def test_tfidf_rows_equal_scikit_learn_sublinear_tfidf(char_ngrams):
+    built = _built(char_ngrams=char_ngrams, char_min_df=1)
+    # no word shorter than 3 letters: scikit-learn's char_wb also keeps a short word whole
+    queries = ["Oil, oil; oil rally!", "the cup the cup final", "nothing known here", "chip rally chip", "zzz"]
+    ours = tf.sparse.to_dense(built.features(built.text_to_ids(tf.constant(list(TEXTS) + queries)))).numpy()
+    theirs = _reference(char_ngrams).fit(list(TEXTS)).transform(list(TEXTS) + queries).toarray()
+    assert ours.shape[1] - 2 == theirs.shape[1]  # the same vocabulary size (+ padding and unknown ids)
+    # The same rows up to the order of the columns: equal sorted weights and equal inner products
+    # between every pair of rows (so each n-gram lands in the same column for every text).
+    np.testing.assert_allclose(np.sort(ours, axis=1)[:, 2:], np.sort(theirs, axis=1), atol=1e-6)
+    np.testing.assert_allclose(ours @ ours.T, theirs @ theirs.T, atol=1e-5)
+    if not char_ngrams:
+        assert not ours[len(TEXTS) + 2].any()  # no known n-gram: an all-zero row, not NaN
+
+
+def _key(gram: str):
+    """NgramKeys' key of a word n-gram (the last key of the text made of its words)."""
+    from textclf.models.ngram import NgramKeys
+
+    return int(NgramKeys(len(gram.split()), 0)(tf.constant([gram]))[0, -1])
 
 
 def test_vocabulary_cap_min_df_and_padding_do_not_change_rows():
-    capped = _built(vocab_size=5)
-    assert len(capped.text_to_ids.get_layer("vectorizer").get_vocabulary()) == 5 + 2
-    common = _built(min_df=2)
-    kept = common.text_to_ids.get_layer("vectorizer").get_vocabulary()[2:]
-    assert "rally" in kept and "stocks rally" in kept and "battery" not in kept  # battery: one text
+    capped = _built(vocab_size=5, char_ngrams=0)
+    assert capped.text_to_ids.get_layer("ngram_ids").vocab_size == 5
+    common = _built(min_df=2, char_ngrams=0)
+    kept = set(common.text_to_ids.get_layer("ngram_ids").keys.numpy().tolist())
+    assert {_key("rally"), _key("stocks rally")} <= kept and _key("battery") not in kept  # battery: one text
+    with_chars = _built(char_ngrams=3)  # character n-grams in at least 2 texts (char_min_df) come on top
+    assert with_chars.text_to_ids.get_layer("ngram_ids").vocab_size > _built(char_ngrams=0).text_to_ids.get_layer(
+        "ngram_ids").vocab_size
     model = _built().inference_model()
     alone = model(tf.constant(["stocks rally"])).numpy()
     padded = model(tf.constant(["stocks rally", "the cup final goes to extra time again and again"])).numpy()
@@ -61,8 +92,13 @@ def test_cli_trains_evaluates_predicts_and_reloads(tmp_path, model):
     latest = runs / "latest"
     metrics = json.loads((latest / "metrics.json").read_text())
     assert metrics["accuracy"] > 0.9  # class words are disjoint: a bag of words separates them
-    # early stopping watched 10% of the training data, never the eval data
-    assert metrics["validation_examples"] == 24 and metrics["train_examples"] == 216
+    if model == "ngram-linear":  # C chosen on 10% of the training data, never the eval data; then all of it
+        assert metrics["validation_examples"] == 24 and metrics["train_examples"] == 240
+        assert metrics["solver"] == "lbfgs" and metrics["c_tried"] == [0.1, 0.3, 1.0] and metrics["c"] in [0.1, 0.3, 1.0]
+        history = json.loads((latest / "history.json").read_text())
+        assert len(history["val_accuracy"]) == 3 and history["refit_iterations"][0] >= 1
+    else:  # early stopping watched 10% of the training data, never the eval data
+        assert metrics["validation_examples"] == 24 and metrics["train_examples"] == 216
     config = json.loads((latest / "config.json").read_text())
     assert config["model"] == model and config["training"]["validation_fraction"] == 0.1
     evaluated = cli("evaluate", "--json", "--runs-root", runs)
@@ -100,7 +136,7 @@ def test_saved_model_export_serves_raw_strings_and_tflite_says_why_not(tmp_path)
         np.testing.assert_allclose(row, [want[label] for label in labels], atol=1e-5)
     assert abs(sum(served[2]) - 1) < 1e-5  # an empty text still gets a distribution (the bias)
     result = cli("export", "--runs-root", runs, "--format", "tflite", "--out", tmp_path / "tfl")
-    assert_one_line_error(result, "TFLite", "no TFLite built-in kernel for", "saved_model")
+    assert_one_line_error(result, "TFLite", "no TFLite built-in kernel", "saved_model")
     assert not (tmp_path / "tfl").exists()
 
 
@@ -108,7 +144,7 @@ def test_refit_trains_a_fresh_head_on_all_training_data(tmp_path):
     train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(30, seed=1))
     runs = tmp_path / "runs"
     result = cli("train", "--model", "ngram-linear", "--data", f"csv:{train}", "--set", "training.refit=true",
-                 "--epochs", "4", "--patience", "0", "--runs-root", runs)
+                 "--set", "model_params.solver=adam", "--epochs", "4", "--patience", "0", "--runs-root", runs)
     assert result.exit_code == 0, result.output
     metrics = json.loads((runs / "latest" / "metrics.json").read_text())
     assert metrics["refit_epochs"] == metrics["best_epoch"] >= 1
@@ -141,6 +177,32 @@ def test_squared_hinge_is_linearsvc_loss_and_serves_probabilities(tmp_path):
 def test_training_texts_without_words_fail_in_one_line(tmp_path):
     data = tmp_path / "p.csv"
     data.write_text("text,label\n" + "".join(f'"{p}",{"ab"[i % 2]}\n' for i, p in enumerate(["!!!", "??", "...", "--"] * 3)))
-    result = cli("train", "--model", "ngram-linear", "--data", f"csv:{data}", "--runs-root", tmp_path / "runs")
+    # ngram-mlp reads words only (ngram-linear's character n-grams would still see the punctuation)
+    result = cli("train", "--model", "ngram-mlp", "--data", f"csv:{data}", "--runs-root", tmp_path / "runs")
     assert_one_line_error(result, "the training texts have no words", "nothing to learn from")
     assert not (tmp_path / "runs").exists()
+
+
+def test_lbfgs_head_reaches_linearsvc_objective():
+    from sklearn.svm import LinearSVC
+
+    from textclf.data.pipeline import predict_by_length
+    from textclf.models.ngram import _csr, _objective
+
+    built = _built(solver="lbfgs", loss="squared_hinge", c=0.5)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    (rows,) = predict_by_length(built.features, [built.train_ids], 64)
+    solved = built.solve(fit_x=rows, fit_y=labels, val_x=None, val_y=None, all_x=rows, all_y=labels)
+    assert solved["c"] == 0.5 and solved["history"]["refit_iterations"][0] >= 1
+    x = _csr(rows)
+    objective = _objective(x, labels, 3, "squared_hinge")
+    dense = built.head.get_layer("probs")
+    ours = np.concatenate([dense.kernel.numpy().ravel(), dense.bias.numpy()]).astype(np.float64)
+    svc = LinearSVC(C=0.5, tol=1e-8, max_iter=100000).fit(x, labels)
+    theirs = np.concatenate([svc.coef_.T.ravel(), svc.intercept_])
+    # The same objective (C·Σ one-vs-rest squared hinge + ½‖W‖²), at least as low as liblinear's
+    # solution of it (which also penalises the intercept), and the same decisions.
+    assert objective(ours, 0.5)[0] <= objective(theirs, 0.5)[0] * (1 + 1e-4)
+    scores = built.head(tf.sparse.reorder(tf.SparseTensor(np.stack(x.nonzero(), 1), x.data.astype(np.float32),
+                                                          x.shape))).numpy()
+    assert (scores.argmax(1) == svc.decision_function(x).argmax(1)).all()

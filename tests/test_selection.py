@@ -40,17 +40,17 @@ def test_train_without_a_model_chooses_prints_and_records(tmp_path):
     result = cli("train", "--data", f"csv:{train}", "--epochs", "2", "--runs-root", tmp_path / "runs")
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("model auto:")]
-    assert len(lines) == 1 and "108 samples / 14 median words = 8 < 15,000 → ngram-mlp" in lines[0]
+    assert len(lines) == 1 and "108 samples / 14 median words = 8 < 15,000 → ngram-linear" in lines[0]
     config = json.loads((tmp_path / "runs" / "latest" / "config.json").read_text())
-    assert config["model"] == "ngram-mlp"
-    assert config["selection"]["model"] == "ngram-mlp" and config["selection"]["samples"] == 108
+    assert config["model"] == "ngram-linear"
+    assert config["selection"]["model"] == "ngram-linear" and config["selection"]["samples"] == 108
     assert config["selection"]["ratio"] == pytest.approx(108 / 14, abs=0.1)
 
 
 def test_auto_with_options_of_another_model_says_what_it_chose(tmp_path):
     train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(10, seed=1))
     result = cli("train", "--data", f"csv:{train}", "--embed-dim", "8", "--runs-root", tmp_path / "runs")
-    assert_one_line_error(result, "model_params.embed_dim: unknown key", "--model auto chose ngram-mlp")
+    assert_one_line_error(result, "model_params.embed_dim: unknown key", "--model auto chose ngram-linear")
     assert not (tmp_path / "runs").exists()
 
 

@@ -98,8 +98,8 @@ def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> d
     vectorizer = next((layer for layer in getattr(text_to_ids, "layers", [])
                        if isinstance(layer, keras.layers.TextVectorization)), None)
     if vectorizer is None:
-        raise ModelError(f"TFLite export supports models with a TextVectorization tokenizer (transformer); "
-                         f"the {model_name or 'run'} model's tokenizer has no TFLite equivalent — "
+        raise ModelError(f"TFLite export needs a model that tokenizes with TextVectorization (transformer); "
+                         f"the {model_name or 'run'} model's tokenizer uses ops with no TFLite built-in kernel — "
                          "export it with --format saved_model instead")
     classifier = model.layers[-1]
     lengths = [layer for layer in text_to_ids.layers if hasattr(layer, "max_length")]

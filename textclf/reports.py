@@ -65,7 +65,8 @@ def learning_curves_png(history: dict[str, list[float]]) -> bytes:
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # a run fitted without epochs (L-BFGS) has no curves
+            ax.legend()
     return _png(fig)
 
 

@@ -27,6 +27,7 @@ class Listener(Protocol):
     def on_batch(self, epoch: int, step: int, logs: dict[str, float]) -> None: ...
     def on_epoch(self, epoch: int, logs: dict[str, float]) -> None: ...
     def on_status(self, message: str) -> None: ...
+    def on_note(self, line: str) -> None: ...
 
 
 @dataclass
@@ -130,7 +131,8 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
             runs.write_json(out / "labels.json", list(train.label_names))
 
         say("tokenizing")
-        train_ids = encode_texts(fit.texts, built.encode)
+        train_ids = built.train_ids if built.train_ids is not None and not t.refit else encode_texts(
+            fit.texts, built.encode)
         eval_ids = encode_texts(evaluation.texts, built.encode)
         val_ids = encode_texts(validation.texts, built.encode) if validation is not None else None
         batch = runtime.global_batch_size
@@ -156,6 +158,9 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
             val_data = None if validation is None else eval_batches(val_ids, validation.labels,
                                                                    batch_size=max(batch, 256))
             model = built.model
+        if frozen and built.solve is not None:  # a convex head, fitted exactly: no epochs to run
+            return _finish_solved(built, config, out, train, fit, validation, evaluation, train_x, val_x, eval_data,
+                                  feature_seconds, listener, say, runtime, started, previous)
         train_data = batches(0)
         with runtime.strategy.scope():
             if runtime.name == "multi_worker":
@@ -223,20 +228,7 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
 
         say("saving")
         save_run_plots(out, report.to_dict(), history)
-        tmp_model = out / f".{runs.MODEL_FILE}.tmp.keras"
-        built.inference_model().save(tmp_model)
-        tmp_model.replace(out / runs.MODEL_FILE)
-        runs.write_json(out / "history.json", history)
-        runs.write_json(out / "metrics.json", metrics)
-        info = runs.mark(out, "complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                         duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3),
-                         epochs=epochs_run, accuracy=report.accuracy, macro_f1=report.macro_f1)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # only needed to resume
-        if runtime.is_chief:
-            runs.update_latest(out)
-        else:
-            shutil.rmtree(out, ignore_errors=True)
-        return RunResult(out, metrics, history, info)
+        return _save_complete(out, built, report, history, metrics, runtime, previous, started, epochs_run)
     except BaseException as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
         try:
@@ -247,6 +239,64 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
         if isinstance(err, OSError):
             raise TextclfError(f"cannot write the run in {out}: {err.strerror or err}") from None
         raise
+
+
+def _finish_solved(built, config, out, train, fit, validation, evaluation, train_x, val_x, eval_data,
+                   feature_seconds, listener, say, runtime, started, previous) -> RunResult:
+    """The rest of a run whose head `built.solve` fits exactly (L-BFGS, C chosen on the validation part)."""
+    from textclf.data.pipeline import concat_features
+    from textclf.evaluation import report_from_predictions
+    from textclf.reports import save_run_plots
+
+    note = (lambda line: listener.on_note(line)) if listener is not None and hasattr(listener, "on_note") else say
+    if listener is not None:
+        listener.on_start({"epochs": 0, "initial_epoch": 0, "steps": 0, "train_examples": len(fit),
+                           "eval_examples": len(evaluation),
+                           "validation_examples": len(validation) if validation is not None else 0,
+                           "labels": list(train.label_names), "run_dir": str(out),
+                           "runtime": runtime.describe(), "notes": list(built.notes)})
+    solve_started = time.perf_counter()
+    all_x = concat_features([train_x, val_x[0]]) if val_x else train_x
+    all_y = np.concatenate([fit.labels, validation.labels]) if validation is not None else fit.labels
+    solved = built.solve(fit_x=train_x, fit_y=fit.labels, val_x=val_x[0] if val_x else None,
+                         val_y=validation.labels if validation is not None else None, all_x=all_x, all_y=all_y,
+                         say=note)
+    solve_seconds = time.perf_counter() - solve_started
+    note(f"C {solved['c']:g} refitted on all {len(all_y)} training examples "
+         f"({solved['history']['refit_iterations'][0]} L-BFGS iterations, {solve_seconds:.1f} s)")
+    say("evaluating")
+    probs = built.head.predict(eval_data.dataset, verbose=0)
+    report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names, evaluation.source)
+    train_seconds = feature_seconds + solve_seconds
+    history = solved["history"]
+    metrics = {**report.to_dict(), "train_examples": len(all_y), "train_seconds": train_seconds,
+               "validation_examples": len(validation) if validation is not None else 0,
+               # examples in the final fit per second of features + all solves (L-BFGS reads them many times)
+               "train_examples_per_second": len(all_y) / max(train_seconds, 1e-9),
+               "frozen_features_cached": True, "solver": "lbfgs", "c": solved["c"],
+               "c_tried": history["c"], "softmax_scale": solved["softmax_scale"],
+               "epochs_run": 0, "refit_epochs": 0, "best_epoch": None, "stopped_early": False}
+    say("saving")
+    save_run_plots(out, report.to_dict(), {})
+    return _save_complete(out, built, report, history, metrics, runtime, previous, started, 0)
+
+
+def _save_complete(out, built, report, history, metrics, runtime, previous, started, epochs) -> RunResult:
+    """Write the model, history and metrics, mark the run complete, drop its checkpoints."""
+    tmp_model = out / f".{runs.MODEL_FILE}.tmp.keras"
+    built.inference_model().save(tmp_model)
+    tmp_model.replace(out / runs.MODEL_FILE)
+    runs.write_json(out / "history.json", history)
+    runs.write_json(out / "metrics.json", metrics)
+    info = runs.mark(out, "complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3),
+                     epochs=epochs, accuracy=report.accuracy, macro_f1=report.macro_f1)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # only needed to resume
+    if runtime.is_chief:
+        runs.update_latest(out)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+    return RunResult(out, metrics, history, info)
 
 
 def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int):

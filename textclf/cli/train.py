@@ -228,6 +228,9 @@ class _ProgressListener:
         if info.get("initial_epoch"):
             self.progress.console.print(f"resuming after epoch {info['initial_epoch']} of {info['epochs']}")
 
+    def on_note(self, line: str) -> None:
+        self.progress.console.print(line, highlight=False)
+
     def on_batch(self, epoch: int, step: int, logs: dict) -> None:
         if self.task is None:
             self.task = self.progress.add_task(
@@ -255,6 +258,9 @@ def _summary(result) -> None:
     table.add_row("accuracy", pct(m["accuracy"]))
     table.add_row("macro-F1", pct(m["macro_f1"]))
     table.add_row("train examples", str(m["train_examples"]))
+    if m.get("solver"):
+        tried = ", ".join(f"{c:g}" for c in m.get("c_tried", []))
+        table.add_row("fit", f"L-BFGS, C {m['c']:g}" + (f" (chosen on validation from {tried})" if tried else ""))
     if m.get("stopped_early"):
         table.add_row("epochs", f"{m['epochs_run']} (stopped early; best epoch {m.get('best_epoch')})")
     table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")

@@ -51,6 +51,12 @@ class BuiltModel:
     params: Any = None
     # One line each for what the builder chose from the data (printed when training starts).
     notes: list[str] = field(default_factory=list)
+    # The builder's own encoding of `train_texts`, when it tokenized them anyway (n-grams): the
+    # pipeline reuses it rather than tokenizing the same texts again.
+    train_ids: tf.RaggedTensor | None = None
+    # Fits the head exactly on the precomputed features, instead of epochs of SGD (a convex head):
+    # solve(fit_x=, fit_y=, val_x=, val_y=, all_x=, all_y=, say=) -> {"history", "c", ...}.
+    solve: Callable[..., dict] | None = None
 
     def inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")
