@@ -192,8 +192,8 @@ def test_lbfgs_head_reaches_linearsvc_objective():
     built = _built(solver="lbfgs", loss="squared_hinge", c=0.5)
     labels = np.array([0, 0, 1, 1, 2, 2])
     (rows,) = predict_by_length(built.features, [built.train_ids], 64)
-    solved = built.solve(fit_x=rows, fit_y=labels, val_x=None, val_y=None, all_x=rows, all_y=labels)
-    assert solved["c"] == 0.5 and solved["history"]["refit_iterations"][0] >= 1
+    solved = built.solve(fit_x=rows, fit_y=labels, val_x=None, val_y=None)
+    assert solved["c"] == 0.5 and solved["train_examples"] == 6 and solved["history"]["refit_iterations"][0] >= 1
     x = _csr(rows)
     objective = _objective(x, labels, 3, "squared_hinge")
     dense = built.head.get_layer("probs")

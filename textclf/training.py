@@ -244,7 +244,6 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
 def _finish_solved(built, config, out, train, fit, validation, evaluation, train_x, val_x, eval_data,
                    feature_seconds, listener, say, runtime, started, previous) -> RunResult:
     """The rest of a run whose head `built.solve` fits exactly (L-BFGS, C chosen on the validation part)."""
-    from textclf.data.pipeline import concat_features
     from textclf.evaluation import report_from_predictions
     from textclf.reports import save_run_plots
 
@@ -256,23 +255,21 @@ def _finish_solved(built, config, out, train, fit, validation, evaluation, train
                            "labels": list(train.label_names), "run_dir": str(out),
                            "runtime": runtime.describe(), "notes": list(built.notes)})
     solve_started = time.perf_counter()
-    all_x = concat_features([train_x, val_x[0]]) if val_x else train_x
-    all_y = np.concatenate([fit.labels, validation.labels]) if validation is not None else fit.labels
     solved = built.solve(fit_x=train_x, fit_y=fit.labels, val_x=val_x[0] if val_x else None,
-                         val_y=validation.labels if validation is not None else None, all_x=all_x, all_y=all_y,
-                         say=note)
+                         val_y=validation.labels if validation is not None else None, say=note)
     solve_seconds = time.perf_counter() - solve_started
-    note(f"C {solved['c']:g} refitted on all {len(all_y)} training examples "
+    trained = solved["train_examples"]
+    note(f"C {solved['c']:g} fitted on all {trained} training examples "
          f"({solved['history']['refit_iterations'][0]} L-BFGS iterations, {solve_seconds:.1f} s)")
     say("evaluating")
     probs = built.head.predict(eval_data.dataset, verbose=0)
     report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names, evaluation.source)
     train_seconds = feature_seconds + solve_seconds
     history = solved["history"]
-    metrics = {**report.to_dict(), "train_examples": len(all_y), "train_seconds": train_seconds,
+    metrics = {**report.to_dict(), "train_examples": trained, "train_seconds": train_seconds,
                "validation_examples": len(validation) if validation is not None else 0,
                # examples in the final fit per second of features + all solves (L-BFGS reads them many times)
-               "train_examples_per_second": len(all_y) / max(train_seconds, 1e-9),
+               "train_examples_per_second": trained / max(train_seconds, 1e-9),
                "frozen_features_cached": True, "solver": "lbfgs", "c": solved["c"],
                "c_tried": history["c"], "softmax_scale": solved["softmax_scale"],
                "epochs_run": 0, "refit_epochs": 0, "best_epoch": None, "stopped_early": False}

@@ -55,7 +55,7 @@ class BuiltModel:
     # pipeline reuses it rather than tokenizing the same texts again.
     train_ids: tf.RaggedTensor | None = None
     # Fits the head exactly on the precomputed features, instead of epochs of SGD (a convex head):
-    # solve(fit_x=, fit_y=, val_x=, val_y=, all_x=, all_y=, say=) -> {"history", "c", ...}.
+    # solve(fit_x=, fit_y=, val_x=, val_y=, say=) -> {"history", "c", "train_examples", ...}: C chosen on val, then fit and val together.
     solve: Callable[..., dict] | None = None
 
     def inference_model(self) -> keras.Model:
