@@ -158,3 +158,22 @@ def test_early_stopping_and_best_epoch_restore(setup, tmp_path):
     assert metrics["epochs_run"] == best + 1  # patience 1: one epoch without improvement
     # the restored weights are the best epoch's: final accuracy equals its val_accuracy
     assert metrics["accuracy"] == pytest.approx(history["val_accuracy"][best - 1], abs=1e-6)
+
+
+@pytest.mark.parametrize("monitor,values,min_delta,best,wait", [
+    ("val_loss", [0.50, 0.40, 0.398, 0.396, 0.395], 0.0, 5, 0),
+    ("val_loss", [0.50, 0.40, 0.398, 0.396, 0.395], 0.005, 2, 3),  # creeping by < min_delta is no gain
+    ("val_loss", [0.50, 0.40, 0.398, 0.39, 0.395], 0.005, 4, 1),   # 0.39 beats 0.40 by more
+    ("val_accuracy", [0.80, 0.85, 0.852, 0.86], 0.005, 4, 0),
+    ("val_accuracy", [0.80, 0.85, 0.852, 0.853], 0.005, 2, 2),
+])
+def test_min_delta_decides_improvement(monitor, values, min_delta, best, wait):
+    from types import SimpleNamespace
+
+    from textclf.config import TrainingConfig
+    from textclf.training import EpochCheckpoint
+
+    state = SimpleNamespace(history={monitor: values},
+                            cfg=TrainingConfig(monitor=monitor, min_delta=min_delta, patience=2))
+    assert EpochCheckpoint._replay(state) == wait
+    assert state.best_epoch == best

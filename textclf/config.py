@@ -67,6 +67,8 @@ class TrainingConfig:
     seed: int = 42
     steps_per_execution: int = 16
     patience: int = 0
+    # As Keras' EarlyStopping: an epoch improves on the best only by more than this (absolute).
+    min_delta: float = 0.0
     restore_best: bool = False
     monitor: str = "val_loss"
     # > 0: validate (and stop early) on this stratified part of the training data, never on the
@@ -80,6 +82,7 @@ class TrainingConfig:
         check(0 <= self.validation_fraction < 1, "validation_fraction", self.validation_fraction,
               "a fraction in [0, 1) (0 = validate on the eval data)")
         check(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = no early stopping)")
+        check(self.min_delta >= 0, "min_delta", self.min_delta, "a number >= 0")
         choice("monitor", self.monitor, ("val_loss", "val_accuracy"))
         check(self.steps_per_execution >= 1, "steps_per_execution", self.steps_per_execution,
               "an integer >= 1")

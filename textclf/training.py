@@ -379,7 +379,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def _replay(self) -> int:
         """Set the best epoch (1-based) from the history; the epochs since it."""
         values = self.history.get(self.cfg.monitor, [])
-        better = (lambda a, b: a < b) if self.cfg.monitor.endswith("loss") else (lambda a, b: a > b)
+        delta = self.cfg.min_delta
+        better = (lambda a, b: a < b - delta) if self.cfg.monitor.endswith("loss") else (lambda a, b: a > b + delta)
         best, wait = None, 0
         for i, v in enumerate(values):
             if best is None or better(v, values[best - 1]):

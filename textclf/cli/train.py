@@ -61,6 +61,8 @@ def train(
                                                 rich_help_panel=TRAIN)] = None,
     patience: Annotated[Optional[int], typer.Option(
         help="Stop after this many epochs without improving val_loss (0: never).", rich_help_panel=TRAIN)] = None,
+    min_delta: Annotated[Optional[float], typer.Option(
+        help="Early stopping: an epoch counts as better only by more than this.", rich_help_panel=TRAIN)] = None,
     restore_best: Annotated[Optional[bool], typer.Option(
         "--restore-best/--no-restore-best", help="Keep the weights of the best epoch, not the last.",
         rich_help_panel=TRAIN)] = None,
@@ -120,7 +122,7 @@ def _train(options: dict[str, Any], preset_layer: dict[str, Any], default_model:
         training={"epochs": o["epochs"], "global_batch_size": o["batch_size"], "learning_rate": o["learning_rate"],
                   "optimizer": o["optimizer"], "weight_decay": o["weight_decay"], "schedule": o["schedule"],
                   "warmup": o["warmup"], "seed": o["seed"], "patience": o["patience"],
-                  "restore_best": o["restore_best"]},
+                  "min_delta": o["min_delta"], "restore_best": o["restore_best"]},
         runtime={"strategy": o["strategy"], "per_replica_batch_size": o["per_replica_batch_size"],
                  "precision": o["precision"], "jit_compile": o["jit_compile"], "deterministic": o["deterministic"]},
         model_params={k: o[k] for k in ("max_length", "vocab_size", "embed_dim", "num_heads", "ff_dim",

@@ -119,9 +119,13 @@ def _id_dataset(ids: tf.RaggedTensor, labels: np.ndarray) -> tf.data.Dataset:
 
 
 def eval_batches(ids: tf.RaggedTensor, labels: np.ndarray, *, batch_size: int) -> Batches:
-    """In-order batches padded to each batch's longest sequence."""
-    ds = _id_dataset(ids, labels)
-    ds = ds.padded_batch(batch_size, padded_shapes=([None], [])).prefetch(tf.data.AUTOTUNE)
+    """In-order batches padded to each batch's longest sequence.
+
+    Batched as ragged rows and padded per batch: a per-example map (as `_id_dataset` does
+    for shuffled training batches) took 3-10x longer on 5,400 texts.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((tf.cast(ids, tf.int32), labels.astype(np.int32))).batch(batch_size)
+    ds = ds.map(lambda x, y: (x.to_tensor(0), y)).cache().prefetch(tf.data.AUTOTUNE)
     return Batches(ds, math.ceil(len(labels) / batch_size), len(labels))
 
 
@@ -200,9 +204,8 @@ def predict_by_length(model, ids: tf.RaggedTensor | list[tf.RaggedTensor], batch
 def _predict_sorted(fn, ids: tf.RaggedTensor, batch_size: int) -> Features:
     lengths = ids.row_lengths().numpy()
     order = np.argsort(lengths, kind="stable")
-    ordered = tf.gather(ids, order)
-    batches = eval_batches(ordered, np.zeros(len(order), np.int32), batch_size=batch_size)
-    outputs = [fn(x) for x, _ in batches.dataset]
+    ordered = tf.cast(tf.gather(ids, order), tf.int32)
+    outputs = [fn(ordered[i:i + batch_size].to_tensor(0)) for i in range(0, len(order), batch_size)]
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     if outputs and isinstance(outputs[0], tf.SparseTensor):
