@@ -92,9 +92,10 @@ def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, ex
     from textclf.data.sources import holdout_split, load_train_eval
     from textclf.evaluation import report_from_predictions
     from textclf.optim import build_optimizer
-    from textclf.reports import save_run_plots
+    from textclf.reports import preload_plotting, save_run_plots
 
     t = config.training
+    preload_plotting()
     say("loading data")
     train, evaluation = load_train_eval(config.data, t.seed)
     # Early stopping must never look at the eval data: it watches a part of the training data.
