@@ -34,7 +34,7 @@ def build_schedule(cfg: TrainingConfig, total_steps: int):
 
 
 def build_optimizer(cfg: TrainingConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    """Adam, or Model Garden's AdamWeightDecay (decay skips LayerNorm and biases)."""
+    """Adam, or Model Garden's AdamWeightDecay (decay skips LayerNorm and biases); both OptimizerV2."""
     schedule = build_schedule(cfg, total_steps)
     if cfg.optimizer == "adamw":
         from official.nlp.optimization import AdamWeightDecay
@@ -47,4 +47,8 @@ def build_optimizer(cfg: TrainingConfig, total_steps: int) -> keras.optimizers.O
             epsilon=1e-6,
             exclude_from_weight_decay=["LayerNorm", "layer_norm", "norm", "bias"],
         )
-    return keras.optimizers.Adam(learning_rate=schedule)
+    # The OptimizerV2 Adam (as AdamWeightDecay above is): one fused ResourceApplyAdam kernel per
+    # variable where tf_keras' newer Adam runs several element-wise ops. Measured on ngram-mlp's
+    # 34k x 64 first kernel (16 steps of batch 512): 0.15-0.22 s vs 0.23-0.27 s, and its
+    # train function traces in 0.42 s vs 0.65 s. Same update rule.
+    return keras.optimizers.legacy.Adam(learning_rate=schedule)

@@ -8,8 +8,9 @@ SparseTensor -> [Dense(hidden) + dropout]* -> softmax (or scores -> `ScaledSoftm
 
 `num_layers=0` is a linear model (`ngram-linear`: one-vs-rest squared hinge on words and
 characters, fitted by L-BFGS with `solve_linear_head`); one hidden layer of 64 with dropout
-0.2 on the 20,000 most frequent word n-grams is the n-gram MLP of Google's Text
-Classification Guide (`ngram-mlp`; the Guide's `layers=2` counts the output layer).
+0.2 on the word n-grams in at least 2 training texts is the n-gram MLP of Google's Text
+Classification Guide (`ngram-mlp`; the Guide's `layers=2` counts the output layer; its
+20,000 cap is dropped, see models/catalog.py).
 """
 
 from __future__ import annotations
