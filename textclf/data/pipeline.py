@@ -189,13 +189,19 @@ def array_batches(features: Features, labels: np.ndarray, *, batch_size: int) ->
     return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size), len(labels))
 
 
+def feature_function(model):
+    """model(x, training=False) as one tf.function for batches of any shape (trace it once, call it often)."""
+    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+
 def predict_by_length(model, ids: tf.RaggedTensor | list[tf.RaggedTensor], batch_size: int) -> Features | list:
     """model(padded ids) for every row, batched in length order (little padding), in input order.
 
-    A model with SparseTensor output (a bag of n-grams) gives SparseRows, else an array. Given
+    `model` is a Keras model or a `feature_function` (reused across calls: no new trace). A
+    model with SparseTensor output (a bag of n-grams) gives SparseRows, else an array. Given
     a list of id tensors, returns a list, with one traced function for all of them.
     """
-    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    fn = model if isinstance(model, tf.types.experimental.PolymorphicFunction) else feature_function(model)
     if isinstance(ids, list):
         return [_predict_sorted(fn, part, batch_size) for part in ids]
     return _predict_sorted(fn, ids, batch_size)
