@@ -186,12 +186,12 @@ def test_training_texts_without_words_fail_in_one_line(tmp_path):
 def test_lbfgs_head_reaches_linearsvc_objective():
     from sklearn.svm import LinearSVC
 
-    from textclf.data.pipeline import predict_by_length
+    from textclf.data.pipeline import feature_function, predict_by_length
     from textclf.models.ngram import _csr, _objective
 
     built = _built(solver="lbfgs", loss="squared_hinge", c=0.5)
     labels = np.array([0, 0, 1, 1, 2, 2])
-    (rows,) = predict_by_length(built.features, [built.train_ids], 64)
+    rows = predict_by_length(feature_function(built.features), built.train_ids, 64)
     solved = built.solve(fit_x=rows, fit_y=labels, val_x=None, val_y=None)
     assert solved["c"] == 0.5 and solved["train_examples"] == 6 and solved["history"]["refit_iterations"][0] >= 1
     x = _csr(rows)

@@ -177,3 +177,38 @@ def test_min_delta_decides_improvement(monitor, values, min_delta, best, wait):
                             cfg=TrainingConfig(monitor=monitor, min_delta=min_delta, patience=2))
     assert EpochCheckpoint._replay(state) == wait
     assert state.best_epoch == best
+
+
+def test_resume_refuses_a_checkpoint_of_another_optimizer(tmp_path):
+    import numpy as np
+
+    from textclf._tf import keras
+    from textclf.config import TrainingConfig
+    from textclf.errors import TextclfError
+    from textclf.training import EpochCheckpoint, TrainTimer, _create_optimizer_slots
+
+    def model(optimizer):
+        m = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(2)])
+        m.compile(optimizer=optimizer, loss="mse")
+        return m
+
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    old = model(keras.optimizers.Adam())  # tf_keras' newer Adam: other variable names than OptimizerV2's
+    old.fit(x, y, epochs=1, verbose=0)
+    EpochCheckpoint(tmp_path, old, TrainingConfig(), TrainTimer()).manager.save(checkpoint_number=1)
+
+    same = model(keras.optimizers.legacy.Adam())
+    same.fit(x, y, epochs=1, verbose=0)
+    saved = EpochCheckpoint(tmp_path / "v2", same, TrainingConfig(), TrainTimer())
+    saved.epoch.assign(1)
+    saved.manager.save(checkpoint_number=1)
+    (tmp_path / "v2" / "progress.json").write_text('{"epochs_done": 1, "history": {"loss": [0.5]}, "seconds": [1.0]}')
+    again = model(keras.optimizers.legacy.Adam())
+    _create_optimizer_slots(again)
+    assert EpochCheckpoint(tmp_path / "v2", again, TrainingConfig(), TrainTimer()).restore() == 1
+    assert int(again.optimizer.iterations.numpy()) == int(same.optimizer.iterations.numpy()) == 1
+
+    new = model(keras.optimizers.legacy.Adam())
+    _create_optimizer_slots(new)
+    with pytest.raises(TextclfError, match="does not match this model and optimizer"):
+        EpochCheckpoint(tmp_path, new, TrainingConfig(), TrainTimer()).restore()

@@ -381,7 +381,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         path = self.manager.latest_checkpoint
         if path is None:
             return 0
-        self.ckpt.restore(path).expect_partial()
+        status = self.ckpt.restore(path).expect_partial()
+        try:
+            # The optimizer's variables exist before this (`_create_optimizer_slots`), so a checkpoint
+            # without them (e.g. written by textclf's earlier optimizer class) is found here, not
+            # silently resumed with fresh Adam moments.
+            status.assert_existing_objects_matched()
+        except AssertionError:
+            raise TextclfError(f"cannot resume: the checkpoint in {self.directory} does not match this "
+                               "model and optimizer (written by another textclf version?); start the run again") from None
         done = int(self.epoch.numpy())
         progress = runs.read_json(self.directory / "progress.json")
         self.history = {k: list(v)[:done] for k, v in progress.get("history", {}).items()}

@@ -194,20 +194,12 @@ def feature_function(model):
     return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
 
-def predict_by_length(model, ids: tf.RaggedTensor | list[tf.RaggedTensor], batch_size: int) -> Features | list:
-    """model(padded ids) for every row, batched in length order (little padding), in input order.
+def predict_by_length(fn, ids: tf.RaggedTensor, batch_size: int) -> Features:
+    """fn(padded ids) for every row, batched in length order (little padding), in input order.
 
-    `model` is a Keras model or a `feature_function` (reused across calls: no new trace). A
-    model with SparseTensor output (a bag of n-grams) gives SparseRows, else an array. Given
-    a list of id tensors, returns a list, with one traced function for all of them.
+    `fn` is a `feature_function`: reuse one for several id sets and it is traced once. A model
+    with SparseTensor output (a bag of n-grams) gives SparseRows, else an array.
     """
-    fn = model if isinstance(model, tf.types.experimental.PolymorphicFunction) else feature_function(model)
-    if isinstance(ids, list):
-        return [_predict_sorted(fn, part, batch_size) for part in ids]
-    return _predict_sorted(fn, ids, batch_size)
-
-
-def _predict_sorted(fn, ids: tf.RaggedTensor, batch_size: int) -> Features:
     lengths = ids.row_lengths().numpy()
     order = np.argsort(lengths, kind="stable")
     ordered = tf.cast(tf.gather(ids, order), tf.int32)
