@@ -19,6 +19,29 @@ TEXTS = np.array(["stocks rally as oil falls", "oil prices fall as stocks rally 
                  dtype=object)
 
 
+def test_sparse_dense_layer_equals_sparse_dense_matmul_and_its_gradient():
+    """SparseDense's own product: same output and kernel gradient as tf.sparse, with empty rows (also the last ones)."""
+    from textclf.models.ngram import _sparse_matmul
+
+    rng = np.random.default_rng(0)
+    kernel = tf.Variable(rng.normal(size=(50, 8)).astype(np.float32))
+    indices = np.array([[0, 3], [0, 41], [2, 3], [2, 7], [2, 49], [3, 0]], np.int64)  # rows 1, 4, 5 empty
+    sp = tf.SparseTensor(indices, rng.random(len(indices)).astype(np.float32), [6, 50])
+    weights = tf.constant(rng.normal(size=(6, 8)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        ours = _sparse_matmul(sp.indices, sp.values, sp.dense_shape, kernel)
+        theirs = tf.sparse.sparse_dense_matmul(sp, kernel)
+        loss_ours, loss_theirs = tf.reduce_sum(ours * weights), tf.reduce_sum(theirs * weights)
+    assert ours.shape == (6, 8)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
+    assert not ours.numpy()[[1, 4, 5]].any()
+    np.testing.assert_allclose(tape.gradient(loss_ours, kernel).numpy(), tape.gradient(loss_theirs, kernel).numpy(),
+                               rtol=1e-6, atol=1e-6)
+    empty = tf.SparseTensor(np.zeros((0, 2), np.int64), np.zeros(0, np.float32), [3, 50])
+    none = _sparse_matmul(empty.indices, empty.values, empty.dense_shape, kernel).numpy()
+    assert none.shape == (3, 8) and not none.any()
+
+
 def _built(**kw):
     keras.utils.set_random_seed(0)
     return build_ngram(NgramParams(**kw), num_classes=3, train_texts=TEXTS)
