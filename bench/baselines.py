@@ -89,8 +89,9 @@ def run_textclf(model: str, train: str, evaluation: str, seed: int, tmp: Path, q
     if code != 0:
         return {"error": f"exit {code}: {' '.join(cmd)}"}
     run = runs_root / "latest"
-    metrics = json.loads((run / "metrics.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    from textclf.runs import Run
+
+    metrics, config = Run(run).metrics, Run(run).config
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "train_seconds": metrics["train_seconds"], "train_examples_per_second": metrics["train_examples_per_second"],
             "epochs_run": metrics["epochs_run"], "wall_seconds": wall, "peak_rss_mb": rss,

@@ -70,8 +70,9 @@ def main() -> None:
                                               "--runs-root", str(root), *flags], quiet=True)
                     if code:
                         raise SystemExit(f"{name} / {setting}: textclf exited {code}")
-                    metrics = json.loads((root / "latest" / "metrics.json").read_text())
-                    config = json.loads((root / "latest" / "config.json").read_text())
+                    from textclf.runs import Run
+
+                    metrics, config = Run(root / "latest").metrics, Run(root / "latest").config
                     runs[setting].append({"accuracy": metrics["accuracy"], "wall_seconds": wall,
                                           "train_examples_per_second": metrics["train_examples_per_second"],
                                           "max_length": config["model_params"]["max_length"], "peak_rss_mb": rss})

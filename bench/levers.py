@@ -41,7 +41,9 @@ def _train(data: tuple[str, str], runs_root: Path, *extra: str, experiment: str 
     cmd = [str(exe), "train", "--experiment", experiment, "--experiments-file", str(ROOT / "experiments.yaml"),
            "--data", data[0], "--eval-data", data[1], "--runs-root", str(runs_root), *extra]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = json.loads(((runs_root / "latest").resolve() / "metrics.json").read_text())
+    from textclf.runs import Run
+
+    metrics = Run((runs_root / "latest").resolve()).metrics
     return {"train_examples_per_second": metrics["train_examples_per_second"], "accuracy": metrics["accuracy"]}
 
 

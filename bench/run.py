@@ -131,24 +131,24 @@ def worker_lesson(args) -> dict:
 
 
 def worker_textclf(args) -> dict:
-    from textclf.cli import app
-
-    from textclf._tf import tf  # noqa: F401  (imported here so the CLI's timing is the same)
-
+    """The command as a user runs it (its own process: TensorFlow's import counts); then the analysis."""
     runs_root = Path(args.runs_root)
-    code = app(["experiments", "run", RECIPES[args.recipe]["experiment"], "--data", args.data,
-                "--eval-data", args.eval_data, "--runs-root", str(runs_root), "--fresh",
-                "--experiments-file", str(ROOT / "experiments.yaml"), "--set", f"training.seed={args.seed}",
-                *sum((["--set", s] for s in args.set), [])],
-               standalone_mode=False)
+    experiment = RECIPES[args.recipe]["experiment"]
+    code = subprocess.run([str(Path(sys.executable).with_name("textclf")), "experiments", "run", experiment,
+                           "--data", args.data, "--eval-data", args.eval_data, "--runs-root", str(runs_root), "--fresh",
+                           "--experiments-file", str(ROOT / "experiments.yaml"), "--set", f"training.seed={args.seed}",
+                           *sum((["--set", s] for s in args.set), [])]).returncode
     if code:
-        raise SystemExit(f"textclf experiments run {RECIPES[args.recipe]['experiment']} failed (exit {code})")
+        raise SystemExit(f"textclf experiments run {experiment} failed (exit {code})")
+    from textclf._tf import tf
+
     analysis_start = time.perf_counter()  # what follows is the benchmark's, not the command's
     run = (runs_root / "latest").resolve()
-    metrics = json.loads((run / "metrics.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    from textclf.runs import Run
 
-    from textclf.runs import load_model
+    metrics, config = Run(run).metrics, Run(run).config
+
+    from textclf.models.saving import load_model
 
     train, _ = _examples(args)
     model = load_model(run)

@@ -153,7 +153,7 @@ def main() -> None:
     import os
 
     os.environ.setdefault("TEXTCLF_HOME", str(ROOT / "bench" / "out" / "home"))
-    from textclf.cli.train import parse_sets
+    from textclf.config import parse_sets
     from textclf.experiments import load_experiments
     from textclf.training import run_training
 

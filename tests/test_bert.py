@@ -14,7 +14,7 @@ from bert_numpy import bert_forward
 from conftest import SHARED, WORDS, ag_rows, write_csv
 from test_cli import assert_one_line_error
 from textclf.cli import app
-from textclf.runs import load_model
+from textclf.models.saving import load_model
 
 runner = CliRunner()
 SENTENCES = ["Stocks rally as oil prices fall", "The striker scored twice!", "unaffable", "a"]

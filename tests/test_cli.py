@@ -117,8 +117,8 @@ def test_models_list_json():
     (["train", "--data", "sample", "--set", "training.epochz=2"], ["training.epochz: unknown key"]),
     (["train", "--data", "parquet:x"], ["unknown data spec"]),
     (["train", "--nope"], ["No such option: --nope"]),
-    (["evaluate", "/no/such/run"], ["run directory not found: /no/such/run"]),
-    (["predict", "hello", "--run", "/no/such/run"], ["run directory not found"]),
+    (["evaluate", "/no/such/run"], ["run not found: /no/such/run"]),
+    (["predict", "hello", "--run", "/no/such/run"], ["run not found"]),
     (["predict", "--file", "/no/such/texts.txt"], ["file not found: /no/such/texts.txt"]),
 ])
 def test_bad_input_is_one_line(args, fragments, tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from textclf.cli.train import parse_sets
+from textclf.config import parse_sets
 from textclf.config import resolve_config
 from textclf.errors import ConfigError, ModelError
 

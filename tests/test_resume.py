@@ -130,7 +130,7 @@ def test_resume_refuses_complete_runs_and_extra_options(reference):
     result = run("train", "--resume", reference)
     assert result.exit_code == 1 and "already complete" in result.stderr
     result = run("train", "--resume", reference, "--epochs", "3")
-    assert result.exit_code == 1 and "drop the other config options (training)" in result.stderr
+    assert result.exit_code == 1 and "drop the other config options (training.epochs)" in result.stderr
 
 
 def test_same_seed_same_metrics_with_op_determinism(setup, tmp_path):
@@ -168,22 +168,19 @@ def test_early_stopping_and_best_epoch_restore(setup, tmp_path):
     ("val_accuracy", [0.80, 0.85, 0.852, 0.853], 0.005, 2, 2),
 ])
 def test_min_delta_decides_improvement(monitor, values, min_delta, best, wait):
-    from types import SimpleNamespace
-
     from textclf.config import TrainingConfig
-    from textclf.training import EpochCheckpoint
+    from textclf.training import EarlyStopping
 
-    state = SimpleNamespace(history={monitor: values},
-                            cfg=TrainingConfig(monitor=monitor, min_delta=min_delta, patience=2))
-    assert EpochCheckpoint._replay(state) == wait
-    assert state.best_epoch == best
+    stopping = EarlyStopping(TrainingConfig(monitor=monitor, min_delta=min_delta, patience=2))
+    assert stopping.replay({monitor: values}) == wait
+    assert stopping.best_epoch == best
+    assert stopping.should_stop({monitor: values}) == (wait >= 2)
 
 
 def test_resume_refuses_a_checkpoint_of_another_optimizer(tmp_path):
     import numpy as np
 
     from textclf._tf import keras
-    from textclf.config import TrainingConfig
     from textclf.errors import TextclfError
     from textclf.training import EpochCheckpoint, TrainTimer, _create_optimizer_slots
 
@@ -195,20 +192,20 @@ def test_resume_refuses_a_checkpoint_of_another_optimizer(tmp_path):
     x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
     old = model(keras.optimizers.Adam())  # tf_keras' newer Adam: other variable names than OptimizerV2's
     old.fit(x, y, epochs=1, verbose=0)
-    EpochCheckpoint(tmp_path, old, TrainingConfig(), TrainTimer()).manager.save(checkpoint_number=1)
+    EpochCheckpoint(tmp_path, old, TrainTimer()).manager.save(checkpoint_number=1)
 
     same = model(keras.optimizers.legacy.Adam())
     same.fit(x, y, epochs=1, verbose=0)
-    saved = EpochCheckpoint(tmp_path / "v2", same, TrainingConfig(), TrainTimer())
+    saved = EpochCheckpoint(tmp_path / "v2", same, TrainTimer())
     saved.epoch.assign(1)
     saved.manager.save(checkpoint_number=1)
     (tmp_path / "v2" / "progress.json").write_text('{"epochs_done": 1, "history": {"loss": [0.5]}, "seconds": [1.0]}')
     again = model(keras.optimizers.legacy.Adam())
     _create_optimizer_slots(again)
-    assert EpochCheckpoint(tmp_path / "v2", again, TrainingConfig(), TrainTimer()).restore() == 1
+    assert EpochCheckpoint(tmp_path / "v2", again, TrainTimer()).restore() == 1
     assert int(again.optimizer.iterations.numpy()) == int(same.optimizer.iterations.numpy()) == 1
 
     new = model(keras.optimizers.legacy.Adam())
     _create_optimizer_slots(new)
     with pytest.raises(TextclfError, match="does not match this model and optimizer"):
-        EpochCheckpoint(tmp_path, new, TrainingConfig(), TrainTimer()).restore()
+        EpochCheckpoint(tmp_path, new, TrainTimer()).restore()

@@ -14,26 +14,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from textclf.errors import ConfigError
-from textclf.registry import MODELS
-
-
-class FieldError(ValueError):
-    """Raised by a dataclass check; `from_dict` adds the field path."""
-
-    def __init__(self, name: str, value: Any, expected: str) -> None:
-        super().__init__(expected)
-        self.name, self.value, self.expected = name, value, expected
-
-
-def check(ok: bool, name: str, value: Any, expected: str) -> None:
-    """Raise FieldError for `name` unless `ok`."""
-    if not ok:
-        raise FieldError(name, value, expected)
-
-
-def choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    check(value in choices, name, value, "one of " + ", ".join(choices))
+from textclf.errors import ConfigError, FieldError, check, choice
+from textclf.models.catalog import MODELS
+from textclf.registry import ModelParams
 
 
 @dataclass(frozen=True)
@@ -92,6 +75,8 @@ class TrainingConfig:
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
         choice("optimizer", self.optimizer, ("adam", "adamw"))
         check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        check(self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay", self.weight_decay,
+              "0 with optimizer adam (weight decay is AdamW's: set optimizer adamw)")
         choice("schedule", self.schedule, ("constant", "linear", "cosine"))
         check(self.warmup >= 0 and (self.warmup < 1 or float(self.warmup).is_integer()),
               "warmup", self.warmup, "a fraction of the total steps in [0, 1) or a whole number of steps")
@@ -121,7 +106,7 @@ class RunConfig:
     """Everything that determines a training run."""
 
     model: str = "transformer"
-    model_params: Any = None
+    model_params: ModelParams | None = None
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -153,6 +138,64 @@ def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Command-line options that set a config field: option name -> field path. The options of
+# `textclf train` (and its presets) and `experiments run` are named after these.
+OPTION_FIELDS = {
+    "model": "model",
+    "data": "data.train", "eval_data": "data.eval", "text_field": "data.text_fields",
+    "label_field": "data.label_field", "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
+    "epochs": "training.epochs", "batch_size": "training.global_batch_size",
+    "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",
+    "weight_decay": "training.weight_decay", "schedule": "training.schedule", "warmup": "training.warmup",
+    "seed": "training.seed", "patience": "training.patience", "min_delta": "training.min_delta",
+    "restore_best": "training.restore_best",
+    "strategy": "runtime.strategy", "per_replica_batch_size": "runtime.per_replica_batch_size",
+    "precision": "runtime.precision", "jit_compile": "runtime.jit_compile", "deterministic": "runtime.deterministic",
+    **{name: f"model_params.{name}" for name in ("max_length", "vocab_size", "embed_dim", "num_heads", "ff_dim",
+                                                 "num_layers", "dropout", "encoder", "preprocessor", "pooling")},
+}
+
+
+def options_layer(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The config layer of the options given (None or an empty list = not given), by OPTION_FIELDS."""
+    layer: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None or value == [] or name not in OPTION_FIELDS:
+            continue
+        *parents, leaf = OPTION_FIELDS[name].split(".")
+        node = layer
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return layer
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`a.b=value` strings (`--set`) -> a nested config layer (values coerced later by field type)."""
+    layer: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. training.epochs=3), got {item!r}")
+        node = layer
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another --set for {part!r}")
+        node[parts[-1]] = value
+    return layer
+
+
+def layer_paths(layer: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The field paths a layer sets, e.g. ["data.train", "training.epochs"]."""
+    paths = []
+    for key, value in layer.items():
+        path = f"{prefix}{key}"
+        paths += layer_paths(value, path + ".") if isinstance(value, Mapping) and value else [path]
+    return paths
+
+
 def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     """Build a validated RunConfig from nested dict layers (lowest precedence first)."""
     merged = deep_merge(*(_data_shorthand(layer) for layer in layers))
@@ -162,8 +205,11 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     if name == AUTO:
         merged, name = _choose_model(merged)
     entry = MODELS.get(name)
-    merged = deep_merge({"training": dict(entry.training_defaults),
-                         "model_params": dict(entry.param_defaults)}, merged)
+    defaults = dict(entry.training_defaults)
+    given = merged.get("training") or {}
+    if isinstance(given, Mapping) and str(given.get("optimizer", "")).lower() == "adam" and "weight_decay" not in given:
+        defaults.pop("weight_decay", None)  # the model's AdamW decay does not come along to Adam
+    merged = deep_merge({"training": defaults, "model_params": dict(entry.param_defaults)}, merged)
     merged["model_params"] = merged.get("model_params") or {}
     try:
         return from_dict(RunConfig, merged, params_cls=entry.params_cls)

@@ -1,4 +1,11 @@
-"""User-fixable errors: the CLI prints their message as one line and exits non-zero."""
+"""User-fixable errors: the CLI prints their message as one line and exits non-zero.
+
+Also the field checks that config dataclasses (run config, model parameters) run in
+`__post_init__`: `check` raises FieldError, which `config.from_dict` turns into a ConfigError
+naming the field path.
+"""
+
+from typing import Any
 
 
 class TextclfError(Exception):
@@ -19,3 +26,21 @@ class ModelError(TextclfError):
 
 class RunError(TextclfError):
     """A run directory is missing, incomplete or unreadable."""
+
+
+class FieldError(ValueError):
+    """Raised by a dataclass check; `config.from_dict` adds the field path."""
+
+    def __init__(self, name: str, value: Any, expected: str) -> None:
+        super().__init__(expected)
+        self.name, self.value, self.expected = name, value, expected
+
+
+def check(ok: bool, name: str, value: Any, expected: str) -> None:
+    """Raise FieldError for `name` unless `ok`."""
+    if not ok:
+        raise FieldError(name, value, expected)
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    check(value in choices, name, value, "one of " + ", ".join(choices))

@@ -62,10 +62,10 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None) -> Repo
     from textclf.config import DataConfig, from_dict
     from textclf.data.sources import load_eval
     from textclf.prediction import load_predictor
-    from textclf.runs import read_json
+    from textclf.runs import Run
 
     predictor = load_predictor(run_dir)
-    cfg = read_json(predictor.run_dir / "config.json")
+    cfg = Run(predictor.run_dir).config
     data_cfg = from_dict(DataConfig, cfg.get("data", {}), "data")
     seed = int(cfg.get("training", {}).get("seed", 0))
     examples = load_eval(data_cfg, seed, predictor.labels, data)

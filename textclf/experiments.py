@@ -1,11 +1,14 @@
-"""experiments.yaml: `defaults:` plus named experiments, each a config layer, validated at load.
+"""Config resolution for runs: experiments.yaml's named experiments, the presets, and `train_config`.
 
-Every experiment is resolved when the file is loaded, so a typo anywhere fails at once with
-the experiment, the field path, the value and what is allowed — not hours into a sweep.
+experiments.yaml holds `defaults:` plus named experiments, each a config layer, validated at
+load: every experiment is resolved when the file is loaded, so a typo anywhere fails at once
+with the experiment, the field path, the value and what is allowed — not hours into a sweep.
+A preset (`train-bert-frozen`, …) is a built-in layer with its own default model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,3 +145,60 @@ def _groups(path: Path, raw: Any, experiments: Mapping[str, Experiment]) -> dict
             raise ConfigError(f"{where}: unknown experiment {unknown[0]!r}; available: {', '.join(experiments)}")
         groups[name] = tuple(members)
     return groups
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A built-in config layer with a default model: `textclf <name>` is `train` with both."""
+
+    name: str
+    model: str
+    description: str
+    layer: Mapping[str, Any] = field(default_factory=dict)
+
+
+PRESETS = {p.name: p for p in (
+    Preset("train-transformer", "transformer", "Train the Transformer from scratch (the lesson's first recipe); "
+           "same as train --model transformer."),
+    Preset("train-bert-frozen", "bert-small", "Train a classifier on a frozen BERT encoder with Adam (the lesson's "
+           "second recipe).",
+           {"model_params": {"trainable": False},
+            "training": {"optimizer": "adam", "learning_rate": 1e-3, "schedule": "constant", "warmup": 0,
+                         "weight_decay": 0, "epochs": 3}}),
+    Preset("finetune-bert-adamw", "bert-small", "Fine-tune a BERT encoder with AdamW, linear warmup then linear "
+           "decay (Model Garden's create_optimizer; the lesson's third recipe).",
+           {"model_params": {"trainable": True},
+            "training": {"optimizer": "adamw", "learning_rate": 5e-5, "schedule": "linear", "warmup": 0.1,
+                         "weight_decay": 0.01}}),
+)}
+
+
+def train_config(options: Mapping[str, Any], sets: Mapping[str, Any] | None = None, *, preset: Preset | None = None,
+                 experiment: str | None = None, experiments_file: str | Path = "experiments.yaml") -> RunConfig:
+    """The config of one training run, from its layers, lowest precedence first.
+
+    Model defaults < preset < yaml defaults < experiment < `options` (a config layer) < `sets`.
+    Without a model anywhere, the model is `auto` (or the preset's). A preset and an experiment
+    are refused together (each sets the model and its training), and a preset refuses a model
+    whose parameters lack what it sets (train-bert-frozen's `trainable` on a transformer).
+    """
+    from textclf.config import AUTO
+    from textclf.models.catalog import MODELS
+
+    layers: list[Mapping[str, Any]] = []
+    if preset is not None:
+        if experiment:
+            raise ConfigError(f"{preset.name} sets the model and its training itself and cannot run experiment "
+                              f"{experiment!r}; run it with `textclf train --experiment {experiment}`")
+        model = options.get("model") or preset.model
+        wanted = set(preset.layer.get("model_params", {}))
+        have = set() if model == AUTO else {f.name for f in dataclasses.fields(MODELS.get(model).params_cls)}
+        if wanted - have:
+            kind = "a BERT model (bert, bert-tiny, bert-small, bert-base or an imported one)" if "trainable" in wanted \
+                else "a model with " + ", ".join(sorted(wanted))
+            raise ConfigError(f"{preset.name} needs {kind}; {model} is not one (use `textclf train --model {model}`)")
+        layers.append(preset.layer)
+    if experiment:
+        layers += load_experiments(experiments_file).layers(experiment)
+    return resolve_config({"model": preset.model if preset else AUTO}, *layers, options, sets or {})
+

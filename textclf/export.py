@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 from textclf.errors import ModelError, RunError
-from textclf.runs import load_labels, load_model, read_json, resolve_run
+from textclf.models.saving import load_model
+from textclf.runs import Run, resolve_run
 
 FORMATS = ("saved_model", "tflite")
 SIGNATURE = "serving_default"
@@ -33,9 +34,10 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     parent = out.resolve().parent
     if not parent.is_dir():
         raise RunError(f"cannot write {out}: folder {parent} does not exist")
-    labels = load_labels(run_dir)
+    run_files = Run(run_dir)
+    labels = run_files.labels
     model = load_model(run_dir)
-    info = read_json(run_dir / "run.json")
+    info = run_files.info
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as err:

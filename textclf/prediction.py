@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from textclf.errors import DataError
-from textclf.runs import load_labels, load_model, resolve_run
+from textclf.models.saving import load_model
+from textclf.runs import Run, resolve_run
 
 PREDICT_BATCH = 256
 
@@ -32,26 +33,22 @@ class Predictor:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.labels = load_labels(run_dir)
+        self.labels = Run(run_dir).labels
         self.model = load_model(run_dir)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         from textclf._tf import tf
 
-        texts = np.asarray(list(texts), dtype=object).astype(str)
+        from textclf.data.pipeline import length_order
+
+        texts = np.asarray([str(t) for t in texts], dtype=object)  # Python strings: no padding to the longest
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        # Sorting by length keeps padding per batch small; results go back in input order.
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        if len(texts) <= PREDICT_BATCH:
-            # One batch: an eager call answers sooner than tracing a graph (cold start).
-            probs = self.model(tf.constant(texts[order]), training=False).numpy()
-        else:
-            ds = tf.data.Dataset.from_tensor_slices(texts[order]).batch(PREDICT_BATCH)
-            probs = np.concatenate([self._forward(batch).numpy() for batch in ds])
-        out = np.empty_like(probs)
-        out[order] = probs
-        return out
+        batches, inverse = length_order([len(t) for t in texts], PREDICT_BATCH)
+        # One batch: an eager call answers sooner than tracing a graph (cold start).
+        forward = (lambda x: self.model(x, training=False)) if len(batches) == 1 else self._forward
+        probs = np.concatenate([forward(tf.constant(texts[rows])).numpy() for rows in batches])
+        return probs[inverse]
 
     @property
     def _forward(self):
@@ -79,8 +76,3 @@ class Predictor:
 def load_predictor(run: str | Path | None = None, root: str | Path = "runs") -> Predictor:
     """Load a complete run (default: the latest under root)."""
     return Predictor(resolve_run(run, root))
-
-
-def predict(run: str | Path | None, texts: Sequence[str], top_k: int = 1) -> list[Prediction]:
-    """Classify texts with a run (default: the latest)."""
-    return load_predictor(run).predict(texts, top_k)

@@ -1,16 +1,29 @@
-"""Model registry: name -> parameters dataclass, builder and description.
+"""Model registry: name -> parameters dataclass, builder and description (generic; it knows no model).
 
 Registration is light (no TensorFlow import): the builder is named as "module:function" and
-imported only when a model is built, so `textclf models list` and `--help` stay fast.
+imported only when a model is built, so `textclf models list` and `--help` stay fast. The
+models themselves are registered by textclf.models.catalog, which also hands in the source of
+models that exist outside the code (imported encoders in the model store); use the registry
+through `textclf.models.catalog.MODELS`, which is this one with the catalog loaded.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 from textclf.errors import ModelError
+
+
+class ModelParams:
+    """Base of every registered parameters dataclass: what the runtime may ask of any model.
+
+    `cpu_bf16`: the model runs faster in bfloat16 on CPUs with bf16 instructions (a frozen
+    encoder that only runs inference); `auto` precision then picks mixed_bfloat16 there.
+    """
+
+    cpu_bf16: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -30,38 +43,49 @@ class ModelEntry:
         return getattr(importlib.import_module(module), func)
 
 
+class ModelSource(Protocol):
+    """Models that are not in the code (e.g. imported into the model store): found by name."""
+
+    def find(self, name: str, registry: "Registry") -> ModelEntry | None: ...
+    def names(self) -> list[str]: ...
+
+
 class Registry:
-    """A name -> entry mapping; duplicates raise and a miss lists the known names."""
+    """A name -> entry mapping plus sources of further entries; duplicates raise, a miss lists the names."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, ModelEntry] = {}
+        self._sources: list[ModelSource] = []
 
     def add(self, entry: ModelEntry) -> None:
         if entry.name in self._entries:
             raise ValueError(f"{self.kind} {entry.name!r} is already registered")
         self._entries[entry.name] = entry
 
+    def add_source(self, source: ModelSource) -> None:
+        self._sources.append(source)
+
+    def builtin(self, name: str) -> ModelEntry:
+        """A registered (not sourced) entry."""
+        return self._entries[name]
+
     def get(self, name: str) -> ModelEntry:
-        """The entry for `name`: a built-in model, or a model imported into the store."""
-        _load_catalog()
+        """The entry for `name`: a registered model, or one a source finds."""
         if name in self._entries:
             return self._entries[name]
-        imported = _imported_entry(self, name)
-        if imported is not None:
-            return imported
-        known = ", ".join(self.names())
-        raise ModelError(f"unknown {self.kind} {name!r}; available: {known}")
+        for source in self._sources:
+            found = source.find(name, self)
+            if found is not None:
+                return found
+        raise ModelError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
 
     def builtin_names(self) -> list[str]:
-        _load_catalog()
         return sorted(self._entries)
 
     def names(self) -> list[str]:
-        """Built-in and imported model names."""
-        from textclf.models import store
-
-        return sorted(set(self.builtin_names()) | {m["name"] for m in store.list_models()})
+        """Registered and sourced model names."""
+        return sorted(set(self._entries).union(*(source.names() for source in self._sources)))
 
     def entries(self) -> list[ModelEntry]:
         return [self.get(n) for n in self.names()]
@@ -78,35 +102,16 @@ def register_model(
     training_defaults: Mapping[str, Any] | None = None,
     param_defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[type], type]:
-    """Class decorator: register a parameters dataclass as model `name`.
+    """Class decorator: register a parameters dataclass (a ModelParams) as model `name`.
 
     Stack it to register presets of one builder that differ only in their defaults.
     """
 
     def decorate(params_cls: type) -> type:
+        if not issubclass(params_cls, ModelParams):
+            raise TypeError(f"{params_cls.__name__} must derive from ModelParams")
         MODELS.add(ModelEntry(name, description, params_cls, builder, dict(training_defaults or {}),
                               dict(param_defaults or {})))
         return params_cls
 
     return decorate
-
-
-def _imported_entry(registry: Registry, name: str) -> ModelEntry | None:
-    """An entry for a model imported with `textclf models import-hf` (a BERT in the store)."""
-    from textclf.models import store
-
-    path = store.find(name)
-    if path is None:
-        return None
-    base = registry._entries["bert"]
-    meta = store.read_meta(path)
-    return ModelEntry(
-        name,
-        f"imported BERT ({meta.get('num_layers')} layers, hidden {meta.get('hidden_size')}) from {meta.get('source')}",
-        base.params_cls, base.builder, base.training_defaults,
-        {**base.param_defaults, "encoder": name},
-    )
-
-
-def _load_catalog() -> None:
-    importlib.import_module("textclf.models.catalog")

@@ -165,15 +165,13 @@ def compare_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
 
 def load_run_summary(run_dir: Path) -> dict[str, Any]:
     """run.json, config.json, metrics.json and history.json of a complete run."""
-    run_dir = Path(run_dir)
-    info = runs.read_json(run_dir / runs.RUN_FILE)
+    run = runs.Run.open(run_dir)
+    info = run.info
     if info.get("status") != "complete":
         raise RunError(f"run {run_dir} is not complete (status: {runs.status(info)})")
-    metrics = runs.read_json(run_dir / "metrics.json")
-    metrics = {**metrics, "duration_seconds": info.get("duration_seconds")}
-    history = runs.read_json(run_dir / "history.json") if (run_dir / "history.json").exists() else {}
-    return {"name": info.get("name", run_dir.name), "path": str(run_dir), "info": info,
-            "config": runs.read_json(run_dir / "config.json"), "metrics": metrics, "history": history}
+    metrics = {**run.metrics, "duration_seconds": info.get("duration_seconds")}
+    return {"name": info.get("name", run.path.name), "path": str(run.path), "info": info,
+            "config": run.config, "metrics": metrics, "history": run.history}
 
 
 def html_report(run_dirs: Sequence[Path]) -> str:

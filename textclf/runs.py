@@ -1,29 +1,56 @@
-"""The run-directory contract: atomic writes, completion marker, listing, `latest`.
+"""The run directory: its files, its lifecycle (`start` -> `Run.finish`), listing, `latest`.
 
 A run directory holds config.json, labels.json, model.keras, history.json, metrics.json,
-logs/ (TensorBoard) and run.json. run.json's `status` is "running" while training, then
-"failed" or "complete"; it becomes "complete" only after everything else is written, and
-only complete runs are used by evaluate/predict or pointed to by `latest`.
+logs/ (TensorBoard), checkpoints/ (while unfinished) and run.json; every name is defined here
+and nowhere else. run.json's `status` is "running" while training, then "failed" or
+"complete"; it becomes "complete" only after everything else is written, and only complete
+runs are used by evaluate/predict or pointed to by `latest`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from textclf.errors import RunError
+from textclf.errors import RunError, TextclfError
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+LABELS_FILE = "labels.json"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+PROGRESS_FILE = "progress.json"  # inside checkpoints/
+CHECKPOINTS_DIR = "checkpoints"
+LOGS_DIR = "logs"
 LATEST = "latest"
 DEFAULT_ROOT = "runs"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+def timestamp() -> str:
+    """Local time with its UTC offset, as every run file records times."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _umask() -> int:
+    """The process umask now (Linux: read, not set; elsewhere set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -35,7 +62,7 @@ def write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -84,7 +111,7 @@ def mark(run_dir: Path, status: str, **info: Any) -> dict:
     """Update run.json with `status` and extra fields."""
     path = Path(run_dir) / RUN_FILE
     current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(info, status=status, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    current.update(info, status=status, updated=timestamp())
     write_json(path, current)
     return current
 
@@ -118,15 +145,15 @@ def check_resumable(run_dir: str | Path | None, config: Any = None) -> Path:
     path = Path(run_dir)
     if not path.is_dir():
         raise RunError(f"run directory not found: {path}")
-    if not (path / RUN_FILE).exists() or not (path / "config.json").exists():
-        raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE} or config.json)")
+    if not (path / RUN_FILE).exists() or not (path / CONFIG_FILE).exists():
+        raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE} or {CONFIG_FILE})")
     info = read_json(path / RUN_FILE)
     state = status(info)
     if state == "complete":
         raise RunError(f"run {path} is already complete; nothing to resume")
     if state == "running":
         raise RunError(f"run {path} is still running (pid {info.get('pid')}); stop it before resuming")
-    if config is not None and read_json(path / "config.json") != config.to_dict():
+    if config is not None and read_json(path / CONFIG_FILE) != config.to_dict():
         raise RunError(f"cannot resume {path}: its saved config differs from this one")
     return path
 
@@ -184,32 +211,27 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
     return sorted(found, key=lambda i: (str(i.get("started", "")), i["name"]))
 
 
-def find_run(ref: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
-    """A run given as a directory or as a name under root."""
-    path = Path(ref)
-    if path.is_dir():
-        return path
-    named = Path(root) / str(ref)
-    if named.is_dir():
-        return named
-    raise RunError(f"run not found: {ref} (not a directory, nor a run name under {root}/)")
+def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, complete: bool = True) -> Path:
+    """The run to use: a directory or a run name under root, else (None) the newest complete run.
 
-
-def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Path:
-    """The run to use: an explicit directory, or the newest complete run under root."""
+    `complete`: it must be complete (evaluate, predict, export); else any run directory
+    (report, compare).
+    """
     if run is None:
         link = Path(root) / LATEST
         if link.exists() and is_complete(link):
             return link.resolve()
-        runs = complete_runs(root)
-        if not runs:
+        done = complete_runs(root)
+        if not done:
             raise RunError(f"no complete run under {root}/; train one first (textclf train) or pass a run directory")
-        return runs[-1]
+        return done[-1]
     path = Path(run)
     if not path.is_dir() and (Path(root) / str(run)).is_dir():  # a run name
         path = Path(root) / str(run)
     if not path.is_dir():
-        raise RunError(f"run directory not found: {path}")
+        raise RunError(f"run not found: {run} (no such run directory, nor a run name under {root}/)")
+    if not complete:
+        return path
     if not (path / RUN_FILE).exists():
         raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE})")
     info = read_json(path / RUN_FILE)
@@ -220,79 +242,140 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT) -> Path
     return path.resolve()
 
 
-def load_model(run_dir: Path):
-    """Load a run's string-in, probabilities-out Keras model (custom layers auto-registered)."""
-    from textclf._tf import keras
-    from textclf.registry import MODELS
-
-    from textclf.errors import ModelError
-
-    info = read_json(Path(run_dir) / RUN_FILE)
-    try:
-        MODELS.get(info.get("model", "transformer")).load_builder()  # registers its layers
-    except ModelError:  # e.g. an imported model's store is not set here: the run does not need it
-        for name in MODELS.builtin_names():
-            MODELS.get(name).load_builder()
-    try:
-        return _load_keras_file(Path(run_dir) / MODEL_FILE)
-    except Exception as err:
-        missing = _unknown_layers(Path(run_dir) / MODEL_FILE)
-        if missing:
-            raise RunError(f"cannot load the model in {run_dir}: it uses layer {', '.join(missing)}, which this "
-                           f"textclf version does not have (saved by another version); retrain the run") from None
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
+def interrupted_run(root: str | Path, experiment: str, config: dict) -> Path | None:
+    """The newest interrupted (or Ctrl-C'd) run of `experiment` whose saved config is `config`, if any."""
+    for info in reversed(list_runs(root)):
+        stopped = info["status"] == "interrupted" or (info["status"] == "failed" and info.get("error") == "interrupted")
+        if info.get("experiment") != experiment or not stopped:
+            continue
+        try:
+            if read_json(Path(info["path"]) / CONFIG_FILE) == config:
+                return Path(info["path"])
+        except TextclfError:
+            continue
+    return None
 
 
-_KERAS_FILE_PARTS = {"metadata.json", "config.json", "model.weights.h5"}
+class Run:
+    """A run directory: where its parts are and what it holds (each file read when asked for)."""
+
+    def __init__(self, path: str | Path, *, scratch: bool = False) -> None:
+        self.path = Path(path)
+        self.scratch = scratch  # a worker's temporary copy: never `latest`
+        self._clock = (0.0, time.time())  # seconds of earlier attempts, this attempt's start
+
+    def duration_seconds(self) -> float:
+        """Wall seconds of this run so far, earlier attempts (before resumes) included."""
+        before, started = self._clock
+        return round(before + time.time() - started, 3)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        """An existing run directory (any status)."""
+        path = Path(path)
+        if not (path / RUN_FILE).is_file():
+            raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE})")
+        return cls(path)
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / LOGS_DIR
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def progress_path(self) -> Path:
+        return self.checkpoints_dir / PROGRESS_FILE
+
+    @property
+    def info(self) -> dict:
+        return read_json(self.path / RUN_FILE)
+
+    @property
+    def config(self) -> dict:
+        return read_json(self.path / CONFIG_FILE)
+
+    @property
+    def labels(self) -> list[str]:
+        labels = read_json(self.path / LABELS_FILE)
+        if not isinstance(labels, list) or not labels:
+            raise RunError(f"{self.path / LABELS_FILE} is not a list of class names")
+        return [str(x) for x in labels]
+
+    @property
+    def metrics(self) -> dict:
+        return read_json(self.path / METRICS_FILE)
+
+    @property
+    def history(self) -> dict:
+        """The per-epoch history ({} for a run without epochs, or before it finished)."""
+        path = self.path / HISTORY_FILE
+        return read_json(path) if path.exists() else {}
+
+    def mark(self, state: str, **info: Any) -> dict:
+        return mark(self.path, state, **info)
+
+    def finish(self, model: Any, metrics: dict, history: dict, info: dict | None = None) -> dict:
+        """Save the model (atomically), history and metrics; mark complete; move `latest`; drop checkpoints.
+
+        `model` is a Keras model (anything with `save(path)`); `info` goes into run.json.
+        """
+        tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
+        model.save(tmp_model)
+        tmp_model.replace(self.model_path)
+        write_json(self.path / HISTORY_FILE, history)
+        write_json(self.path / METRICS_FILE, metrics)
+        done = self.mark("complete", finished=timestamp(), duration_seconds=self.duration_seconds(), **(info or {}))
+        shutil.rmtree(self.checkpoints_dir, ignore_errors=True)  # only needed to resume
+        if not self.scratch:
+            update_latest(self.path)
+        return done
 
 
-def _load_keras_file(model_file: Path):
-    """`keras.models.load_model(model_file, compile=False)`, reading the weights at disk speed.
+@contextlib.contextmanager
+def start(root: str | Path, name: str, config: dict, labels: list[str], *, run_dir: str | Path | None = None,
+          resume: bool = False, scratch: bool = False, **info: Any) -> Iterator[Run]:
+    """`with start(...) as run:` a run directory marked running, with its config and labels written.
 
-    Keras reads the weights through h5py on the zip member, and Python 3.11's zipfile
-    re-reads a member from its start on every backward seek: 3 s for MiniLM's 91 MB on
-    every `predict`. The member is copied out once, sequentially, and loaded with
-    `load_weights` (the same state walk as `load_model`). Files with assets take the
-    plain path.
+    A new directory under `root` (named after `name`, or `run_dir`); with `resume`, the
+    unfinished `run_dir` itself (its config and labels kept, `started` and the resume count
+    carried on); with `scratch`, a temporary directory (the other workers of a multi-worker
+    run), deleted when it finishes. Any exception marks the run failed (Ctrl-C: "interrupted")
+    with its duration so far, and a failed write becomes one RunError line.
     """
-    import shutil
-    import zipfile
-
-    from textclf._tf import keras
-
-    with zipfile.ZipFile(model_file) as archive:
-        if set(archive.namelist()) != _KERAS_FILE_PARTS:
-            return keras.models.load_model(model_file, compile=False)
-        config = json.loads(archive.read("config.json"))
-        config["compile_config"] = None
-        model = keras.saving.deserialize_keras_object(config)
-        with tempfile.TemporaryDirectory(prefix="textclf-load-") as tmp:
-            weights = Path(tmp) / "model.weights.h5"
-            with archive.open("model.weights.h5") as src, open(weights, "wb") as dst:
-                shutil.copyfileobj(src, dst, 16 << 20)
-            model.load_weights(weights)
-    return model
-
-
-def _unknown_layers(model_file: Path) -> list[str]:
-    """textclf layers named in a saved model's config that are not registered in this version."""
-    import re
-    import zipfile
-
-    from textclf._tf import keras
-
+    if resume:
+        run = Run(Path(run_dir))
+        previous = run.info
+    elif scratch:
+        run, previous = Run(Path(tempfile.mkdtemp(prefix="textclf-worker-")), scratch=True), {}
+    else:
+        run, previous = Run(new_run_dir(root, name, run_dir)), {}
+    run._clock = (float(previous.get("duration_seconds", 0)), time.time())
     try:
-        with zipfile.ZipFile(model_file) as archive:
-            config = archive.read("config.json").decode("utf-8", errors="replace")
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return []
-    names = sorted(set(re.findall(r'"registered_name": "(textclf>[^"]+)"', config)))
-    return [n for n in names if keras.saving.get_registered_object(n) is None]
-
-
-def load_labels(run_dir: Path) -> list[str]:
-    labels = read_json(Path(run_dir) / "labels.json")
-    if not isinstance(labels, list) or not labels:
-        raise RunError(f"{run_dir}/labels.json is not a list of class names")
-    return [str(x) for x in labels]
+        run.mark("running", name=run.path.name, started=previous.get("started", timestamp()),
+                 resumed=previous.get("resumed", -1) + 1 if resume else 0, **info, **process_info())
+        if not resume:
+            write_json(run.path / CONFIG_FILE, config)
+            write_json(run.path / LABELS_FILE, list(labels))
+    except OSError as err:
+        raise RunError(f"cannot write the run in {run.path}: {err.strerror or err}") from None
+    try:
+        yield run
+    except BaseException as err:
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
+        try:
+            run.mark("failed", error=reason[:500], finished=timestamp(), duration_seconds=run.duration_seconds())
+        except OSError:  # e.g. the disk is full: run.json still says "running", never "complete"
+            pass
+        if isinstance(err, OSError):
+            raise RunError(f"cannot write the run in {run.path}: {err.strerror or err}") from None
+        raise
+    finally:
+        if scratch:
+            shutil.rmtree(run.path, ignore_errors=True)

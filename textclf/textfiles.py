@@ -1,14 +1,21 @@
-"""Reading a user's text file (or stdin) with one-line errors for every way it can fail."""
+"""Reading a user's text file (or stdin) with one-line errors for every way it can fail.
+
+The one reader of user files: data files (CSV/TSV/JSONL, gzipped or not), experiments
+files and `predict --file`.
+"""
 
 from __future__ import annotations
 
+import gzip
 import sys
+import zlib
 
 from textclf.errors import DataError
 
 
 def read_text(path: str, *, what: str = "file") -> str:
-    """The file's UTF-8 text ("-" = stdin); DataError naming the path (and line) otherwise."""
+    """The file's UTF-8 text ("-" = stdin; `.gz` decompressed); DataError naming the path (and line) otherwise."""
+    path = str(path)
     try:
         if path == "-":
             data = sys.stdin.buffer.read()
@@ -18,9 +25,14 @@ def read_text(path: str, *, what: str = "file") -> str:
     except FileNotFoundError:
         raise DataError(f"{what} not found: {path}") from None
     except IsADirectoryError:
-        raise DataError(f"is a directory, not a file: {path}") from None
+        raise DataError(f"{what} path is a directory, not a file: {path}") from None
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror}") from None
+    if path.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(f"{path}: not a valid gzip file ({err})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

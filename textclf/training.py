@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Mapping
 
 
 import numpy as np
@@ -17,17 +15,36 @@ import numpy as np
 from textclf import runs
 from textclf._tf import keras
 from textclf.config import RunConfig
-from textclf.errors import TextclfError
+from textclf.errors import ConfigError, TextclfError
 
 
-class Listener(Protocol):
-    """Progress hooks (the CLI draws a rich progress bar with them); all optional."""
+class Listener:
+    """Progress hooks (the CLI draws a rich progress bar with them).
+
+    Every hook is optional: subclass this, or pass any object with some of these methods;
+    run_training calls only the ones it has.
+    """
 
     def on_start(self, info: dict[str, Any]) -> None: ...
     def on_batch(self, epoch: int, step: int, logs: dict[str, float]) -> None: ...
     def on_epoch(self, epoch: int, logs: dict[str, float]) -> None: ...
     def on_status(self, message: str) -> None: ...
     def on_note(self, line: str) -> None: ...
+
+
+_HOOKS = ("on_start", "on_batch", "on_epoch", "on_status", "on_note")
+
+
+class _Hooks:
+    """A listener's hooks, a no-op for each one it lacks (or for no listener)."""
+
+    def __init__(self, listener: Any) -> None:
+        self.listener = listener
+        for name in _HOOKS:
+            setattr(self, name, getattr(listener, name, None) or (lambda *args: None))
+        # A listener without on_note hears notes as status lines.
+        if listener is not None and not hasattr(listener, "on_note"):
+            self.on_note = self.on_status
 
 
 @dataclass
@@ -45,7 +62,7 @@ def run_training(
     *,
     runs_root: str | Path = runs.DEFAULT_ROOT,
     run_dir: str | Path | None = None,
-    listener: Listener | None = None,
+    listener: Any = None,
     resume: bool = False,
     experiment: str | None = None,
 ) -> RunResult:
@@ -53,252 +70,254 @@ def run_training(
 
     With `resume`, `run_dir` is an unfinished run of the same config: training continues
     after its last completed epoch (weights, optimizer and RNG state from the checkpoint,
-    the data order of the remaining epochs as in an uninterrupted run).
+    the data order of the remaining epochs as in an uninterrupted run). `listener`: a
+    Listener (or any object with some of its hooks).
     """
-    from textclf.registry import MODELS
+    from textclf.models.catalog import MODELS
     from textclf.runtime import reset_precision, setup_runtime
 
-    say = (lambda m: listener.on_status(m)) if listener and hasattr(listener, "on_status") else (lambda m: None)
-    t = config.training
+    hooks = _Hooks(listener)
     entry = MODELS.get(config.model)
     if resume:
         runs.check_resumable(run_dir, config)
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before other TF work.
-    runtime = setup_runtime(config.runtime, t.global_batch_size,
-                            cpu_bf16_model=getattr(config.model_params, "cpu_bf16", False))
-    keras.utils.set_random_seed(t.seed)
+    runtime = setup_runtime(config.runtime, config.training.global_batch_size,
+                            cpu_bf16_model=config.model_params.cpu_bf16)
+    if runtime.global_batch_size != config.training.global_batch_size:  # --per-replica-batch-size: record the batch used
+        config = dataclasses.replace(config, training=dataclasses.replace(
+            config.training, global_batch_size=runtime.global_batch_size))
+    keras.utils.set_random_seed(config.training.seed)
     # Dropout draws from tf.random.Generator objects, whose state can be checkpointed; the
     # legacy stateful ops restart their streams after a resume.
     keras.backend.experimental.enable_tf_random_generator()
     try:
-        return _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, experiment)
+        data = _load_data(config, hooks)
+        if resume and runs.Run(run_dir).labels != list(data.train.label_names):
+            raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
+        # Built before the run directory exists: an unusable model (e.g. an unreachable hub
+        # handle) leaves no run behind.
+        built, config = _build_model(config, entry, runtime, data, hooks)
+        with runs.start(runs_root, experiment or config.model, config.to_dict(), list(data.train.label_names),
+                        run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
+                        experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
+                        runtime=runtime.to_dict()) as run:
+            inputs = _prepare_inputs(built, config, data, runtime, hooks)
+            hooks.on_start({"epochs": 0 if inputs.solved else config.training.epochs, "initial_epoch": 0,
+                            "steps": 0 if inputs.solved else inputs.steps, "train_examples": len(data.fit),
+                            "eval_examples": len(data.evaluation),
+                            "validation_examples": len(data.validation) if data.validation is not None else 0,
+                            "labels": list(data.train.label_names), "run_dir": str(run.path),
+                            "runtime": runtime.describe(), "notes": list(built.notes)})
+            if inputs.solved:
+                model, history, metrics = _solve(built, data, inputs, hooks)
+            else:
+                model, history, metrics = _fit(built, config, data, inputs, runtime, run, hooks, resume)
+            return _finish(run, built, model, data, inputs, history, metrics, hooks)
     finally:
         reset_precision()
 
 
-def resume_run(run_dir: str | Path, *, listener: Listener | None = None) -> RunResult:
-    """Continue an interrupted run with the config saved in it."""
-    from textclf.config import resolve_config
+def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, *, listener: Any = None) -> RunResult:
+    """Continue an interrupted run with the config saved in it.
 
-    path = runs.check_resumable(run_dir)
-    info = runs.read_json(path / runs.RUN_FILE)
-    return run_training(resolve_config(runs.read_json(path / "config.json")), run_dir=path, listener=listener,
-                        resume=True, experiment=info.get("experiment"))
+    `overrides` are the other settings given with the resume (a config layer, plus e.g.
+    `experiment` or `run_dir`): a resumed run keeps its saved config, so any of them is an error.
+    """
+    from textclf.config import layer_paths, resolve_config
+
+    given = sorted(layer_paths(overrides or {}))
+    if given:
+        raise ConfigError(f"resuming {run_dir} continues it with its saved config; drop the other config options "
+                          f"({', '.join(given)})")
+    run = runs.Run(runs.check_resumable(run_dir))
+    return run_training(resolve_config(run.config), run_dir=run.path, listener=listener, resume=True,
+                        experiment=run.info.get("experiment"))
 
 
-def _train(config, entry, runtime, runs_root, run_dir, listener, say, resume, experiment) -> RunResult:
-    from textclf.data.pipeline import (array_batches, concat_features, encode_texts, eval_batches, feature_batches,
-                                       feature_function, predict_by_length, training_batches)
+@dataclass
+class _Data:
+    """The examples of a run: all training data, its fit and validation parts, the eval data."""
+
+    train: Any
+    fit: Any
+    validation: Any
+    evaluation: Any
+
+
+def _load_data(config: RunConfig, hooks: _Hooks) -> _Data:
     from textclf.data.sources import holdout_split, load_train_eval
-    from textclf.evaluation import report_from_predictions
-    from textclf.optim import build_optimizer
-    from textclf.reports import preload_plotting, save_run_plots
+    from textclf.reports import preload_plotting
 
     t = config.training
     preload_plotting()
-    say("loading data")
+    hooks.on_status("loading data")
     train, evaluation = load_train_eval(config.data, t.seed)
     # Early stopping must never look at the eval data: it watches a part of the training data.
     fit, validation = holdout_split(train, t.validation_fraction, t.seed) if t.validation_fraction else (train, None)
-    if resume and runs.load_labels(Path(run_dir)) != list(train.label_names):
-        raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
-    # Built before the run directory exists: an unusable model (e.g. an unreachable hub
-    # handle) leaves no run behind.
-    say(f"building {config.model}")
+    return _Data(train, fit, validation, evaluation)
+
+
+def _build_model(config: RunConfig, entry, runtime, data: _Data, hooks: _Hooks):
+    """The built model and the config it was built with (parameters the builder took from the data)."""
+    hooks.on_status(f"building {config.model}")
     with runtime.strategy.scope():
         # With refit, the vocabulary (and idf) come from all the training texts, which the final head sees.
-        built = entry.load_builder()(config.model_params, num_classes=len(train.label_names),
-                                     train_texts=train.texts if t.refit else fit.texts)
+        texts = data.train.texts if config.training.refit else data.fit.texts
+        built = entry.load_builder()(config.model_params, num_classes=len(data.train.label_names), train_texts=texts)
     if built.params is not None and built.params != config.model_params:  # e.g. max_length taken from the data
         config = dataclasses.replace(config, model_params=built.params)
-    if resume:
-        out = Path(run_dir)
-    elif runtime.is_chief:
-        out = runs.new_run_dir(runs_root, experiment or config.model, run_dir)
-    else:  # other workers of a multi-worker run write to a scratch folder
-        out = Path(tempfile.mkdtemp(prefix="textclf-worker-"))
-    started = time.time()
-    previous = runs.read_json(out / runs.RUN_FILE) if resume else {}
-    try:
-        runs.mark(out, "running", name=out.name, model=config.model, experiment=experiment, data=config.data.train,
-                  eval_data=evaluation.source, started=previous.get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-                  runtime=runtime.to_dict(), resumed=previous.get("resumed", -1) + 1 if resume else 0,
-                  **runs.process_info())
-    except OSError as err:
-        raise TextclfError(f"cannot write the run in {out}: {err.strerror or err}") from None
-    try:
-        if not resume:
-            runs.write_json(out / "config.json", config.to_dict())
-            runs.write_json(out / "labels.json", list(train.label_names))
-
-        say("tokenizing")
-        train_ids = built.train_ids if built.train_ids is not None and not t.refit else encode_texts(
-            fit.texts, built.encode)
-        eval_ids = encode_texts(evaluation.texts, built.encode)
-        val_ids = encode_texts(validation.texts, built.encode) if validation is not None else None
-        batch = runtime.global_batch_size
-
-        frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
-        if frozen:  # the encoder cannot change: run it once, then fit only the head
-            say("computing the frozen features")
-            started_features = time.perf_counter()
-            featurize = feature_function(built.features)
-            feature_batch = max(batch, built.feature_batch_size)
-            train_x, *val_x = (predict_by_length(featurize, ids, feature_batch)
-                               for ids in [train_ids] + ([val_ids] if validation is not None else []))
-            feature_seconds = time.perf_counter() - started_features  # training's share; eval's is evaluation
-            eval_x = predict_by_length(featurize, eval_ids, feature_batch)
-            batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,
-                                                    start_epoch=start)
-            eval_data = array_batches(eval_x, evaluation.labels, batch_size=max(batch, 256))
-            val_data = array_batches(val_x[0], validation.labels, batch_size=max(batch, 256)) if val_x else None
-            model = built.head
-        else:
-            feature_seconds = 0.0
-            batches = lambda start: training_batches(train_ids, fit.labels, global_batch_size=batch, seed=t.seed,
-                                                     repeat=True, start_epoch=start,
-                                                     fixed_shapes=runtime.jit_compile)
-            eval_data = eval_batches(eval_ids, evaluation.labels, batch_size=max(batch, 256))
-            val_data = None if validation is None else eval_batches(val_ids, validation.labels,
-                                                                   batch_size=max(batch, 256))
-            model = built.model
-        if frozen and built.solve is not None:  # a convex head, fitted exactly: no epochs to run
-            return _finish_solved(built, config, out, train, fit, validation, evaluation, train_x, val_x, eval_data,
-                                  feature_seconds, listener, say, runtime, started, previous)
-        train_data = batches(0)
-        with runtime.strategy.scope():
-            if runtime.name == "multi_worker":
-                model = _DenseGradients(model.inputs, model(model.inputs))
-            model.compile(
-                optimizer=build_optimizer(t, train_data.steps * t.epochs),
-                loss=built.loss or keras.losses.SparseCategoricalCrossentropy(),
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                # Several steps per tf.function call: small models on CPU are otherwise
-                # dominated by per-step Python overhead.
-                steps_per_execution=t.steps_per_execution,
-                jit_compile=runtime.jit_compile,
-            )
-            _create_optimizer_slots(model)
-        timer = TrainTimer()
-        # Every worker saves (others into their scratch folder): under MultiWorkerMirroredStrategy
-        # checkpointing runs collective ops that all workers must join.
-        state = EpochCheckpoint(out / "checkpoints", model, t, timer)
-        initial_epoch = state.restore() if resume else 0
-        if initial_epoch:
-            say(f"resuming after epoch {initial_epoch}")
-            train_data = batches(initial_epoch)
-        callbacks = [timer, state,
-                     keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False)]
-        if listener is not None:
-            callbacks.append(_ListenerCallback(listener))
-            listener.on_start({"epochs": t.epochs, "initial_epoch": initial_epoch, "steps": train_data.steps,
-                               "train_examples": len(fit), "eval_examples": len(evaluation),
-                               "validation_examples": len(validation) if validation is not None else 0,
-                               "labels": list(train.label_names), "run_dir": str(out),
-                               "runtime": runtime.describe(), "notes": list(built.notes)})
-        if initial_epoch < t.epochs and not state.should_stop():
-            model.fit(train_data.dataset, epochs=t.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=train_data.steps, validation_data=(val_data or eval_data).dataset, callbacks=callbacks,
-                      verbose=0)
-        if state.nan_epoch is not None:
-            raise TextclfError(f"training stopped in epoch {state.nan_epoch}: the loss became NaN; "
-                               "lower --learning-rate")
-        history = state.history
-        if t.restore_best and state.best_epoch:
-            say(f"restoring the weights of epoch {state.best_epoch} (best {t.monitor})")
-            state.restore_best()
-        refit_epochs, refit_seconds = 0, 0.0
-        if t.refit and validation is not None and state.best_epoch:
-            if not frozen:
-                raise TextclfError("training.refit needs a model whose features are computed once "
-                                   "(ngram-linear, ngram-mlp, a frozen BERT); drop it for this model")
-            say(f"refitting on all {len(train)} training examples for {state.best_epoch} epochs")
-            model, refit_seconds = _refit(built, t, runtime, concat_features([train_x, val_x[0]]),
-                                          np.concatenate([fit.labels, validation.labels]), state.best_epoch)
-            refit_epochs = state.best_epoch
-
-        say("evaluating")
-        probs = model.predict(eval_data.dataset, verbose=0)
-        report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names,
-                                         evaluation.source)
-        train_seconds = state.train_seconds() + feature_seconds + refit_seconds
-        epochs_run = len(history.get("loss", []))
-        seen = len(fit) * epochs_run + len(train) * refit_epochs
-        metrics = {**report.to_dict(), "train_examples": len(train) if refit_epochs else len(fit),
-                   "train_seconds": train_seconds,
-                   "validation_examples": len(validation) if validation is not None else 0,
-                   "train_examples_per_second": seen / max(train_seconds, 1e-9),
-                   "frozen_features_cached": frozen, "epochs_run": epochs_run, "refit_epochs": refit_epochs,
-                   "best_epoch": state.best_epoch, "stopped_early": epochs_run < t.epochs}
-
-        say("saving")
-        save_run_plots(out, report.to_dict(), history)
-        return _save_complete(out, built, report, history, metrics, runtime, previous, started, epochs_run)
-    except BaseException as err:
-        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
-        try:
-            runs.mark(out, "failed", error=reason[:500], finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3))
-        except OSError:  # e.g. the disk is full: run.json still says "running", never "complete"
-            pass
-        if isinstance(err, OSError):
-            raise TextclfError(f"cannot write the run in {out}: {err.strerror or err}") from None
-        raise
+    return built, config
 
 
-def _finish_solved(built, config, out, train, fit, validation, evaluation, train_x, val_x, eval_data,
-                   feature_seconds, listener, say, runtime, started, previous) -> RunResult:
-    """The rest of a run whose head `built.solve` fits exactly (L-BFGS, C chosen on the validation part)."""
-    from textclf.evaluation import report_from_predictions
-    from textclf.reports import save_run_plots
+@dataclass
+class _Inputs:
+    """What the model trains and is evaluated on: batches from an epoch, or precomputed features."""
 
-    note = (lambda line: listener.on_note(line)) if listener is not None and hasattr(listener, "on_note") else say
-    if listener is not None:
-        listener.on_start({"epochs": 0, "initial_epoch": 0, "steps": 0, "train_examples": len(fit),
-                           "eval_examples": len(evaluation),
-                           "validation_examples": len(validation) if validation is not None else 0,
-                           "labels": list(train.label_names), "run_dir": str(out),
-                           "runtime": runtime.describe(), "notes": list(built.notes)})
-    solve_started = time.perf_counter()
-    solved = built.solve(fit_x=train_x, fit_y=fit.labels, val_x=val_x[0] if val_x else None,
-                         val_y=validation.labels if validation is not None else None, say=note)
-    solve_seconds = time.perf_counter() - solve_started
+    frozen: bool  # the features were computed once (a frozen encoder); only the head trains
+    solved: bool  # and the head is fitted exactly (`built.solve`), no epochs
+    batches: Callable[[int], Any] | None  # start epoch -> Batches
+    steps: int
+    val_data: Any
+    eval_data: Any
+    feature_seconds: float = 0.0
+    train_x: Any = None
+    val_x: Any = None
+
+
+def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks) -> _Inputs:
+    from textclf.data.pipeline import (array_batches, encode_texts, eval_batches, feature_batches, feature_function,
+                                       predict_by_length, training_batches)
+
+    t = config.training
+    fit, validation, evaluation = data.fit, data.validation, data.evaluation
+    hooks.on_status("tokenizing")
+    train_ids = built.train_ids if built.train_ids is not None and not t.refit else encode_texts(fit.texts, built.encode)
+    eval_ids = encode_texts(evaluation.texts, built.encode)
+    val_ids = encode_texts(validation.texts, built.encode) if validation is not None else None
+    batch = runtime.global_batch_size
+    eval_batch = max(batch, 256)
+    frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
+    if not frozen:
+        batches = lambda start: training_batches(train_ids, fit.labels, global_batch_size=batch, seed=t.seed,
+                                                 repeat=True, start_epoch=start, fixed_shapes=runtime.jit_compile)
+        val_data = None if validation is None else eval_batches(val_ids, validation.labels, batch_size=eval_batch)
+        return _Inputs(False, False, batches, batches(0).steps, val_data,
+                       eval_batches(eval_ids, evaluation.labels, batch_size=eval_batch))
+    # The encoder cannot change: run it once, then fit only the head.
+    hooks.on_status("computing the frozen features")
+    started = time.perf_counter()
+    featurize = feature_function(built.features)
+    feature_batch = max(batch, built.feature_batch_size)
+    train_x = predict_by_length(featurize, train_ids, feature_batch)
+    val_x = predict_by_length(featurize, val_ids, feature_batch) if validation is not None else None
+    feature_seconds = time.perf_counter() - started  # training's share; eval's is evaluation
+    eval_x = predict_by_length(featurize, eval_ids, feature_batch)
+    batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed, start_epoch=start)
+    val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
+    return _Inputs(True, built.solve is not None, batches, batches(0).steps, val_data,
+                   array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
+
+
+def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
+    """Epochs of the optimizer, with checkpoints, early stopping and an optional refit: the model, history, metrics."""
+    from textclf.data.pipeline import concat_features
+    from textclf.optim import build_optimizer
+
+    t = config.training
+    model = built.head if inputs.frozen else built.model
+    train_data = inputs.batches(0)
+    with runtime.strategy.scope():
+        if runtime.name == "multi_worker":
+            model = _DenseGradients(model.inputs, model(model.inputs))
+        model.compile(
+            optimizer=build_optimizer(t, train_data.steps * t.epochs),
+            loss=built.loss or keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            # Several steps per tf.function call: small models on CPU are otherwise
+            # dominated by per-step Python overhead.
+            steps_per_execution=t.steps_per_execution,
+            jit_compile=runtime.jit_compile,
+        )
+        _create_optimizer_slots(model)
+    timer = TrainTimer()
+    guard = NanGuard()
+    stopping = EarlyStopping(t)
+    # Every worker saves (others into their scratch folder): under MultiWorkerMirroredStrategy
+    # checkpointing runs collective ops that all workers must join.
+    state = EpochCheckpoint(run.checkpoints_dir, model, timer, guard=guard, stopping=stopping)
+    initial_epoch = state.restore() if resume else 0
+    if initial_epoch:
+        hooks.on_note(f"resuming after epoch {initial_epoch} of {t.epochs}")
+        train_data = inputs.batches(initial_epoch)
+    callbacks = [timer, guard, state, keras.callbacks.TensorBoard(log_dir=str(run.logs_dir), write_graph=False)]
+    if hooks.listener is not None:
+        callbacks.append(_ListenerCallback(hooks))
+    if initial_epoch < t.epochs and not stopping.should_stop(state.history):
+        model.fit(train_data.dataset, epochs=t.epochs, initial_epoch=initial_epoch, steps_per_epoch=train_data.steps,
+                  validation_data=(inputs.val_data or inputs.eval_data).dataset, callbacks=callbacks, verbose=0)
+    if guard.nan_epoch is not None:
+        raise TextclfError(f"training stopped in epoch {guard.nan_epoch}: the loss became NaN; lower --learning-rate")
+    history = state.history
+    if t.restore_best and stopping.best_epoch:
+        hooks.on_status(f"restoring the weights of epoch {stopping.best_epoch} (best {t.monitor})")
+        state.restore_best()
+    refit_epochs, refit_seconds = 0, 0.0
+    if t.refit and data.validation is not None and stopping.best_epoch:
+        if not inputs.frozen:
+            raise TextclfError("training.refit needs a model whose features are computed once "
+                               "(ngram-linear, ngram-mlp, a frozen BERT); drop it for this model")
+        hooks.on_status(f"refitting on all {len(data.train)} training examples for {stopping.best_epoch} epochs")
+        model, refit_seconds = _refit(built, t, runtime, concat_features([inputs.train_x, inputs.val_x]),
+                                      np.concatenate([data.fit.labels, data.validation.labels]), stopping.best_epoch)
+        refit_epochs = stopping.best_epoch
+    train_seconds = state.train_seconds() + inputs.feature_seconds + refit_seconds
+    epochs_run = len(history.get("loss", []))
+    seen = len(data.fit) * epochs_run + len(data.train) * refit_epochs
+    metrics = {"train_examples": len(data.train) if refit_epochs else len(data.fit), "train_seconds": train_seconds,
+               "train_examples_per_second": seen / max(train_seconds, 1e-9),
+               "frozen_features_cached": inputs.frozen, "epochs_run": epochs_run, "refit_epochs": refit_epochs,
+               "best_epoch": stopping.best_epoch, "stopped_early": epochs_run < t.epochs}
+    return model, history, metrics
+
+
+def _solve(built, data: _Data, inputs: _Inputs, hooks: _Hooks):
+    """The head fitted exactly by `built.solve` (L-BFGS, C chosen on the validation part): the model, history, metrics."""
+    started = time.perf_counter()
+    validation = data.validation
+    solved = built.solve(fit_x=inputs.train_x, fit_y=data.fit.labels, val_x=inputs.val_x,
+                         val_y=validation.labels if validation is not None else None, say=hooks.on_note)
+    solve_seconds = time.perf_counter() - started
     trained = solved["train_examples"]
-    note(f"C {solved['c']:g} fitted on all {trained} training examples "
-         f"({solved['history']['refit_iterations'][0]} L-BFGS iterations, {solve_seconds:.1f} s)")
-    say("evaluating")
-    probs = built.head.predict(eval_data.dataset, verbose=0)
-    report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), train.label_names, evaluation.source)
-    train_seconds = feature_seconds + solve_seconds
+    hooks.on_note(f"C {solved['c']:g} fitted on all {trained} training examples "
+                  f"({solved['history']['refit_iterations'][0]} L-BFGS iterations, {solve_seconds:.1f} s)")
+    train_seconds = inputs.feature_seconds + solve_seconds
     history = solved["history"]
-    metrics = {**report.to_dict(), "train_examples": trained, "train_seconds": train_seconds,
-               "validation_examples": len(validation) if validation is not None else 0,
+    metrics = {"train_examples": trained, "train_seconds": train_seconds,
                # examples in the final fit per second of features + all solves (L-BFGS reads them many times)
                "train_examples_per_second": trained / max(train_seconds, 1e-9),
                "frozen_features_cached": True, "solver": "lbfgs", "c": solved["c"],
                "c_tried": history["c"], "softmax_scale": solved["softmax_scale"],
                "epochs_run": 0, "refit_epochs": 0, "best_epoch": None, "stopped_early": False}
-    say("saving")
-    save_run_plots(out, report.to_dict(), {})
-    return _save_complete(out, built, report, history, metrics, runtime, previous, started, 0)
+    return built.head, history, metrics
 
 
-def _save_complete(out, built, report, history, metrics, runtime, previous, started, epochs) -> RunResult:
-    """Write the model, history and metrics, mark the run complete, drop its checkpoints."""
-    tmp_model = out / f".{runs.MODEL_FILE}.tmp.keras"
-    built.inference_model().save(tmp_model)
-    tmp_model.replace(out / runs.MODEL_FILE)
-    runs.write_json(out / "history.json", history)
-    runs.write_json(out / "metrics.json", metrics)
-    info = runs.mark(out, "complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     duration_seconds=round(previous.get("duration_seconds", 0) + time.time() - started, 3),
-                     epochs=epochs, accuracy=report.accuracy, macro_f1=report.macro_f1)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # only needed to resume
-    if runtime.is_chief:
-        runs.update_latest(out)
-    else:
-        shutil.rmtree(out, ignore_errors=True)
-    return RunResult(out, metrics, history, info)
+def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metrics, hooks: _Hooks) -> RunResult:
+    """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete."""
+    from textclf.evaluation import report_from_predictions
+    from textclf.reports import save_run_plots
+
+    hooks.on_status("evaluating")
+    probs = model.predict(inputs.eval_data.dataset, verbose=0)
+    evaluation = data.evaluation
+    report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), data.train.label_names,
+                                     evaluation.source)
+    metrics = {**report.to_dict(), **fit_metrics,
+               "validation_examples": len(data.validation) if data.validation is not None else 0}
+    hooks.on_status("saving")
+    save_run_plots(run.path, report.to_dict(), {} if inputs.solved else history)
+    info = run.finish(built.inference_model(), metrics, history,
+                      {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1})
+    return RunResult(run.path, metrics, history, info)
 
 
 def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int):
@@ -347,21 +366,79 @@ def _generators(model: keras.Model) -> list:
     return found
 
 
+class EarlyStopping:
+    """Early stopping as Keras' EarlyStopping decides it, recomputed from the history (so it survives a resume).
+
+    An epoch improves on the best so far only by more than `min_delta` on `monitor`; after
+    `patience` epochs without one, training stops (patience 0: never).
+    """
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.best_epoch: int | None = None  # 1-based
+
+    def replay(self, history: dict[str, list[float]]) -> int:
+        """Set the best epoch from the history; the epochs since it."""
+        values = history.get(self.cfg.monitor, [])
+        delta = self.cfg.min_delta
+        better = (lambda a, b: a < b - delta) if self.cfg.monitor.endswith("loss") else (lambda a, b: a > b + delta)
+        best, wait = None, 0
+        for i, v in enumerate(values):
+            if best is None or better(v, values[best - 1]):
+                best, wait = i + 1, 0
+            else:
+                wait += 1
+        self.best_epoch = best
+        return wait
+
+    def should_stop(self, history: dict[str, list[float]]) -> bool:
+        """Patience used up (this also sets best_epoch)."""
+        wait = self.replay(history)
+        return self.cfg.patience > 0 and wait >= self.cfg.patience
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss or epoch metric; `nan_epoch` says where (1-based).
+
+    It must come before EpochCheckpoint in the callback list: a diverged epoch is never checkpointed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nan_epoch: int | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and not math.isfinite(float(logs.get("loss", 0.0))):
+            self.nan_epoch = self.nan_epoch or self._epoch + 1
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.nan_epoch is not None or not all(math.isfinite(float(v)) for v in (logs or {}).values()):
+            self.nan_epoch = self.nan_epoch or epoch + 1
+            self.model.stop_training = True
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Makes every finished epoch durable; tracks NaN, the best epoch and early stopping.
+    """Makes every finished epoch durable, so a run can resume after it.
 
     After each epoch: progress.json (history and training seconds so far) is written, then a
     checkpoint of the weights, the optimizer (its step count drives the learning-rate
-    schedule) and the dropout RNG state. `restore()` returns the epochs to skip. Best epoch
-    and patience are recomputed from the history, so they survive a resume as well.
-    `timer` must come before this callback in the callback list.
+    schedule) and the dropout RNG state; with `stopping` it also keeps the best epoch's
+    weights (restore_best) and stops when its patience is used up. `restore()` returns the
+    epochs to skip. `timer` (and `guard`) must come before this callback in the callback list.
     """
 
-    def __init__(self, directory: Path, model: keras.Model, cfg, timer: TrainTimer) -> None:
+    def __init__(self, directory: Path, model: keras.Model, timer: TrainTimer, *, guard: NanGuard | None = None,
+                 stopping: EarlyStopping | None = None) -> None:
         from textclf._tf import tf
 
         super().__init__()
-        self.directory, self.cfg, self.timer = Path(directory), cfg, timer
+        self.directory, self.timer, self.guard, self.stopping = Path(directory), timer, guard, stopping
+        self.progress_path = self.directory / runs.PROGRESS_FILE
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
         self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer, rng=_generators(model),
                                         epoch=self.epoch)
@@ -371,9 +448,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {}
         self.seconds: list[float] = []  # training seconds up to the end of each epoch
         self.resumed_seconds = 0.0
-        self.nan_epoch: int | None = None
-        self.best_epoch: int | None = None
-        self._epoch = 0
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def restore(self) -> int:
@@ -391,58 +465,28 @@ class EpochCheckpoint(keras.callbacks.Callback):
             raise TextclfError(f"cannot resume: the checkpoint in {self.directory} does not match this "
                                "model and optimizer (written by another textclf version?); start the run again") from None
         done = int(self.epoch.numpy())
-        progress = runs.read_json(self.directory / "progress.json")
+        progress = runs.read_json(self.progress_path)
         self.history = {k: list(v)[:done] for k, v in progress.get("history", {}).items()}
         self.seconds = list(progress.get("seconds", []))[:done]
         self.resumed_seconds = self.seconds[-1] if self.seconds else 0.0
-        self._replay()
+        if self.stopping is not None:
+            self.stopping.replay(self.history)
         return done
 
     def train_seconds(self) -> float:
         """Training time over all epochs, across resumes."""
         return self.resumed_seconds + self.timer.train_seconds
 
-    def _replay(self) -> int:
-        """Set the best epoch (1-based) from the history; the epochs since it."""
-        values = self.history.get(self.cfg.monitor, [])
-        delta = self.cfg.min_delta
-        better = (lambda a, b: a < b - delta) if self.cfg.monitor.endswith("loss") else (lambda a, b: a > b + delta)
-        best, wait = None, 0
-        for i, v in enumerate(values):
-            if best is None or better(v, values[best - 1]):
-                best, wait = i + 1, 0
-            else:
-                wait += 1
-        self.best_epoch = best
-        return wait
-
-    def should_stop(self) -> bool:
-        """Patience used up (this also sets best_epoch from the history)."""
-        wait = self._replay()
-        return self.cfg.patience > 0 and wait >= self.cfg.patience
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if logs and not math.isfinite(float(logs.get("loss", 0.0))):
-            self.nan_epoch = self.nan_epoch or self._epoch + 1
-            self.model.stop_training = True
-
     def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        if self.nan_epoch is not None or not all(math.isfinite(v) for v in logs.values()):
-            self.nan_epoch = self.nan_epoch or epoch + 1
-            self.model.stop_training = True
+        if self.guard is not None and self.guard.nan_epoch is not None:
             return  # never checkpoint a diverged model
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
         self.seconds.append(self.train_seconds())
-        stop = self.should_stop()
-        if self.cfg.restore_best and self.best_epoch == epoch + 1:
+        stop = self.stopping is not None and self.stopping.should_stop(self.history)
+        if self.stopping is not None and self.stopping.cfg.restore_best and self.stopping.best_epoch == epoch + 1:
             self.best_manager.save(checkpoint_number=epoch + 1)
-        runs.write_json(self.directory / "progress.json",
-                        {"epochs_done": epoch + 1, "history": self.history, "seconds": self.seconds})
+        runs.write_json(self.progress_path, {"epochs_done": epoch + 1, "history": self.history, "seconds": self.seconds})
         self.epoch.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
         self.model.stop_training = stop
@@ -497,16 +541,16 @@ class TrainTimer(keras.callbacks.Callback):
 
 
 class _ListenerCallback(keras.callbacks.Callback):
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, hooks: _Hooks) -> None:
         super().__init__()
-        self.listener = listener
+        self.hooks = hooks
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        self.listener.on_batch(self._epoch, batch + 1, {k: float(v) for k, v in (logs or {}).items()})
+        self.hooks.on_batch(self._epoch, batch + 1, {k: float(v) for k, v in (logs or {}).items()})
 
     def on_epoch_end(self, epoch, logs=None):
-        self.listener.on_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})
+        self.hooks.on_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})

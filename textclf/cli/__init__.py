@@ -68,14 +68,19 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from textclf.cli import evaluate as _evaluate  # noqa: E402,F401  (registers commands)
-from textclf.cli import experiments as _experiments  # noqa: E402,F401
-from textclf.cli import export as _export  # noqa: E402,F401
-from textclf.cli import models as _models  # noqa: E402,F401
-from textclf.cli import predict as _predict  # noqa: E402,F401
-from textclf.cli import report as _report  # noqa: E402,F401
-from textclf.cli import runs as _runs  # noqa: E402,F401
-from textclf.cli import train as _train  # noqa: E402,F401
+
+def _register() -> None:
+    """Each command module owns its Typer app (one file per command); this puts them together."""
+    from textclf.cli import evaluate, experiments, export, models, predict, report, runs, train
+
+    for commands in (train, evaluate, predict, export, report):
+        app.add_typer(commands.app)
+    app.add_typer(models.app, name="models")
+    app.add_typer(runs.app, name="runs")
+    app.add_typer(experiments.app, name="experiments")
+
+
+_register()
 
 
 def main() -> None:

@@ -31,3 +31,86 @@ def json_line(obj: Any) -> None:
 
 def pct(x: float) -> str:
     return f"{100 * x:.2f}%"
+
+
+def run_with_progress(train_fn):
+    """Run `train_fn(listener)` under a progress display, then print the run summary."""
+    with ProgressListener() as listener:
+        result = train_fn(listener)
+    run_summary(result)
+    return result
+
+
+class ProgressListener:
+    """Draws one rich progress bar per epoch with running loss and accuracy."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"), TimeElapsedColumn(),
+            console=err, transient=False,
+        )
+        self.task = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress.live.is_started:
+            self.progress.stop()
+        return False
+
+    def on_status(self, message: str) -> None:
+        if self.progress.console.is_terminal:  # chatter only for people, not for logs
+            self.progress.console.print(f"[dim]{message}…[/]")
+
+    def on_start(self, info: dict) -> None:
+        self.info = info
+        self.progress.start()  # only now: a failure while loading data prints just its error line
+        self.progress.console.print(
+            f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
+            f"({len(info['labels'])} classes) → {info['run_dir']}")
+        self.progress.console.print(info["runtime"])
+        for note in info.get("notes", []):
+            self.progress.console.print(note, highlight=False)
+        if info.get("initial_epoch"):
+            self.progress.console.print(f"resuming after epoch {info['initial_epoch']} of {info['epochs']}")
+
+    def on_note(self, line: str) -> None:
+        self.progress.console.print(line, highlight=False)
+
+    def on_batch(self, epoch: int, step: int, logs: dict) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task(
+                f"epoch {epoch + 1}/{self.info['epochs']}", total=self.info["steps"], loss=0.0, acc=0.0)
+        self.progress.update(self.task, completed=step, loss=logs.get("loss", 0.0), acc=logs.get("accuracy", 0.0))
+
+    def on_epoch(self, epoch: int, logs: dict) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.info["steps"],
+                                 description=f"epoch {epoch + 1}/{self.info['epochs']} "
+                                             f"val_acc {logs.get('val_accuracy', float('nan')):.4f}")
+        self.task = None
+
+
+def run_summary(result) -> None:
+    from rich.table import Table
+
+    m = result.metrics
+    table = Table(title="run summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("run", str(result.run_dir))
+    table.add_row("model", result.info.get("model", ""))
+    table.add_row("eval data", m["data"])
+    table.add_row("accuracy", pct(m["accuracy"]))
+    table.add_row("macro-F1", pct(m["macro_f1"]))
+    table.add_row("train examples", str(m["train_examples"]))
+    if m.get("solver"):
+        tried = ", ".join(f"{c:g}" for c in m.get("c_tried", []))
+        table.add_row("fit", f"L-BFGS, C {m['c']:g}" + (f" (chosen on validation from {tried})" if tried else ""))
+    if m.get("stopped_early"):
+        table.add_row("epochs", f"{m['epochs_run']} (stopped early; best epoch {m.get('best_epoch')})")
+    table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")
+    table.add_row("duration", f"{result.info.get('duration_seconds', 0):.1f} s")
+    out.print(table)

@@ -6,8 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli import app
 from textclf.cli._render import json_line, out, pct
+
+
+app = typer.Typer()  # registered by textclf.cli
 
 
 @app.command("evaluate")

@@ -6,18 +6,17 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli import app
-from textclf.cli._render import err, json_line, out, pct
+from textclf.cli._render import err, json_line, out, pct, run_with_progress
 from textclf.errors import ConfigError, TextclfError
 
-experiments_app = typer.Typer(help="Named experiments from experiments.yaml: list them, run and compare them.",
-                              no_args_is_help=True)
-app.add_typer(experiments_app, name="experiments")
+# Registered by textclf.cli as `experiments`.
+app = typer.Typer(help="Named experiments from experiments.yaml: list them, run and compare them.",
+                  no_args_is_help=True)
 
 FILE_HELP = "The experiments file."
 
 
-@experiments_app.command("list")
+@app.command("list")
 def list_experiments(
     experiments_file: Annotated[str, typer.Option(help=FILE_HELP)] = "experiments.yaml",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
@@ -47,7 +46,7 @@ def list_experiments(
         out.print(f"group [bold]{name}[/]: {' '.join(members)}", highlight=False)
 
 
-@experiments_app.command("run")
+@app.command("run")
 def run_experiments(
     names: Annotated[Optional[list[str]], typer.Argument(
         help="Experiments or groups of experiments (groups: in the file) to run, in order.")] = None,
@@ -69,8 +68,9 @@ def run_experiments(
     An experiment whose earlier run was interrupted (killed, crashed, Ctrl-C) continues
     that run from its last completed epoch, unless --fresh.
     """
-    from textclf.cli.train import _options_layer, _run_with_progress, parse_sets
+    from textclf.config import options_layer, parse_sets
     from textclf.experiments import load_experiments
+    from textclf.runs import interrupted_run
     from textclf.training import resume_run, run_training
 
     if all_ and names:
@@ -79,19 +79,18 @@ def run_experiments(
     chosen = list(loaded.experiments) if all_ else loaded.expand(list(names or []))
     if not chosen:
         raise ConfigError("name the experiments to run (see `textclf experiments list`) or pass --all")
-    overrides = [_options_layer(data={"train": data, "eval": eval_data}, training={"epochs": epochs}),
-                 parse_sets(set_ or [])]
+    overrides = [options_layer({"data": data, "eval_data": eval_data, "epochs": epochs}), parse_sets(set_ or [])]
     configs = {name: loaded.resolve(name, *overrides) for name in dict.fromkeys(chosen)}  # all valid first
     rows: list[dict[str, Any]] = []
     for name, config in configs.items():
         err.rule(f"experiment {name}")
-        interrupted = None if fresh else _interrupted_run(runs_root, name, config)
+        interrupted = None if fresh else interrupted_run(runs_root, name, config.to_dict())
         try:
             if interrupted is not None:
                 err.print(f"resuming the interrupted run {interrupted}")
-                result = _run_with_progress(lambda listener: resume_run(interrupted, listener=listener))
+                result = run_with_progress(lambda listener: resume_run(interrupted, listener=listener))
             else:
-                result = _run_with_progress(lambda listener: run_training(
+                result = run_with_progress(lambda listener: run_training(
                     config, runs_root=runs_root, listener=listener, experiment=name))
         except TextclfError as failure:
             err.print(f"[yellow]experiment {name} failed:[/] {failure}", highlight=False)
@@ -109,25 +108,6 @@ def run_experiments(
     failed = [r["experiment"] for r in rows if r["status"] != "complete"]
     if failed:
         raise TextclfError(f"{len(failed)} of {len(rows)} experiments failed: {', '.join(failed)}")
-
-
-def _interrupted_run(runs_root: str, name: str, config) -> str | None:
-    """The newest interrupted run of this experiment with the same config, if any."""
-    from pathlib import Path
-
-    from textclf.runs import list_runs, read_json
-
-    target = config.to_dict()
-    for info in reversed(list_runs(runs_root)):
-        stopped = info["status"] == "interrupted" or (info["status"] == "failed" and info.get("error") == "interrupted")
-        if info.get("experiment") != name or not stopped:
-            continue
-        try:
-            if read_json(Path(info["path"]) / "config.json") == target:
-                return info["path"]
-        except TextclfError:
-            continue
-    return None
 
 
 def _comparison_table(rows: list[dict[str, Any]]) -> None:

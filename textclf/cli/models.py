@@ -7,21 +7,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textclf.cli import app
 from textclf.cli._render import json_line, out
 
-models_app = typer.Typer(help="List registered models; import Hugging Face BERT checkpoints.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
+# Registered by textclf.cli as `models`.
+app = typer.Typer(help="List registered models; import Hugging Face BERT checkpoints.", no_args_is_help=True)
 
 
-@models_app.command("list")
+@app.command("list")
 def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object with a `models` list.")] = False,
 ) -> None:
     """List registered models with a one-line description."""
     import dataclasses
 
-    from textclf.registry import MODELS
+    from textclf.models.catalog import MODELS
 
     entries = MODELS.entries()
     if as_json:
@@ -39,7 +38,7 @@ def list_models(
     out.print(table)
 
 
-@models_app.command("import-hf")
+@app.command("import-hf")
 def import_hf(
     directory: Annotated[str, typer.Argument(help="Hugging Face BERT folder: config.json, model.safetensors, vocab.txt.")],
     name: Annotated[str, typer.Option(help="Name to use with --model / --encoder.")],

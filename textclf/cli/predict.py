@@ -6,9 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli import app
 from textclf.cli._render import json_line, out
 from textclf.errors import DataError
+
+
+app = typer.Typer()  # registered by textclf.cli
 
 
 @app.command("predict")

@@ -6,8 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli import app
 from textclf.cli._render import out
+
+
+app = typer.Typer()  # registered by textclf.cli
 
 
 @app.command("report")
@@ -20,9 +22,9 @@ def report(
     """Metrics tables, confusion matrices, learning curves and configs of runs, in one HTML file."""
     from textclf.errors import RunError
     from textclf.reports import write_html_report
-    from textclf.runs import complete_runs, find_run
+    from textclf.runs import complete_runs, resolve_run
 
-    paths = [find_run(r, runs_root) for r in run_refs] if run_refs else complete_runs(runs_root)
+    paths = [resolve_run(r, runs_root, complete=False) for r in run_refs] if run_refs else complete_runs(runs_root)
     if not paths:
         raise RunError(f"no complete run under {runs_root}/ to report on")
     written = write_html_report(paths, out_path)

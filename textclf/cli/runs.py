@@ -7,17 +7,16 @@ from typing import Annotated
 
 import typer
 
-from textclf.cli import app
 from textclf.cli._render import json_line, out, pct
 from textclf.errors import ConfigError
 
-runs_app = typer.Typer(help="Runs under the runs folder: list them and compare them.", no_args_is_help=True)
-app.add_typer(runs_app, name="runs")
+# Registered by textclf.cli as `runs`.
+app = typer.Typer(help="Runs under the runs folder: list them and compare them.", no_args_is_help=True)
 
 STATUS_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
 
-@runs_app.command("list")
+@app.command("list")
 def list_runs(
     runs_root: Annotated[str, typer.Option(help="Where runs live.")] = "runs",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
@@ -56,7 +55,7 @@ def list_runs(
     out.print(table)
 
 
-@runs_app.command("compare")
+@app.command("compare")
 def compare(
     run_refs: Annotated[list[str], typer.Argument(help="Run directories or run names (two or more).")],
     runs_root: Annotated[str, typer.Option(help="Where run names are looked up.")] = "runs",
@@ -64,11 +63,11 @@ def compare(
 ) -> None:
     """Config differences and metrics of runs side by side; the best value of each metric in bold."""
     from textclf.reports import COMPARED_METRICS, compare_runs, format_metric
-    from textclf.runs import find_run
+    from textclf.runs import resolve_run
 
     if len(run_refs) < 2:
         raise ConfigError("runs compare needs at least two runs")
-    result = compare_runs([find_run(r, runs_root) for r in run_refs])
+    result = compare_runs([resolve_run(r, runs_root, complete=False) for r in run_refs])
     if as_json:
         json_line(result)
         return

@@ -1,4 +1,8 @@
-"""`textclf train` and its presets (train-transformer): one training path."""
+"""`textclf train` and its presets (train-transformer, …): one options signature, one training path.
+
+This module only parses options and renders: the config layering, the presets and the resume
+rules are the library's (textclf.config, textclf.experiments, textclf.training).
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,22 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli import app
-from textclf.cli._render import err, out, pct
-from textclf.errors import ConfigError
+from textclf.cli._render import err, run_with_progress
+
+app = typer.Typer()
 
 DATA = "Data"
 TRAIN = "Training"
 MODEL = "Model sizes"
 RUN = "Run directory"
 RUNTIME = "Devices and distribution"
-
-
 EXPERIMENT = "Experiments and resume"
 
+# Options that are not config fields: where the config comes from and where the run goes.
+_RUN_OPTIONS = ("experiment", "experiments_file", "resume", "set_", "run_dir", "runs_root")
 
-def train(
+
+def _options(
     model: Annotated[Optional[str], typer.Option(
         help="Registered model name (see `textclf models list`), or auto: chosen from the training data's "
              "samples / median words per sample (default: auto).")] = None,
@@ -101,192 +106,42 @@ def train(
                                                    rich_help_panel=RUN)] = None,
     runs_root: Annotated[str, typer.Option(help="Where runs and `latest` live.", rich_help_panel=RUN)] = "runs",
 ) -> None:
-    """Train a model, evaluate it on the eval data and write a run directory."""
-    _train(locals(), preset_layer={})
+    """The options of `train` and of every preset (a signature only: see _command)."""
 
 
-def _train(options: dict[str, Any], preset_layer: dict[str, Any], default_model: str = "auto") -> None:
-    """Options -> config layers -> one training run.
+def _train(options: dict[str, Any], preset) -> None:
+    from textclf import config as cfg
+    from textclf.experiments import train_config
+    from textclf.training import resume_run, run_training
 
-    Precedence, lowest first: model defaults < preset < yaml defaults < experiment <
-    options < --set.
-    """
-    from textclf.config import resolve_config
-
-    o = options
-    cli_layer = _options_layer(
-        model=o["model"],
-        data={"train": o["data"], "eval": o["eval_data"], "text_fields": o["text_field"] or None,
-              "label_field": o["label_field"], "eval_fraction": o["eval_fraction"],
-              "tfds_data_dir": o["tfds_data_dir"]},
-        training={"epochs": o["epochs"], "global_batch_size": o["batch_size"], "learning_rate": o["learning_rate"],
-                  "optimizer": o["optimizer"], "weight_decay": o["weight_decay"], "schedule": o["schedule"],
-                  "warmup": o["warmup"], "seed": o["seed"], "patience": o["patience"],
-                  "min_delta": o["min_delta"], "restore_best": o["restore_best"]},
-        runtime={"strategy": o["strategy"], "per_replica_batch_size": o["per_replica_batch_size"],
-                 "precision": o["precision"], "jit_compile": o["jit_compile"], "deterministic": o["deterministic"]},
-        model_params={k: o[k] for k in ("max_length", "vocab_size", "embed_dim", "num_heads", "ff_dim",
-                                        "num_layers", "dropout", "encoder", "preprocessor", "pooling")},
-    )
-    sets = parse_sets(o["set_"] or [])
-    if o["resume"] is not None:
-        given = sorted(set(cli_layer) - {"model"} | set(sets)) + (["--experiment"] if o["experiment"] else []) \
-            + (["--run-dir"] if o["run_dir"] else [])
-        if given or (o["model"] not in (None, default_model)):
-            raise ConfigError("--resume continues a run with its saved config; drop the other config options "
-                              f"({', '.join(given or ['--model'])})")
-        from textclf.training import resume_run
-
-        _run_with_progress(lambda listener: resume_run(o["resume"], listener=listener))
+    flags = {name: options.pop(name) for name in _RUN_OPTIONS}
+    if preset is not None and options["model"] == preset.model:  # the preset's default, not the user's choice
+        options["model"] = None
+    layer = cfg.options_layer(options)
+    sets = cfg.parse_sets(flags["set_"] or [])
+    if flags["resume"] is not None:
+        given = {"experiment": flags["experiment"], "run_dir": flags["run_dir"]}
+        overrides = cfg.deep_merge(layer, sets, {k: v for k, v in given.items() if v is not None})
+        run_with_progress(lambda listener: resume_run(flags["resume"], overrides, listener=listener))
         return
-    layers: list[dict[str, Any]] = [preset_layer]
-    if o["experiment"]:
-        from textclf.experiments import load_experiments
-
-        layers += load_experiments(o["experiments_file"]).layers(o["experiment"])
-    config = resolve_config({"model": default_model}, *layers, cli_layer, sets)
-    _run(config, runs_root=o["runs_root"], run_dir=o["run_dir"], experiment=o["experiment"])
-
-
-def _options_layer(**groups: Any) -> dict[str, Any]:
-    """Nested dict of the options the user gave (None = not given)."""
-    layer: dict[str, Any] = {}
-    for key, value in groups.items():
-        if isinstance(value, dict):
-            given = {k: v for k, v in value.items() if v is not None}
-            if given:
-                layer[key] = given
-        elif value is not None:
-            layer[key] = value
-    return layer
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`a.b=value` strings -> nested dict (values coerced later by field type)."""
-    layer: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE (e.g. training.epochs=3), got {item!r}")
-        node = layer
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r} conflicts with another --set for {part!r}")
-        node[parts[-1]] = value
-    return layer
-
-
-def _run(config, *, runs_root: str, run_dir: str | None, experiment: str | None = None):
-    from textclf.training import run_training
-
+    config = train_config(layer, sets, preset=preset, experiment=flags["experiment"],
+                          experiments_file=flags["experiments_file"])
     if config.selection:
         err.print(f"model auto: {config.selection['reason']}", highlight=False)
-
-    return _run_with_progress(lambda listener: run_training(
-        config, runs_root=runs_root, run_dir=run_dir, listener=listener, experiment=experiment))
-
-
-def _run_with_progress(train_fn):
-    with _ProgressListener() as listener:
-        result = train_fn(listener)
-    _summary(result)
-    return result
+    run_with_progress(lambda listener: run_training(
+        config, runs_root=flags["runs_root"], run_dir=flags["run_dir"], listener=listener,
+        experiment=flags["experiment"]))
 
 
-class _ProgressListener:
-    """Draws one rich progress bar per epoch with running loss and accuracy."""
+def _command(name: str, doc: str, preset=None):
+    """The command `name`: `_options`' signature (the model's default is the preset's), one path."""
 
-    def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    def command(**options: Any) -> None:
+        _train(options, preset)
 
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"), TimeElapsedColumn(),
-            console=err, transient=False,
-        )
-        self.task = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress.live.is_started:
-            self.progress.stop()
-        return False
-
-    def on_status(self, message: str) -> None:
-        if self.progress.console.is_terminal:  # chatter only for people, not for logs
-            self.progress.console.print(f"[dim]{message}…[/]")
-
-    def on_start(self, info: dict) -> None:
-        self.info = info
-        self.progress.start()  # only now: a failure while loading data prints just its error line
-        self.progress.console.print(
-            f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
-            f"({len(info['labels'])} classes) → {info['run_dir']}")
-        self.progress.console.print(info["runtime"])
-        for note in info.get("notes", []):
-            self.progress.console.print(note, highlight=False)
-        if info.get("initial_epoch"):
-            self.progress.console.print(f"resuming after epoch {info['initial_epoch']} of {info['epochs']}")
-
-    def on_note(self, line: str) -> None:
-        self.progress.console.print(line, highlight=False)
-
-    def on_batch(self, epoch: int, step: int, logs: dict) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task(
-                f"epoch {epoch + 1}/{self.info['epochs']}", total=self.info["steps"], loss=0.0, acc=0.0)
-        self.progress.update(self.task, completed=step, loss=logs.get("loss", 0.0), acc=logs.get("accuracy", 0.0))
-
-    def on_epoch(self, epoch: int, logs: dict) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, completed=self.info["steps"],
-                                 description=f"epoch {epoch + 1}/{self.info['epochs']} "
-                                             f"val_acc {logs.get('val_accuracy', float('nan')):.4f}")
-        self.task = None
-
-
-def _summary(result) -> None:
-    from rich.table import Table
-
-    m = result.metrics
-    table = Table(title="run summary", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("run", str(result.run_dir))
-    table.add_row("model", result.info.get("model", ""))
-    table.add_row("eval data", m["data"])
-    table.add_row("accuracy", pct(m["accuracy"]))
-    table.add_row("macro-F1", pct(m["macro_f1"]))
-    table.add_row("train examples", str(m["train_examples"]))
-    if m.get("solver"):
-        tried = ", ".join(f"{c:g}" for c in m.get("c_tried", []))
-        table.add_row("fit", f"L-BFGS, C {m['c']:g}" + (f" (chosen on validation from {tried})" if tried else ""))
-    if m.get("stopped_early"):
-        table.add_row("epochs", f"{m['epochs_run']} (stopped early; best epoch {m.get('best_epoch')})")
-    table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")
-    table.add_row("duration", f"{result.info.get('duration_seconds', 0):.1f} s")
-    out.print(table)
-
-
-def preset(name: str, doc: str, *, model: str, layer: dict[str, Any] | None = None):
-    """A command that is `train` with another default model and a preset config layer.
-
-    Same options, same code path; the preset sits above the model's defaults and below
-    the user's options.
-    """
-
-    def command(**kwargs: Any) -> None:
-        if kwargs["model"] == model:  # the preset's default, not the user's choice
-            kwargs["model"] = None
-        _train(kwargs, preset_layer=layer or {}, default_model=model)
-
-    hints = typing.get_type_hints(train, include_extras=True)
-    params = []
-    for n, p in inspect.signature(train).parameters.items():
-        p = p.replace(annotation=hints[n])
-        params.append(p.replace(default=model) if n == "model" else p)
+    hints = typing.get_type_hints(_options, include_extras=True)
+    params = [p.replace(annotation=hints[n], default=preset.model if preset and n == "model" else p.default)
+              for n, p in inspect.signature(_options).parameters.items()]
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__name__ = name.replace("-", "_")
@@ -295,16 +150,12 @@ def preset(name: str, doc: str, *, model: str, layer: dict[str, Any] | None = No
     return command
 
 
-app.command("train")(train)
-preset("train-transformer", "Train the Transformer from scratch (the lesson's first recipe); "
-       "same as train --model transformer.", model="transformer")
-preset("train-bert-frozen", "Train a classifier on a frozen BERT encoder with Adam (the lesson's second recipe).",
-       model="bert-small",
-       layer={"model_params": {"trainable": False},
-              "training": {"optimizer": "adam", "learning_rate": 1e-3, "schedule": "constant", "warmup": 0,
-                           "weight_decay": 0, "epochs": 3}})
-preset("finetune-bert-adamw", "Fine-tune a BERT encoder with AdamW, linear warmup then linear decay "
-       "(Model Garden's create_optimizer; the lesson's third recipe).", model="bert-small",
-       layer={"model_params": {"trainable": True},
-              "training": {"optimizer": "adamw", "learning_rate": 5e-5, "schedule": "linear", "warmup": 0.1,
-                           "weight_decay": 0.01}})
+def _register() -> None:
+    from textclf.experiments import PRESETS
+
+    _command("train", "Train a model, evaluate it on the eval data and write a run directory.")
+    for preset in PRESETS.values():
+        _command(preset.name, preset.description, preset)
+
+
+_register()

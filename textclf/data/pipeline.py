@@ -20,8 +20,6 @@ class Batches:
 
     dataset: tf.data.Dataset
     steps: int
-    examples: int
-    padded_tokens: int | None = None
 
 
 def encode_texts(texts: np.ndarray, encode: Encoder) -> tf.RaggedTensor:
@@ -96,7 +94,7 @@ def training_batches(
 
     ds = _epochs(start_epoch, repeat).flat_map(one_epoch)
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return Batches(ds.prefetch(tf.data.AUTOTUNE), steps, len(labels))
+    return Batches(ds.prefetch(tf.data.AUTOTUNE), steps)
 
 
 def _epochs(start_epoch: int, repeat: bool) -> tf.data.Dataset:
@@ -126,7 +124,7 @@ def eval_batches(ids: tf.RaggedTensor, labels: np.ndarray, *, batch_size: int) -
     """
     ds = tf.data.Dataset.from_tensor_slices((tf.cast(ids, tf.int32), labels.astype(np.int32))).batch(batch_size)
     ds = ds.map(lambda x, y: (x.to_tensor(0), y)).cache().prefetch(tf.data.AUTOTUNE)
-    return Batches(ds, math.ceil(len(labels) / batch_size), len(labels))
+    return Batches(ds, math.ceil(len(labels) / batch_size))
 
 
 @dataclass
@@ -176,7 +174,7 @@ def feature_batches(
         return batches.map(lambda i: (_take(xs, i), tf.gather(ys, i)))
 
     ds = _epochs(start_epoch, repeat=True).flat_map(one_epoch)
-    return Batches(ds.prefetch(tf.data.AUTOTUNE), steps, len(labels))
+    return Batches(ds.prefetch(tf.data.AUTOTUNE), steps)
 
 
 def array_batches(features: Features, labels: np.ndarray, *, batch_size: int) -> Batches:
@@ -186,7 +184,7 @@ def array_batches(features: Features, labels: np.ndarray, *, batch_size: int) ->
         ds = tf.data.Dataset.range(len(labels)).batch(batch_size).map(lambda i: (features.rows(i), tf.gather(ys, i)))
     else:
         ds = tf.data.Dataset.from_tensor_slices((features, labels.astype(np.int32))).batch(batch_size)
-    return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size), len(labels))
+    return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size))
 
 
 def feature_function(model):
@@ -198,24 +196,31 @@ def feature_function(model):
     return tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, None], tf.int32)])
 
 
+def length_order(lengths, batch_size: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Row indices in length order cut into batches (little padding per batch), and the inverse
+    permutation that puts the concatenated results back in input order."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)], inverse
+
+
 def predict_by_length(fn, ids: tf.RaggedTensor, batch_size: int) -> Features:
     """fn(padded ids) for every row, batched in length order (little padding), in input order.
 
     `fn` is a `feature_function`: reuse one for several id sets and it is traced once. A model
     with SparseTensor output (a bag of n-grams) gives SparseRows, else an array.
     """
-    lengths = ids.row_lengths().numpy()
-    order = np.argsort(lengths, kind="stable")
-    ordered = tf.cast(tf.gather(ids, order), tf.int32)
-    outputs = [fn(ordered[i:i + batch_size].to_tensor(0)) for i in range(0, len(order), batch_size)]
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
+    batches, inverse = length_order(ids.row_lengths().numpy(), batch_size)
+    ids = tf.cast(ids, tf.int32)
+    outputs = [fn(tf.gather(ids, rows).to_tensor(0)) for rows in batches]
+    n = len(inverse)
     if outputs and isinstance(outputs[0], tf.SparseTensor):
         offsets = np.cumsum([0] + [int(p.dense_shape[0]) for p in outputs[:-1]])
         rows = np.concatenate([p.indices[:, 0].numpy() + o for p, o in zip(outputs, offsets)])
         cols = np.concatenate([p.indices[:, 1].numpy() for p in outputs])
         values = np.concatenate([p.values.numpy() for p in outputs])
-        as_ragged = lambda v: tf.gather(tf.RaggedTensor.from_value_rowids(v, rows, nrows=len(order)), inverse)
+        as_ragged = lambda v: tf.gather(tf.RaggedTensor.from_value_rowids(v, rows, nrows=n), inverse)
         return SparseRows(as_ragged(cols), as_ragged(values), int(outputs[0].dense_shape[1]))
     out = np.concatenate([o.numpy() for o in outputs])
     return out[inverse]

@@ -14,7 +14,6 @@ A bare path is read by its extension. Label names come from the data, or from a
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import os
@@ -27,6 +26,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from textclf.textfiles import read_text
 from textclf.errors import DataError
 
 DEFAULT_TFDS = "ag_news_subset"
@@ -190,21 +190,7 @@ def _sample_rows(split: str) -> Iterator[tuple[str, str, str]]:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if path.is_dir():
-        raise DataError(f"data path is a directory, not a file: {path}")
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise DataError(f"{path}: not a valid gzip file ({err})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}: not valid UTF-8 text") from None
+    text = read_text(str(path), what="data file")
     if not text.strip():
         raise DataError(f"data file is empty: {path}")
     return io.StringIO(text, newline="")
@@ -452,18 +438,21 @@ def natural_eval_spec(train_spec: str) -> str | None:
 
 def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
     """Training and eval examples for a DataConfig: eval data, natural split or held out."""
-    opts = dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir)
-    train = load_examples(data.train, **opts)
-    eval_spec = data.eval or natural_eval_spec(data.train)
-    if eval_spec is None:
-        return holdout_split(train, data.eval_fraction, seed)
-    return train, load_examples(eval_spec, label_names=train.label_names, default_split="test", **opts)
+    train = load_examples(data.train, **_file_options(data))
+    if data.eval or natural_eval_spec(data.train):
+        return train, load_eval(data, seed, train.label_names)
+    return holdout_split(train, data.eval_fraction, seed)
 
 
 def load_eval(data, seed: int, label_names: Sequence[str], spec: str | None = None) -> Examples:
-    """Eval examples for a finished run: `spec`, or the run's own eval data (same held-out split)."""
-    opts = dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir)
+    """Eval examples of a DataConfig (or `spec`): its eval data, else the training data's held-out
+    part (for a finished run: the same rows as in training, same seed)."""
     eval_spec = spec or data.eval or natural_eval_spec(data.train)
     if eval_spec is not None:
-        return load_examples(eval_spec, label_names=label_names, default_split="test", **opts)
-    return holdout_split(load_examples(data.train, label_names=label_names, **opts), data.eval_fraction, seed)[1]
+        return load_examples(eval_spec, label_names=label_names, default_split="test", **_file_options(data))
+    train = load_examples(data.train, label_names=label_names, **_file_options(data))
+    return holdout_split(train, data.eval_fraction, seed)[1]
+
+
+def _file_options(data) -> dict:
+    return dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir)

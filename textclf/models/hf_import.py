@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from textclf._tf import tf  # before official.*: selects legacy Keras first
+from textclf import runs
 from textclf.errors import ModelError
 from textclf.models import store
 
@@ -162,7 +162,7 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
     src = Path(src).expanduser()
     if not store.NAME_RE.match(name):
         raise ModelError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
-    from textclf.registry import MODELS
+    from textclf.models.catalog import MODELS
 
     if name in MODELS.builtin_names():
         raise ModelError(f"{name!r} is a built-in model name; choose another --name")
@@ -198,7 +198,7 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
                                               tokenize_with_offsets=False,
                                               default_seq_length=min(seq_length, config.get("max_position_embeddings", 512)))
         shutil.rmtree(tmp / "ckpt")
-        meta = {"name": name, "kind": "bert", "source": str(src.resolve()), "imported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        meta = {"name": name, "kind": "bert", "source": str(src.resolve()), "imported": runs.timestamp(),
                 "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"],
                 "num_attention_heads": config["num_attention_heads"], "vocab_size": config["vocab_size"],
                 "max_position_embeddings": config.get("max_position_embeddings", 512),

@@ -1,0 +1,109 @@
+"""The shape of the code, checked: each concern has one owner module (issue 13)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "textclf"
+
+# The files of a run directory are named in runs.py only. Two other modules read files that
+# happen to share a name: a Hugging Face checkpoint's config.json and a .keras archive's.
+RUN_FILES = {"run.json", "config.json", "labels.json", "history.json", "metrics.json", "progress.json",
+             "model.keras", "checkpoints", "logs"}
+ALLOWED = {"textclf/runs.py": RUN_FILES, "textclf/models/hf_import.py": {"config.json"},
+           "textclf/models/saving.py": {"config.json"}}
+
+
+def _sources(*folders: str):
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(encoding="utf-8"))
+
+
+def _module(rel: str) -> str:
+    return rel[:-3].replace("/", ".").removesuffix(".__init__")
+
+
+def _imports(tree: ast.AST, module: str):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                base = ".".join(module.split(".")[: -node.level] + ([base] if base else []))
+            yield base
+            yield from (f"{base}.{a.name}" for a in node.names)
+
+
+def test_run_file_names_are_defined_only_in_runs_py():
+    found = []
+    for rel, tree in _sources("textclf", "bench"):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if node.value in RUN_FILES - ALLOWED.get(rel, set()):
+                    found.append(f"{rel}:{node.lineno} {node.value!r}")
+    assert not found, "run-file names outside runs.py (use runs.Run / its constants):\n" + "\n".join(found)
+
+
+def test_the_library_never_imports_the_cli_and_bench_only_its_app():
+    found = []
+    for rel, tree in _sources("textclf", "bench"):
+        if rel.startswith("textclf/cli/") or rel == "textclf/__main__.py":  # the entry points
+            continue
+        for name in _imports(tree, _module(rel)):
+            if not name.startswith("textclf.cli"):
+                continue
+            if rel.startswith("textclf/") or name not in ("textclf.cli", "textclf.cli.app", "textclf.cli.main"):
+                found.append(f"{rel}: {name}")
+    assert not found, found
+
+
+def test_cli_modules_own_their_apps_and_do_not_pass_locals():
+    for rel, tree in _sources("textclf/cli"):
+        names = {n for n in _imports(tree, _module(rel))}
+        assert "textclf.cli.app" not in names, f"{rel} imports the package's app; give it its own"
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "locals"]
+        assert not calls, f"{rel} calls locals()"
+        private = sorted(n for n in names if n.startswith("textclf.cli.") and n.rsplit(".", 1)[-1].startswith("_")
+                         and not n.startswith("textclf.cli._render"))
+        assert not private, f"{rel} imports another command's private helpers: {private}"
+
+
+def test_no_import_cycle_among_modules():
+    """Counting the imports inside functions too: a lazy import still ties two modules together."""
+    raw = {_module(rel): set(_imports(tree, _module(rel))) for rel, tree in _sources("textclf")}
+
+    def owner(name: str) -> str:  # `textclf.config.RunConfig` -> the module textclf.config
+        while name not in raw and "." in name:
+            name = name.rsplit(".", 1)[0]
+        return name
+
+    graph = {m: {owner(d) for d in deps} for m, deps in raw.items()}
+    graph = {m: {d for d in deps if d in raw and d != m and not m.startswith(d + ".")} for m, deps in graph.items()}
+    # (A module importing its own package is not a cycle: the package is initialised first.)
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, cycles
+
+
+def test_the_registry_is_generic():
+    registry = (PACKAGE / "registry.py").read_text(encoding="utf-8")
+    imports = set(_imports(ast.parse(registry), "textclf.registry"))
+    assert not {i for i in imports if i.startswith(("textclf.models", "textclf.config"))}, imports
+    assert "bert" not in registry.lower().replace("bert_", ""), "registry.py names a model"
