@@ -261,10 +261,10 @@ def _cli_seconds(*argv: str, repeat: int = 3) -> float:
 
 
 def _help_imports_tensorflow() -> bool:
-    code = ("import sys\nfrom textclf.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('tensorflow' in sys.modules, file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return out.stderr.strip().endswith("True")
+    """Whether `python -m textclf --help` imports TensorFlow (Python's own import log says)."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "textclf", "--help"], capture_output=True,
+                         text=True, check=True)
+    return any(line.rsplit("|", 1)[-1].strip() == "tensorflow" for line in out.stderr.splitlines())
 
 
 def cli_latency(rows: list[dict], args, out_dir: Path) -> dict:
