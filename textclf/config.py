@@ -29,11 +29,20 @@ class DataConfig:
     label_field: str | None = None
     eval_fraction: float = 0.1
     tfds_data_dir: str | None = None
+    # k-fold cross-validation: `folds` stratified, seeded parts of the training data; run `fold`
+    # trains on the others and is evaluated on it (a group of `folds` runs, see training.run_group).
+    folds: int = 0
+    fold: int | None = None
 
     def __post_init__(self) -> None:
         check(bool(self.train.strip()), "train", self.train, "a data spec")
         check(0.0 < self.eval_fraction < 1.0, "eval_fraction", self.eval_fraction,
               "a fraction between 0 and 1")
+        check(self.folds == 0 or self.folds >= 2, "folds", self.folds, "0 (no cross-validation) or an integer >= 2")
+        check(self.folds == 0 or self.eval is None, "eval", self.eval,
+              "no eval data with folds (each fold's run is evaluated on its held-out fold of the training data)")
+        check(self.fold is None or (self.folds >= 2 and 0 <= self.fold < self.folds), "fold", self.fold,
+              f"a fold index in [0, {self.folds}) with folds >= 2")
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,11 @@ class TrainingConfig:
     # After early stopping on the validation part, train a fresh head on all the training data
     # for the best epoch's count (models with precomputed features: n-gram, frozen BERT).
     refit: bool = False
+    # > 1: a group of this many runs that differ only in the seed (seed, seed + 1, …).
+    seeds: int = 1
 
     def __post_init__(self) -> None:
+        check(self.seeds >= 1, "seeds", self.seeds, "an integer >= 1")
         check(0 <= self.validation_fraction < 1, "validation_fraction", self.validation_fraction,
               "a fraction in [0, 1) (0 = validate on the eval data)")
         check(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = no early stopping)")
@@ -144,6 +156,7 @@ OPTION_FIELDS = {
     "model": "model",
     "data": "data.train", "eval_data": "data.eval", "text_field": "data.text_fields",
     "label_field": "data.label_field", "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
+    "folds": "data.folds", "seeds": "training.seeds",
     "epochs": "training.epochs", "batch_size": "training.global_batch_size",
     "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",
     "weight_decay": "training.weight_decay", "schedule": "training.schedule", "warmup": "training.warmup",

@@ -141,26 +141,147 @@ COMPARED_METRICS = (  # (key, label, higher is better)
 )
 
 
-def compare_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
-    """Config differences and metrics of complete runs side by side, with the best per metric."""
-    loaded = [load_run_summary(p) for p in run_dirs]
-    names = [r["name"] for r in loaded]
-    if len(set(names)) < len(names):
-        names = [r["path"] for r in loaded]
-    flat = [flatten(r["config"]) for r in loaded]
+TESTED_METRICS = ("accuracy", "macro_f1")  # per-example paired tests; the others are reported as measured
+
+
+def summarize_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
+    """Mean, sd and 95% interval of accuracy and macro-F1 over runs (a group)."""
+    from textclf import stats
+
+    metrics = [runs.Run.open(p).metrics for p in run_dirs]
+    return {"n": len(metrics), **{key: stats.summary([m[key] for m in metrics if isinstance(m.get(key), (int, float))])
+                                  for key in TESTED_METRICS}}
+
+
+def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Runs or groups of runs (a list of run directories each) side by side.
+
+    Config differences; each metric (a group's: the mean over its runs, with sd and 95%
+    interval); and, when every run was evaluated on the same eval data, the leader of each
+    metric tested against every other item on the saved per-example predictions (accuracy:
+    McNemar's exact test and a paired bootstrap interval; macro-F1: a paired bootstrap interval
+    and p). `best` names a leader only when it is ahead of every other item by more than noise
+    (speed and duration: when the eval data match). Items evaluated on different data are
+    `comparable: false` and nothing is ranked.
+    """
+    groups = [[Path(item)] if isinstance(item, (str, Path)) else [Path(p) for p in item] for item in items]
+    loaded = [[load_run_summary(p) for p in members] for members in groups]
+    if names is None:
+        names = [g[0]["name"] if len(g) == 1 else str(g[0]["info"].get("group", {}).get("id", g[0]["name"]))
+                 for g in loaded]
+        if len(set(names)) < len(names):
+            names = [g[0]["path"] if len(g) == 1 else f"{n} ({len(g)} runs)" for n, g in zip(names, loaded)]
+    names = list(names)
+    flat = [flatten(_group_config(g)) for g in loaded]
     keys = sorted(set().union(*flat)) if flat else []
     differences = {k: [f.get(k) for f in flat] for k in keys
                    if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1}
     metrics: dict[str, list[Any]] = {}
-    best: dict[str, str] = {}
+    summaries: dict[str, list[Any]] = {}
+    for key, _, _ in COMPARED_METRICS:
+        values = [[r["metrics"].get(key) for r in g] for g in loaded]
+        numbers = [[v for v in vs if isinstance(v, (int, float))] for vs in values]
+        metrics[key] = [vs[0] if len(vs) == 1 else (sum(ns) / len(ns) if ns else None) for vs, ns in zip(values, numbers)]
+        if key in TESTED_METRICS:
+            from textclf import stats
+
+            summaries[key] = [stats.summary(ns) for ns in numbers]
+    eval_keys = [_eval_key(g) for g in loaded]
+    comparable = len(set(eval_keys)) == 1
+    result: dict[str, Any] = {
+        "runs": names, "paths": [g[0]["path"] if len(g) == 1 else [r["path"] for r in g] for g in loaded],
+        "kinds": ["run" if len(g) == 1 else "group" for g in loaded], "n": [len(g) for g in loaded],
+        "config_differences": differences, "metrics": metrics, "summaries": summaries,
+        "comparable": comparable, "not_comparable": None if comparable else _why_not_comparable(names, loaded),
+        "leader": {}, "tests": {}, "best": {}, "untested": None,
+    }
+    if not comparable or len(loaded) < 2:
+        return result
+    predictions = _aligned_predictions(loaded)
+    if predictions is None:
+        result["untested"] = ("no per-example predictions in some runs (trained before textclf saved "
+                              "predictions.npz): train them again to test the differences")
     for key, _, higher in COMPARED_METRICS:
-        values = [r["metrics"].get(key) for r in loaded]
-        metrics[key] = values
-        present = [(v, n) for v, n in zip(values, names) if isinstance(v, (int, float))]
-        if len(present) > 1:
-            best[key] = (max if higher else min)(present)[1]
-    return {"runs": names, "paths": [r["path"] for r in loaded], "config_differences": differences,
-            "metrics": metrics, "best": best}
+        present = [(v, i) for i, v in enumerate(metrics[key]) if isinstance(v, (int, float))]
+        if len(present) < 2:
+            continue
+        lead = (max if higher else min)(present)[1]
+        result["leader"][key] = names[lead]
+        if key not in TESTED_METRICS:
+            result["best"][key] = names[lead]
+            continue
+        if predictions is None:
+            continue
+        tests = [dict(_paired_test(key, predictions, lead, other, len(loaded[lead][0]["labels"])), other=names[other])
+                 for _, other in present if other != lead]
+        result["tests"][key] = tests
+        if tests and all(t["significant"] for t in tests):
+            result["best"][key] = names[lead]
+    return result
+
+
+def _group_config(members: list[dict]) -> dict:
+    """The config the runs of a group share (the seed and fold vary by design)."""
+    config = json.loads(json.dumps(members[0]["config"]))
+    if len(members) > 1:
+        config.get("training", {}).pop("seed", None)
+        config.get("data", {}).pop("fold", None)
+    return config
+
+
+def _fingerprint(run: dict) -> str:
+    m = run["metrics"]
+    return str(m.get("eval_fingerprint") or f"{m.get('data')}|{m.get('examples')}")
+
+
+def _eval_key(members: list[dict]) -> tuple[str, ...]:
+    return tuple(sorted({_fingerprint(r) for r in members}))
+
+
+def _why_not_comparable(names: list[str], loaded: list[list[dict]]) -> str:
+    described = "; ".join(f"{n}: {', '.join(sorted({str(r['metrics'].get('data')) for r in g}))}"
+                          for n, g in zip(names, loaded))
+    return f"not comparable: the runs were evaluated on different eval data ({described})"
+
+
+def _aligned_predictions(loaded: list[list[dict]]):
+    """Per item: (true labels, predictions (runs, examples)) over the same examples in the same order.
+
+    Runs sharing one eval set are rows; runs on different parts (folds, or seed-dependent held-out
+    parts) are concatenated in fingerprint order, so an item's out-of-fold predictions cover it once.
+    """
+    import numpy as np
+
+    aligned = []
+    for members in loaded:
+        saved = [(_fingerprint(r), runs.Run(r["path"]).predictions) for r in members]
+        if any(p is None for _, p in saved):
+            return None
+        keys = sorted({k for k, _ in saved})
+        if len(keys) == 1:
+            labels = saved[0][1]["labels"]
+            rows = np.stack([p["predicted"] for _, p in saved])
+        else:
+            by_key = {k: p for k, p in saved}  # one run per part
+            labels = np.concatenate([by_key[k]["labels"] for k in keys])
+            rows = np.concatenate([by_key[k]["predicted"] for k in keys])[None, :]
+        aligned.append((labels, rows))
+    return aligned
+
+
+def _paired_test(key: str, predictions, a: int, b: int, num_classes: int) -> dict[str, Any]:
+    from textclf import stats
+
+    labels, pa = predictions[a]
+    _, pb = predictions[b]
+    if key == "accuracy":
+        result = stats.compare_correctness(pa == labels, pb == labels)
+        return {"test": "McNemar exact + paired bootstrap", "difference": result["difference"],
+                "interval": result["interval"], "p_value": result["p_value"], "significant": result["significant"]}
+    result = stats.paired_bootstrap_f1(labels, pa, pb, num_classes)
+    low, high = result["interval"]
+    return {"test": "paired bootstrap", "difference": result["difference"], "interval": result["interval"],
+            "p_value": result["p_value"], "significant": result["p_value"] < stats.ALPHA and (low > 0 or high < 0)}
 
 
 def load_run_summary(run_dir: Path) -> dict[str, Any]:
@@ -171,13 +292,15 @@ def load_run_summary(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"run {run_dir} is not complete (status: {runs.status(info)})")
     metrics = {**run.metrics, "duration_seconds": info.get("duration_seconds")}
     return {"name": info.get("name", run.path.name), "path": str(run.path), "info": info,
-            "config": run.config, "metrics": metrics, "history": run.history}
+            "config": run.config, "metrics": metrics, "history": run.history, "labels": run.labels}
 
 
-def html_report(run_dirs: Sequence[Path]) -> str:
-    """One self-contained HTML page comparing runs: metrics, per-class tables, plots, configs."""
-    loaded = [load_run_summary(p) for p in run_dirs]
-    comparison = compare_runs(run_dirs)
+def html_report(items: Sequence[Path | Sequence[Path]]) -> str:
+    """One self-contained HTML page comparing runs (or groups): metrics with their uncertainty,
+    the paired tests, per-class tables, plots, configs."""
+    comparison = compare_runs(items)
+    loaded = [load_run_summary(Path(p)) for paths in comparison["paths"]
+              for p in ([paths] if isinstance(paths, str) else paths)]
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>textclf report</title><style>",
@@ -185,21 +308,22 @@ def html_report(run_dirs: Sequence[Path]) -> str:
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "th:first-child,td:first-child{text-align:left}.best{font-weight:bold;color:#17692b}"
         "pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}img{max-width:100%}"
-        "section{border-top:2px solid #ddd;margin-top:2em}",
+        ".note{color:#8a4b00}section{border-top:2px solid #ddd;margin-top:2em}",
         "</style></head><body><h1>textclf report</h1>",
-        "<h2>Metrics</h2><table><tr><th>run</th><th>model</th><th>eval data</th>",
+        "<h2>Metrics</h2><table><tr><th>run or group</th><th>runs</th><th>eval data</th>",
     ]
     parts += [f"<th>{e(label)}</th>" for _, label, _ in COMPARED_METRICS]
     parts.append("</tr>")
-    for i, run in enumerate(loaded):
-        name = comparison["runs"][i]
-        parts.append(f"<tr><td><a href='#run-{i}'>{e(name)}</a></td><td>{e(str(run['info'].get('model', '')))}</td>"
-                     f"<td>{e(str(run['metrics'].get('data', '')))}</td>")
+    for i, name in enumerate(comparison["runs"]):
+        members = [comparison["paths"][i]] if isinstance(comparison["paths"][i], str) else comparison["paths"][i]
+        data = sorted({str(r["metrics"].get("data", "")) for r in loaded if r["path"] in members})
+        parts.append(f"<tr><td>{e(name)}</td><td>{comparison['n'][i]}</td><td>{e('; '.join(data))}</td>")
         for key, _, _ in COMPARED_METRICS:
             cls = " class='best'" if comparison["best"].get(key) == name else ""
-            parts.append(f"<td{cls}>{e(format_metric(key, run['metrics'].get(key)))}</td>")
+            parts.append(f"<td{cls}>{e(format_summary(comparison, key, i))}</td>")
         parts.append("</tr>")
     parts.append("</table>")
+    parts += [f"<p class='note'>{e(line)}</p>" for line in verdict_lines(comparison)]
     if comparison["config_differences"] and len(loaded) > 1:
         parts.append("<h2>Config differences</h2><table><tr><th>field</th>")
         parts += [f"<th>{e(n)}</th>" for n in comparison["runs"]]
@@ -209,7 +333,7 @@ def html_report(run_dirs: Sequence[Path]) -> str:
         parts.append("</table>")
     for i, run in enumerate(loaded):
         m = run["metrics"]
-        parts.append(f"<section id='run-{i}'><h2>{e(comparison['runs'][i])}</h2>"
+        parts.append(f"<section id='run-{i}'><h2>{e(run['name'])}</h2>"
                      f"<p>{e(run['path'])}</p><table><tr><th>label</th><th>precision</th><th>recall</th>"
                      "<th>F1</th><th>support</th></tr>")
         for row in m.get("per_class", []):
@@ -230,6 +354,34 @@ def _img(png: bytes, alt: str) -> str:
     return f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
 
 
+def format_summary(comparison: dict, key: str, index: int) -> str:
+    """An item's metric: one run's value, or a group's mean ± sd [95% interval]."""
+    summary = comparison["summaries"].get(key, [None] * (index + 1))[index]
+    if not summary or summary["n"] < 2:
+        return format_metric(key, comparison["metrics"][key][index])
+    low, high = (min(max(x, 0.0), 1.0) for x in summary["ci"])  # a proportion's interval, clipped to [0, 1]
+    return (f"{100 * summary['mean']:.2f} ± {100 * summary['sd']:.2f}% "
+            f"[{100 * low:.2f}, {100 * high:.2f}]")
+
+
+def verdict_lines(comparison: dict) -> list[str]:
+    """What the comparison says, in sentences: not comparable, untested, or each leader vs noise."""
+    if not comparison["comparable"]:
+        return [comparison["not_comparable"] + "; nothing is ranked"]
+    if comparison["untested"]:
+        return [comparison["untested"]]
+    lines = []
+    labels = {key: label for key, label, _ in COMPARED_METRICS}
+    for key, tests in comparison["tests"].items():
+        leader = comparison["leader"][key]
+        for t in tests:
+            low, high = t["interval"]
+            verdict = "ahead by more than noise" if t["significant"] else "not ahead by more than noise"
+            lines.append(f"{labels[key]}: {leader} vs {t['other']}: {100 * t['difference']:+.2f} pt, 95% interval "
+                         f"[{100 * low:+.2f}, {100 * high:+.2f}], p = {t['p_value']:.3g} ({t['test']}) — {verdict}")
+    return lines
+
+
 def format_metric(key: str, value: Any) -> str:
     """A metric value as shown in tables: percentages for accuracy/F1, else a number."""
     if not isinstance(value, (int, float)):
@@ -239,7 +391,7 @@ def format_metric(key: str, value: Any) -> str:
     return f"{value:,.1f}"
 
 
-def write_html_report(run_dirs: Sequence[Path], out: str | Path) -> Path:
+def write_html_report(run_dirs: Sequence[Path | Sequence[Path]], out: str | Path) -> Path:
     """Write the report atomically to `out`."""
     out = Path(out)
     if not out.parent.is_dir():

@@ -27,6 +27,7 @@ CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npz"  # per eval example: true and predicted class (paired tests)
 PROGRESS_FILE = "progress.json"  # inside checkpoints/
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
@@ -71,6 +72,17 @@ def write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_npz(path: Path, arrays: dict) -> None:
+    """numpy arrays into one .npz, atomically."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    write_bytes(path, buffer.getvalue())
 
 
 def read_json(path: Path) -> Any:
@@ -211,6 +223,81 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
     return sorted(found, key=lambda i: (str(i.get("started", "")), i["name"]))
 
 
+def new_group_id(name: str, kind: str, size: int) -> str:
+    """A group's id: <time>-<name>-<kind><size>, e.g. 20261202-101500-transformer-seeds5."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}-{kind}{size}"
+
+
+def groups(root: str | Path = DEFAULT_ROOT) -> dict[str, list[dict]]:
+    """Group id -> its runs' run.json (as list_runs gives them), in group order."""
+    found: dict[str, list[dict]] = {}
+    for info in list_runs(root):
+        group = info.get("group")
+        if isinstance(group, dict) and isinstance(group.get("id"), str):
+            found.setdefault(group["id"], []).append(info)
+    for members in found.values():
+        members.sort(key=lambda i: (i["group"].get("index", 0) if isinstance(i["group"].get("index"), int) else 0))
+    return found
+
+
+def unfinished_group(root: str | Path, experiment: str, configs: list[dict]) -> tuple[str, dict] | None:
+    """The newest group of `experiment` whose runs have these configs (by index) and that is not all
+    complete: (its id, {index: (path, "complete" | "interrupted")}). Failed runs start again."""
+    for group_id, members in reversed(list(groups(root).items())):
+        first = members[0]
+        if first.get("experiment") != experiment or first["group"].get("size") != len(configs):
+            continue
+        state: dict[int, tuple[Path, str]] = {}
+        for info in members:
+            index = info["group"].get("index")
+            stopped = info["status"] == "interrupted" or (info["status"] == "failed" and info.get("error") == "interrupted")
+            if not isinstance(index, int) or not 0 <= index < len(configs) or not (stopped or info["status"] == "complete"):
+                continue
+            try:
+                if read_json(Path(info["path"]) / CONFIG_FILE) == configs[index]:
+                    state[index] = (Path(info["path"]), "complete" if info["status"] == "complete" else "interrupted")
+            except TextclfError:
+                continue
+        if state and any(s != "complete" for _, s in state.values()) or 0 < len(state) < len(configs):
+            return group_id, state
+    return None
+
+
+def resolve_group(ref: str, root: str | Path = DEFAULT_ROOT) -> list[Path] | None:
+    """The complete runs of group `ref` under root (None when no group has that id)."""
+    members = groups(root).get(str(ref))
+    if members is None:
+        return None
+    done = [Path(i["path"]) for i in members if i["status"] == "complete"]
+    if not done:
+        raise RunError(f"group {ref} has no complete run yet")
+    return done
+
+
+def resolve_items(refs: list[str], root: str | Path = DEFAULT_ROOT) -> list[Path | list[Path]]:
+    """Each ref a group id (its complete runs) or a run (see resolve_run)."""
+    return [resolve_group(ref, root) or resolve_run(ref, root, complete=False) for ref in refs]
+
+
+def by_group(paths: list[Path]) -> list[Path | list[Path]]:
+    """Runs with their group's other runs gathered into one item (in order of first appearance)."""
+    items: list[Path | list[Path]] = []
+    where: dict[str, list[Path]] = {}
+    for path in paths:
+        try:
+            group = Run(path).group
+        except TextclfError:
+            group = None
+        if group is None:
+            items.append(path)
+        elif group["id"] in where:
+            where[group["id"]].append(path)
+        else:
+            where[group["id"]] = [path]
+            items.append(where[group["id"]])
+    return [item[0] if isinstance(item, list) and len(item) == 1 else item for item in items]
+
+
 def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, complete: bool = True) -> Path:
     """The run to use: a directory or a run name under root, else (None) the newest complete run.
 
@@ -318,18 +405,46 @@ class Run:
         path = self.path / HISTORY_FILE
         return read_json(path) if path.exists() else {}
 
+    @property
+    def predictions(self) -> dict | None:
+        """{"labels", "predicted"}: the eval examples' true and predicted classes (None for older runs)."""
+        import numpy as np
+
+        path = self.path / PREDICTIONS_FILE
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                out = {key: saved[key] for key in ("labels", "predicted")}
+        except (OSError, ValueError, KeyError) as err:
+            raise RunError(f"{path} is unreadable ({err})") from None
+        if out["labels"].shape != out["predicted"].shape or out["labels"].ndim != 1:
+            raise RunError(f"{path} is unreadable (labels and predictions of different shapes)")
+        return out
+
+    @property
+    def group(self) -> dict | None:
+        """The group this run belongs to ({"id", "kind", "size", "index"}), if any."""
+        group = self.info.get("group")
+        return group if isinstance(group, dict) and isinstance(group.get("id"), str) else None
+
     def mark(self, state: str, **info: Any) -> dict:
         return mark(self.path, state, **info)
 
-    def finish(self, model: Any, metrics: dict, history: dict, info: dict | None = None) -> dict:
-        """Save the model (atomically), history and metrics; mark complete; move `latest`; drop checkpoints.
+    def finish(self, model: Any, metrics: dict, history: dict, info: dict | None = None,
+               predictions: dict | None = None) -> dict:
+        """Save the model (atomically), history, predictions and metrics; mark complete; move `latest`;
+        drop checkpoints.
 
-        `model` is a Keras model (anything with `save(path)`); `info` goes into run.json.
+        `model` is a Keras model (anything with `save(path)`); `info` goes into run.json;
+        `predictions`: {"labels", "predicted"} integer arrays over the eval examples.
         """
         tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
         model.save(tmp_model)
         tmp_model.replace(self.model_path)
         write_json(self.path / HISTORY_FILE, history)
+        if predictions is not None:
+            write_npz(self.path / PREDICTIONS_FILE, predictions)
         write_json(self.path / METRICS_FILE, metrics)
         done = self.mark("complete", finished=timestamp(), duration_seconds=self.duration_seconds(), **(info or {}))
         shutil.rmtree(self.checkpoints_dir, ignore_errors=True)  # only needed to resume

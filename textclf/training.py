@@ -65,18 +65,23 @@ def run_training(
     listener: Any = None,
     resume: bool = False,
     experiment: str | None = None,
+    group: dict[str, Any] | None = None,
 ) -> RunResult:
     """Train `config`, evaluate on its eval data and write a complete run directory.
 
     With `resume`, `run_dir` is an unfinished run of the same config: training continues
     after its last completed epoch (weights, optimizer and RNG state from the checkpoint,
     the data order of the remaining epochs as in an uninterrupted run). `listener`: a
-    Listener (or any object with some of its hooks).
+    Listener (or any object with some of its hooks). `group`: this run's place in a group of
+    runs ({"id", "kind", "size", "index"}, see run_group), recorded in run.json.
     """
     from textclf.models.catalog import MODELS
     from textclf.runtime import reset_precision, setup_runtime
 
     hooks = _Hooks(listener)
+    if config.data.folds and config.data.fold is None:
+        raise ConfigError(f"data.folds {config.data.folds}: cross-validation trains one run per fold; "
+                          "run the group (training.run_group), or set data.fold")
     entry = MODELS.get(config.model)
     if resume:
         runs.check_resumable(run_dir, config)
@@ -100,7 +105,7 @@ def run_training(
         with runs.start(runs_root, experiment or config.model, config.to_dict(), list(data.train.label_names),
                         run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
                         experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
-                        runtime=runtime.to_dict()) as run:
+                        runtime=runtime.to_dict(), **({"group": group} if group else {})) as run:
             inputs = _prepare_inputs(built, config, data, runtime, hooks)
             hooks.on_start({"epochs": 0 if inputs.solved else config.training.epochs, "initial_epoch": 0,
                             "steps": 0 if inputs.solved else inputs.steps, "train_examples": len(data.fit),
@@ -132,6 +137,62 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
     run = runs.Run(runs.check_resumable(run_dir))
     return run_training(resolve_config(run.config), run_dir=run.path, listener=listener, resume=True,
                         experiment=run.info.get("experiment"))
+
+
+@dataclass
+class GroupResult:
+    """A finished group: its runs and the mean, sd and 95% interval of their metrics."""
+
+    id: str
+    kind: str  # seeds | folds | seeds+folds
+    results: list[RunResult]
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group": self.id, "kind": self.kind, "runs": [str(r.run_dir) for r in self.results], **self.summary}
+
+
+def group_members(config: RunConfig) -> tuple[str, list[RunConfig]]:
+    """The kind of group and the config of each of its runs: seeds seed, seed + 1, …; each fold; or both."""
+    t, d = config.training, config.data
+    seeds = [t.seed + i for i in range(t.seeds)]
+    folds = list(range(d.folds)) if d.folds else [None]
+    kind = "+".join(k for k, on in (("seeds", t.seeds > 1), ("folds", bool(d.folds))) if on) or "single"
+    members = [dataclasses.replace(config, training=dataclasses.replace(t, seed=seed),
+                                   data=dataclasses.replace(d, fold=fold)) for seed in seeds for fold in folds]
+    return kind, members
+
+
+def run_group(config: RunConfig, *, runs_root: str | Path = runs.DEFAULT_ROOT, experiment: str | None = None,
+              each: Callable[..., RunResult] | None = None, fresh: bool = True) -> GroupResult:
+    """Train the runs of `config`'s group (training.seeds > 1 and/or data.folds), each a complete run.
+
+    `each(index, total, train)` runs one member, where `train(listener)` trains it (default: no
+    listener); the CLI draws its progress this way. Unless `fresh`, an unfinished group of the
+    same experiment and configs continues: its complete runs are kept, its interrupted run
+    resumes, the rest start.
+    """
+    from textclf.reports import summarize_runs
+
+    kind, members = group_members(config)
+    configs = [m.to_dict() for m in members]
+    found = None if fresh or not experiment else runs.unfinished_group(runs_root, experiment, configs)
+    group_id, earlier = found or (runs.new_group_id(experiment or config.model, kind, len(members)), {})
+    results = []
+    for index, member in enumerate(members):
+        info = {"id": group_id, "kind": kind, "size": len(members), "index": index}
+        path, state = earlier.get(index, (None, None))
+        if state == "complete":
+            done = runs.Run.open(path)
+            results.append(RunResult(path, done.metrics, done.history, done.info))
+            continue
+        if state is not None:
+            train = lambda listener, p=path: resume_run(p, listener=listener)
+        else:
+            train = lambda listener, m=member, i=info: run_training(m, runs_root=runs_root, listener=listener,
+                                                                    experiment=experiment, group=i)
+        results.append(each(index, len(members), train) if each else train(None))
+    return GroupResult(group_id, kind, results, summarize_runs([r.run_dir for r in results]))
 
 
 @dataclass
@@ -311,12 +372,15 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     evaluation = data.evaluation
     report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), data.train.label_names,
                                      evaluation.source)
+    predicted = probs.argmax(axis=1)
     metrics = {**report.to_dict(), **fit_metrics,
-               "validation_examples": len(data.validation) if data.validation is not None else 0}
+               "validation_examples": len(data.validation) if data.validation is not None else 0,
+               "eval_fingerprint": evaluation.fingerprint()}
     hooks.on_status("saving")
     save_run_plots(run.path, report.to_dict(), {} if inputs.solved else history)
     info = run.finish(built.inference_model(), metrics, history,
-                      {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1})
+                      {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1},
+                      predictions={"labels": evaluation.labels.astype(np.int32), "predicted": predicted.astype(np.int32)})
     return RunResult(run.path, metrics, history, info)
 
 

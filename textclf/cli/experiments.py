@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli._render import err, json_line, out, pct, run_with_progress
+from textclf.cli._render import err, group_summary, json_line, mean_sd_ci, out, pct, run_member, run_with_progress
 from textclf.errors import ConfigError, TextclfError
 
 # Registered by textclf.cli as `experiments`.
@@ -54,6 +54,10 @@ def run_experiments(
     data: Annotated[Optional[str], typer.Option(help="Training data spec for every experiment.")] = None,
     eval_data: Annotated[Optional[str], typer.Option(help="Eval data spec for every experiment.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs for every experiment.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(
+        help="Run each experiment N times with seeds seed … seed+N-1 (a group): mean ± sd and 95% interval.")] = None,
+    folds: Annotated[Optional[int], typer.Option(
+        help="Cross-validate each experiment with K stratified folds of its training data (a group).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override a config field in every experiment, e.g. --set data=csv:train.csv "
                       "(repeatable).")] = None,
@@ -61,17 +65,20 @@ def run_experiments(
         "--fresh", help="Start over even when an interrupted run of the experiment can be resumed.")] = False,
     experiments_file: Annotated[str, typer.Option(help=FILE_HELP)] = "experiments.yaml",
     runs_root: Annotated[str, typer.Option(help="Where runs and `latest` live.")] = "runs",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON object.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results and the comparison as one JSON object.")]
+    = False,
 ) -> None:
-    """Run experiments one after another, then compare them in one table.
+    """Run experiments one after another, then compare them: each metric with its uncertainty and
+    whether the leader is ahead by more than noise.
 
-    An experiment whose earlier run was interrupted (killed, crashed, Ctrl-C) continues
-    that run from its last completed epoch, unless --fresh.
+    An experiment whose earlier run (or group of runs) was interrupted (killed, crashed, Ctrl-C)
+    continues from its last completed epoch, unless --fresh.
     """
     from textclf.config import options_layer, parse_sets
     from textclf.experiments import load_experiments
+    from textclf.reports import compare_runs
     from textclf.runs import interrupted_run
-    from textclf.training import resume_run, run_training
+    from textclf.training import resume_run, run_group, run_training
 
     if all_ and names:
         raise ConfigError("give experiment names or --all, not both")
@@ -79,13 +86,24 @@ def run_experiments(
     chosen = list(loaded.experiments) if all_ else loaded.expand(list(names or []))
     if not chosen:
         raise ConfigError("name the experiments to run (see `textclf experiments list`) or pass --all")
-    overrides = [options_layer({"data": data, "eval_data": eval_data, "epochs": epochs}), parse_sets(set_ or [])]
+    overrides = [options_layer({"data": data, "eval_data": eval_data, "epochs": epochs, "seeds": seeds,
+                                "folds": folds}), parse_sets(set_ or [])]
     configs = {name: loaded.resolve(name, *overrides) for name in dict.fromkeys(chosen)}  # all valid first
     rows: list[dict[str, Any]] = []
+    items = []
     for name, config in configs.items():
         err.rule(f"experiment {name}")
-        interrupted = None if fresh else interrupted_run(runs_root, name, config.to_dict())
         try:
+            if config.training.seeds > 1 or config.data.folds:
+                group = run_group(config, runs_root=runs_root, experiment=name, each=run_member, fresh=fresh)
+                group_summary(group)
+                rows.append({"experiment": name, "status": "complete", "model": config.model, **group.to_dict(),
+                             "train_examples_per_second": _mean([r.metrics["train_examples_per_second"]
+                                                                 for r in group.results]),
+                             "duration_seconds": sum(r.info.get("duration_seconds") or 0 for r in group.results)})
+                items.append([r.run_dir for r in group.results])
+                continue
+            interrupted = None if fresh else interrupted_run(runs_root, name, config.to_dict())
             if interrupted is not None:
                 err.print(f"resuming the interrupted run {interrupted}")
                 result = run_with_progress(lambda listener: resume_run(interrupted, listener=listener))
@@ -101,35 +119,46 @@ def run_experiments(
                      "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                      "train_examples_per_second": m["train_examples_per_second"],
                      "duration_seconds": result.info.get("duration_seconds")})
+        items.append(result.run_dir)
+    done = [r["experiment"] for r in rows if r["status"] == "complete"]
+    comparison = compare_runs(items, names=done) if len(items) > 1 else None
     if as_json:
-        json_line({"experiments": rows})
+        json_line({"experiments": rows, "comparison": comparison})
     else:
-        _comparison_table(rows)
+        _comparison_table(rows, comparison)
     failed = [r["experiment"] for r in rows if r["status"] != "complete"]
     if failed:
         raise TextclfError(f"{len(failed)} of {len(rows)} experiments failed: {', '.join(failed)}")
 
 
-def _comparison_table(rows: list[dict[str, Any]]) -> None:
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _comparison_table(rows: list[dict[str, Any]], comparison: dict | None) -> None:
     from rich.table import Table
 
-    done = [r for r in rows if r["status"] == "complete"]
-    best = {k: max((r[k] for r in done), default=None) for k in ("accuracy", "macro_f1", "train_examples_per_second")}
-    table = Table(title="experiments")
-    for col in ("experiment", "model", "accuracy", "macro-F1", "train examples/s", "duration", "run"):
-        table.add_column(col, justify="right" if col in ("accuracy", "macro-F1", "train examples/s", "duration")
+    from textclf.reports import verdict_lines
+
+    best = comparison["best"] if comparison else {}
+    table = Table(title="experiments (bold: ahead of all others by more than noise)")
+    for col in ("experiment", "model", "runs", "accuracy", "macro-F1", "train examples/s", "duration", "run"):
+        table.add_column(col, justify="right" if col in ("runs", "accuracy", "macro-F1", "train examples/s", "duration")
                          else "left", overflow="fold")
 
-    def mark(key: str, value: float, text: str) -> str:
-        return f"[bold green]{text}[/]" if len(done) > 1 and value == best[key] else text
+    def cell(row: dict, key: str) -> str:
+        value = row[key]
+        text = mean_sd_ci(value) if isinstance(value, dict) else (pct(value) if key != "train_examples_per_second"
+                                                                  else f"{value:,.0f}")
+        return f"[bold green]{text}[/]" if best.get(key) == row["experiment"] else text
 
     for r in rows:
         if r["status"] != "complete":
-            table.add_row(r["experiment"], "", "[red]failed[/]", "", "", "", r.get("error", "")[:80])
+            table.add_row(r["experiment"], "", "", "[red]failed[/]", "", "", "", r.get("error", "")[:80])
             continue
-        table.add_row(r["experiment"], r["model"], mark("accuracy", r["accuracy"], pct(r["accuracy"])),
-                      mark("macro_f1", r["macro_f1"], pct(r["macro_f1"])),
-                      mark("train_examples_per_second", r["train_examples_per_second"],
-                           f"{r['train_examples_per_second']:,.0f}"),
-                      f"{r['duration_seconds'] or 0:.1f} s", r["run"])
+        table.add_row(r["experiment"], r["model"], str(len(r["runs"])) if "runs" in r else "1",
+                      cell(r, "accuracy"), cell(r, "macro_f1"), cell(r, "train_examples_per_second"),
+                      f"{r['duration_seconds'] or 0:.1f} s", r.get("group") or r["run"])
     out.print(table)
+    for line in verdict_lines(comparison) if comparison else []:
+        out.print(line, highlight=False)

@@ -15,17 +15,19 @@ app = typer.Typer()  # registered by textclf.cli
 @app.command("report")
 def report(
     run_refs: Annotated[Optional[list[str]], typer.Argument(
-        help="Run directories or names (default: every complete run).")] = None,
+        help="Run directories, run names or group ids (default: every complete run, groups together).")] = None,
     out_path: Annotated[str, typer.Option("--out", help="The HTML file to write.")] = "report.html",
     runs_root: Annotated[str, typer.Option(help="Where runs live.")] = "runs",
 ) -> None:
-    """Metrics tables, confusion matrices, learning curves and configs of runs, in one HTML file."""
+    """Metrics (groups: mean ± sd and 95% interval), paired significance tests, confusion matrices,
+    learning curves and configs of runs, in one HTML file."""
     from textclf.errors import RunError
     from textclf.reports import write_html_report
-    from textclf.runs import complete_runs, resolve_run
+    from textclf.runs import by_group, complete_runs, resolve_items
 
-    paths = [resolve_run(r, runs_root, complete=False) for r in run_refs] if run_refs else complete_runs(runs_root)
-    if not paths:
+    items = resolve_items(run_refs, runs_root) if run_refs else by_group(complete_runs(runs_root))
+    if not items:
         raise RunError(f"no complete run under {runs_root}/ to report on")
-    written = write_html_report(paths, out_path)
-    out.print(f"wrote {written} ({len(paths)} run{'s' if len(paths) != 1 else ''})")
+    written = write_html_report(items, out_path)
+    count = sum(1 if not isinstance(i, list) else len(i) for i in items)
+    out.print(f"wrote {written} ({count} run{'s' if count != 1 else ''})")

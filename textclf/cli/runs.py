@@ -19,19 +19,37 @@ STATUS_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "
 @app.command("list")
 def list_runs(
     runs_root: Annotated[str, typer.Option(help="Where runs live.")] = "runs",
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    expand: Annotated[bool, typer.Option("--expand", help="List the runs of each group under it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (runs, then groups).")] = False,
 ) -> None:
-    """Every run: name, model, data, epochs, accuracy, macro-F1, duration and status."""
+    """Every run: name, model, data, epochs, accuracy, macro-F1, duration and status; a group of runs
+    (--seeds, --folds) is one row with its mean ± sd (--expand lists its runs)."""
     from textclf import runs
+    from textclf.stats import summary
 
     found = runs.list_runs(runs_root)
-    rows = [{"name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"), "data": i.get("data"),
-             "epochs": i.get("epochs"), "accuracy": i.get("accuracy"), "macro_f1": i.get("macro_f1"),
-             "duration_seconds": i.get("duration_seconds"), "status": i["status"], "started": i.get("started"),
-             "path": i["path"], "error": i.get("error")} for i in found]
+    rows = [{"type": "run", "name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"),
+             "data": i.get("data"), "epochs": i.get("epochs"), "accuracy": i.get("accuracy"),
+             "macro_f1": i.get("macro_f1"), "duration_seconds": i.get("duration_seconds"), "status": i["status"],
+             "started": i.get("started"), "path": i["path"], "error": i.get("error"),
+             "group": (i.get("group") or {}).get("id") if isinstance(i.get("group"), dict) else None} for i in found]
+    groups: dict[str, dict] = {}
+    for r in rows:
+        if r["group"]:
+            g = groups.setdefault(r["group"], {"type": "group", "group": r["group"], "experiment": r["experiment"],
+                                               "model": r["model"], "data": r["data"], "runs": [], "members": []})
+            g["runs"].append(r["name"])
+            g["members"].append(r)
+    for g in groups.values():
+        done = [m for m in g["members"] if m["status"] == "complete"]
+        g.update(complete=len(done), size=len(g["members"]),
+                 duration_seconds=sum(m["duration_seconds"] or 0 for m in g["members"]),
+                 **{k: summary([m[k] for m in done if isinstance(m[k], (int, float))]) for k in ("accuracy", "macro_f1")})
     if as_json:
         for row in rows:
             json_line(row)
+        for g in groups.values():
+            json_line({k: v for k, v in g.items() if k != "members"})
         return
     if not rows:
         out.print(f"no runs under {runs_root}/")
@@ -43,47 +61,82 @@ def list_runs(
     for col in ("name", "model", "data", "epochs", "acc", "F1", "time", "status"):
         table.add_column(col, justify="right" if col in ("epochs", "acc", "F1", "time") else "left",
                          no_wrap=col != "data", overflow="fold")
+    shown: set[str] = set()
     for r in rows:
-        style = STATUS_STYLE.get(r["status"], "white")
-        kind, _, where = str(r["data"] or "").partition(":")
-        data = f"{kind}:{Path(where).name}" if "/" in where else str(r["data"] or "")
-        table.add_row(r["name"], r["model"] or "", data, str(r["epochs"] or ""),
-                      pct(r["accuracy"]) if isinstance(r["accuracy"], (int, float)) else "",
-                      pct(r["macro_f1"]) if isinstance(r["macro_f1"], (int, float)) else "",
-                      f"{r['duration_seconds']:.1f} s" if isinstance(r["duration_seconds"], (int, float)) else "",
-                      f"[{style}]{r['status']}[/]")
+        if r["group"] is None:
+            table.add_row(*_run_cells(r))
+            continue
+        if r["group"] in shown:
+            continue
+        shown.add(r["group"])
+        g = groups[r["group"]]
+        style = "green" if g["complete"] == g["size"] else "yellow"
+        table.add_row(f"[bold]{g['group']}[/]", g["model"] or "", _short(g["data"]), "", _mean_sd(g["accuracy"]),
+                      _mean_sd(g["macro_f1"]), f"{g['duration_seconds']:.1f} s",
+                      f"[{style}]{g['complete']}/{g['size']} complete[/]")
+        if expand:
+            for m in g["members"]:
+                cells = _run_cells(m)
+                table.add_row(f"  └ {cells[0]}", *cells[1:])
     out.print(table)
+
+
+def _short(data) -> str:
+    kind, _, where = str(data or "").partition(":")
+    return f"{kind}:{Path(where).name}" if "/" in where else str(data or "")
+
+
+def _mean_sd(s: dict) -> str:
+    if not s or s["n"] == 0:
+        return ""
+    return pct(s["mean"]) if s["n"] == 1 else f"{100 * s['mean']:.2f} ± {100 * s['sd']:.2f}%"
+
+
+def _run_cells(r: dict) -> list[str]:
+    style = STATUS_STYLE.get(r["status"], "white")
+    return [r["name"], r["model"] or "", _short(r["data"]), str(r["epochs"] or ""),
+            pct(r["accuracy"]) if isinstance(r["accuracy"], (int, float)) else "",
+            pct(r["macro_f1"]) if isinstance(r["macro_f1"], (int, float)) else "",
+            f"{r['duration_seconds']:.1f} s" if isinstance(r["duration_seconds"], (int, float)) else "",
+            f"[{style}]{r['status']}[/]"]
 
 
 @app.command("compare")
 def compare(
-    run_refs: Annotated[list[str], typer.Argument(help="Run directories or run names (two or more).")],
-    runs_root: Annotated[str, typer.Option(help="Where run names are looked up.")] = "runs",
+    run_refs: Annotated[list[str], typer.Argument(help="Run directories, run names or group ids (two or more).")],
+    runs_root: Annotated[str, typer.Option(help="Where run names and groups are looked up.")] = "runs",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Config differences and metrics of runs side by side; the best value of each metric in bold."""
-    from textclf.reports import COMPARED_METRICS, compare_runs, format_metric
-    from textclf.runs import resolve_run
+    """Runs or groups side by side: metrics (groups: mean ± sd, 95% interval), whether the leader is
+    ahead by more than noise (McNemar's exact test, paired bootstrap interval), config differences.
+
+    Bold marks a leader only when it beats every other by more than noise; runs evaluated on
+    different data are not ranked at all.
+    """
+    from textclf.reports import COMPARED_METRICS, compare_runs, format_summary, verdict_lines
+    from textclf.runs import resolve_items
 
     if len(run_refs) < 2:
-        raise ConfigError("runs compare needs at least two runs")
-    result = compare_runs([resolve_run(r, runs_root, complete=False) for r in run_refs])
+        raise ConfigError("runs compare needs at least two runs or groups")
+    result = compare_runs(resolve_items(run_refs, runs_root))
     if as_json:
         json_line(result)
         return
     from rich.table import Table
 
-    metrics = Table(title="metrics (best in bold)")
+    metrics = Table(title="metrics (bold: ahead of all others by more than noise)")
     metrics.add_column("metric")
-    for name in result["runs"]:
-        metrics.add_column(name, justify="right", overflow="fold")
+    for name, n in zip(result["runs"], result["n"]):
+        metrics.add_column(name if n == 1 else f"{name} ({n} runs)", justify="right", overflow="fold")
     for key, label, _ in COMPARED_METRICS:
         cells = []
-        for name, value in zip(result["runs"], result["metrics"][key]):
-            text = format_metric(key, value)
+        for i, name in enumerate(result["runs"]):
+            text = format_summary(result, key, i)
             cells.append(f"[bold green]{text}[/]" if result["best"].get(key) == name else text)
         metrics.add_row(label, *cells)
     out.print(metrics)
+    for line in verdict_lines(result):
+        out.print(line, highlight=False)
     if result["config_differences"]:
         diff = Table(title="config differences")
         diff.add_column("field")

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli._render import err, run_with_progress
+from textclf.cli._render import err, group_summary, run_member, run_with_progress
+from textclf.errors import ConfigError
 
 app = typer.Typer()
 
@@ -64,6 +65,12 @@ def _options(
         help="Linear warmup: a fraction of all steps (<1) or a number of steps.", rich_help_panel=TRAIN)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for shuffling and initialisation.",
                                                 rich_help_panel=TRAIN)] = None,
+    seeds: Annotated[Optional[int], typer.Option(
+        help="Train N runs that differ only in the seed (seed, seed+1, …), grouped; report mean ± sd and "
+             "the 95% interval.", rich_help_panel=EXPERIMENT)] = None,
+    folds: Annotated[Optional[int], typer.Option(
+        help="k-fold cross-validation on the training data (stratified, seeded): K grouped runs, each "
+             "evaluated on its held-out fold.", rich_help_panel=EXPERIMENT)] = None,
     patience: Annotated[Optional[int], typer.Option(
         help="Stop after this many epochs without improving val_loss (0: never).", rich_help_panel=TRAIN)] = None,
     min_delta: Annotated[Optional[float], typer.Option(
@@ -112,7 +119,7 @@ def _options(
 def _train(options: dict[str, Any], preset) -> None:
     from textclf import config as cfg
     from textclf.experiments import train_config
-    from textclf.training import resume_run, run_training
+    from textclf.training import resume_run, run_group, run_training
 
     flags = {name: options.pop(name) for name in _RUN_OPTIONS}
     if preset is not None and options["model"] == preset.model:  # the preset's default, not the user's choice
@@ -128,6 +135,12 @@ def _train(options: dict[str, Any], preset) -> None:
                           experiments_file=flags["experiments_file"])
     if config.selection:
         err.print(f"model auto: {config.selection['reason']}", highlight=False)
+    if config.training.seeds > 1 or config.data.folds:
+        if flags["run_dir"]:
+            raise ConfigError("--run-dir names one run; a group of runs (--seeds, --folds) goes under --runs-root")
+        group_summary(run_group(config, runs_root=flags["runs_root"], experiment=flags["experiment"],
+                                each=run_member))
+        return
     run_with_progress(lambda listener: run_training(
         config, runs_root=flags["runs_root"], run_dir=flags["run_dir"], listener=listener,
         experiment=flags["experiment"]))

@@ -51,6 +51,15 @@ class Examples:
     def subset(self, index: np.ndarray, source: str) -> "Examples":
         return Examples(self.texts[index], self.labels[index], self.label_names, source)
 
+    def fingerprint(self) -> str:
+        """A digest of the texts and their label names, in order: equal digests, the same eval data."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for text, label in zip(self.texts, self.labels):
+            digest.update(f"{self.label_names[label]}\x1f{text}\x1e".encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()[:20]
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -407,6 +416,29 @@ def _offline_message(name: str, reason: str) -> str:
 # ----------------------------------------------------------------------------- holdout
 
 
+def fold_of(examples: Examples, folds: int, seed: int) -> np.ndarray:
+    """Each example's fold in [0, folds): stratified (each class dealt round-robin after a seeded shuffle)."""
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(examples), dtype=np.int64)
+    offset = 0
+    for label in np.unique(examples.labels):
+        idx = np.flatnonzero(examples.labels == label)
+        rng.shuffle(idx)
+        assignment[idx] = (np.arange(len(idx)) + offset) % folds  # classes continue where the last left off
+        offset += len(idx)
+    return assignment
+
+
+def fold_split(examples: Examples, folds: int, fold: int, seed: int) -> tuple[Examples, Examples]:
+    """(the other folds, fold `fold`) of a stratified, seeded k-fold split."""
+    if len(examples) < folds:
+        raise DataError(f"{examples.source}: {len(examples)} examples cannot make {folds} folds")
+    held = fold_of(examples, folds, seed) == fold
+    tag = f"{examples.source} (fold {fold + 1} of {folds}, seed {seed})"
+    return (examples.subset(np.flatnonzero(~held), f"{examples.source} (without fold {fold + 1} of {folds})"),
+            examples.subset(np.flatnonzero(held), tag))
+
+
 def holdout_split(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
     """Split off a stratified, seeded `fraction` for evaluation (when no eval data is given)."""
     rng = np.random.default_rng(seed)
@@ -437,8 +469,10 @@ def natural_eval_spec(train_spec: str) -> str | None:
 
 
 def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
-    """Training and eval examples for a DataConfig: eval data, natural split or held out."""
+    """Training and eval examples for a DataConfig: eval data, natural split, a fold or held out."""
     train = load_examples(data.train, **_file_options(data))
+    if data.fold is not None:
+        return fold_split(train, data.folds, data.fold, seed)
     if data.eval or natural_eval_spec(data.train):
         return train, load_eval(data, seed, train.label_names)
     return holdout_split(train, data.eval_fraction, seed)
@@ -447,10 +481,12 @@ def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
 def load_eval(data, seed: int, label_names: Sequence[str], spec: str | None = None) -> Examples:
     """Eval examples of a DataConfig (or `spec`): its eval data, else the training data's held-out
     part (for a finished run: the same rows as in training, same seed)."""
-    eval_spec = spec or data.eval or natural_eval_spec(data.train)
+    eval_spec = spec or data.eval or (None if data.fold is not None else natural_eval_spec(data.train))
     if eval_spec is not None:
         return load_examples(eval_spec, label_names=label_names, default_split="test", **_file_options(data))
     train = load_examples(data.train, label_names=label_names, **_file_options(data))
+    if data.fold is not None:
+        return fold_split(train, data.folds, data.fold, seed)[1]
     return holdout_split(train, data.eval_fraction, seed)[1]
 
 
