@@ -202,3 +202,50 @@ def train_config(options: Mapping[str, Any], sets: Mapping[str, Any] | None = No
         layers += load_experiments(experiments_file).layers(experiment)
     return resolve_config({"model": preset.model if preset else AUTO}, *layers, options, sets or {})
 
+
+
+def add_experiment(path: str | Path, name: str, body: Mapping[str, Any], *, comment: str = "") -> None:
+    """Add experiment `name` to the experiments file, keeping the rest of the file as written.
+
+    The entry goes at the end of the `experiments:` block (block style). The new text must load
+    as a valid experiments file with the entry in it, else nothing is written. An experiment of
+    that name with the same settings already there is left as it is; with other settings it is
+    an error.
+    """
+    import yaml
+
+    path = Path(path)
+    current = load_experiments(path)
+    if name in current.experiments:
+        same = dict(current.experiments[name].layer) == {k: v for k, v in body.items() if k != "description"}
+        if same:
+            return
+        raise ConfigError(f"{path} already has an experiment {name!r} with other settings; choose another name")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(r"^experiments:\s*(#.*)?$", line)), None)
+    if start is None:
+        raise ConfigError(f"{path}: its experiments mapping is not in block style (`experiments:` on a line of its "
+                          f"own); add experiment {name} by hand")
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^[^\s#]", lines[i])), len(lines))
+    while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+        end -= 1  # blank lines and the comments introducing the next block stay with it
+    dumped = yaml.safe_dump({name: dict(body)}, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+    entry = ([f"  # {comment}\n"] if comment else []) + ["  " + line if line.strip() else line
+                                                          for line in dumped.splitlines(keepends=True)]
+    if end > 0 and lines[end - 1].strip() and not lines[end - 1].endswith("\n"):
+        lines[end - 1] += "\n"
+    after = lines[end:]
+    text = "".join(lines[:end] + ["\n"] + entry + (["\n"] if after and after[0].strip() else []) + after)
+    from textclf.runs import write_bytes
+
+    probe = path.with_name(f".{path.name}.new")
+    try:
+        probe.write_text(text, encoding="utf-8")
+        loaded = load_experiments(probe)
+        if name not in loaded.experiments or set(loaded.experiments) != set(current.experiments) | {name}:
+            raise ConfigError(f"{path}: adding experiment {name} did not give the expected file; add it by hand")
+        write_bytes(path, text.encode("utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        probe.unlink(missing_ok=True)

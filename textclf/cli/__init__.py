@@ -71,9 +71,9 @@ app = typer.Typer(
 
 def _register() -> None:
     """Each command module owns its Typer app (one file per command); this puts them together."""
-    from textclf.cli import evaluate, experiments, export, models, predict, report, runs, train
+    from textclf.cli import evaluate, experiments, export, models, predict, report, runs, train, tune
 
-    for commands in (train, evaluate, predict, export, report):
+    for commands in (train, evaluate, predict, export, report, tune):
         app.add_typer(commands.app)
     app.add_typer(models.app, name="models")
     app.add_typer(runs.app, name="runs")
