@@ -29,9 +29,18 @@ def test_mcnemar_exact_by_hand():
     assert stats.mcnemar(a, a)["p_value"] == 1.0
 
 
-def test_a_group_enters_mcnemar_by_majority_vote():
-    runs = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 0]], bool)
-    assert stats.majority(runs).tolist() == [True, False, False, False]
+def test_groups_enter_mcnemar_run_against_run_with_the_median_p():
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(5)
+    a = rng.random((3, 400)) < 0.9
+    b = rng.random((3, 400)) < 0.85
+    t = stats.mcnemar(a, b)
+    expected = [binomtest(int(np.sum(x & ~y)), int(np.sum(x ^ y)), 0.5).pvalue for x, y in zip(a, b)]
+    assert [q["p_value"] for q in t["pairs"]] == pytest.approx(expected)
+    assert t["p_value"] == pytest.approx(np.median(expected))
+    one = stats.mcnemar(a[0], b)  # a single run against each run of a group
+    assert len(one["pairs"]) == 3 and one["pairs"][1]["only_a_correct"] == int(np.sum(a[0] & ~b[1]))
 
 
 def test_paired_bootstrap_matches_the_normal_approximation():

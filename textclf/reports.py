@@ -277,7 +277,8 @@ def _paired_test(key: str, predictions, a: int, b: int, num_classes: int) -> dic
     if key == "accuracy":
         result = stats.compare_correctness(pa == labels, pb == labels)
         return {"test": "McNemar exact + paired bootstrap", "difference": result["difference"],
-                "interval": result["interval"], "p_value": result["p_value"], "significant": result["significant"]}
+                "interval": result["interval"], "p_value": result["p_value"], "significant": result["significant"],
+                **({"pairs": result["pairs"]} if "pairs" in result else {})}
     result = stats.paired_bootstrap_f1(labels, pa, pb, num_classes)
     low, high = result["interval"]
     return {"test": "paired bootstrap", "difference": result["difference"], "interval": result["interval"],

@@ -11,8 +11,9 @@
   when p < 0.05 and the interval excludes 0.
 
 Correctness arrays are (examples,) for one run or (runs, examples) for a group of runs on the
-same eval data. A group enters McNemar's test by its majority vote: an example counts as
-correct when more than half of the group's runs got it right.
+same eval data. Groups enter McNemar's test run against run (paired in seed order; the median
+p over the pairs): a majority vote would compare the groups' ensembles, which can be far more
+accurate than their runs, instead of the runs whose mean accuracy is reported.
 """
 
 from __future__ import annotations
@@ -48,22 +49,28 @@ def _as_runs(correct) -> np.ndarray:
     return c[None, :] if c.ndim == 1 else c
 
 
-def majority(correct) -> np.ndarray:
-    """Per example: correct in more than half of the runs."""
-    c = _as_runs(correct)
-    return c.sum(axis=0) * 2 > c.shape[0]
-
-
 def mcnemar(correct_a, correct_b) -> dict[str, Any]:
-    """McNemar's exact test: b = only A right, c = only B right, p = two-sided binomial(b; b + c, 1/2)."""
+    """McNemar's exact test: b = only A right, c = only B right, p = two-sided binomial(b; b + c, 1/2).
+
+    Groups are compared run against run, paired in group order (seed order; a single run is
+    paired with each run of the other side; of unequal groups the first runs): the p-value is
+    the median over the pairs, each pair's counts and p are in `pairs`.
+    """
     from scipy import stats
 
-    a, b_ = majority(correct_a), majority(correct_b)
-    if a.shape != b_.shape:
-        raise ValueError(f"paired correctness of different lengths: {a.shape[0]} and {b_.shape[0]} examples")
-    only_a, only_b = int(np.sum(a & ~b_)), int(np.sum(~a & b_))
-    p = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
-    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p}
+    a, b = _as_runs(correct_a), _as_runs(correct_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"paired correctness of different lengths: {a.shape[1]} and {b.shape[1]} examples")
+    n = max(len(a), len(b)) if 1 in (len(a), len(b)) else min(len(a), len(b))
+    pairs = []
+    for i in range(n):
+        x, y = a[min(i, len(a) - 1)], b[min(i, len(b) - 1)]
+        only_a, only_b = int(np.sum(x & ~y)), int(np.sum(~x & y))
+        p = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+        pairs.append({"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p})
+    if n == 1:
+        return dict(pairs[0])
+    return {"p_value": float(np.median([q["p_value"] for q in pairs])), "pairs": pairs}
 
 
 def paired_bootstrap(correct_a, correct_b, *, samples: int = BOOTSTRAP_SAMPLES, level: float = LEVEL,

@@ -192,7 +192,7 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
     study = optuna.create_study(storage=storage, study_name=experiment, direction="maximize", load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
 
     def finish(trial, train) -> None:
         try:
