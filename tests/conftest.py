@@ -42,13 +42,13 @@ def write_csv(path: Path, rows: list[list[str]], classes: bool = True) -> Path:
     return path
 
 
-def cli(*args):
+def cli(*args, env: dict | None = None, input: str | None = None):
     """Run the real CLI in-process (typer's CliRunner) with str() of every argument."""
     from typer.testing import CliRunner
 
     from textclf.cli import app
 
-    return CliRunner().invoke(app, [str(a) for a in args])
+    return CliRunner().invoke(app, [str(a) for a in args], env=env, input=input)
 
 
 def assert_one_line_error(result, *fragments: str, code: int | None = None) -> None:

@@ -85,7 +85,8 @@ def test_predict_texts_file_and_stdin_json(trained, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("shares profit bank\n\nchip software internet\n")
     from_file = run("predict", "--file", texts, "--json", "--run", root / "runs" / "latest")
-    assert [json.loads(x)["text"] for x in from_file.stdout.splitlines()] == ["shares profit bank", "chip software internet"]
+    # one row per line: the blank one kept, without a label
+    assert [json.loads(x)["text"] for x in from_file.stdout.splitlines()] == ["shares profit bank", "", "chip software internet"]
     stdin = runner.invoke(app, ["predict", "--file", "-", "--runs-root", str(root / "runs")], input="goal cup\n")
     assert stdin.exit_code == 0 and "goal cup" in stdin.stdout
 
@@ -104,7 +105,7 @@ def test_predict_batches_match_single_answers(trained):
 
 def test_models_list_json():
     result = run("models", "list", "--json")
-    names = [m["name"] for m in json.loads(result.stdout)["models"]]
+    names = [json.loads(line)["name"] for line in result.stdout.splitlines()]
     assert "transformer" in names
 
 
@@ -128,7 +129,7 @@ def test_bad_input_is_one_line(args, fragments, tmp_path):
 @pytest.mark.parametrize("content, fragment", [
     ("", "data file is empty"),
     ('"1","a b","c"\n"3"\n', "line 2: expected label,title"),
-    ('"1","a b","c"\n"9","x","y"\n', "line 2: label 9 is outside the class list (1..4)"),
+    ('"1","a b","c"\n"9","x","y"\n', "line 2: label 9 is outside the class list (1..4 in"),
     ('"1","a b","c"\n"2","",""\n', "line 2: empty text"),
 ])
 def test_bad_training_files_leave_no_complete_run(tmp_path, content, fragment):

@@ -83,4 +83,4 @@ def test_export_refuses_a_non_empty_destination_and_unknown_format(trained):
     assert result.exit_code == 1 and "not empty" in result.stderr
     assert (root / "busy" / "x").read_text() == "keep"
     result = run("export", "--runs-root", root / "runs", "--format", "onnx", "--out", root / "o")
-    assert result.exit_code == 1 and "saved_model, tflite" in result.stderr and not (root / "o").exists()
+    assert result.exit_code == 2 and "'saved_model', 'tflite'" in result.stderr and not (root / "o").exists()  # a usage error

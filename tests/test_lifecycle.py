@@ -138,9 +138,10 @@ def test_resume_run_refuses_other_settings_naming_them(tmp_path):
 
 def test_interrupted_run_finds_the_newest_stopped_run_of_the_same_config(tmp_path):
     from textclf import runs
+    from textclf.errors import Interrupted
 
     for config, state in (({"v": 1}, "failed"), ({"v": 1}, "complete"), ({"v": 2}, "failed")):
-        with pytest.raises(KeyboardInterrupt) if state == "failed" else _nothing():
+        with pytest.raises(Interrupted) if state == "failed" else _nothing():
             with runs.start(tmp_path, "e", config, ["a"], experiment="e") as run:
                 if state == "failed":
                     raise KeyboardInterrupt

@@ -21,8 +21,11 @@ from textclf.runs import is_complete
 def no_false_complete(root: Path) -> None:
     """Every run that says complete has everything a complete run has."""
     for path in root.rglob("run.json"):
-        info = json.loads(path.read_text())
-        if info.get("status") == "complete":
+        try:
+            info = json.loads(path.read_text())
+        except ValueError:
+            continue  # a damaged run.json says nothing is complete
+        if isinstance(info, dict) and info.get("status") == "complete":
             assert {"model.keras", "metrics.json", "history.json", "config.json"} <= {p.name for p in path.parent.iterdir()}
 
 
@@ -114,17 +117,218 @@ CASES = {
 
 
 def _write(path: Path, text) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return path
 
 
+def _data(t: Path, name: str, text) -> str:
+    """A data spec of a file written in a folder of its own (no classes.txt beside it)."""
+    kind = name.rsplit(".", 2)[1] if name.endswith(".gz") else name.rsplit(".", 1)[1]
+    return f"{kind}:{_write(t / 'd' / name, text)}"
+
+
+def _gz(data: bytes, damage: str) -> bytes:
+    import gzip
+
+    packed = bytearray(gzip.compress(data * 50))
+    if damage == "deflate":
+        packed[20:40] = b"\xff" * 20  # inside the deflate stream
+        return bytes(packed)
+    return bytes(packed[: len(packed) // 2])  # truncated
+
+
+def _run_copy(t: Path, b, edit=None) -> Path:
+    """A copy of the trained run under t/runs, changed by edit(path)."""
+    target = t / "runs" / b[2].name
+    shutil.copytree(b[2], target)
+    if edit:
+        edit(target)
+    return target
+
+
+def _resumable_copy(t: Path, b, damage) -> Path:
+    """A copy of the trained run that looks interrupted after epoch 1, with its checkpoint damaged."""
+    target = _run_copy(t, b)
+    info = json.loads((target / "run.json").read_text())
+    info.update(status="failed", error="interrupted")
+    (target / "run.json").write_text(json.dumps(info))
+    (target / "model.keras").unlink()
+    (target / "checkpoints" / "last").mkdir(parents=True)
+    (target / "checkpoints" / "progress.json").write_text('{"epochs_done": 1, "history": {}, "seconds": [1.0]}')
+    (target / "checkpoints" / "last" / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-1"\nall_model_checkpoint_paths: "ckpt-1"\n')
+    if damage == "truncated":
+        (target / "checkpoints" / "last" / "ckpt-1.index").write_bytes(b"\x00\x01garbage")
+        (target / "checkpoints" / "last" / "ckpt-1.data-00000-of-00001").write_bytes(b"\x00" * 10)
+    return target
+
+
+def _edit_json(name: str, value) -> "callable":
+    def edit(path: Path) -> None:
+        (path / name).write_text(json.dumps(value))
+    return edit
+
+
+def _edit_info(**fields) -> "callable":
+    def edit(path: Path) -> None:
+        info = json.loads((path / "run.json").read_text())
+        info.update(fields)
+        (path / "run.json").write_text(json.dumps(info))
+    return edit
+
+
+D = "d"  # the folder of the data files the cases write
+HEADERED_EMPTY_LABEL = b"label,text\nWorld,war news\n,sports news\nSports,match\n"
+JSONL_EMPTY_LABEL = b'{"text": "war news", "label": "World"}\n{"text": "match", "label": ""}\n'
+AG_HALF = b'"2.5","a title","a text"\n"1.0","b","c"\n'
+TWO_CLASSES = "label,text\n" + "\n".join(f"{'World' if i % 2 else 'Sports'},text number {i} words here" for i in range(40))
+
+CASES.update({
+    # ---- data files
+    "empty label (csv)": (lambda t, b: ["train", "--data", _data(t, "e.csv", HEADERED_EMPTY_LABEL),
+                                        "--runs-root", t / "runs"], ["line 3", "empty label"]),
+    "empty label (jsonl)": (lambda t, b: ["train", "--data", _data(t, "e.jsonl", JSONL_EMPTY_LABEL),
+                                          "--runs-root", t / "runs"], ["line 2", "empty label"]),
+    "fractional AG label": (lambda t, b: ["train", "--data", _data(t, "f.csv", AG_HALF), "--runs-root", t / "runs"],
+                            ["line 1", "'2.5' is not an integer class index"]),
+    "corrupt deflate stream": (lambda t, b: ["train", "--data", _data(t, "c.csv.gz", _gz(b'"1","a","b"\n', "deflate")),
+                                             "--runs-root", t / "runs"], ["not a valid gzip file"]),
+    "truncated gzip": (lambda t, b: ["train", "--data", _data(t, "c.csv.gz", _gz(b'"1","a","b"\n', "truncated")),
+                                     "--runs-root", t / "runs"], ["not a valid gzip file"]),
+    "invalid JSON line": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": "a", "label": "x"}\n{oops\n'),
+                                        "--runs-root", t / "runs"], ["line 2", "invalid JSON"]),
+    "JSON line not an object": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'["a", "b"]\n'),
+                                              "--runs-root", t / "runs"], ["line 1", "expected a JSON object"]),
+    "JSON line without the label": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": "a"}\n'),
+                                                  "--runs-root", t / "runs"], ["line 1", "no field 'label'"]),
+    "JSON text not a string": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": 5, "label": "x"}\n'),
+                                             "--runs-root", t / "runs"], ["line 1", "text fields must be strings"]),
+    "JSON label an object": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": "a", "label": {}}\n'),
+                                           "--runs-root", t / "runs"], ["line 1", "label must be"]),
+    "no label column": (lambda t, b: ["train", "--data", _data(t, "h.csv", b"category,text\nx,y\n"),
+                                      "--runs-root", t / "runs"], ["no 'label' column", "--label-field"]),
+    "unknown text field": (lambda t, b: ["train", "--data", _data(t, "h.csv", b"label,text\nx,y\n"),
+                                         "--text-field", "body", "--runs-root", t / "runs"], ["no column 'body'"]),
+    "data path is a folder": (lambda t, b: ["train", "--data", f"csv:{t}", "--runs-root", t / "runs"],
+                              ["is a directory"]),
+    "one class only": (lambda t, b: ["train", "--data", _data(t, "o.csv", b"label,text\nx,a\nx,b\n"),
+                                     "--runs-root", t / "runs"], ["at least 2 classes"]),
+    "empty text": (lambda t, b: ["train", "--data", _data(t, "t.csv", b"label,text\nx,a\ny, \n"),
+                                 "--runs-root", t / "runs"], ["line 3", "empty text"]),
+    "unterminated quote": (lambda t, b: ["train", "--data", _data(t, "n.csv", b'label,text\nx,"abc\ny,d\n'),
+                                         "--runs-root", t / "runs"], ["line", "malformed CSV"]),
+    "unknown data kind": (lambda t, b: ["train", "--data", "xml:file.xml", "--runs-root", t / "runs"], ["xml"]),
+    "eval label unseen in training": (lambda t, b: [
+        "train", "--data", _data(t, "a.csv", TWO_CLASSES), "--eval-data",
+        f"csv:{_write(t / 'e' / 'b.csv', b'label,text' + bytes(chr(10), 'ascii') + b'Business,stocks up')}",
+        "--runs-root", t / "runs"], ["line 2", "'Business' is not one of the classes"]),
+    "label index past classes.txt": (lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "r.csv", LABEL_7)),
+                                                   "--runs-root", t / "runs"], ["1..4 in", "classes.txt"]),
+    # ---- config
+    "zero epochs": (lambda t, b: ["train", "--data", "sample", "--epochs", "0"], ["epochs", "0", ">= 1"]),
+    "negative learning rate": (lambda t, b: ["train", "--data", "sample", "--learning-rate", "-1"], ["learning_rate"]),
+    "unknown optimizer": (lambda t, b: ["train", "--data", "sample", "--optimizer", "sgd"], ["optimizer", "adamw"]),
+    "weight decay with adam": (lambda t, b: ["train", "--data", "sample", "--model", "transformer",
+                                             "--weight-decay", "0.1"], ["weight decay is AdamW's"]),
+    "unknown model": (lambda t, b: ["train", "--data", "sample", "--model", "nosuch"], ["nosuch", "transformer"]),
+    "model larger than memory": (lambda t, b: ["train", "--data", "sample", "--model", "transformer",
+                                               "--embed-dim", "1000000000"], ["does not fit in memory", "GB"]),
+    "one fold": (lambda t, b: ["train", "--data", "sample", "--folds", "1"], ["folds", ">= 2"]),
+    "folds with eval data": (lambda t, b: ["train", "--data", "sample", "--eval-data", "sample:eval", "--folds", "3"],
+                             ["no eval data with folds"]),
+    "zero seeds": (lambda t, b: ["train", "--data", "sample", "--seeds", "0"], ["seeds", ">= 1"]),
+    "seeds with --run-dir": (lambda t, b: ["train", "--data", "sample", "--model", "transformer", "--seeds", "2",
+                                           "--run-dir", t / "one"], ["--run-dir names one run"]),
+    "--set of a bad type": (lambda t, b: ["train", "--data", "sample", "--set", "training.seed=abc"],
+                            ["training.seed", "abc"]),
+    "unknown precision": (lambda t, b: ["train", "--data", "sample", "--precision", "float8"], ["precision"]),
+    "bert preset on a transformer": (lambda t, b: ["train-bert-frozen", "--model", "transformer", "--data", "sample"],
+                                     ["needs a BERT model"]),
+    "preset with an experiment": (lambda t, b: ["train-transformer", "--experiment", "a", "--experiments-file",
+                                                b[0] / "exp.yaml", "--data", "sample"], ["cannot run experiment 'a'"]),
+    "unknown top-level yaml key": (lambda t, b: ["experiments", "list", "--experiments-file",
+                                                 _write(t / "x.yaml", "runs: {}\nexperiments:\n  a: {}\n")],
+                                   ["runs: unknown key"]),
+    "model sizes in yaml defaults": (lambda t, b: ["experiments", "list", "--experiments-file", _write(
+        t / "x.yaml", "defaults: {model_params: {embed_dim: 8}}\nexperiments:\n  a: {model: transformer}\n")],
+        ["defaults.model_params"]),
+    "TF_CONFIG a list": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"], ["TF_CONFIG", "list"],
+                         None, {"TF_CONFIG": "[]"}),
+    "TF_CONFIG cluster a string": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
+                                   ["TF_CONFIG: cluster"], None, {"TF_CONFIG": '{"cluster": "x"}'}),
+    "TF_CONFIG not JSON": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
+                           ["TF_CONFIG is not valid JSON"], None, {"TF_CONFIG": "{oops"}),
+    "TF_CONFIG task outside the cluster": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
+                                           ["task index 2"], None,
+                                           {"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, '
+                                                         '"task": {"type": "worker", "index": 2}}'}),
+    # ---- run directories
+    "run.json a list": (lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_json("run.json", []))],
+                        ["run.json", "JSON object"]),
+    "config.json a list": (lambda t, b: ["evaluate", _run_copy(t, b, _edit_json("config.json", []))],
+                           ["config.json", "JSON object"]),
+    "labels.json too short": (lambda t, b: ["predict", "hello", "--run",
+                                            _run_copy(t, b, _edit_json("labels.json", ["World", "Sports"]))],
+                              ["4 outputs", "names 2 classes"]),
+    "labels.json one name": (lambda t, b: ["export", _run_copy(t, b, _edit_json("labels.json", ["World"])),
+                                           "--out", t / "e"], ["4 outputs", "names 1 classes"]),
+    "a run still running": (lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_info(status="running"))],
+                            ["not complete", "running"]),
+    "resume a complete run": (lambda t, b: ["train", "--resume", _run_copy(t, b)], ["already complete"]),
+    "resume a folder that is no run": (lambda t, b: ["train", "--resume", t], ["not a textclf run directory"]),
+    "resume a truncated checkpoint": (lambda t, b: ["train", "--resume", _resumable_copy(t, b, "truncated")],
+                                      ["checkpoint", "unreadable", "train it again"]),
+    "resume a deleted checkpoint": (lambda t, b: ["train", "--resume", _resumable_copy(t, b, "deleted")],
+                                    ["checkpoint", "unreadable", "train it again"]),
+    "resume a live run": (lambda t, b: ["train", "--resume", _run_copy(t, b, _edit_info(
+        status="running", pid=os.getpid(), host=__import__("socket").gethostname()))], ["still running"]),
+    "compare one run": (lambda t, b: ["runs", "compare", b[2]], ["at least two"]),
+    "report with no runs": (lambda t, b: ["report", "--runs-root", t / "none", "--out", t / "r.html"],
+                            ["no complete run"]),
+    "export into a full folder": (lambda t, b: ["export", b[2], "--out", _write(t / "full" / "x", "x").parent],
+                                  ["exists and is not empty"]),
+    "export format unknown": (lambda t, b: ["export", b[2], "--format", "onnx", "--out", t / "e"],
+                              ["--format", "onnx"], 2),
+    "predict nothing": (lambda t, b: ["predict", "--run", b[2]], ["no text to classify"]),
+    "predict an empty text": (lambda t, b: ["predict", "", "--run", b[2]], ["text 1 is empty"]),
+    "predict a missing file": (lambda t, b: ["predict", "--file", t / "none.txt", "--run", b[2]], ["not found"]),
+    "predict a non-UTF-8 file": (lambda t, b: ["predict", "--file", _write(t / "l.txt", b"caf\xe9\n"), "--run", b[2]],
+                                 ["line 1", "not valid UTF-8"]),
+    # ---- model store
+    "model store is a file": (lambda t, b: ["models", "import-hf", t, "--name", "m"], ["is not a directory"],
+                              None, lambda t: {"TEXTCLF_HOME": str(_write(t / "home", "x"))}),
+    "import a folder without a checkpoint": (lambda t, b: ["models", "import-hf", t, "--name", "m"],
+                                             ["config.json"], None, lambda t: {"TEXTCLF_HOME": str(t / "h")}),
+    # ---- tune
+    "tune without a space": (lambda t, b: ["tune", "a", "--experiments-file", b[0] / "exp.yaml", "--out", t / "s"],
+                             ["--space"]),
+    "tune with a bad space": (lambda t, b: ["tune", "a", "--space", "training.epochs", "--experiments-file",
+                                            b[0] / "exp.yaml", "--out", t / "s"], ["KEY=CHOICES"]),
+    "tune an unknown experiment": (lambda t, b: ["tune", "zzz", "--space", "training.epochs=1,2", "--experiments-file",
+                                                 b[0] / "exp.yaml", "--out", t / "s"], ["unknown experiment 'zzz'"]),
+})
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_table(name, base, tmp_path):
-    setup, fragments = CASES[name]
-    result = run(*setup(tmp_path, base))
-    assert_one_line_error(result, *fragments)
+    setup, fragments, *rest = CASES[name]
+    code, env = (rest + [None, None])[:2]
+    before = _snapshot(base[0])
+    args = setup(tmp_path, base)
+    result = run(*args, env=env(tmp_path) if callable(env) else env)
+    assert_one_line_error(result, *fragments, code=code)
+    if code is None:
+        assert result.exit_code == 1, result.output  # 1: the input is wrong; 2 is for usage errors
     no_false_complete(tmp_path)
-    assert not list(tmp_path.rglob("model.keras"))
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]
+    new_runs = [p for p in (tmp_path / "runs").glob("*") if not p.is_symlink()] if (tmp_path / "runs").is_dir() else []
+    assert all(p.name == base[2].name for p in new_runs), new_runs  # no run directory left by a failed start
+    assert _snapshot(base[0]) == before  # the shared run is untouched
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p): p.stat().st_mtime_ns for p in (root / "runs").rglob("*") if p.is_file()}
 
 
 def test_corrupted_model_file(copy_of_run):

@@ -63,7 +63,7 @@ def test_eval_labels_map_onto_the_runs_classes(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("", "data file is empty"),
     ('"1","a","b"\n"2"\n', "line 2: expected label,title"),
-    ('"1","a","b"\n"5","c","d"\n', "line 2: label 5 is outside the class list (1..4)"),
+    ('"1","a","b"\n"5","c","d"\n', "line 2: label 5 is outside the class list (1..4 in"),
     ('"1","a","b"\n"2","",""\n', "line 2: empty text"),
     ('"1","a","b"\n"x1","c","d"\n', "line 2: label 'x1' is not an integer"),
     ('"1","a","b\n', "malformed CSV"),

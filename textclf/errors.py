@@ -28,6 +28,18 @@ class RunError(TextclfError):
     """A run directory is missing, incomplete or unreadable."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the CLI's handler so a run is marked like a Ctrl-C."""
+
+
+class Interrupted(TextclfError):
+    """Training stopped by Ctrl-C or SIGTERM; `run_dir` (if any) can be resumed."""
+
+    def __init__(self, run_dir: Any = None, *, terminated: bool = False) -> None:
+        super().__init__("terminated" if terminated else "interrupted")
+        self.run_dir, self.terminated = run_dir, terminated
+
+
 class FieldError(ValueError):
     """Raised by a dataclass check; `config.from_dict` adds the field path."""
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from textclf.errors import ModelError, RunError
+from textclf import runs
+from textclf.errors import ModelError, RunError, TextclfError
 from textclf.models.saving import load_model
 from textclf.runs import Run, resolve_run
 
@@ -50,9 +52,15 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
             interface = {"inputs": {"text": "string[batch]"},
                          "outputs": {"probabilities": f"float32[batch, {len(labels)}]", "label": "string[batch]",
                                      "label_id": "int32[batch]"}}
+        needs = ["tensorflow"] + (["tensorflow_text"] if fmt == "saved_model" and _uses_text_ops(info) else [])
         (staging / "textclf-export.json").write_text(json.dumps(
             {"format": fmt, "run": str(run_dir), "model": info.get("model"), "labels": labels,
-             "signature": SIGNATURE, **interface}, indent=2) + "\n")
+             "signature": SIGNATURE, **interface,
+             "requires": needs if fmt == "saved_model" else ["tflite runtime (built-in ops only)"],
+             **({"load": "import tensorflow_text before tf.saved_model.load (or saved_model_cli): the BERT "
+                         "preprocessing graph uses its ops"} if "tensorflow_text" in needs else {})},
+            indent=2) + "\n")
+        staging.chmod(0o777 & ~runs.umask())  # mkdtemp makes 0700; an export is shared like any folder
         if out.exists():
             out.rmdir()
         staging.rename(out)
@@ -63,6 +71,16 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _uses_text_ops(info: dict) -> bool:
+    """A BERT model's SavedModel needs tensorflow_text's ops (its preprocessing graph) to load."""
+    from textclf.models.catalog import MODELS
+
+    try:
+        return "encoder" in {f.name for f in dataclasses.fields(MODELS.get(str(info.get("model"))).params_cls)}
+    except TextclfError:
+        return False
 
 
 def _save_serving_model(model, labels: list[str], path: Path) -> None:
@@ -128,11 +146,29 @@ def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> d
     (staging / "vocab.txt").write_text("\n".join(vectorizer.get_vocabulary()) + "\n", encoding="utf-8")
     (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     cfg = vectorizer.get_config()
+    ids = text_to_ids(tf.constant(TEST_TEXTS)).numpy()
+    vectors = [{"text": text, "token_ids": [int(i) for i in row if i != 0] or [1]} for text, row in zip(TEST_TEXTS, ids)]
     return {"inputs": {"token_ids": "int32[batch, time], 0 = padding"},
             "outputs": {"probabilities": f"float32[batch, {len(labels)}]"},
             "tokenizer": {"vocab": "vocab.txt (line i = id i; 0 padding, 1 unknown)",
                           "standardize": cfg.get("standardize"), "split": cfg.get("split"),
-                          "max_length": max_length, "empty_text": "one unknown id [1]"}}
+                          "rules": TOKENIZER_RULES if cfg.get("standardize") == "lower_and_strip_punctuation"
+                          and cfg.get("split") == "whitespace" else None,
+                          "max_length": max_length, "empty_text": "one unknown id [1]",
+                          "test_vectors": vectors}}
+
+
+# Keras' TextVectorization (lower_and_strip_punctuation, whitespace), exactly: what an app must
+# do before looking tokens up in vocab.txt. Checked by the test vectors written with each export.
+TOKENIZER_RULES = [
+    "lower-case ASCII letters only (A-Z -> a-z); other letters, e.g. 'É', are kept as they are",
+    "delete every character of !\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~' (ASCII punctuation; other punctuation is kept)",
+    "split on runs of ASCII whitespace (space, \\t, \\n, \\r, \\v, \\f); other spaces such as U+00A0 "
+    "(no-break space) are part of a token",
+    "look each token up in vocab.txt (unknown: id 1), keep the first max_length ids",
+]
+TEST_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu",
+              "no\u00a0break\u00a0spaces here", "tabs\tand\nnewlines", ""]
 
 
 class _quiet_stderr:

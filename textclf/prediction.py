@@ -20,8 +20,8 @@ class Prediction:
     """The top label, its probability, and the top-k (label, probability) pairs."""
 
     text: str
-    label: str
-    probability: float
+    label: str | None  # None: a blank line of a file, kept so outputs line up with inputs
+    probability: float | None
     top_k: list[dict]
 
     def to_dict(self) -> dict:
@@ -58,15 +58,21 @@ class Predictor:
             self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         return self._fn
 
-    def predict(self, texts: Sequence[str], top_k: int = 1) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], top_k: int = 1, *, blank_as_none: bool = False) -> list[Prediction]:
+        """The top-k labels of each text. An empty text is an error, or with `blank_as_none` (the
+        blank lines of a file) a result with label None in its place."""
         texts = list(texts)
-        for i, text in enumerate(texts, start=1):
-            if not text.strip():
-                raise DataError(f"text {i} is empty")
-        probs = self.probabilities(texts)
+        blank = [not text.strip() for text in texts]
+        if not blank_as_none and any(blank):
+            raise DataError(f"text {blank.index(True) + 1} is empty")
+        probs = self.probabilities([t for t, b in zip(texts, blank) if not b])
         k = max(1, min(top_k, len(self.labels)))
-        results = []
-        for text, p in zip(texts, probs):
+        results, rows = [], iter(probs)
+        for text, is_blank in zip(texts, blank):
+            if is_blank:
+                results.append(Prediction(text, None, None, []))
+                continue
+            p = next(rows)
             best = np.argsort(-p, kind="stable")[:k]
             tops = [{"label": self.labels[j], "probability": float(p[j])} for j in best]
             results.append(Prediction(text, tops[0]["label"], tops[0]["probability"], tops))

@@ -67,6 +67,8 @@ def confusion_matrix_png(report: dict) -> bytes:
 def learning_curves_png(history: dict[str, list[float]]) -> bytes:
     """Loss and accuracy per epoch, training and validation."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
@@ -75,6 +77,7 @@ def learning_curves_png(history: dict[str, list[float]]) -> bytes:
                 ax.plot(range(1, len(values) + 1), values, style, markersize=3,
                         label="validation" if key.startswith("val_") else "training")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # a run fitted without epochs (L-BFGS) has no curves
@@ -208,7 +211,8 @@ def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | 
         lead = (max if higher else min)(present)[1]
         result["leader"][key] = names[lead]
         if key not in TESTED_METRICS:
-            result["best"][key] = names[lead]
+            if key != "duration_seconds":  # a run's wall time is the machine's as much as the run's: not ranked
+                result["best"][key] = names[lead]
             continue
         if predictions is None:
             continue

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from textclf.errors import RunError, TextclfError
+from textclf.errors import Interrupted, RunError, Terminated, TextclfError
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -40,7 +40,7 @@ def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask now (Linux: read, not set; elsewhere set and restored at once)."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -63,7 +63,7 @@ def write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -94,6 +94,35 @@ def read_json(path: Path) -> Any:
         raise RunError(f"{path} is unreadable ({err})") from None
 
 
+def read_object(path: Path) -> dict:
+    """A run file that must hold a JSON object (run.json, config.json, metrics.json)."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise RunError(f"{path} is unreadable (a JSON object was expected, got {type(value).__name__})")
+    return value
+
+
+_TEXT_FIELDS = ("name", "status", "model", "experiment", "data", "eval_data", "started", "finished", "updated",
+                "error", "host")
+_NUMBER_FIELDS = ("pid", "duration_seconds", "accuracy", "macro_f1", "epochs", "resumed")
+
+
+def clean_info(info: dict) -> dict:
+    """run.json as readers may trust it: text fields are strings, numbers are numbers (else dropped),
+    `group` is {"id": str, ...} or absent. A damaged field never breaks a listing of many runs."""
+    out = dict(info)
+    for key in _TEXT_FIELDS:
+        if key in out and out[key] is not None and not isinstance(out[key], str):
+            out[key] = str(out[key])
+    for key in _NUMBER_FIELDS:
+        if key in out and (isinstance(out[key], bool) or not isinstance(out[key], (int, float))):
+            del out[key]
+    if "group" in out and not (isinstance(out["group"], dict) and isinstance(out["group"].get("id"), str)
+                               and isinstance(out["group"].get("index", 0), int)):
+        del out["group"]
+    return out
+
+
 def new_run_dir(root: str | Path, model: str, explicit: str | Path | None = None) -> Path:
     """Create the run directory: the one asked for, or root/<timestamp>-<model>[-N]."""
     try:
@@ -122,7 +151,12 @@ def new_run_dir(root: str | Path, model: str, explicit: str | Path | None = None
 def mark(run_dir: Path, status: str, **info: Any) -> dict:
     """Update run.json with `status` and extra fields."""
     path = Path(run_dir) / RUN_FILE
-    current = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        current = read_object(path) if path.exists() else {}
+    except RunError:  # a damaged run.json is replaced by this state, not fatal to recording it
+        current = {}
+    if status in ("running", "complete"):  # an error of an earlier attempt no longer describes the run
+        current.pop("error", None)
     current.update(info, status=status, updated=timestamp())
     write_json(path, current)
     return current
@@ -140,12 +174,16 @@ def status(info: dict) -> str:
     import socket
 
     state = info.get("status", "unknown")
-    if state == "running" and info.get("host") == socket.gethostname() and info.get("pid"):
+    state = state if isinstance(state, str) else "unknown"
+    if state == "running" and info.get("host") == socket.gethostname():
+        pid = info.get("pid")
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            return "interrupted"  # no process could be writing it
         try:
-            os.kill(int(info["pid"]), 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             return "interrupted"
-        except (PermissionError, ValueError, OverflowError):
+        except (PermissionError, OverflowError):
             pass
     return state
 
@@ -159,21 +197,21 @@ def check_resumable(run_dir: str | Path | None, config: Any = None) -> Path:
         raise RunError(f"run directory not found: {path}")
     if not (path / RUN_FILE).exists() or not (path / CONFIG_FILE).exists():
         raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE} or {CONFIG_FILE})")
-    info = read_json(path / RUN_FILE)
+    info = clean_info(read_object(path / RUN_FILE))
     state = status(info)
     if state == "complete":
         raise RunError(f"run {path} is already complete; nothing to resume")
     if state == "running":
         raise RunError(f"run {path} is still running (pid {info.get('pid')}); stop it before resuming")
-    if config is not None and read_json(path / CONFIG_FILE) != config.to_dict():
+    if config is not None and read_object(path / CONFIG_FILE) != config.to_dict():
         raise RunError(f"cannot resume {path}: its saved config differs from this one")
     return path
 
 
 def is_complete(run_dir: Path) -> bool:
     try:
-        info = json.loads((Path(run_dir) / RUN_FILE).read_text())
-    except (OSError, ValueError):
+        info = read_object(Path(run_dir) / RUN_FILE)
+    except RunError:
         return False
     return info.get("status") == "complete" and (Path(run_dir) / MODEL_FILE).exists()
 
@@ -217,6 +255,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
             continue
         if not isinstance(info, dict):
             continue
+        info = clean_info(info)
         info = {**info, "path": str(path), "status": status(info)}
         info.setdefault("name", path.name)
         found.append(info)
@@ -321,7 +360,7 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
         return path
     if not (path / RUN_FILE).exists():
         raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE})")
-    info = read_json(path / RUN_FILE)
+    info = clean_info(read_object(path / RUN_FILE))
     if info.get("status") != "complete":
         raise RunError(f"run {path} is not complete (status: {info.get('status', 'unknown')}); it has no usable model")
     if not (path / MODEL_FILE).exists():
@@ -382,22 +421,22 @@ class Run:
 
     @property
     def info(self) -> dict:
-        return read_json(self.path / RUN_FILE)
+        return clean_info(read_object(self.path / RUN_FILE))
 
     @property
     def config(self) -> dict:
-        return read_json(self.path / CONFIG_FILE)
+        return read_object(self.path / CONFIG_FILE)
 
     @property
     def labels(self) -> list[str]:
         labels = read_json(self.path / LABELS_FILE)
-        if not isinstance(labels, list) or not labels:
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
             raise RunError(f"{self.path / LABELS_FILE} is not a list of class names")
         return [str(x) for x in labels]
 
     @property
     def metrics(self) -> dict:
-        return read_json(self.path / METRICS_FILE)
+        return read_object(self.path / METRICS_FILE)
 
     @property
     def history(self) -> dict:
@@ -440,8 +479,15 @@ class Run:
         `predictions`: {"labels", "predicted"} integer arrays over the eval examples.
         """
         tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
-        model.save(tmp_model)
-        tmp_model.replace(self.model_path)
+        try:
+            model.save(tmp_model)
+            tmp_model.replace(self.model_path)
+        except Exception as err:  # a full disk (OSError, or h5py's and TensorFlow's own errors)
+            tmp_model.unlink(missing_ok=True)
+            text = str(err)
+            reason = getattr(err, "strerror", None) or ("No space left on device" if "No space left" in text
+                                                        else (text.splitlines() or [type(err).__name__])[0][:160])
+            raise RunError(f"cannot write the run in {self.path}: {reason}") from None
         write_json(self.path / HISTORY_FILE, history)
         if predictions is not None:
             write_npz(self.path / PREDICTIONS_FILE, predictions)
@@ -484,12 +530,15 @@ def start(root: str | Path, name: str, config: dict, labels: list[str], *, run_d
         yield run
     except BaseException as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
+        reason = reason or type(err).__name__
         try:
             run.mark("failed", error=reason[:500], finished=timestamp(), duration_seconds=run.duration_seconds())
         except OSError:  # e.g. the disk is full: run.json still says "running", never "complete"
             pass
         if isinstance(err, OSError):
             raise RunError(f"cannot write the run in {run.path}: {err.strerror or err}") from None
+        if isinstance(err, KeyboardInterrupt) and not scratch:
+            raise Interrupted(run.path, terminated=isinstance(err, Terminated)) from None
         raise
     finally:
         if scratch:

@@ -49,9 +49,35 @@ def _tf_config() -> dict:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        config = json.loads(raw)
     except ValueError:
         raise ConfigError("TF_CONFIG is not valid JSON") from None
+    return check_tf_config(config)
+
+
+def check_tf_config(config) -> dict:
+    """TF_CONFIG's shape: {"cluster": {job: ["host:port", ...]}, "task": {"type": job, "index": i}}."""
+    shape = ('expected {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
+    if not isinstance(config, dict):
+        raise ConfigError(f"TF_CONFIG: {shape}, got {type(config).__name__}")
+    cluster, task = config.get("cluster", {}), config.get("task", {})
+    if not isinstance(cluster, dict) or not all(
+            isinstance(job, str) and isinstance(hosts, list) and all(isinstance(h, str) and ":" in h for h in hosts)
+            for job, hosts in cluster.items()):
+        raise ConfigError(f"TF_CONFIG: cluster: {shape}")
+    if not isinstance(task, dict) or (task and (not isinstance(task.get("type"), str)
+                                                or not isinstance(task.get("index", 0), int)
+                                                or isinstance(task.get("index", 0), bool))):
+        raise ConfigError(f"TF_CONFIG: task: {shape}")
+    if task:
+        hosts = cluster.get(task["type"])
+        if hosts is None:
+            raise ConfigError(f"TF_CONFIG: task type {task['type']!r} is not a job of the cluster "
+                              f"({', '.join(cluster) or 'none'})")
+        if not 0 <= task.get("index", 0) < len(hosts):
+            raise ConfigError(f"TF_CONFIG: task index {task.get('index', 0)} is outside {task['type']}'s "
+                              f"{len(hosts)} hosts")
+    return config
 
 
 def choose_strategy(requested: str, devices: Devices) -> str:

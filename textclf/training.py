@@ -15,7 +15,7 @@ import numpy as np
 from textclf import runs
 from textclf._tf import keras
 from textclf.config import RunConfig
-from textclf.errors import ConfigError, TextclfError
+from textclf.errors import ConfigError, RunError, TextclfError
 
 
 class Listener:
@@ -519,7 +519,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         path = self.manager.latest_checkpoint
         if path is None:
             return 0
-        status = self.ckpt.restore(path).expect_partial()
+        from textclf._tf import tf
+
+        try:
+            status = self.ckpt.restore(path).expect_partial()
+        except (tf.errors.OpError, ValueError, IndexError, KeyError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise TextclfError(f"cannot resume: the checkpoint in {self.directory} is unreadable ({first}); "
+                               "the run cannot continue, train it again from the start") from None
         try:
             # The optimizer's variables exist before this (`_create_optimizer_slots`), so a checkpoint
             # without them (e.g. written by textclf's earlier optimizer class) is found here, not
@@ -529,7 +536,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             raise TextclfError(f"cannot resume: the checkpoint in {self.directory} does not match this "
                                "model and optimizer (written by another textclf version?); start the run again") from None
         done = int(self.epoch.numpy())
-        progress = runs.read_json(self.progress_path)
+        progress = runs.read_object(self.progress_path)
         self.history = {k: list(v)[:done] for k, v in progress.get("history", {}).items()}
         self.seconds = list(progress.get("seconds", []))[:done]
         self.resumed_seconds = self.seconds[-1] if self.seconds else 0.0
@@ -550,14 +557,30 @@ class EpochCheckpoint(keras.callbacks.Callback):
         stop = self.stopping is not None and self.stopping.should_stop(self.history)
         if self.stopping is not None and self.stopping.cfg.restore_best and self.stopping.best_epoch == epoch + 1:
             self.best_manager.save(checkpoint_number=epoch + 1)
-        runs.write_json(self.progress_path, {"epochs_done": epoch + 1, "history": self.history, "seconds": self.seconds})
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+        from textclf._tf import tf
+
+        try:
+            runs.write_json(self.progress_path, {"epochs_done": epoch + 1, "history": self.history,
+                                                 "seconds": self.seconds})
+            self.epoch.assign(epoch + 1)
+            self.manager.save(checkpoint_number=epoch + 1)
+        except (OSError, tf.errors.OpError) as err:  # e.g. SaveV2 on a full disk
+            reason = getattr(err, "strerror", None) or _first_line(err)
+            raise RunError(f"cannot write the run in {self.directory.parent}: {reason}") from None
         self.model.stop_training = stop
 
     def restore_best(self) -> None:
+        """The weights of the best epoch (restore_best)."""
         if self.best_manager.latest_checkpoint:
             self.best_ckpt.restore(self.best_manager.latest_checkpoint).expect_partial()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "message", "") or err)
+    for marker in ("No space left on device", "Permission denied", "Read-only file system"):
+        if marker in text:
+            return marker
+    return (text.strip().splitlines() or [type(err).__name__])[0][:160]
 
 
 class _DenseGradients(keras.Model):

@@ -8,7 +8,9 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from textclf.errors import TextclfError
+from typing import Annotated
+
+from textclf.errors import Interrupted, Terminated, TextclfError
 
 
 class TextclfGroup(TyperGroup):
@@ -21,12 +23,17 @@ class TextclfGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Interrupted as err:
+            code = _interrupted(err.run_dir, err.terminated)
         except TextclfError as err:
             code = _fail(str(err), 1)
-        except KeyboardInterrupt:
-            code = _fail("interrupted", 130)
+        except KeyboardInterrupt as err:
+            code = _interrupted(None, isinstance(err, Terminated))
         except BrokenPipeError:
-            code = 0
+            code = _quiet_broken_pipe()
+        except MemoryError:
+            code = _fail("out of memory: the data or the model does not fit in this machine's memory "
+                         "(smaller --batch-size, --max-length or model sizes, or less data)", 1)
         except Exception as err:
             code = _click_exit(err)
         else:
@@ -41,14 +48,46 @@ def _click_exit(err: Exception) -> int:
     kind = type(err).__name__
     if kind == "Exit":  # --help, --version: already printed
         return int(getattr(err, "exit_code", 0) or 0)
+    if kind == "NoArgsIsHelpError":  # bare `textclf` (or a bare group): the help, printed already, is the answer
+        return 0
     if kind == "Abort":
-        return _fail("interrupted", 130)
+        return _interrupted(None, False)
+    if kind == "ResourceExhaustedError":  # TensorFlow: out of (device) memory, or a full disk under SaveV2
+        text = str(err)
+        if "No space left on device" in text:
+            return _fail("cannot write: no space left on device", 1)
+        return _fail("out of memory: the model does not fit in this machine's memory (smaller --batch-size, "
+                     "--max-length or model sizes)", 1)
     if hasattr(err, "format_message") and hasattr(err, "exit_code"):  # usage and bad-parameter errors
         return _fail(err.format_message(), int(err.exit_code or 2))
     if os.environ.get("TEXTCLF_DEBUG"):
         raise err
     msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return _fail(f"unexpected {kind}: {msg} (set TEXTCLF_DEBUG=1 for the traceback)", 1)
+
+
+def _interrupted(run_dir, terminated: bool) -> int:
+    what = "terminated" if terminated else "interrupted"
+    hint = f"; resume with textclf train --resume {run_dir}" if run_dir else ""
+    return _fail(what + hint, 143 if terminated else 130)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (`| head`): nothing more to say, and no error at exit's flush either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _version(value: bool) -> None:
+    if value:
+        from textclf import __version__
+
+        print(f"textclf {__version__}")
+        raise typer.Exit()
 
 
 def _fail(message: str, code: int) -> int:
@@ -64,9 +103,15 @@ app = typer.Typer(
     help="Text-classification experiments on the TensorFlow stack: train, evaluate, predict.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print textclf's version and exit.")] = False) -> None:
+    """Text-classification experiments on the TensorFlow stack: train, evaluate, predict."""
 
 
 def _register() -> None:
@@ -85,6 +130,13 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    def terminate(signum, frame):  # SIGTERM ends a run like Ctrl-C: marked, resumable, one line
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         app()
     except SystemExit as done:

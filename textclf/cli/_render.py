@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
@@ -42,17 +43,21 @@ def run_with_progress(train_fn):
 
 
 class ProgressListener:
-    """Draws one rich progress bar per epoch with running loss and accuracy."""
+    """Training progress: on a terminal one rich progress bar per epoch with running loss and
+    accuracy; otherwise (a log, a pipe, CI) one plain line per epoch, written when it ends."""
 
     def __enter__(self):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self.live = err.is_terminal
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"), TimeElapsedColumn(),
             console=err, transient=False,
         )
         self.task = None
+        self.epoch_started = time.perf_counter()
+        self.pending: list[str] | None = []  # status lines before training starts (not live: see on_status)
         return self
 
     def __exit__(self, *exc):
@@ -60,32 +65,52 @@ class ProgressListener:
             self.progress.stop()
         return False
 
+    def _line(self, text: str, **kwargs) -> None:
+        self.progress.console.print(text, **kwargs)
+        if not self.live:
+            self.progress.console.file.flush()  # a log shows it now, and keeps it if the run is killed
+
     def on_status(self, message: str) -> None:
-        if self.progress.console.is_terminal:  # chatter only for people, not for logs
-            self.progress.console.print(f"[dim]{message}…[/]")
+        if not self.live and self.pending is not None:
+            # Written once training starts: bad data before that ends in its one error line alone.
+            self.pending.append(f"[dim]{message}…[/]")
+            return
+        self._line(f"[dim]{message}…[/]")
 
     def on_start(self, info: dict) -> None:
         self.info = info
-        self.progress.start()  # only now: a failure while loading data prints just its error line
-        self.progress.console.print(
-            f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
-            f"({len(info['labels'])} classes) → {info['run_dir']}")
-        self.progress.console.print(info["runtime"])
+        for line in self.pending or []:
+            self._line(line)
+        self.pending = None
+        if self.live:
+            self.progress.start()  # only now: a failure while loading data prints just its error line
+        self._line(f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
+                   f"({len(info['labels'])} classes) → {info['run_dir']}")
+        self._line(info["runtime"])
         for note in info.get("notes", []):
-            self.progress.console.print(note, highlight=False)
+            self._line(note, highlight=False)
         if info.get("initial_epoch"):
-            self.progress.console.print(f"resuming after epoch {info['initial_epoch']} of {info['epochs']}")
+            self._line(f"resuming after epoch {info['initial_epoch']} of {info['epochs']}")
+        self.epoch_started = time.perf_counter()
 
     def on_note(self, line: str) -> None:
-        self.progress.console.print(line, highlight=False)
+        self._line(line, highlight=False)
 
     def on_batch(self, epoch: int, step: int, logs: dict) -> None:
+        if not self.live:
+            return
         if self.task is None:
             self.task = self.progress.add_task(
                 f"epoch {epoch + 1}/{self.info['epochs']}", total=self.info["steps"], loss=0.0, acc=0.0)
         self.progress.update(self.task, completed=step, loss=logs.get("loss", 0.0), acc=logs.get("accuracy", 0.0))
 
     def on_epoch(self, epoch: int, logs: dict) -> None:
+        seconds = time.perf_counter() - self.epoch_started
+        self.epoch_started = time.perf_counter()
+        if not self.live:
+            metrics = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if isinstance(v, (int, float)))
+            self._line(f"epoch {epoch + 1}/{self.info['epochs']}  {metrics}  {seconds:.1f} s", highlight=False)
+            return
         if self.task is not None:
             self.progress.update(self.task, completed=self.info["steps"],
                                  description=f"epoch {epoch + 1}/{self.info['epochs']} "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
+import enum
+
 import typer
 
 from textclf.cli._render import out
@@ -12,16 +14,22 @@ from textclf.cli._render import out
 app = typer.Typer()  # registered by textclf.cli
 
 
+class Format(str, enum.Enum):
+    saved_model = "saved_model"
+    tflite = "tflite"
+
+
 @app.command("export")
 def export(
     run_dir: Annotated[Optional[str], typer.Argument(help="Run directory or name (default: the latest run).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="saved_model or tflite.")] = "saved_model",
+    fmt: Annotated[Format, typer.Option("--format", help="saved_model or tflite.")] = "saved_model",
     out_dir: Annotated[str, typer.Option("--out", help="Directory to create for the export.")] = "export",
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
 ) -> None:
     """Export a trained classifier: strings in, probabilities and labels out (TF Serving ready)."""
     from textclf.export import export_run
 
+    fmt = Format(fmt).value
     written = export_run(run_dir, fmt, out_dir, runs_root)
     if fmt == "tflite":
         sig = "serving_default: token_ids (int32) → probabilities; tokenize with vocab.txt"

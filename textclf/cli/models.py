@@ -15,7 +15,7 @@ app = typer.Typer(help="List registered models; import Hugging Face BERT checkpo
 
 @app.command("list")
 def list_models(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object with a `models` list.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per model, one per line.")] = False,
 ) -> None:
     """List registered models with a one-line description."""
     import dataclasses
@@ -23,12 +23,11 @@ def list_models(
     from textclf.models.catalog import MODELS
 
     entries = MODELS.entries()
-    if as_json:
-        json_line({"models": [
-            {"name": e.name, "description": e.description,
-             "params": {**{f.name: f.default for f in dataclasses.fields(e.params_cls)}, **e.param_defaults},
-             "training_defaults": dict(e.training_defaults)}
-            for e in entries]})
+    if as_json:  # JSON Lines, as every list textclf prints
+        for e in entries:
+            json_line({"name": e.name, "description": e.description,
+                       "params": {**{f.name: f.default for f in dataclasses.fields(e.params_cls)}, **e.param_defaults},
+                       "training_defaults": dict(e.training_defaults)})
         return
     table = Table(title="textclf models")
     table.add_column("name", style="bold cyan")

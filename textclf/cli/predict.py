@@ -15,21 +15,32 @@ app = typer.Typer()  # registered by textclf.cli
 
 @app.command("predict")
 def predict(
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.")] = None,
+    texts: Annotated[Optional[list[str]], typer.Argument(
+        help="Texts to classify; `-` reads one text per line from stdin.")] = None,
     run: Annotated[Optional[str], typer.Option(help="Run directory (default: the latest complete run).")] = None,
     top_k: Annotated[int, typer.Option(help="How many labels to show per text.", min=1)] = 1,
-    file: Annotated[Optional[str], typer.Option(help="Read texts from a file, one per line ('-' = stdin).")] = None,
+    file: Annotated[Optional[str], typer.Option(
+        help="Read texts from a file, one per line ('-' = stdin); a blank line gives an empty result in its place.")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per text, one per line.")] = False,
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
 ) -> None:
-    """Print the predicted label and probability for each text."""
+    """Print the predicted label and probability for each text.
+
+    One output per input line: a blank line of a file (or stdin) gives a row with no label
+    (`"label": null` in --json), so outputs line up with inputs.
+    """
     from textclf.prediction import load_predictor
 
-    items = list(texts or []) + (_read_lines(file) if file else [])
-    if not items:
-        raise DataError("no text to classify: give TEXT arguments or --file PATH (or --file - for stdin)")
+    texts = list(texts or [])
+    if texts == ["-"]:  # as fastText's `predict model -`
+        texts, file = [], "-"
+    lines = _read_lines(file) if file else []
+    items = texts + lines
+    if not items or (not texts and all(not line.strip() for line in lines)):
+        raise DataError("no text to classify: give TEXT arguments, `-` or --file PATH (or --file - for stdin)")
     predictor = load_predictor(run, runs_root)
-    results = predictor.predict(items, top_k)
+    results = predictor.predict(texts, top_k) + (predictor.predict(lines, top_k, blank_as_none=True) if lines else [])
     if as_json:
         for r in results:
             json_line(r.to_dict())
@@ -41,7 +52,9 @@ def predict(
     table.add_column("label", style="bold cyan")
     table.add_column("probability", justify="right")
     for r in results:
-        if top_k > 1:
+        if r.label is None:
+            table.add_row(r.text, "[dim]–[/]", "")
+        elif top_k > 1:
             extra = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r.top_k[1:])
             table.add_row(r.text, r.label, f"{r.probability:.3f}  [dim]({extra})[/]")
         else:
@@ -53,4 +66,4 @@ def _read_lines(path: str) -> list[str]:
     from textclf.textfiles import read_text
 
     text = read_text(path)
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in text.splitlines()]

@@ -19,8 +19,10 @@ def report(
     out_path: Annotated[str, typer.Option("--out", help="The HTML file to write.")] = "report.html",
     runs_root: Annotated[str, typer.Option(help="Where runs live.")] = "runs",
 ) -> None:
-    """Metrics (groups: mean ± sd and 95% interval), paired significance tests, confusion matrices,
-    learning curves and configs of runs, in one HTML file."""
+    """Metrics, paired significance tests, confusion matrices, learning curves and configs of runs, in one HTML file.
+
+    Groups of runs show mean ± sd and the 95% interval of their metrics.
+    """
     from textclf.errors import RunError
     from textclf.reports import write_html_report
     from textclf.runs import by_group, complete_runs, resolve_items

@@ -22,8 +22,10 @@ def list_runs(
     expand: Annotated[bool, typer.Option("--expand", help="List the runs of each group under it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (runs, then groups).")] = False,
 ) -> None:
-    """Every run: name, model, data, epochs, accuracy, macro-F1, duration and status; a group of runs
-    (--seeds, --folds) is one row with its mean ± sd (--expand lists its runs)."""
+    """Every run: name, model, data, epochs, accuracy, macro-F1, duration and status.
+
+    A group of runs (--seeds, --folds) is one row with its mean ± sd; --expand lists its runs.
+    """
     from textclf import runs
     from textclf.stats import summary
 
@@ -107,10 +109,10 @@ def compare(
     runs_root: Annotated[str, typer.Option(help="Where run names and groups are looked up.")] = "runs",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Runs or groups side by side: metrics (groups: mean ± sd, 95% interval), whether the leader is
-    ahead by more than noise (McNemar's exact test, paired bootstrap interval), config differences.
+    """Runs or groups side by side: metrics, whether the leader is ahead by more than noise, config differences.
 
-    Bold marks a leader only when it beats every other by more than noise; runs evaluated on
+    Groups show mean ± sd and the 95% interval; the tests are McNemar's exact test and a paired
+    bootstrap interval on the saved per-example predictions. Bold marks a leader only when it beats every other by more than noise; runs evaluated on
     different data are not ranked at all.
     """
     from textclf.reports import COMPARED_METRICS, compare_runs, format_summary, verdict_lines

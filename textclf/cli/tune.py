@@ -30,10 +30,9 @@ def tune(
     = "experiments.yaml",
     as_json: Annotated[bool, typer.Option("--json", help="Print the trials and the best as one JSON object.")] = False,
 ) -> None:
-    """Search hyperparameters of an experiment on a validation fold of its training data (never its
-    eval data), pruning weak trials; the best values become a new experiment in the file.
+    """Search an experiment's hyperparameters on a fold of its training data; the best become a new experiment.
 
-    Run the same command again after an interruption: the search continues where it stopped.
+    Never reads the eval data; weak trials are pruned (optuna). Run the same command again after an interruption: the search continues where it stopped.
     """
     from textclf.config import options_layer, parse_sets
     from textclf.tuning import parse_space, tune as run_search

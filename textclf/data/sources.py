@@ -147,6 +147,8 @@ def _to_examples(
     for where, text, label in rows:
         if not text.strip():
             raise DataError(f"{where}: empty text")
+        if not str(label).strip():
+            raise DataError(f"{where}: empty label")
         texts.append(text)
         names.append(label)
         wheres.append(where)
@@ -220,20 +222,26 @@ def _file_rows(
     path = Path(os.path.expanduser(spec.target))
     stream = _open_text(path)
     # Without a classes.txt beside the file, an existing run's classes name the indices.
-    classes = _classes_beside(path) or (tuple(run_labels) if run_labels else None)
+    beside = _classes_beside(path)
+    classes = beside or (tuple(run_labels) if run_labels else None)
+    named = ClassList(classes, str(path.parent / "classes.txt") if beside else "the run's labels.json")
     if spec.kind == "jsonl":
-        return _jsonl_rows(path, stream, text_fields, label_field or "label", classes), classes
+        return _jsonl_rows(path, stream, text_fields, label_field or "label", named), classes
     delimiter = "\t" if spec.kind == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.kind == "tsv" else csv.QUOTE_MINIMAL
     reader = csv.reader(stream, delimiter=delimiter, quoting=quoting, strict=True)
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     rows = _guard_csv(reader, path)
     first = next(rows, None)
     if first is None:
         raise DataError(f"data file is empty: {path}")
-    headered = bool(text_fields or label_field) or not _is_int(first[0])
+    headered = bool(text_fields or label_field) or _number(first[0]) is None
     if not headered:
-        return _ag_rows(path, reader, first, rows, classes), classes
-    return _header_rows(path, reader, first, rows, text_fields, label_field, classes), classes
+        return _ag_rows(path, reader, first, rows, named), classes
+    return _header_rows(path, reader, first, rows, text_fields, label_field, named), classes
+
+
+CSV_FIELD_LIMIT = 1 << 30  # Python's csv default is 128 KiB, less than one long article
 
 
 def _guard_csv(reader: "csv._reader", path: Path) -> Iterator[list[str]]:
@@ -242,6 +250,9 @@ def _guard_csv(reader: "csv._reader", path: Path) -> Iterator[list[str]]:
             if row:  # blank lines carry no example
                 yield row
     except csv.Error as err:
+        if "field larger than field limit" in str(err):
+            raise DataError(f"{path} line {reader.line_num}: a field is longer than "
+                            f"{CSV_FIELD_LIMIT // 2**20} MiB; split the text or shorten it") from None
         raise DataError(f"{path} line {reader.line_num}: malformed CSV ({err})") from None
 
 
@@ -253,19 +264,30 @@ def _is_int(value: str) -> bool:
         return False
 
 
+def _number(value: str) -> float | None:
+    """The field as a number (`3`, `3.0`, `3e0`), else None."""
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
 def _ag_rows(path, reader, first, rows, classes) -> Iterator[tuple[str, str, str]]:
     for row in _chain(first, rows):
         where = f"{path} line {reader.line_num}"
         if len(row) < 2:
             raise DataError(f"{where}: expected label,title[,description,...], got {len(row)} field")
         raw = row[0].strip()
-        if not _is_int(raw):
+        value = _number(raw)
+        if value is None or not float(value).is_integer():
             raise DataError(f"{where}: label {raw!r} is not an integer class index (1-based)")
-        number = int(raw)
-        if number < 1 or (classes is not None and number > len(classes)):
-            allowed = f"1..{len(classes)}" if classes else ">= 1"
+        number = int(value)  # `3.0` (a spreadsheet's export) is class 3
+        names = classes.names
+        if number < 1 or (names is not None and number > len(names)):
+            allowed = f"1..{len(names)} in {classes.source}" if names else ">= 1"
             raise DataError(f"{where}: label {number} is outside the class list ({allowed})")
-        label = classes[number - 1] if classes else str(number)
+        label = names[number - 1] if names else str(number)
         yield where, _join_text(f.strip() for f in row[1:]), label
 
 
@@ -315,13 +337,22 @@ def _jsonl_rows(path, stream, text_fields, label_field, classes):
         yield where, _join_text(p.strip() for p in parts), _label_name(str(label).strip(), classes, where)
 
 
-def _label_name(raw: str, classes: tuple[str, ...] | None, where: str) -> str:
-    """Headered/JSONL labels are names; with classes.txt an integer is a 0-based index."""
-    if classes is None or raw in classes:
+@dataclass(frozen=True)
+class ClassList:
+    """The class names a file's labels may index, and where they come from (for messages)."""
+
+    names: tuple[str, ...] | None
+    source: str
+
+
+def _label_name(raw: str, classes: ClassList, where: str) -> str:
+    """Headered/JSONL labels are names; with a class list an integer is a 0-based index."""
+    names = classes.names
+    if names is None or raw in names:
         return raw
-    if _is_int(raw) and 0 <= int(raw) < len(classes):
-        return classes[int(raw)]
-    raise DataError(f"{where}: label {raw!r} is not one of the classes in classes.txt ({', '.join(classes)})")
+    if _is_int(raw) and 0 <= int(raw) < len(names):
+        return names[int(raw)]
+    raise DataError(f"{where}: label {raw!r} is not one of the classes in {classes.source} ({', '.join(names)})")
 
 
 def _chain(first, rows):

@@ -9,6 +9,26 @@ from textclf.models import store
 from textclf.registry import MODELS, ModelEntry, ModelParams, Registry, register_model
 
 
+MAX_POSITIONS = 512
+TRAIN_BYTES_PER_WEIGHT = 16  # float32 weight, its gradient and Adam's two moments
+
+
+def _check_fits(parameters: int, sizes: str) -> None:
+    """A config whose weights alone cannot be trained in this machine's memory fails at load."""
+    import os
+
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    need = parameters * TRAIN_BYTES_PER_WEIGHT
+    if need > memory:
+        from textclf.errors import ConfigError
+
+        raise ConfigError(f"model_params: the model does not fit in memory ({parameters:,} weights: "
+                          f"{need / 2**30:.1f} GB needed to train, {memory / 2**30:.1f} GB here); lower {sizes}")
+
+
 @register_model(
     "transformer",
     description="Transformer encoder trained from scratch (token+position embedding, "
@@ -49,6 +69,13 @@ class TransformerParams(ModelParams):
             check(value >= 1, name, value, "an integer >= 1")
         check(self.key_dim >= 0, "key_dim", self.key_dim, "an integer >= 0 (0 = embed_dim)")
         check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
+        _check_fits(self.parameters(), "vocab_size, embed_dim, ff_dim, num_layers")
+
+    def parameters(self) -> int:
+        """About how many weights the model has (embeddings, attention, feed-forward, head)."""
+        e, key = self.embed_dim, self.key_dim or self.embed_dim
+        block = 4 * self.num_heads * key * e + 2 * e * self.ff_dim + 4 * e
+        return self.vocab_size * e + MAX_POSITIONS * e + self.num_layers * block + e * self.hidden_dim
 
 
 _NGRAM_DOC = ("sublinear TF-IDF of word 1-2-grams, L2-normalised (in-graph n-gram hashing; raw strings in)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +168,15 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
     target = store.models_dir() / name
     if target.exists() and not overwrite:
         raise ModelError(f"model {name!r} already exists in {target.parent}; pass --overwrite to replace it")
+    tmp = store.prepare(name)  # a store that is a file or read-only fails here, before any reading
+    try:
+        return _convert(src, name, target, tmp, seq_length)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int) -> Path:
     config = read_hf_config(src)
     hf = load_hf_weights(src, config)
     lower = do_lower_case(src)
@@ -176,39 +184,33 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
     from official.nlp.configs import encoders
     from official.nlp.tools import export_tfhub_lib
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    try:
-        enc_cfg = encoder_config(config)
-        encoder = encoders.build_encoder(enc_cfg)
-        dummy = tf.ones((1, 4), tf.int32)
-        encoder(dict(input_word_ids=dummy, input_mask=dummy, input_type_ids=tf.zeros_like(dummy)))
-        values = garden_weights(hf, config)
-        for var in encoder.weights:
-            key = var.name.split(":")[0]
-            if key in values:
-                var.assign(values[key])
-            elif not key.startswith("pooler_transform/"):
-                raise ModelError(f"{src}: no weights for encoder variable {key}")
-        ckpt = tf.train.Checkpoint(encoder=encoder).save(str(tmp / "ckpt" / "encoder"))
-        vocab = str(src / "vocab.txt")
-        export_tfhub_lib.export_model(str(tmp / "encoder"), encoder_config=enc_cfg, model_checkpoint_path=ckpt,
-                                      with_mlm=False, vocab_file=vocab, do_lower_case=lower)
-        export_tfhub_lib.export_preprocessing(str(tmp / "preprocess"), vocab_file=vocab, do_lower_case=lower,
-                                              tokenize_with_offsets=False,
-                                              default_seq_length=min(seq_length, config.get("max_position_embeddings", 512)))
-        shutil.rmtree(tmp / "ckpt")
-        meta = {"name": name, "kind": "bert", "source": str(src.resolve()), "imported": runs.timestamp(),
-                "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"],
-                "num_attention_heads": config["num_attention_heads"], "vocab_size": config["vocab_size"],
-                "max_position_embeddings": config.get("max_position_embeddings", 512),
-                "do_lower_case": lower, "has_pooler": "pooler.dense.weight" in hf,
-                "encoder": "encoder", "preprocessor": "preprocess"}
-        (tmp / store.META).write_text(json.dumps(meta, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.replace(target)
-        return target
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    enc_cfg = encoder_config(config)
+    encoder = encoders.build_encoder(enc_cfg)
+    dummy = tf.ones((1, 4), tf.int32)
+    encoder(dict(input_word_ids=dummy, input_mask=dummy, input_type_ids=tf.zeros_like(dummy)))
+    values = garden_weights(hf, config)
+    for var in encoder.weights:
+        key = var.name.split(":")[0]
+        if key in values:
+            var.assign(values[key])
+        elif not key.startswith("pooler_transform/"):
+            raise ModelError(f"{src}: no weights for encoder variable {key}")
+    ckpt = tf.train.Checkpoint(encoder=encoder).save(str(tmp / "ckpt" / "encoder"))
+    vocab = str(src / "vocab.txt")
+    export_tfhub_lib.export_model(str(tmp / "encoder"), encoder_config=enc_cfg, model_checkpoint_path=ckpt,
+                                  with_mlm=False, vocab_file=vocab, do_lower_case=lower)
+    export_tfhub_lib.export_preprocessing(str(tmp / "preprocess"), vocab_file=vocab, do_lower_case=lower,
+                                          tokenize_with_offsets=False,
+                                          default_seq_length=min(seq_length, config.get("max_position_embeddings", 512)))
+    shutil.rmtree(tmp / "ckpt")
+    meta = {"name": name, "kind": "bert", "source": str(src.resolve()), "imported": runs.timestamp(),
+            "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"],
+            "num_attention_heads": config["num_attention_heads"], "vocab_size": config["vocab_size"],
+            "max_position_embeddings": config.get("max_position_embeddings", 512),
+            "do_lower_case": lower, "has_pooler": "pooler.dense.weight" in hf,
+            "encoder": "encoder", "preprocessor": "preprocess"}
+    (tmp / store.META).write_text(json.dumps(meta, indent=2) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.replace(target)
+    return target

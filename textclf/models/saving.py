@@ -22,7 +22,7 @@ def load_model(run_dir: Path):
         for name in MODELS.builtin_names():
             MODELS.get(name).load_builder()
     try:
-        return _load_keras_file(run.model_path)
+        model = _load_keras_file(run.model_path)
     except Exception as err:
         missing = _unknown_layers(run.model_path)
         if missing:
@@ -30,6 +30,11 @@ def load_model(run_dir: Path):
                            f"textclf version does not have (saved by another version); retrain the run") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
+    outputs, labels = model.output_shape[-1], run.labels
+    if outputs != len(labels):  # predicting from the wrong class list would look like an answer
+        raise RunError(f"{run.path}: the model has {outputs} outputs but labels.json names {len(labels)} classes; "
+                       "the run is damaged (retrain it)")
+    return model
 
 
 _KERAS_FILE_PARTS = {"metadata.json", "config.json", "model.weights.h5"}

@@ -49,3 +49,38 @@ def list_models() -> list[dict]:
             except (OSError, ValueError):
                 continue
     return found
+
+
+def prepare(name: str) -> Path:
+    """The models folder, checked writable before any work (and cleared of dead imports' staging
+    folders); a staging folder for `name` in it, which import_hf fills and renames into place."""
+    import shutil
+    import tempfile
+
+    from textclf.errors import ModelError
+
+    root = models_dir()
+    hint = "set TEXTCLF_HOME to a folder you can write"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", dir=root))
+    except (FileExistsError, NotADirectoryError):
+        raise ModelError(f"the model store {root} is not a directory (a file is in the way); {hint}") from None
+    except OSError as err:
+        raise ModelError(f"the model store {root} is not writable ({err.strerror or err}); {hint}") from None
+    for stale in root.iterdir():  # `.NAME.PID.xxxx` of an import whose process is gone
+        parts = stale.name.split(".")
+        if stale.is_dir() and stale.name.startswith(".") and len(parts) >= 4 and parts[-2].isdigit() \
+                and stale != staging and not _alive(int(parts[-2])):
+            shutil.rmtree(stale, ignore_errors=True)
+    return staging
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -74,7 +74,8 @@ def build_transformer(
     """Adapt the vocabulary on the training texts and build the classifier."""
     # The lesson's tokenization: lower-case, strip punctuation, split on whitespace, in-graph.
     vectorizer = keras.layers.TextVectorization(max_tokens=params.vocab_size, name="vectorizer")
-    texts = tf.data.Dataset.from_tensor_slices(np.asarray(train_texts, dtype=object).astype(str))
+    # A tf.string tensor from Python strings: numpy's astype(str) would pad every text to the longest.
+    texts = tf.data.Dataset.from_tensor_slices(tf.constant([str(t) for t in train_texts], dtype=tf.string))
     vectorizer.adapt(texts.batch(1024))
     vocab_size = vectorizer.vocabulary_size()
     notes = []
