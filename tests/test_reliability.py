@@ -128,6 +128,11 @@ def _data(t: Path, name: str, text) -> str:
     return f"{kind}:{_write(t / 'd' / name, text)}"
 
 
+def _train_on(name: str, data, *extra) -> "callable":
+    """A case's setup: `textclf train` on a data file `name` holding `data` (and `extra` options)."""
+    return lambda t, b: ["train", "--data", _data(t, name, data), "--runs-root", t / "runs", *extra]
+
+
 def _gz(data: bytes, damage: str) -> bytes:
     import gzip
 
@@ -186,38 +191,24 @@ TWO_CLASSES = "label,text\n" + "\n".join(f"{'World' if i % 2 else 'Sports'},text
 
 CASES.update({
     # ---- data files
-    "empty label (csv)": (lambda t, b: ["train", "--data", _data(t, "e.csv", HEADERED_EMPTY_LABEL),
-                                        "--runs-root", t / "runs"], ["line 3", "empty label"]),
-    "empty label (jsonl)": (lambda t, b: ["train", "--data", _data(t, "e.jsonl", JSONL_EMPTY_LABEL),
-                                          "--runs-root", t / "runs"], ["line 2", "empty label"]),
-    "fractional AG label": (lambda t, b: ["train", "--data", _data(t, "f.csv", AG_HALF), "--runs-root", t / "runs"],
+    "empty label (csv)": (_train_on("e.csv", HEADERED_EMPTY_LABEL), ["line 3", "empty label"]),
+    "empty label (jsonl)": (_train_on("e.jsonl", JSONL_EMPTY_LABEL), ["line 2", "empty label"]),
+    "fractional AG label": (_train_on("f.csv", AG_HALF),
                             ["line 1", "'2.5' is not an integer class index"]),
-    "corrupt deflate stream": (lambda t, b: ["train", "--data", _data(t, "c.csv.gz", _gz(b'"1","a","b"\n', "deflate")),
-                                             "--runs-root", t / "runs"], ["not a valid gzip file"]),
-    "truncated gzip": (lambda t, b: ["train", "--data", _data(t, "c.csv.gz", _gz(b'"1","a","b"\n', "truncated")),
-                                     "--runs-root", t / "runs"], ["not a valid gzip file"]),
-    "invalid JSON line": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": "a", "label": "x"}\n{oops\n'),
-                                        "--runs-root", t / "runs"], ["line 2", "invalid JSON"]),
-    "JSON line not an object": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'["a", "b"]\n'),
-                                              "--runs-root", t / "runs"], ["line 1", "expected a JSON object"]),
-    "JSON line without the label": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": "a"}\n'),
-                                                  "--runs-root", t / "runs"], ["line 1", "no field 'label'"]),
-    "JSON text not a string": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": 5, "label": "x"}\n'),
-                                             "--runs-root", t / "runs"], ["line 1", "text fields must be strings"]),
-    "JSON label an object": (lambda t, b: ["train", "--data", _data(t, "j.jsonl", b'{"text": "a", "label": {}}\n'),
-                                           "--runs-root", t / "runs"], ["line 1", "label must be"]),
-    "no label column": (lambda t, b: ["train", "--data", _data(t, "h.csv", b"category,text\nx,y\n"),
-                                      "--runs-root", t / "runs"], ["no 'label' column", "--label-field"]),
-    "unknown text field": (lambda t, b: ["train", "--data", _data(t, "h.csv", b"label,text\nx,y\n"),
-                                         "--text-field", "body", "--runs-root", t / "runs"], ["no column 'body'"]),
+    "corrupt deflate stream": (_train_on("c.csv.gz", _gz(b'"1","a","b"\n', "deflate")), ["not a valid gzip file"]),
+    "truncated gzip": (_train_on("c.csv.gz", _gz(b'"1","a","b"\n', "truncated")), ["not a valid gzip file"]),
+    "invalid JSON line": (_train_on("j.jsonl", b'{"text": "a", "label": "x"}\n{oops\n'), ["line 2", "invalid JSON"]),
+    "JSON line not an object": (_train_on("j.jsonl", b'["a", "b"]\n'), ["line 1", "expected a JSON object"]),
+    "JSON line without the label": (_train_on("j.jsonl", b'{"text": "a"}\n'), ["line 1", "no field 'label'"]),
+    "JSON text not a string": (_train_on("j.jsonl", b'{"text": 5, "label": "x"}\n'), ["line 1", "text fields must be strings"]),
+    "JSON label an object": (_train_on("j.jsonl", b'{"text": "a", "label": {}}\n'), ["line 1", "label must be"]),
+    "no label column": (_train_on("h.csv", b"category,text\nx,y\n"), ["no 'label' column", "--label-field"]),
+    "unknown text field": (_train_on("h.csv", b"label,text\nx,y\n", "--text-field", "body"), ["no column 'body'"]),
     "data path is a folder": (lambda t, b: ["train", "--data", f"csv:{t}", "--runs-root", t / "runs"],
                               ["is a directory"]),
-    "one class only": (lambda t, b: ["train", "--data", _data(t, "o.csv", b"label,text\nx,a\nx,b\n"),
-                                     "--runs-root", t / "runs"], ["at least 2 classes"]),
-    "empty text": (lambda t, b: ["train", "--data", _data(t, "t.csv", b"label,text\nx,a\ny, \n"),
-                                 "--runs-root", t / "runs"], ["line 3", "empty text"]),
-    "unterminated quote": (lambda t, b: ["train", "--data", _data(t, "n.csv", b'label,text\nx,"abc\ny,d\n'),
-                                         "--runs-root", t / "runs"], ["line", "malformed CSV"]),
+    "one class only": (_train_on("o.csv", b"label,text\nx,a\nx,b\n"), ["at least 2 classes"]),
+    "empty text": (_train_on("t.csv", b"label,text\nx,a\ny, \n"), ["line 3", "empty text"]),
+    "unterminated quote": (_train_on("n.csv", b'label,text\nx,"abc\ny,d\n'), ["line", "malformed CSV"]),
     "unknown data kind": (lambda t, b: ["train", "--data", "xml:file.xml", "--runs-root", t / "runs"], ["xml"]),
     "eval label unseen in training": (lambda t, b: [
         "train", "--data", _data(t, "a.csv", TWO_CLASSES), "--eval-data",
