@@ -367,3 +367,12 @@ def test_learning_curves_have_whole_epoch_ticks(monkeypatch):
     for ax in figures[0].axes:
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_label_outside_a_runs_classes_names_the_runs_labels_not_classes_txt(tmp_path):
+    from textclf.data.sources import DataError, load_examples
+
+    path = tmp_path / "eval.csv"
+    path.write_text("label,text\nWorld,a\nOther,b\n")
+    with pytest.raises(DataError, match=r"line 3: label 'Other' is not one of the classes in the run's labels.json"):
+        load_examples(f"csv:{path}", label_names=["World", "Sports"])
