@@ -71,9 +71,14 @@ class TrainingConfig:
     refit: bool = False
     # > 1: a group of this many runs that differ only in the seed (seed, seed + 1, …).
     seeds: int = 1
+    # none | balanced (weight n / (classes × count) per class, as scikit-learn) | a JSON file
+    # {"label": weight, …} (labels it leaves out weigh 1).
+    class_weight: str = "none"
 
     def __post_init__(self) -> None:
         check(self.seeds >= 1, "seeds", self.seeds, "an integer >= 1")
+        check(bool(str(self.class_weight).strip()), "class_weight", self.class_weight,
+              "none, balanced or a JSON file of label weights")
         check(0 <= self.validation_fraction < 1, "validation_fraction", self.validation_fraction,
               "a fraction in [0, 1) (0 = validate on the eval data)")
         check(self.patience >= 0, "patience", self.patience, "an integer >= 0 (0 = no early stopping)")
@@ -156,7 +161,7 @@ OPTION_FIELDS = {
     "model": "model",
     "data": "data.train", "eval_data": "data.eval", "text_field": "data.text_fields",
     "label_field": "data.label_field", "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
-    "folds": "data.folds", "seeds": "training.seeds",
+    "folds": "data.folds", "seeds": "training.seeds", "class_weight": "training.class_weight",
     "epochs": "training.epochs", "batch_size": "training.global_batch_size",
     "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",
     "weight_decay": "training.weight_decay", "schedule": "training.schedule", "warmup": "training.warmup",

@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 
 import numpy as np
@@ -203,6 +203,7 @@ class _Data:
     fit: Any
     validation: Any
     evaluation: Any
+    class_weight: np.ndarray | None = None  # per class, from training.class_weight
 
 
 def _load_data(config: RunConfig, hooks: _Hooks) -> _Data:
@@ -215,7 +216,39 @@ def _load_data(config: RunConfig, hooks: _Hooks) -> _Data:
     train, evaluation = load_train_eval(config.data, t.seed)
     # Early stopping must never look at the eval data: it watches a part of the training data.
     fit, validation = holdout_split(train, t.validation_fraction, t.seed) if t.validation_fraction else (train, None)
-    return _Data(train, fit, validation, evaluation)
+    return _Data(train, fit, validation, evaluation, class_weights(t.class_weight, fit.labels, train.label_names))
+
+
+def class_weights(setting: str, labels: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
+    """training.class_weight as one weight per class: none -> None; balanced -> n / (classes × count_c)
+    (scikit-learn's rule); a JSON file {"label": weight} -> those weights (1 for labels it leaves out)."""
+    if setting == "none":
+        return None
+    k = len(names)
+    if setting == "balanced":
+        counts = np.bincount(labels, minlength=k).astype(np.float64)
+        return np.where(counts > 0, len(labels) / (k * np.maximum(counts, 1)), 1.0)
+    import json
+
+    from textclf.errors import DataError
+    from textclf.textfiles import read_text
+
+    try:
+        given = json.loads(read_text(setting, what="class weight file"))
+    except ValueError as err:
+        raise DataError(f"class weight file {setting}: not valid JSON ({err})") from None
+    if not isinstance(given, dict):
+        raise DataError(f"class weight file {setting}: expected a JSON object of label: weight")
+    unknown = sorted(set(map(str, given)) - set(names))
+    if unknown:
+        raise DataError(f"class weight file {setting}: unknown label {unknown[0]!r} (classes: {', '.join(names)})")
+    weights = np.ones(k)
+    for i, name in enumerate(names):
+        value = given.get(name, 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise DataError(f"class weight file {setting}: weight of {name!r} must be a number > 0, got {value!r}")
+        weights[i] = float(value)
+    return weights
 
 
 def _build_model(config: RunConfig, entry, runtime, data: _Data, hooks: _Hooks):
@@ -315,7 +348,8 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
         callbacks.append(_ListenerCallback(hooks))
     if initial_epoch < t.epochs and not stopping.should_stop(state.history):
         model.fit(train_data.dataset, epochs=t.epochs, initial_epoch=initial_epoch, steps_per_epoch=train_data.steps,
-                  validation_data=(inputs.val_data or inputs.eval_data).dataset, callbacks=callbacks, verbose=0)
+                  validation_data=(inputs.val_data or inputs.eval_data).dataset, callbacks=callbacks, verbose=0,
+                  class_weight=None if data.class_weight is None else dict(enumerate(data.class_weight.tolist())))
     if guard.nan_epoch is not None:
         raise TextclfError(f"training stopped in epoch {guard.nan_epoch}: the loss became NaN; lower --learning-rate")
     history = state.history
@@ -329,7 +363,8 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
                                "(ngram-linear, ngram-mlp, a frozen BERT); drop it for this model")
         hooks.on_status(f"refitting on all {len(data.train)} training examples for {stopping.best_epoch} epochs")
         model, refit_seconds = _refit(built, t, runtime, concat_features([inputs.train_x, inputs.val_x]),
-                                      np.concatenate([data.fit.labels, data.validation.labels]), stopping.best_epoch)
+                                      np.concatenate([data.fit.labels, data.validation.labels]), stopping.best_epoch,
+                                      data.class_weight)
         refit_epochs = stopping.best_epoch
     train_seconds = state.train_seconds() + inputs.feature_seconds + refit_seconds
     epochs_run = len(history.get("loss", []))
@@ -346,7 +381,8 @@ def _solve(built, data: _Data, inputs: _Inputs, hooks: _Hooks):
     started = time.perf_counter()
     validation = data.validation
     solved = built.solve(fit_x=inputs.train_x, fit_y=data.fit.labels, val_x=inputs.val_x,
-                         val_y=validation.labels if validation is not None else None, say=hooks.on_note)
+                         val_y=validation.labels if validation is not None else None, say=hooks.on_note,
+                         class_weight=data.class_weight)
     solve_seconds = time.perf_counter() - started
     trained = solved["train_examples"]
     hooks.on_note(f"C {solved['c']:g} fitted on all {trained} training examples "
@@ -375,6 +411,11 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     predicted = probs.argmax(axis=1)
     metrics = {**report.to_dict(), **fit_metrics,
                "validation_examples": len(data.validation) if data.validation is not None else 0,
+               "train_class_counts": dict(zip(data.train.label_names,
+                                              np.bincount(data.train.labels, minlength=len(data.train.label_names))
+                                              .tolist())),
+               "class_weight": None if data.class_weight is None else
+               dict(zip(data.train.label_names, map(float, data.class_weight))),
                "eval_fingerprint": evaluation.fingerprint()}
     hooks.on_status("saving")
     save_run_plots(run.path, report.to_dict(), {} if inputs.solved else history)
@@ -384,7 +425,7 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     return RunResult(run.path, metrics, history, info)
 
 
-def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int):
+def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_weight=None):
     """A fresh head (same seed) trained on all the training features for `epochs`; it and its seconds.
 
     `built.model` becomes features -> the new head, so the saved run predicts with it.
@@ -401,7 +442,8 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int):
                      steps_per_execution=t.steps_per_execution)
         _create_optimizer_slots(head)
     timer = TrainTimer()
-    head.fit(data.dataset, epochs=epochs, steps_per_epoch=data.steps, callbacks=[timer], verbose=0)
+    head.fit(data.dataset, epochs=epochs, steps_per_epoch=data.steps, callbacks=[timer], verbose=0,
+             class_weight=None if class_weight is None else dict(enumerate(class_weight.tolist())))
     ids = built.model.inputs[0]
     built.model = keras.Model(ids, built.to_probabilities(head(built.features(ids))), name=built.model.name)
     built.head = head
@@ -594,17 +636,18 @@ class _DenseGradients(keras.Model):
         from textclf._tf import tf
 
         x, y = data[0], data[1]
+        sample_weight = data[2] if len(data) > 2 else None  # from class_weight
         optimizer = self.optimizer
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
-            loss = self.compute_loss(x, y, y_pred)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
             scaled = optimizer.get_scaled_loss(loss) if hasattr(optimizer, "get_scaled_loss") else loss
         grads = tape.gradient(scaled, self.trainable_variables)
         if hasattr(optimizer, "get_unscaled_gradients"):
             grads = optimizer.get_unscaled_gradients(grads)
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self.compute_metrics(x, y, y_pred, None)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
 
 class TrainTimer(keras.callbacks.Callback):

@@ -116,13 +116,14 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def _register() -> None:
     """Each command module owns its Typer app (one file per command); this puts them together."""
-    from textclf.cli import evaluate, experiments, export, models, predict, report, runs, train, tune
+    from textclf.cli import data, evaluate, experiments, export, models, predict, report, runs, train, tune
 
     for commands in (train, evaluate, predict, export, report, tune):
         app.add_typer(commands.app)
     app.add_typer(models.app, name="models")
     app.add_typer(runs.app, name="runs")
     app.add_typer(experiments.app, name="experiments")
+    app.add_typer(data.app, name="data")
 
 
 _register()

@@ -122,6 +122,15 @@ def run_summary(result) -> None:
     from rich.table import Table
 
     m = result.metrics
+    skews = [[c["support"] for c in m.get("per_class", []) if c["support"]],
+             [n for n in (m.get("train_class_counts") or {}).values() if n]]
+    if any(s and max(s) >= 3 * min(s) for s in skews):  # skewed classes: accuracy alone hides the small ones
+        per_class = Table(title="per class (skewed classes)")
+        for col in ("class", "precision", "recall", "F1", "support"):
+            per_class.add_column(col, justify="left" if col == "class" else "right")
+        for c in m["per_class"]:
+            per_class.add_row(str(c["label"]), pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), str(c["support"]))
+        out.print(per_class)
     table = Table(title="run summary", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -131,6 +140,8 @@ def run_summary(result) -> None:
     table.add_row("accuracy", pct(m["accuracy"]))
     table.add_row("macro-F1", pct(m["macro_f1"]))
     table.add_row("train examples", str(m["train_examples"]))
+    if m.get("class_weight"):
+        table.add_row("class weights", ", ".join(f"{k} {v:.3g}" for k, v in m["class_weight"].items()))
     if m.get("solver"):
         tried = ", ".join(f"{c:g}" for c in m.get("c_tried", []))
         table.add_row("fit", f"L-BFGS, C {m['c']:g}" + (f" (chosen on validation from {tried})" if tried else ""))

@@ -71,6 +71,9 @@ def _options(
     folds: Annotated[Optional[int], typer.Option(
         help="k-fold cross-validation on the training data (stratified, seeded): K grouped runs, each "
              "evaluated on its held-out fold.", rich_help_panel=EXPERIMENT)] = None,
+    class_weight: Annotated[Optional[str], typer.Option(
+        help="none, balanced (n / (classes × count) per class) or a JSON file {label: weight} (default: none).",
+        rich_help_panel=TRAIN)] = None,
     patience: Annotated[Optional[int], typer.Option(
         help="Stop after this many epochs without improving val_loss (0: never).", rich_help_panel=TRAIN)] = None,
     min_delta: Annotated[Optional[float], typer.Option(
