@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,9 +21,57 @@ class Report:
     labels: list[str]
     examples: int
     data: str
+    # With a confidence threshold: coverage (share answered) and the accuracy on the answered.
+    abstention: dict | None = None
+    # Accuracy vs coverage as the threshold rises (and, for two classes, precision/recall of the second).
+    curve: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def selective(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
+    """Answer only when the top probability reaches `threshold`: coverage and accuracy of the answers."""
+    top = probs.max(axis=1)
+    answered = top >= threshold
+    hits = probs.argmax(axis=1) == labels
+    n = int(answered.sum())
+    return {"threshold": float(threshold), "coverage": float(n / max(len(labels), 1)), "answered": n,
+            "abstained": int(len(labels) - n), "accuracy_answered": float(hits[answered].mean()) if n else None,
+            "accuracy_all": float(hits.mean()) if len(hits) else None}
+
+
+def coverage_curve(labels: np.ndarray, probs: np.ndarray, points: int = 101) -> dict:
+    """Accuracy of the answers vs coverage, thresholds from 0 to the highest confidence."""
+    top = probs.max(axis=1)
+    hits = probs.argmax(axis=1) == labels
+    order = np.argsort(-top, kind="stable")
+    cum = np.cumsum(hits[order]) / np.arange(1, len(order) + 1)
+    keep = np.unique(np.linspace(0, len(order) - 1, min(points, len(order))).astype(int))
+    curve = {"coverage": ((keep + 1) / len(order)).tolist(), "accuracy": cum[keep].tolist(),
+             "threshold": top[order][keep].tolist()}
+    if probs.shape[1] == 2:  # precision/recall of the second class (the positive one)
+        score, positive = probs[:, 1], labels == 1
+        by = np.argsort(-score, kind="stable")
+        tp = np.cumsum(positive[by])
+        precision, recall = tp / np.arange(1, len(by) + 1), tp / max(int(positive.sum()), 1)
+        curve["pr"] = {"precision": precision[keep].tolist(), "recall": recall[keep].tolist(),
+                       "threshold": score[by][keep].tolist()}
+    return curve
+
+
+def threshold_for(labels: np.ndarray, probs: np.ndarray, target: float) -> dict | None:
+    """The lowest threshold whose answers reach accuracy `target` on these examples (most coverage), or None."""
+    top = probs.max(axis=1)
+    hits = probs.argmax(axis=1) == labels
+    order = np.argsort(-top, kind="stable")
+    accuracy = np.cumsum(hits[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(accuracy >= target)
+    if not len(ok):
+        return None
+    # Answers must include every example at least as confident as the last one answered.
+    cut = top[order][ok[-1]]
+    return selective(labels, probs, float(cut)) | {"target_accuracy": float(target)}
 
 
 def report_from_predictions(
@@ -57,8 +106,14 @@ def report_from_predictions(
     )
 
 
-def evaluate(run_dir: str | Path | None = None, data: str | None = None) -> Report:
-    """Evaluate a complete run (default: the latest) on `data` (default: the run's eval data)."""
+def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, threshold: float | None = None,
+             target_accuracy: float | None = None, curve: bool = False) -> Report:
+    """Evaluate a complete run (default: the latest) on `data` (default: the run's eval data).
+
+    `threshold`: also coverage and accuracy when answering only at that confidence;
+    `target_accuracy`: the lowest threshold reaching it on `data` (choose it on validation data,
+    not on the test split); `curve`: accuracy vs coverage (and precision/recall for two classes).
+    """
     from textclf.config import DataConfig, from_dict
     from textclf.data.sources import load_eval
     from textclf.prediction import load_predictor
@@ -70,4 +125,14 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None) -> Repo
     seed = int(cfg.get("training", {}).get("seed", 0))
     examples = load_eval(data_cfg, seed, predictor.labels, data)
     probs = predictor.probabilities(examples.texts)
-    return report_from_predictions(examples.labels, probs.argmax(axis=1), predictor.labels, examples.source)
+    report = report_from_predictions(examples.labels, probs.argmax(axis=1), predictor.labels, examples.source)
+    extra = {}
+    if target_accuracy is not None:
+        chosen = threshold_for(examples.labels, probs, target_accuracy)
+        extra["abstention"] = chosen or {"target_accuracy": float(target_accuracy), "threshold": None,
+                                         "reachable": False}
+    elif threshold is not None:
+        extra["abstention"] = selective(examples.labels, probs, threshold)
+    if curve:
+        extra["curve"] = coverage_curve(examples.labels, probs)
+    return dataclasses.replace(report, **extra) if extra else report

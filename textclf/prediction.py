@@ -24,8 +24,17 @@ class Prediction:
     probability: float | None
     top_k: list[dict]
 
+    abstained: bool = False  # below the confidence threshold: no label, the ranked labels kept
+
     def to_dict(self) -> dict:
-        return {"text": self.text, "label": self.label, "probability": self.probability, "top_k": self.top_k}
+        out = {"text": self.text, "label": self.label, "probability": self.probability, "top_k": self.top_k}
+        return {**out, "abstained": True} if self.abstained else out
+
+    def abstaining_below(self, threshold: float) -> "Prediction":
+        """This prediction, or an abstention (label and probability None) when less confident than `threshold`."""
+        if self.label is None or self.probability >= threshold:
+            return self
+        return Prediction(self.text, None, None, self.top_k, abstained=True)
 
 
 class Predictor:

@@ -85,6 +85,29 @@ def learning_curves_png(history: dict[str, list[float]]) -> bytes:
     return _png(fig)
 
 
+def coverage_curve_png(curve: dict, title: str = "") -> bytes:
+    """Accuracy of the answers vs coverage (and precision vs recall for two classes)."""
+    plt = _pyplot()
+    panels = 2 if "pr" in curve else 1
+    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.5), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(curve["coverage"], curve["accuracy"], "-", color="#3b6ea8")
+    ax.set_xlabel("coverage (share answered)")
+    ax.set_ylabel("accuracy of the answers")
+    ax.set_title("accuracy vs coverage")
+    ax.grid(alpha=0.3)
+    if "pr" in curve:
+        ax = axes[0][1]
+        ax.plot(curve["pr"]["recall"], curve["pr"]["precision"], "-", color="#a86b3b")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title("precision vs recall (second class)")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
 def _png(fig) -> bytes:
     plt = _pyplot()
     buf = io.BytesIO()

@@ -18,21 +18,36 @@ def evaluate(
     data: Annotated[Optional[str], typer.Option(help="Data spec to evaluate on (default: the run's eval data).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     plot: Annotated[Optional[str], typer.Option(help="Also write the confusion matrix as a PNG here.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="Answer only at this top probability or above: adds coverage and the accuracy of the answers.",
+        min=0.0, max=1.0)] = None,
+    target_accuracy: Annotated[Optional[float], typer.Option(
+        help="Find the lowest threshold whose answers reach this accuracy on --data (use validation data, "
+             "not the test split).", min=0.0, max=1.0)] = None,
+    curve: Annotated[Optional[str], typer.Option(
+        help="Write accuracy vs coverage (and precision vs recall for two classes) as a PNG here.")] = None,
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     from textclf.evaluation import evaluate as run_evaluation
     from textclf.runs import resolve_run
 
-    if plot is not None:  # fail before the (slow) evaluation, not after it
-        from textclf.reports import check_plot_path
+    from textclf.reports import check_plot_path
 
-        check_plot_path(plot)
-    report = run_evaluation(resolve_run(run_dir, runs_root), data)
+    for path in (plot, curve):  # fail before the (slow) evaluation, not after it
+        if path is not None:
+            check_plot_path(path)
+    report = run_evaluation(resolve_run(run_dir, runs_root), data, threshold=threshold,
+                            target_accuracy=target_accuracy, curve=curve is not None)
     if plot is not None:
         from textclf.reports import write_plot
 
         write_plot(plot, report.to_dict())
+    if curve is not None:
+        from textclf import runs
+        from textclf.reports import coverage_curve_png
+
+        runs.write_bytes(check_plot_path(curve), coverage_curve_png(report.curve, report.data))
     if as_json:
         json_line(report.to_dict())
         return
@@ -57,3 +72,11 @@ def render_report(report) -> None:
     for label, row in zip(report.labels, report.confusion_matrix):
         cm.add_row(label, *[f"[bold]{v}[/]" if i == report.labels.index(label) else str(v) for i, v in enumerate(row)])
     out.print(cm)
+    a = report.abstention
+    if a and a.get("threshold") is None:
+        out.print(f"no threshold reaches accuracy {pct(a['target_accuracy'])} on these examples", highlight=False)
+    elif a:
+        chosen = f" (the lowest reaching accuracy {pct(a['target_accuracy'])})" if "target_accuracy" in a else ""
+        answered = pct(a["accuracy_answered"]) if a["accuracy_answered"] is not None else "–"
+        out.print(f"threshold {a['threshold']:.4f}{chosen}: coverage {pct(a['coverage'])} ({a['answered']} answered, "
+                  f"{a['abstained']} abstained), accuracy of the answers {answered}", highlight=False)

@@ -23,6 +23,9 @@ def predict(
         help="Read texts from a file, one per line ('-' = stdin); a blank line gives an empty result in its place.")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per text, one per line.")] = False,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="Abstain (label null) when the top probability is below this (see evaluate --target-accuracy).",
+        min=0.0, max=1.0)] = None,
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
 ) -> None:
     """Print the predicted label and probability for each text.
@@ -41,6 +44,8 @@ def predict(
         raise DataError("no text to classify: give TEXT arguments, `-` or --file PATH (or --file - for stdin)")
     predictor = load_predictor(run, runs_root)
     results = predictor.predict(texts, top_k) + (predictor.predict(lines, top_k, blank_as_none=True) if lines else [])
+    if threshold is not None:
+        results = [r.abstaining_below(threshold) for r in results]
     if as_json:
         for r in results:
             json_line(r.to_dict())
@@ -53,7 +58,8 @@ def predict(
     table.add_column("probability", justify="right")
     for r in results:
         if r.label is None:
-            table.add_row(r.text, "[dim]–[/]", "")
+            table.add_row(r.text, "[dim]abstain[/]" if r.abstained else "[dim]–[/]",
+                          f"{r.top_k[0]['probability']:.3f}" if r.top_k else "")
         elif top_k > 1:
             extra = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r.top_k[1:])
             table.add_row(r.text, r.label, f"{r.probability:.3f}  [dim]({extra})[/]")
