@@ -1,0 +1,108 @@
+"""`textclf serve`: the JSON API on loopback, batching, 4xx JSON errors, clean SIGTERM, a busy port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from conftest import assert_one_line_error, cli, train_tiny  # noqa: E402
+from serve_load import MALFORMED, free_port  # noqa: E402
+
+TEXTCLF = Path(sys.executable).with_name("textclf")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    train_tiny(root, 20, epochs=1)
+    run = Path(os.path.realpath(root / "runs" / "latest"))
+    port = free_port()
+    proc = subprocess.Popen([str(TEXTCLF), "serve", str(run), "--port", str(port), "--name", "news"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert f"on http://127.0.0.1:{port}" in line, line
+    yield proc, port, run
+    if proc.poll() is None:
+        proc.kill()
+
+
+def _post(port: int, path: str, body: bytes) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_predict_routes_and_health(server):
+    _, port, run = server
+    status, body = _post(port, "/predict", b'{"texts": ["stocks bank profit", "goal match cup"]}')
+    assert status == 200 and len(body["predictions"]) == 2
+    p = body["predictions"][0]
+    assert p["label"] in p["probabilities"] and abs(sum(p["probabilities"].values()) - 1) < 1e-4
+    expected = json.loads(cli("predict", "stocks bank profit", "--run", run, "--json").stdout)
+    assert p["label"] == expected["label"] and abs(p["probability"] - expected["probability"]) < 1e-5
+    status, body = _post(port, "/v1/models/news:predict", b'{"instances": ["goal match", {"text": "stocks"}]}')
+    assert status == 200 and len(body["predictions"]) == 2  # TF Serving's REST predict shape
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/health")
+    health = json.loads(conn.getresponse().read())
+    assert health["status"] == "ok" and health["model"] == "news" and len(health["labels"]) == 4
+
+
+def test_concurrent_requests_are_batched_without_errors(server):
+    _, port, _ = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/health")
+    before = json.loads(conn.getresponse().read())["batches"]
+    failures = []
+
+    def client() -> None:
+        for _ in range(25):
+            status, body = _post(port, "/predict", b'{"text": "stocks bank profit"}')
+            if status != 200 or len(body.get("predictions", [])) != 1:
+                failures.append((status, body))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    conn.request("GET", "/health")
+    batches = json.loads(conn.getresponse().read())["batches"] - before
+    assert failures == [] and 0 < batches <= 200  # 200 requests: some shared a model call
+
+
+def test_malformed_requests_get_a_4xx_json_error_and_the_server_keeps_serving(server):
+    _, port, _ = server
+    for body in MALFORMED:
+        status, reply = _post(port, "/predict", body)
+        assert 400 <= status < 500 and isinstance(reply.get("error"), str) and reply["error"], (body, status, reply)
+    for path, body in (("/v1/models/other:predict", b'{"instances": ["a"]}'),
+                       ("/v1/models/news:classify", b'{"instances": ["a"]}'),
+                       ("/v1/models/news:predict", b'{"texts": ["a"]}')):
+        status, reply = _post(port, path, body)
+        assert 400 <= status < 500 and reply["error"], (path, reply)
+    assert _post(port, "/predict", b'{"text": "stocks"}')[0] == 200
+
+
+def test_a_busy_port_is_one_line(server):
+    _, port, run = server
+    assert_one_line_error(cli("serve", run, "--port", port), f"cannot serve on 127.0.0.1:{port}", code=1)
+
+
+def test_sigterm_stops_it_cleanly(server):
+    proc, port, _ = server
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
