@@ -291,6 +291,18 @@ CASES.update({
                               None, lambda t: {"TEXTCLF_HOME": str(_write(t / "home", "x"))}),
     "import a folder without a checkpoint": (lambda t, b: ["models", "import-hf", t, "--name", "m"],
                                              ["config.json"], None, lambda t: {"TEXTCLF_HOME": str(t / "h")}),
+    # ---- the other commands
+    "data stats of a missing file": (lambda t, b: ["data", "stats", f"csv:{t / 'none.csv'}"], ["data file not found"]),
+    "data stats plot not a png": (lambda t, b: ["data", "stats", "sample", "--plot", t / "x.jpg"], [".png"]),
+    "compare an unknown group": (lambda t, b: ["runs", "compare", "no-such-group", b[2], "--runs-root", b[0] / "runs"],
+                                 ["run not found: no-such-group"]),
+    "threshold above 1": (lambda t, b: ["predict", "x", "--run", b[2], "--threshold", "2"], ["--threshold"], 2),
+    "class weight neither none nor balanced nor a file": (
+        lambda t, b: ["train", "--data", "sample", "--model", "transformer", "--class-weight", "weird",
+                      "--runs-root", t / "runs"], ["class weight file not found: weird", "none, balanced"]),
+    "serve a folder that is no run": (lambda t, b: ["serve", t, "--port", "1"], ["not a textclf run directory"]),
+    "tune with no trials": (lambda t, b: ["tune", "a", "--space", "training.epochs=1,2", "--trials", "0",
+                                          "--experiments-file", b[0] / "exp.yaml", "--out", t / "s"], ["--trials"]),
     # ---- tune
     "tune without a space": (lambda t, b: ["tune", "a", "--experiments-file", b[0] / "exp.yaml", "--out", t / "s"],
                              ["--space"]),

@@ -235,6 +235,8 @@ def class_weights(setting: str, labels: np.ndarray, names: Sequence[str]) -> np.
 
     try:
         given = json.loads(read_text(setting, what="class weight file"))
+    except DataError as err:
+        raise DataError(f"{err} (training.class_weight is none, balanced or a JSON file of label weights)") from None
     except ValueError as err:
         raise DataError(f"class weight file {setting}: not valid JSON ({err})") from None
     if not isinstance(given, dict):
