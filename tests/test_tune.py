@@ -88,24 +88,31 @@ def test_tune_refuses_an_unknown_field_before_any_trial(tmp_path):
     assert not (tmp_path / "s" / "trials").exists()
 
 
-def test_a_killed_search_continues_where_it_stopped(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_killed_search_continues_where_it_stopped(tmp_path, sig):
     train, evaluation = ag_split(tmp_path, 15, 5)
     path = _yaml(tmp_path, train, evaluation, epochs=40)  # ≈ 0.1 s an epoch (checkpoints): seconds to kill in
     out = tmp_path / "search"
     cmd = [str(TEXTCLF), "tune", "mlp", "--space", "training.learning_rate=1e-3,2e-3", "--trials", 3,
            "--set", "training.patience=0", "--experiments-file", str(path), "--out", str(out), "--json"]
     cmd = [str(c) for c in cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     progress = out / "trials" / "trial-1" / "checkpoints" / "progress.json"
     deadline = time.time() + 240
     while not progress.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the search ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    code = proc.wait()
+    if sig == signal.SIGINT:  # Ctrl-C stops the search (not just the trial), in one line
+        assert code == 130
+        errors = [line for line in proc.stderr.read().splitlines() if line.startswith("error:")]
+        assert errors == ["error: interrupted; run the same textclf tune command again to continue the search"]
     first = json.loads((out / "trials" / "trial-0" / "run.json").read_text())
     assert first["status"] == "complete"
-    assert json.loads((out / "trials" / "trial-1" / "run.json").read_text())["status"] == "running"
+    killed = json.loads((out / "trials" / "trial-1" / "run.json").read_text())
+    assert (killed["status"], killed.get("error")) == (("running", None) if sig == signal.SIGKILL
+                                                       else ("failed", "interrupted"))
 
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -35,9 +35,9 @@ class Terminated(KeyboardInterrupt):
 class Interrupted(TextclfError):
     """Training stopped by Ctrl-C or SIGTERM; `run_dir` (if any) can be resumed."""
 
-    def __init__(self, run_dir: Any = None, *, terminated: bool = False) -> None:
+    def __init__(self, run_dir: Any = None, *, terminated: bool = False, hint: str | None = None) -> None:
         super().__init__("terminated" if terminated else "interrupted")
-        self.run_dir, self.terminated = run_dir, terminated
+        self.run_dir, self.terminated, self.hint = run_dir, terminated, hint
 
 
 class FieldError(ValueError):
@@ -56,3 +56,17 @@ def check(ok: bool, name: str, value: Any, expected: str) -> None:
 
 def choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     check(value in choices, name, value, "one of " + ", ".join(choices))
+
+
+def write_failure(err: BaseException) -> str:
+    """Why a write failed, in a few words: the OS's reason (also inside TensorFlow's and h5py's
+    messages, e.g. SaveV2 on a full disk), else the first line of the message."""
+    strerror = getattr(err, "strerror", None)
+    if strerror:
+        return strerror
+    text = str(getattr(err, "message", "") or err)
+    for marker in ("No space left on device", "Permission denied", "Read-only file system", "Disk quota exceeded"):
+        if marker in text:
+            return marker
+    return (text.strip().splitlines() or [type(err).__name__])[0][:160]
+

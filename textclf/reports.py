@@ -383,13 +383,24 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def format_summary(comparison: dict, key: str, index: int) -> str:
-    """An item's metric: one run's value, or a group's mean ± sd [95% interval]."""
+    """An item's metric: one run's value, or a group's mean ± sd (95% CI)."""
     summary = comparison["summaries"].get(key, [None] * (index + 1))[index]
     if not summary or summary["n"] < 2:
         return format_metric(key, comparison["metrics"][key][index])
+    return format_proportion(summary)
+
+
+def format_proportion(summary: dict | None, *, ci: bool = True) -> str:
+    """A proportion's stats.summary in percent: `mean ± sd% (95% CI low–high%)`, one value alone as itself."""
+    if not summary or not summary.get("n"):
+        return "–"
+    if summary["n"] == 1:
+        return f"{100 * summary['mean']:.2f}%"
+    text = f"{100 * summary['mean']:.2f} ± {100 * summary['sd']:.2f}%"
+    if not ci:
+        return text
     low, high = (min(max(x, 0.0), 1.0) for x in summary["ci"])  # a proportion's interval, clipped to [0, 1]
-    return (f"{100 * summary['mean']:.2f} ± {100 * summary['sd']:.2f}% "
-            f"[{100 * low:.2f}, {100 * high:.2f}]")
+    return f"{text} (95% CI {100 * low:.2f}–{100 * high:.2f}%)"
 
 
 def verdict_lines(comparison: dict) -> list[str]:

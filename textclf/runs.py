@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from textclf.errors import Interrupted, RunError, Terminated, TextclfError
+from textclf.errors import Interrupted, RunError, Terminated, TextclfError, write_failure
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -270,13 +270,24 @@ def new_group_id(name: str, kind: str, size: int) -> str:
 def groups(root: str | Path = DEFAULT_ROOT) -> dict[str, list[dict]]:
     """Group id -> its runs' run.json (as list_runs gives them), in group order."""
     found: dict[str, list[dict]] = {}
-    for info in list_runs(root):
-        group = info.get("group")
-        if isinstance(group, dict) and isinstance(group.get("id"), str):
-            found.setdefault(group["id"], []).append(info)
+    for info in list_runs(root):  # clean_info: a group is {"id": str, "index": int, ...} or absent
+        if "group" in info:
+            found.setdefault(info["group"]["id"], []).append(info)
     for members in found.values():
-        members.sort(key=lambda i: (i["group"].get("index", 0) if isinstance(i["group"].get("index"), int) else 0))
+        members.sort(key=lambda i: i["group"].get("index", 0))
     return found
+
+
+def _stopped(info: dict) -> bool:
+    """Interrupted: its process is gone, or it was stopped by Ctrl-C / SIGTERM (resumable)."""
+    return info["status"] == "interrupted" or (info["status"] == "failed" and info.get("error") == "interrupted")
+
+
+def _has_config(info: dict, config: dict) -> bool:
+    try:
+        return read_object(Path(info["path"]) / CONFIG_FILE) == config
+    except TextclfError:
+        return False
 
 
 def unfinished_group(root: str | Path, experiment: str, configs: list[dict]) -> tuple[str, dict] | None:
@@ -288,15 +299,10 @@ def unfinished_group(root: str | Path, experiment: str, configs: list[dict]) -> 
             continue
         state: dict[int, tuple[Path, str]] = {}
         for info in members:
-            index = info["group"].get("index")
-            stopped = info["status"] == "interrupted" or (info["status"] == "failed" and info.get("error") == "interrupted")
-            if not isinstance(index, int) or not 0 <= index < len(configs) or not (stopped or info["status"] == "complete"):
-                continue
-            try:
-                if read_json(Path(info["path"]) / CONFIG_FILE) == configs[index]:
-                    state[index] = (Path(info["path"]), "complete" if info["status"] == "complete" else "interrupted")
-            except TextclfError:
-                continue
+            index = info["group"].get("index", -1)
+            done = info["status"] == "complete"
+            if 0 <= index < len(configs) and (done or _stopped(info)) and _has_config(info, configs[index]):
+                state[index] = (Path(info["path"]), "complete" if done else "interrupted")
         if state and any(s != "complete" for _, s in state.values()) or 0 < len(state) < len(configs):
             return group_id, state
     return None
@@ -371,14 +377,8 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
 def interrupted_run(root: str | Path, experiment: str, config: dict) -> Path | None:
     """The newest interrupted (or Ctrl-C'd) run of `experiment` whose saved config is `config`, if any."""
     for info in reversed(list_runs(root)):
-        stopped = info["status"] == "interrupted" or (info["status"] == "failed" and info.get("error") == "interrupted")
-        if info.get("experiment") != experiment or not stopped:
-            continue
-        try:
-            if read_json(Path(info["path"]) / CONFIG_FILE) == config:
-                return Path(info["path"])
-        except TextclfError:
-            continue
+        if info.get("experiment") == experiment and _stopped(info) and _has_config(info, config):
+            return Path(info["path"])
     return None
 
 
@@ -464,8 +464,7 @@ class Run:
     @property
     def group(self) -> dict | None:
         """The group this run belongs to ({"id", "kind", "size", "index"}), if any."""
-        group = self.info.get("group")
-        return group if isinstance(group, dict) and isinstance(group.get("id"), str) else None
+        return self.info.get("group")  # validated by clean_info
 
     def mark(self, state: str, **info: Any) -> dict:
         return mark(self.path, state, **info)
@@ -484,10 +483,7 @@ class Run:
             tmp_model.replace(self.model_path)
         except Exception as err:  # a full disk (OSError, or h5py's and TensorFlow's own errors)
             tmp_model.unlink(missing_ok=True)
-            text = str(err)
-            reason = getattr(err, "strerror", None) or ("No space left on device" if "No space left" in text
-                                                        else (text.splitlines() or [type(err).__name__])[0][:160])
-            raise RunError(f"cannot write the run in {self.path}: {reason}") from None
+            raise RunError(f"cannot write the run in {self.path}: {write_failure(err)}") from None
         write_json(self.path / HISTORY_FILE, history)
         if predictions is not None:
             write_npz(self.path / PREDICTIONS_FILE, predictions)

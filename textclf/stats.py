@@ -82,14 +82,13 @@ def paired_bootstrap(correct_a, correct_b, *, samples: int = BOOTSTRAP_SAMPLES, 
     n = a.shape[1]
     rng = np.random.default_rng(seed)
     diffs = np.empty(samples, dtype=np.float64)
-    chunk = max(1, 2_000_000 // max(n, 1))
+    chunk = max(1, 2_000_000 // (n * max(len(a), len(b))))
     for start in range(0, samples, chunk):
         k = min(chunk, samples - start)
         rows = rng.integers(0, n, size=(k, n))  # the same examples for both sides
-        ra = a[rng.integers(0, a.shape[0], size=(k, a.shape[0]))].mean(axis=1) if a.shape[0] > 1 else a
-        rb = b[rng.integers(0, b.shape[0], size=(k, b.shape[0]))].mean(axis=1) if b.shape[0] > 1 else b
-        ra = np.broadcast_to(ra, (k, n)) if ra.shape[0] == 1 else ra
-        rb = np.broadcast_to(rb, (k, n)) if rb.shape[0] == 1 else rb
+        # each side's runs resampled too (one run: always itself), then averaged per example
+        ra = a[rng.integers(0, len(a), size=(k, len(a)))].mean(axis=1)
+        rb = b[rng.integers(0, len(b), size=(k, len(b)))].mean(axis=1)
         diffs[start:start + k] = (np.take_along_axis(ra, rows, axis=1).mean(axis=1)
                                   - np.take_along_axis(rb, rows, axis=1).mean(axis=1))
     low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
@@ -136,9 +135,8 @@ def paired_bootstrap_f1(labels, predicted_a, predicted_b, num_classes: int, *, s
     diffs = np.empty(samples)
     for i in range(samples):
         rows = rng.integers(0, len(y), size=len(y))
-        picks_a = rng.integers(0, len(pa), size=len(pa)) if len(pa) > 1 else np.zeros(1, int)
-        picks_b = rng.integers(0, len(pb), size=len(pb)) if len(pb) > 1 else np.zeros(1, int)
-        diffs[i] = group_f1(pa, rows, picks_a) - group_f1(pb, rows, picks_b)
+        diffs[i] = (group_f1(pa, rows, rng.integers(0, len(pa), size=len(pa)))
+                    - group_f1(pb, rows, rng.integers(0, len(pb), size=len(pb))))
     low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     # (count + 1) / (samples + 1): a bootstrap p is never exactly 0
     p = min(1.0, 2 * (min(int(np.sum(diffs <= 0)), int(np.sum(diffs >= 0))) + 1) / (samples + 1))

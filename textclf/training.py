@@ -15,7 +15,7 @@ import numpy as np
 from textclf import runs
 from textclf._tf import keras
 from textclf.config import RunConfig
-from textclf.errors import ConfigError, RunError, TextclfError
+from textclf.errors import ConfigError, RunError, TextclfError, write_failure
 
 
 class Listener:
@@ -609,22 +609,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.epoch.assign(epoch + 1)
             self.manager.save(checkpoint_number=epoch + 1)
         except (OSError, tf.errors.OpError) as err:  # e.g. SaveV2 on a full disk
-            reason = getattr(err, "strerror", None) or _first_line(err)
-            raise RunError(f"cannot write the run in {self.directory.parent}: {reason}") from None
+            raise RunError(f"cannot write the run in {self.directory.parent}: {write_failure(err)}") from None
         self.model.stop_training = stop
 
     def restore_best(self) -> None:
         """The weights of the best epoch (restore_best)."""
         if self.best_manager.latest_checkpoint:
             self.best_ckpt.restore(self.best_manager.latest_checkpoint).expect_partial()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(getattr(err, "message", "") or err)
-    for marker in ("No space left on device", "Permission denied", "Read-only file system"):
-        if marker in text:
-            return marker
-    return (text.strip().splitlines() or [type(err).__name__])[0][:160]
 
 
 class _DenseGradients(keras.Model):

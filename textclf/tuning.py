@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from textclf import runs
 from textclf.config import deep_merge, resolve_config
-from textclf.errors import ConfigError, TextclfError
+from textclf.errors import ConfigError, Interrupted, TextclfError
 
 VALIDATION_FOLDS = 5  # the scored part: one fold in five of the training data (20%)
 SETTINGS_FILE = "tune.json"
@@ -200,6 +200,9 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
         except Pruned:
             study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
             return
+        except Interrupted as err:  # Ctrl-C / SIGTERM stops the search; the trial stays running, to resume
+            raise Interrupted(err.run_dir, terminated=err.terminated,
+                              hint="run the same textclf tune command again to continue the search") from None
         except TextclfError as err:
             trial.set_user_attr("error", str(err))
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

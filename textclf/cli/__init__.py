@@ -24,7 +24,7 @@ class TextclfGroup(TyperGroup):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except Interrupted as err:
-            code = _interrupted(err.run_dir, err.terminated)
+            code = _interrupted(err.run_dir, err.terminated, err.hint)
         except TextclfError as err:
             code = _fail(str(err), 1)
         except KeyboardInterrupt as err:
@@ -66,9 +66,9 @@ def _click_exit(err: Exception) -> int:
     return _fail(f"unexpected {kind}: {msg} (set TEXTCLF_DEBUG=1 for the traceback)", 1)
 
 
-def _interrupted(run_dir, terminated: bool) -> int:
+def _interrupted(run_dir, terminated: bool, hint: str | None = None) -> int:
     what = "terminated" if terminated else "interrupted"
-    hint = f"; resume with textclf train --resume {run_dir}" if run_dir else ""
+    hint = f"; {hint}" if hint else (f"; resume with textclf train --resume {run_dir}" if run_dir else "")
     return _fail(what + hint, 143 if terminated else 130)
 
 

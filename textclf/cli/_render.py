@@ -158,26 +158,18 @@ def run_member(index: int, total: int, train_fn):
     return run_with_progress(train_fn)
 
 
-def mean_sd_ci(summary: dict | None) -> str:
-    """mean ± sd [95% interval] in percent (a single value: just it)."""
-    if not summary or not summary.get("n"):
-        return "–"
-    if summary["n"] == 1:
-        return pct(summary["mean"])
-    low, high = (min(max(x, 0.0), 1.0) for x in summary["ci"])  # a proportion's interval, clipped to [0, 1]
-    return f"{100 * summary['mean']:.2f} ± {100 * summary['sd']:.2f}%  (95% CI {100 * low:.2f}–{100 * high:.2f}%)"
-
-
 def group_summary(result) -> None:
     """The table that ends a group: its runs' accuracy and macro-F1 as mean ± sd and 95% interval."""
     from rich.table import Table
+
+    from textclf.reports import format_proportion
 
     table = Table(title=f"group summary ({result.kind}, {len(result.results)} runs)", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("group", result.id)
-    table.add_row("accuracy", mean_sd_ci(result.summary["accuracy"]))
-    table.add_row("macro-F1", mean_sd_ci(result.summary["macro_f1"]))
+    table.add_row("accuracy", format_proportion(result.summary["accuracy"]))
+    table.add_row("macro-F1", format_proportion(result.summary["macro_f1"]))
     table.add_row("runs", ", ".join(str(r.run_dir.name) for r in result.results))
     out.print(table)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli._render import err, group_summary, json_line, mean_sd_ci, out, pct, run_member, run_with_progress
+from textclf.cli._render import err, group_summary, json_line, out, pct, run_member, run_with_progress
 from textclf.errors import ConfigError, TextclfError
 
 # Registered by textclf.cli as `experiments`.
@@ -138,7 +138,7 @@ def _mean(values: list[float]) -> float:
 def _comparison_table(rows: list[dict[str, Any]], comparison: dict | None) -> None:
     from rich.table import Table
 
-    from textclf.reports import verdict_lines
+    from textclf.reports import format_proportion, verdict_lines
 
     best = comparison["best"] if comparison else {}
     table = Table(title="experiments (bold: ahead of all others by more than noise)")
@@ -148,7 +148,7 @@ def _comparison_table(rows: list[dict[str, Any]], comparison: dict | None) -> No
 
     def cell(row: dict, key: str) -> str:
         value = row[key]
-        text = mean_sd_ci(value) if isinstance(value, dict) else (pct(value) if key != "train_examples_per_second"
+        text = format_proportion(value) if isinstance(value, dict) else (pct(value) if key != "train_examples_per_second"
                                                                   else f"{value:,.0f}")
         return f"[bold green]{text}[/]" if best.get(key) == row["experiment"] else text
 

@@ -27,6 +27,7 @@ def list_runs(
     A group of runs (--seeds, --folds) is one row with its mean ± sd; --expand lists its runs.
     """
     from textclf import runs
+    from textclf.reports import format_proportion
     from textclf.stats import summary
 
     found = runs.list_runs(runs_root)
@@ -73,8 +74,8 @@ def list_runs(
         shown.add(r["group"])
         g = groups[r["group"]]
         style = "green" if g["complete"] == g["size"] else "yellow"
-        table.add_row(f"[bold]{g['group']}[/]", g["model"] or "", _short(g["data"]), "", _mean_sd(g["accuracy"]),
-                      _mean_sd(g["macro_f1"]), f"{g['duration_seconds']:.1f} s",
+        table.add_row(f"[bold]{g['group']}[/]", g["model"] or "", _short(g["data"]), "", format_proportion(g["accuracy"], ci=False),
+                      format_proportion(g["macro_f1"], ci=False), f"{g['duration_seconds']:.1f} s",
                       f"[{style}]{g['complete']}/{g['size']} complete[/]")
         if expand:
             for m in g["members"]:
@@ -86,12 +87,6 @@ def list_runs(
 def _short(data) -> str:
     kind, _, where = str(data or "").partition(":")
     return f"{kind}:{Path(where).name}" if "/" in where else str(data or "")
-
-
-def _mean_sd(s: dict) -> str:
-    if not s or s["n"] == 0:
-        return ""
-    return pct(s["mean"]) if s["n"] == 1 else f"{100 * s['mean']:.2f} ± {100 * s['sd']:.2f}%"
 
 
 def _run_cells(r: dict) -> list[str]:
