@@ -306,3 +306,34 @@ def test_fast_tokenizer_follows_a_cased_preprocessor(tmp_path):
     texts = SENTENCES + ["Stocks and OIL, café Café", "ÉCOLE naïve", "  ", "Oil!!! #1 $5"]
     assert _ids(fast, texts) == _ids(wordpiece_layer(str(tmp_path / "cased"), "hub"), texts)
     assert _ids(fast, ["Stocks stocks"])[0][0] != _ids(fast, ["Stocks stocks"])[0][1]
+
+
+@pytest.mark.parametrize("command", ["train-bert-frozen", "finetune-bert-adamw"])
+def test_multilabel_frozen_and_finetuned(store, tmp_path, command):
+    """BERT heads become a sigmoid per label on multi-label data, with thresholds saved and exported."""
+    from test_multilabel import pairs_jsonl
+
+    train, evaluation = pairs_jsonl(tmp_path / "train.jsonl", 16, 1), pairs_jsonl(tmp_path / "eval.jsonl", 4, 2)
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, [command, "--model", "tiny-bert", "--data", f"jsonl:{train}", "--eval-data",
+                                 f"jsonl:{evaluation}", "--label-field", "labels", "--epochs", "1", "--batch-size",
+                                 "16", "--learning-rate", "1e-2", "--max-length", "24", "--runs-root", str(runs)])
+    assert result.exit_code == 0, result.output
+    run = (runs / "latest").resolve()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["multilabel"] and 0 <= metrics["micro_f1"] <= 1 and metrics["validation_examples"] > 0
+    model = load_model(run)
+    assert model.get_layer("bert_classifier").get_layer("head").layers[-1].get_config()["activation"] == "sigmoid"
+    probs = model(tf_constant(["goal match striker", "stocks profit"])).numpy()
+    assert probs.shape == (2, 4) and not np.allclose(probs.sum(axis=1), 1.0)  # independent per label
+    answer = json.loads(runner.invoke(app, ["predict", "goal match", "--json", "--runs-root", str(runs)]).stdout)
+    assert isinstance(answer["labels"], list)
+    out = tmp_path / "export"
+    assert runner.invoke(app, ["export", "--out", str(out), "--runs-root", str(runs)]).exit_code == 0
+    assert json.loads((out / "textclf-export.json").read_text())["multilabel"] is True
+
+
+def tf_constant(texts):
+    from textclf._tf import tf
+
+    return tf.constant(texts)

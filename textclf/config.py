@@ -27,6 +27,8 @@ class DataConfig:
     eval: str | None = None
     text_fields: tuple[str, ...] = ()
     label_field: str | None = None
+    # Several labels in one CSV/TSV label field are joined by this (multi-label data); "" never splits.
+    label_separator: str = "|"
     eval_fraction: float = 0.1
     tfds_data_dir: str | None = None
     # k-fold cross-validation: `folds` stratified, seeded parts of the training data; run `fold`
@@ -160,7 +162,7 @@ def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
 OPTION_FIELDS = {
     "model": "model",
     "data": "data.train", "eval_data": "data.eval", "text_field": "data.text_fields",
-    "label_field": "data.label_field", "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
+    "label_field": "data.label_field", "label_separator": "data.label_separator", "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
     "folds": "data.folds", "seeds": "training.seeds", "class_weight": "training.class_weight",
     "epochs": "training.epochs", "batch_size": "training.global_batch_size",
     "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",

@@ -45,18 +45,20 @@ def describe(train, evaluation=None) -> dict[str, Any]:
     from textclf.selection import choose_model, text_stats
 
     names = train.label_names
-    counts = np.bincount(train.labels, minlength=len(names))
+    counts = train.class_counts()
     words = [len(str(t).split()) for t in train.texts]
     toks = [len(tokens(str(t))) for t in train.texts]
     by_text: dict[str, set[str]] = {}
     seen = Counter(_normal(t) for t in train.texts)
-    for text, label in zip(train.texts, train.labels):
-        by_text.setdefault(_normal(text), set()).add(names[label])
+    for text, label_set in zip(train.texts, train.label_sets()):
+        by_text.setdefault(_normal(text), set()).add("|".join(label_set))
     duplicated = [t for t, n in seen.items() if n > 1]
     conflicting = [t for t in duplicated if len(by_text[t]) > 1]
     result: dict[str, Any] = {
         "data": train.source, "examples": len(train), "classes": [
             {"label": name, "count": int(n), "share": float(n / max(len(train), 1))} for name, n in zip(names, counts)],
+        "multilabel": train.multilabel,
+        **({"labels_per_example": _lengths(train.labels.sum(axis=1).tolist())} if train.multilabel else {}),
         "imbalance": float(counts.max() / max(counts[counts > 0].min(), 1)) if counts.any() else None,
         "words": _lengths(words), "tokens": _lengths(toks),
         "long_texts": {"over_tokens": LONG_TOKENS, "count": int(sum(n > LONG_TOKENS for n in toks))},
@@ -69,8 +71,7 @@ def describe(train, evaluation=None) -> dict[str, Any]:
         shared = [t for t in eval_texts if t in seen]
         result["eval"] = {"data": evaluation.source, "examples": len(evaluation),
                           "classes": [{"label": name, "count": int(n)} for name, n in
-                                      zip(evaluation.label_names,
-                                          np.bincount(evaluation.labels, minlength=len(evaluation.label_names)))]}
+                                      zip(evaluation.label_names, evaluation.class_counts())]}
         result["leakage"] = {"texts_in_both": len(shared),
                              "eval_examples_seen_in_training": int(sum(eval_texts[t] for t in shared)),
                              "examples": shared[:EXAMPLES]}

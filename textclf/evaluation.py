@@ -12,7 +12,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Report:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Multi-label data (`multilabel`): accuracy is subset accuracy (every label right), macro-F1 the
+    mean of the labels' F1, with micro-F1, sample-averaged F1 and hamming loss; per-class rows are
+    per label (with its threshold) and there is no confusion matrix.
+    """
 
     accuracy: float
     macro_f1: float
@@ -25,9 +30,79 @@ class Report:
     abstention: dict | None = None
     # Accuracy vs coverage as the threshold rises (and, for two classes, precision/recall of the second).
     curve: dict | None = None
+    multilabel: bool = False
+    micro_f1: float | None = None
+    samples_f1: float | None = None
+    hamming_loss: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.multilabel:
+            for key in ("multilabel", "micro_f1", "samples_f1", "hamming_loss"):
+                out.pop(key)
+        return out
+
+
+# Thresholds tried per label (multi-label runs), on the validation part's probabilities.
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def tune_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per label, the threshold in THRESHOLD_GRID with the best F1 on these examples (ties: the one
+    nearest 0.5); 0.5 for a label with no positive example among them (nothing to tune on)."""
+    truth = labels.astype(bool)
+    chosen = np.full(labels.shape[1], 0.5)
+    preference = np.argsort(np.abs(THRESHOLD_GRID - 0.5), kind="stable")  # nearest 0.5 first
+    for j in range(labels.shape[1]):
+        positives = int(truth[:, j].sum())
+        if not positives:
+            continue
+        predicted = probs[:, j][:, None] >= THRESHOLD_GRID[None, :]  # (examples, thresholds)
+        tp = (predicted & truth[:, j][:, None]).sum(axis=0)
+        f1 = 2 * tp / (predicted.sum(axis=0) + positives)
+        chosen[j] = THRESHOLD_GRID[preference[np.argmax(f1[preference])]]
+    return chosen
+
+
+def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], data: str = "",
+                      thresholds: Sequence[float] | None = None) -> Report:
+    """The report of multi-hot true/predicted label rows (examples, labels)."""
+    truth, pred = y_true.astype(bool), y_pred.astype(bool)
+    tp = (truth & pred).sum(axis=0).astype(float)
+    support, predicted = truth.sum(axis=0), pred.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros(len(labels)), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(len(labels)), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(labels)), where=denom > 0)
+    per_class = [{"label": labels[i], "precision": float(precision[i]), "recall": float(recall[i]),
+                  "f1": float(f1[i]), "support": int(support[i]), "predicted": int(predicted[i]),
+                  **({"threshold": float(thresholds[i])} if thresholds is not None else {})}
+                 for i in range(len(labels))]
+    present = support > 0
+    n = len(truth)
+    # Sample F1: per text, F1 of its predicted set against its true set (both empty: 1, as scikit-learn's
+    # zero_division=1 would; one empty: 0).
+    row_tp, row_sum = (truth & pred).sum(axis=1), truth.sum(axis=1) + pred.sum(axis=1)
+    samples = np.where(row_sum > 0, 2 * row_tp / np.maximum(row_sum, 1), 1.0)
+    return Report(
+        accuracy=float(np.all(truth == pred, axis=1).mean()) if n else 0.0,
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        per_class=per_class, confusion_matrix=[], labels=list(labels), examples=n, data=data, multilabel=True,
+        micro_f1=float(2 * tp.sum() / max(support.sum() + predicted.sum(), 1)),
+        samples_f1=float(samples.mean()) if n else 0.0,
+        hamming_loss=float((truth != pred).mean()) if n else 0.0,
+    )
+
+
+def pr_curve(labels: np.ndarray, probs: np.ndarray, points: int = 101) -> dict:
+    """Micro-averaged precision/recall over every (text, label) pair as one threshold rises (multi-label)."""
+    score, positive = probs.ravel(), labels.astype(bool).ravel()
+    by = np.argsort(-score, kind="stable")
+    tp = np.cumsum(positive[by])
+    keep = np.unique(np.linspace(0, len(by) - 1, min(points, len(by))).astype(int))
+    precision, recall = tp / np.arange(1, len(by) + 1), tp / max(int(positive.sum()), 1)
+    return {"pr": {"precision": precision[keep].tolist(), "recall": recall[keep].tolist(),
+                   "threshold": score[by][keep].tolist()}}
 
 
 def selective(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
@@ -123,8 +198,10 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     cfg = Run(predictor.run_dir).config
     data_cfg = from_dict(DataConfig, cfg.get("data", {}), "data")
     seed = int(cfg.get("training", {}).get("seed", 0))
-    examples = load_eval(data_cfg, seed, predictor.labels, data)
+    examples = load_eval(data_cfg, seed, predictor.labels, data, multilabel=predictor.multilabel)
     probs = predictor.probabilities(examples.texts)
+    if predictor.multilabel:
+        return _evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy, curve)
     report = report_from_predictions(examples.labels, probs.argmax(axis=1), predictor.labels, examples.source)
     extra = {}
     if target_accuracy is not None:
@@ -136,3 +213,17 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     if curve:
         extra["curve"] = coverage_curve(examples.labels, probs)
     return dataclasses.replace(report, **extra) if extra else report
+
+
+def _evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy, curve) -> Report:
+    """A multi-label run's report: its per-label thresholds, or one `threshold` for every label."""
+    from textclf.errors import ConfigError
+
+    if target_accuracy is not None:
+        raise ConfigError("--target-accuracy chooses one confidence threshold for single-label runs; a "
+                          "multi-label run has a threshold per label, tuned when it trained (--threshold P "
+                          "sets one for all labels)")
+    thresholds = np.full(len(predictor.labels), threshold) if threshold is not None else predictor.thresholds
+    report = multilabel_report(examples.labels, (probs >= thresholds).astype(np.uint8), predictor.labels,
+                               examples.source, thresholds)
+    return dataclasses.replace(report, curve=pr_curve(examples.labels, probs)) if curve else report

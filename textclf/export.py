@@ -16,6 +16,7 @@ from textclf.runs import Run, resolve_run
 
 FORMATS = ("saved_model", "tflite")
 SIGNATURE = "serving_default"
+META_FILE = "textclf-export.json"  # what the export holds and how to load it
 
 
 def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str | Path = "runs") -> Path:
@@ -24,6 +25,9 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     saved_model: signature `serving_default(text: string[batch])` -> `probabilities`
     float32[batch, classes], `label` string[batch], `label_id` int32[batch]; loads with
     `tf.saved_model.load` given only tensorflow (and tensorflow_text for BERT models).
+    A multi-label run's signature instead gives `probabilities` (one sigmoid per label) and
+    `predicted` int32[batch, classes] (1 where a label's probability reaches its threshold); the
+    thresholds are in textclf-export.json as well.
     tflite: `model.tflite` (built-in ops only) from token ids to probabilities, with
     vocab.txt, labels.txt and the tokenization rules (TFLite has no string ops).
     """
@@ -38,6 +42,7 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
         raise RunError(f"cannot write {out}: folder {parent} does not exist")
     run_files = Run(run_dir)
     labels = run_files.labels
+    thresholds = run_files.thresholds
     model = load_model(run_dir)
     info = run_files.info
     try:
@@ -48,12 +53,16 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
         if fmt == "tflite":
             interface = _write_tflite(model, labels, staging, info.get("model", ""))
         else:
-            _save_serving_model(model, labels, staging)
+            _save_serving_model(model, labels, staging, thresholds)
+            outputs = {"predicted": f"int32[batch, {len(labels)}] (1: the label's probability >= its threshold)"} \
+                if thresholds is not None else {"label": "string[batch]", "label_id": "int32[batch]"}
             interface = {"inputs": {"text": "string[batch]"},
-                         "outputs": {"probabilities": f"float32[batch, {len(labels)}]", "label": "string[batch]",
-                                     "label_id": "int32[batch]"}}
+                         "outputs": {"probabilities": f"float32[batch, {len(labels)}]", **outputs}}
+        if thresholds is not None:
+            interface["multilabel"] = True
+            interface["thresholds"] = dict(zip(labels, thresholds))
         needs = ["tensorflow"] + (["tensorflow_text"] if fmt == "saved_model" and _uses_text_ops(info) else [])
-        (staging / "textclf-export.json").write_text(json.dumps(
+        (staging / META_FILE).write_text(json.dumps(
             {"format": fmt, "run": str(run_dir), "model": info.get("model"), "labels": labels,
              "signature": SIGNATURE, **interface,
              "requires": needs if fmt == "saved_model" else ["tflite runtime (built-in ops only)"],
@@ -83,7 +92,7 @@ def _uses_text_ops(info: dict) -> bool:
         return False
 
 
-def _save_serving_model(model, labels: list[str], path: Path) -> None:
+def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[float] | None = None) -> None:
     from textclf._tf import tf
 
     class Classifier(tf.Module):
@@ -98,7 +107,17 @@ def _save_serving_model(model, labels: list[str], path: Path) -> None:
             ids = tf.argmax(probs, axis=1, output_type=tf.int32)
             return {"probabilities": probs, "label": tf.gather(self.labels, ids), "label_id": ids}
 
-    module = Classifier()
+    class MultiLabelClassifier(Classifier):
+        def __init__(self) -> None:
+            super().__init__()
+            self.thresholds = tf.Variable(thresholds, dtype=tf.float32, trainable=False, name="thresholds")
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            probs = tf.cast(self.model(text, training=False), tf.float32)
+            return {"probabilities": probs, "predicted": tf.cast(probs >= self.thresholds, tf.int32)}
+
+    module = MultiLabelClassifier() if thresholds is not None else Classifier()
     tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})
 
 

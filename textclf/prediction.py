@@ -25,8 +25,13 @@ class Prediction:
     top_k: list[dict]
 
     abstained: bool = False  # below the confidence threshold: no label, the ranked labels kept
+    # A multi-label run's answer: every label at or above its threshold, most probable first ([]: none;
+    # `label` is then the first of them). None for a single-label run.
+    labels: list[str] | None = None
 
     def to_dict(self) -> dict:
+        if self.labels is not None:
+            return {"text": self.text, "labels": self.labels, "top_k": self.top_k}
         out = {"text": self.text, "label": self.label, "probability": self.probability, "top_k": self.top_k}
         return {**out, "abstained": True} if self.abstained else out
 
@@ -42,7 +47,10 @@ class Predictor:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.labels = Run(run_dir).labels
+        run = Run(run_dir)
+        self.labels = run.labels
+        self.thresholds = run.thresholds  # per label (multi-label runs), else None
+        self.multilabel = self.thresholds is not None
         self.model = load_model(run_dir)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
@@ -67,9 +75,12 @@ class Predictor:
             self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         return self._fn
 
-    def predict(self, texts: Sequence[str], top_k: int = 1, *, blank_as_none: bool = False) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], top_k: int = 1, *, blank_as_none: bool = False,
+                threshold: float | None = None) -> list[Prediction]:
         """The top-k labels of each text. An empty text is an error, or with `blank_as_none` (the
-        blank lines of a file) a result with label None in its place."""
+        blank lines of a file) a result with label None in its place. `threshold`: a single-label run
+        abstains below it; a multi-label run answers every label at or above it (instead of each
+        label's own threshold)."""
         texts = list(texts)
         blank = [not text.strip() for text in texts]
         if not blank_as_none and any(blank):
@@ -82,9 +93,21 @@ class Predictor:
                 results.append(Prediction(text, None, None, []))
                 continue
             p = next(rows)
-            best = np.argsort(-p, kind="stable")[:k]
-            tops = [{"label": self.labels[j], "probability": float(p[j])} for j in best]
-            results.append(Prediction(text, tops[0]["label"], tops[0]["probability"], tops))
+            ranked = np.argsort(-p, kind="stable")
+            if self.multilabel:
+                cut = np.asarray(self.thresholds) if threshold is None else np.full(len(p), threshold)
+                chosen = [self.labels[j] for j in ranked if p[j] >= cut[j]]
+                # top_k: the k most probable and every chosen label (thresholds differ per label, so a
+                # chosen label may rank below one that is not), so each answer comes with its probability
+                shown = set(ranked[:k].tolist()) | {j for j in ranked if p[j] >= cut[j]}
+                tops = [{"label": self.labels[j], "probability": float(p[j])} for j in ranked if j in shown]
+                top = chosen[0] if chosen else None
+                results.append(Prediction(text, top, float(p[self.labels.index(top)]) if top else None, tops,
+                                          labels=chosen))
+                continue
+            tops = [{"label": self.labels[j], "probability": float(p[j])} for j in ranked[:k]]
+            answer = Prediction(text, tops[0]["label"], tops[0]["probability"], tops)
+            results.append(answer if threshold is None else answer.abstaining_below(threshold))
         return results
 
 

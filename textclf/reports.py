@@ -38,10 +38,25 @@ def preload_plotting() -> None:
 
 
 def confusion_matrix_png(report: dict) -> bytes:
-    """A report dict's confusion matrix as a PNG (counts, rows normalised for the colour)."""
+    """A report dict's confusion matrix as a PNG (counts, rows normalised for the colour); a
+    multi-label report (no confusion matrix) as precision, recall and F1 per label."""
     import numpy as np
 
     plt = _pyplot()
+    if report.get("multilabel"):
+        rows = report["per_class"]
+        fig, ax = plt.subplots(figsize=(min(3 + 0.8 * len(rows), 14), 3.8))
+        x = np.arange(len(rows))
+        for offset, key in ((-0.27, "precision"), (0.0, "recall"), (0.27, "f1")):
+            ax.bar(x + offset, [100 * r[key] for r in rows], width=0.27, label=key)
+        ax.set_xticks(x, [str(r["label"]) for r in rows], rotation=45, ha="right")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("%")
+        ax.legend(fontsize=8, loc="lower right")
+        data = str(report.get("data", ""))
+        ax.set_title(f"{Path(data).name or data}: micro-F1 {100 * report['micro_f1']:.2f}%, "
+                     f"macro-F1 {100 * report['macro_f1']:.2f}%", fontsize=10)
+        return _png(fig)
     cm = np.asarray(report["confusion_matrix"])
     labels = list(report["labels"])
     k = len(labels)
@@ -88,20 +103,22 @@ def learning_curves_png(history: dict[str, list[float]]) -> bytes:
 def coverage_curve_png(curve: dict, title: str = "") -> bytes:
     """Accuracy of the answers vs coverage (and precision vs recall for two classes)."""
     plt = _pyplot()
-    panels = 2 if "pr" in curve else 1
+    coverage = "coverage" in curve  # a multi-label curve has precision/recall only (micro, over all labels)
+    panels = int(coverage) + int("pr" in curve)
     fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.5), squeeze=False)
-    ax = axes[0][0]
-    ax.plot(curve["coverage"], curve["accuracy"], "-", color="#3b6ea8")
-    ax.set_xlabel("coverage (share answered)")
-    ax.set_ylabel("accuracy of the answers")
-    ax.set_title("accuracy vs coverage")
-    ax.grid(alpha=0.3)
+    if coverage:
+        ax = axes[0][0]
+        ax.plot(curve["coverage"], curve["accuracy"], "-", color="#3b6ea8")
+        ax.set_xlabel("coverage (share answered)")
+        ax.set_ylabel("accuracy of the answers")
+        ax.set_title("accuracy vs coverage")
+        ax.grid(alpha=0.3)
     if "pr" in curve:
-        ax = axes[0][1]
+        ax = axes[0][panels - 1]
         ax.plot(curve["pr"]["recall"], curve["pr"]["precision"], "-", color="#a86b3b")
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
-        ax.set_title("precision vs recall (second class)")
+        ax.set_title("precision vs recall (second class)" if coverage else "precision vs recall (every label)")
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -301,8 +318,9 @@ def _paired_test(key: str, predictions, a: int, b: int, num_classes: int) -> dic
 
     labels, pa = predictions[a]
     _, pb = predictions[b]
-    if key == "accuracy":
-        result = stats.compare_correctness(pa == labels, pb == labels)
+    if key == "accuracy":  # multi-label: subset accuracy, every label of the text right
+        correct = (lambda p: p == labels) if labels.ndim == 1 else (lambda p: (p == labels).all(axis=-1))
+        result = stats.compare_correctness(correct(pa), correct(pb))
         return {"test": "McNemar exact + paired bootstrap", "difference": result["difference"],
                 "interval": result["interval"], "p_value": result["p_value"], "significant": result["significant"],
                 **({"pairs": result["pairs"]} if "pairs" in result else {})}

@@ -1,6 +1,7 @@
 """The run directory: its files, its lifecycle (`start` -> `Run.finish`), listing, `latest`.
 
 A run directory holds config.json, labels.json, model.keras, history.json, metrics.json,
+predictions.npz, thresholds.json (multi-label runs),
 logs/ (TensorBoard), checkpoints/ (while unfinished) and run.json; every name is defined here
 and nowhere else. run.json's `status` is "running" while training, then "failed" or
 "complete"; it becomes "complete" only after everything else is written, and only complete
@@ -28,6 +29,7 @@ LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"  # per eval example: true and predicted class (paired tests)
+THRESHOLDS_FILE = "thresholds.json"  # multi-label runs: the probability each label is predicted from
 PROGRESS_FILE = "progress.json"  # inside checkpoints/
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
@@ -457,9 +459,27 @@ class Run:
                 out = {key: saved[key] for key in ("labels", "predicted")}
         except (OSError, ValueError, KeyError) as err:
             raise RunError(f"{path} is unreadable ({err})") from None
-        if out["labels"].shape != out["predicted"].shape or out["labels"].ndim != 1:
+        if out["labels"].shape != out["predicted"].shape or out["labels"].ndim not in (1, 2):
             raise RunError(f"{path} is unreadable (labels and predictions of different shapes)")
         return out
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether the run predicts label sets (a multi-label run has per-label thresholds)."""
+        return (self.path / THRESHOLDS_FILE).exists()
+
+    @property
+    def thresholds(self) -> list[float] | None:
+        """A multi-label run's threshold per label, in labels.json's order (None: a single-label run)."""
+        path = self.path / THRESHOLDS_FILE
+        if not path.exists():
+            return None
+        given = read_object(path).get("thresholds")
+        labels = self.labels
+        if not isinstance(given, dict) or set(given) != set(labels) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in given.values()):
+            raise RunError(f"{path} is unreadable (expected a threshold in [0, 1] for each of {', '.join(labels)})")
+        return [float(given[label]) for label in labels]
 
     @property
     def group(self) -> dict | None:
@@ -470,12 +490,13 @@ class Run:
         return mark(self.path, state, **info)
 
     def finish(self, model: Any, metrics: dict, history: dict, info: dict | None = None,
-               predictions: dict | None = None) -> dict:
+               predictions: dict | None = None, thresholds: dict | None = None) -> dict:
         """Save the model (atomically), history, predictions and metrics; mark complete; move `latest`;
         drop checkpoints.
 
         `model` is a Keras model (anything with `save(path)`); `info` goes into run.json;
-        `predictions`: {"labels", "predicted"} integer arrays over the eval examples.
+        `predictions`: {"labels", "predicted"} integer arrays over the eval examples (multi-hot rows for
+        a multi-label run); `thresholds`: a multi-label run's {"thresholds": {label: p}, ...}.
         """
         tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
         try:
@@ -485,6 +506,8 @@ class Run:
             tmp_model.unlink(missing_ok=True)
             raise RunError(f"cannot write the run in {self.path}: {write_failure(err)}") from None
         write_json(self.path / HISTORY_FILE, history)
+        if thresholds is not None:
+            write_json(self.path / THRESHOLDS_FILE, thresholds)
         if predictions is not None:
             write_npz(self.path / PREDICTIONS_FILE, predictions)
         write_json(self.path / METRICS_FILE, metrics)

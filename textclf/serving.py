@@ -6,7 +6,8 @@ Routes:
 - `POST /predict` with `{"texts": [...]}` or `{"text": "..."}` -> `{"predictions": [...]}`;
 - `GET /health` -> `{"status": "ok", "model": ..., "labels": [...]}`.
 
-Each prediction is `{"label", "probability", "probabilities": {label: p}}`. Requests that
+Each prediction is `{"label", "probability", "probabilities": {label: p}}` (a multi-label run:
+`{"labels": [every label at or above its threshold], "probabilities"}`). Requests that
 arrive together are batched: a single worker takes whatever is queued (up to `max_batch`
 texts, waiting at most `max_wait_ms` for more) and runs the model once for all of them, in a
 thread, so the event loop keeps accepting. Bad requests (not JSON, wrong shape, empty text,
@@ -146,12 +147,18 @@ def create_app(run_dir: str | Path, *, max_batch: int = 64, max_wait_ms: float =
 
     app = FastAPI(title="textclf", lifespan=lifespan)
 
+    thresholds = predictor.thresholds  # a multi-label run's, per label
+
     def predictions(probs) -> list[dict]:
         out = []
         for p in probs:
+            every = {label: float(v) for label, v in zip(labels, p)}
+            if thresholds is not None:  # every label at or above its threshold, most probable first
+                chosen = sorted((j for j in range(len(labels)) if p[j] >= thresholds[j]), key=lambda j: -p[j])
+                out.append({"labels": [labels[j] for j in chosen], "probabilities": every})
+                continue
             best = int(p.argmax())
-            out.append({"label": labels[best], "probability": float(p[best]),
-                        "probabilities": {label: float(v) for label, v in zip(labels, p)}})
+            out.append({"label": labels[best], "probability": float(p[best]), "probabilities": every})
         return out
 
     async def body_of(request: Request) -> Any:
@@ -181,7 +188,8 @@ def create_app(run_dir: str | Path, *, max_batch: int = 64, max_wait_ms: float =
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": model_name, "labels": labels, "batches": batcher.batches}
+        return {"status": "ok", "model": model_name, "labels": labels, "multilabel": thresholds is not None,
+                "batches": batcher.batches}
 
     @app.post("/predict")
     async def predict(request: Request):

@@ -107,7 +107,14 @@ def compare_correctness(correct_a, correct_b, *, seed: int = 0) -> dict[str, Any
 
 
 def macro_f1(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
-    """Macro-F1 over the classes present in `labels` (as textclf's evaluation report computes it)."""
+    """Macro-F1 over the classes present in `labels` (as textclf's evaluation report computes it);
+    multi-hot rows (multi-label): the mean F1 of the labels present."""
+    if labels.ndim == 2:
+        truth, pred = labels.astype(bool), predicted.astype(bool)
+        tp, support = (truth & pred).sum(axis=0), truth.sum(axis=0)
+        denom = support + pred.sum(axis=0)
+        f1 = np.divide(2.0 * tp, denom, out=np.zeros(labels.shape[1]), where=denom > 0)
+        return float(f1[support > 0].mean()) if (support > 0).any() else 0.0
     cm = np.bincount(labels * num_classes + predicted, minlength=num_classes * num_classes).reshape(num_classes,
                                                                                                  num_classes)
     tp = np.diag(cm).astype(np.float64)
@@ -123,8 +130,8 @@ def paired_bootstrap_f1(labels, predicted_a, predicted_b, num_classes: int, *, s
     """Macro-F1(A) - macro-F1(B) (a group: the mean over its runs) with its percentile bootstrap
     interval and a two-sided bootstrap p-value (how often the resampled difference has the other sign)."""
     y = np.asarray(labels, dtype=np.int64)
-    pa = np.asarray(predicted_a, dtype=np.int64).reshape(-1, len(y))
-    pb = np.asarray(predicted_b, dtype=np.int64).reshape(-1, len(y))
+    pa = np.asarray(predicted_a, dtype=np.int64).reshape(-1, *y.shape)  # (runs, examples[, labels])
+    pb = np.asarray(predicted_b, dtype=np.int64).reshape(-1, *y.shape)
 
     def group_f1(preds: np.ndarray, rows: np.ndarray | None, picks: np.ndarray) -> float:
         yy = y if rows is None else y[rows]

@@ -114,10 +114,10 @@ def run_training(
                             "labels": list(data.train.label_names), "run_dir": str(run.path),
                             "runtime": runtime.describe(), "notes": list(built.notes)})
             if inputs.solved:
-                model, history, metrics = _solve(built, data, inputs, hooks)
+                model, history, metrics, val_probs = _solve(built, data, inputs, hooks)
             else:
-                model, history, metrics = _fit(built, config, data, inputs, runtime, run, hooks, resume)
-            return _finish(run, built, model, data, inputs, history, metrics, hooks)
+                model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
+            return _finish(run, built, model, data, inputs, history, metrics, hooks, val_probs)
     finally:
         reset_precision()
 
@@ -214,9 +214,24 @@ def _load_data(config: RunConfig, hooks: _Hooks) -> _Data:
     preload_plotting()
     hooks.on_status("loading data")
     train, evaluation = load_train_eval(config.data, t.seed)
-    # Early stopping must never look at the eval data: it watches a part of the training data.
-    fit, validation = holdout_split(train, t.validation_fraction, t.seed) if t.validation_fraction else (train, None)
+    if train.multilabel and t.class_weight != "none":
+        raise ConfigError(f"training.class_weight {t.class_weight}: class weights are for single-label data; "
+                          "multi-label runs tune a threshold per label on the validation part instead")
+    # Early stopping must never look at the eval data: it watches a part of the training data. Multi-label
+    # runs always have one: their per-label thresholds are tuned on it.
+    if train.multilabel:
+        per_text = train.labels.sum(axis=1)
+        hooks.on_note(f"multi-label data: {per_text.mean():.2f} labels per text on average (0-{per_text.max()}), "
+                      f"{len(train.label_names)} labels; a sigmoid per label")
+    fraction = t.validation_fraction or (MULTILABEL_VALIDATION if train.multilabel else 0.0)
+    if fraction and not t.validation_fraction:
+        hooks.on_note(f"multi-label data: {fraction:g} of the training data is held out to tune a threshold "
+                      "per label (training.validation_fraction)")
+    fit, validation = holdout_split(train, fraction, t.seed) if fraction else (train, None)
     return _Data(train, fit, validation, evaluation, class_weights(t.class_weight, fit.labels, train.label_names))
+
+
+MULTILABEL_VALIDATION = 0.1  # the validation part of a multi-label run without training.validation_fraction
 
 
 def class_weights(setting: str, labels: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
@@ -259,7 +274,8 @@ def _build_model(config: RunConfig, entry, runtime, data: _Data, hooks: _Hooks):
     with runtime.strategy.scope():
         # With refit, the vocabulary (and idf) come from all the training texts, which the final head sees.
         texts = data.train.texts if config.training.refit else data.fit.texts
-        built = entry.load_builder()(config.model_params, num_classes=len(data.train.label_names), train_texts=texts)
+        built = entry.load_builder()(config.model_params, num_classes=len(data.train.label_names), train_texts=texts,
+                                     multilabel=data.train.multilabel)
     if built.params is not None and built.params != config.model_params:  # e.g. max_length taken from the data
         config = dataclasses.replace(config, model_params=built.params)
     return built, config
@@ -327,8 +343,8 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
             model = _DenseGradients(model.inputs, model(model.inputs))
         model.compile(
             optimizer=build_optimizer(t, train_data.steps * t.epochs),
-            loss=built.loss or keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            loss=built.loss or _default_loss(data.train.multilabel),
+            metrics=[_accuracy_metric(data.train.multilabel)],
             # Several steps per tf.function call: small models on CPU are otherwise
             # dominated by per-step Python overhead.
             steps_per_execution=t.steps_per_execution,
@@ -358,6 +374,11 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     if t.restore_best and stopping.best_epoch:
         hooks.on_status(f"restoring the weights of epoch {stopping.best_epoch} (best {t.monitor})")
         state.restore_best()
+    # Before any refit (which trains on the validation part too): what thresholds are tuned on.
+    val_probs = None
+    if data.train.multilabel and inputs.val_data is not None:
+        val_probs = model.predict(inputs.val_data.dataset, verbose=0)
+        val_probs = np.asarray(built.to_probabilities(val_probs)) if inputs.frozen else val_probs
     refit_epochs, refit_seconds = 0, 0.0
     if t.refit and data.validation is not None and stopping.best_epoch:
         if not inputs.frozen:
@@ -375,7 +396,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
                "train_examples_per_second": seen / max(train_seconds, 1e-9),
                "frozen_features_cached": inputs.frozen, "epochs_run": epochs_run, "refit_epochs": refit_epochs,
                "best_epoch": stopping.best_epoch, "stopped_early": epochs_run < t.epochs}
-    return model, history, metrics
+    return model, history, metrics, val_probs
 
 
 def _solve(built, data: _Data, inputs: _Inputs, hooks: _Hooks):
@@ -397,25 +418,39 @@ def _solve(built, data: _Data, inputs: _Inputs, hooks: _Hooks):
                "frozen_features_cached": True, "solver": "lbfgs", "c": solved["c"],
                "c_tried": history["c"], "softmax_scale": solved["softmax_scale"],
                "epochs_run": 0, "refit_epochs": 0, "best_epoch": None, "stopped_early": False}
-    return built.head, history, metrics
+    return built.head, history, metrics, solved.get("val_probabilities")
 
 
-def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metrics, hooks: _Hooks) -> RunResult:
-    """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete."""
-    from textclf.evaluation import report_from_predictions
+def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metrics, hooks: _Hooks,
+            val_probs=None) -> RunResult:
+    """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete.
+
+    Multi-label runs first tune a threshold per label on `val_probs` (the validation part's
+    probabilities) and save them with the run.
+    """
+    from textclf.evaluation import multilabel_report, report_from_predictions, tune_thresholds
     from textclf.reports import save_run_plots
 
     hooks.on_status("evaluating")
     probs = model.predict(inputs.eval_data.dataset, verbose=0)
+    if inputs.frozen:  # the head's output (scores, for a hinge head) -> probabilities
+        probs = np.asarray(built.to_probabilities(probs))
     evaluation = data.evaluation
-    report = report_from_predictions(evaluation.labels, probs.argmax(axis=1), data.train.label_names,
-                                     evaluation.source)
-    predicted = probs.argmax(axis=1)
+    names = data.train.label_names
+    thresholds = None
+    if data.train.multilabel:
+        thresholds = tune_thresholds(data.validation.labels, val_probs) if val_probs is not None \
+            else np.full(len(names), 0.5)
+        predicted = (probs >= thresholds).astype(np.uint8)
+        report = multilabel_report(evaluation.labels, predicted, names, evaluation.source, thresholds)
+        thresholds = {"thresholds": dict(zip(names, map(float, thresholds))),
+                      "tuned_on": f"{len(data.validation)} validation examples" if val_probs is not None else None}
+    else:
+        predicted = probs.argmax(axis=1)
+        report = report_from_predictions(evaluation.labels, predicted, names, evaluation.source)
     metrics = {**report.to_dict(), **fit_metrics,
                "validation_examples": len(data.validation) if data.validation is not None else 0,
-               "train_class_counts": dict(zip(data.train.label_names,
-                                              np.bincount(data.train.labels, minlength=len(data.train.label_names))
-                                              .tolist())),
+               "train_class_counts": dict(zip(names, data.train.class_counts().tolist())),
                "class_weight": None if data.class_weight is None else
                dict(zip(data.train.label_names, map(float, data.class_weight))),
                "eval_fingerprint": evaluation.fingerprint()}
@@ -423,7 +458,8 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     save_run_plots(run.path, report.to_dict(), {} if inputs.solved else history)
     info = run.finish(built.inference_model(), metrics, history,
                       {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1},
-                      predictions={"labels": evaluation.labels.astype(np.int32), "predicted": predicted.astype(np.int32)})
+                      predictions={"labels": evaluation.labels.astype(predicted.dtype), "predicted": predicted},
+                      thresholds=thresholds)
     return RunResult(run.path, metrics, history, info)
 
 
@@ -440,7 +476,7 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
     with runtime.strategy.scope():
         head = keras.models.clone_model(built.head)
         head.compile(optimizer=build_optimizer(t, data.steps * epochs),
-                     loss=built.loss or keras.losses.SparseCategoricalCrossentropy(),
+                     loss=built.loss or _default_loss(labels.ndim == 2),
                      steps_per_execution=t.steps_per_execution)
         _create_optimizer_slots(head)
     timer = TrainTimer()
@@ -450,6 +486,26 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
     built.model = keras.Model(ids, built.to_probabilities(head(built.features(ids))), name=built.model.name)
     built.head = head
     return head, timer.train_seconds
+
+
+def _default_loss(multilabel: bool):
+    """Cross-entropy on the model's probabilities: over the classes, or per label (multi-label data)."""
+    return keras.losses.BinaryCrossentropy() if multilabel else keras.losses.SparseCategoricalCrossentropy()
+
+
+def subset_accuracy(y_true, y_pred):
+    """Multi-label accuracy (scikit-learn's accuracy_score on label sets): 1 when every label's
+    probability is on the right side of 0.5, else 0."""
+    from textclf._tf import tf
+
+    match = tf.equal(tf.cast(y_true > 0.5, tf.bool), tf.cast(y_pred >= 0.5, tf.bool))
+    return tf.cast(tf.reduce_all(match, axis=-1), tf.float32)
+
+
+def _accuracy_metric(multilabel: bool):
+    if multilabel:
+        return keras.metrics.MeanMetricWrapper(subset_accuracy, name="accuracy")
+    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
 
 def _create_optimizer_slots(model: keras.Model) -> None:

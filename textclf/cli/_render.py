@@ -137,8 +137,16 @@ def run_summary(result) -> None:
     table.add_row("run", str(result.run_dir))
     table.add_row("model", result.info.get("model", ""))
     table.add_row("eval data", m["data"])
-    table.add_row("accuracy", pct(m["accuracy"]))
-    table.add_row("macro-F1", pct(m["macro_f1"]))
+    if m.get("multilabel"):
+        table.add_row("micro-F1", pct(m["micro_f1"]))
+        table.add_row("macro-F1", pct(m["macro_f1"]))
+        table.add_row("sample-F1", pct(m["samples_f1"]))
+        table.add_row("subset accuracy", pct(m["accuracy"]))
+        table.add_row("hamming loss", f"{m['hamming_loss']:.4f}")
+        table.add_row("thresholds", ", ".join(f"{c['label']} {c['threshold']:.2f}" for c in m["per_class"]))
+    else:
+        table.add_row("accuracy", pct(m["accuracy"]))
+        table.add_row("macro-F1", pct(m["macro_f1"]))
     table.add_row("train examples", str(m["train_examples"]))
     if m.get("class_weight"):
         table.add_row("class weights", ", ".join(f"{k} {v:.3g}" for k, v in m["class_weight"].items()))

@@ -19,6 +19,8 @@ def stats(
         help="Eval data spec: adds its classes and the texts it shares with SPEC (leakage).")] = None,
     text_field: Annotated[Optional[list[str]], typer.Option(help="Text column/feature; repeat to join.")] = None,
     label_field: Annotated[Optional[str], typer.Option(help="Label column/feature (default: label).")] = None,
+    label_separator: Annotated[str, typer.Option(
+        help="Joins several labels in one CSV/TSV label field (multi-label data); \"\" never splits.")] = "|",
     plot: Annotated[Optional[str], typer.Option(help="Write a histogram of tokens per text to this .png.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
@@ -29,9 +31,10 @@ def stats(
     from textclf.reports import check_plot_path
 
     target = check_plot_path(plot) if plot else None  # a bad path fails before the data are read
-    options = dict(text_fields=tuple(text_field or ()), label_field=label_field)
+    options = dict(text_fields=tuple(text_field or ()), label_field=label_field, label_separator=label_separator)
     train = load_examples(spec, **options)
-    evaluation = load_examples(eval_data, label_names=train.label_names, default_split="test", **options) \
+    evaluation = load_examples(eval_data, label_names=train.label_names, default_split="test",
+                               multilabel=train.multilabel, **options) \
         if eval_data else None
     result = describe(train, evaluation)
     counts = result.pop("token_counts")
@@ -46,6 +49,9 @@ def stats(
 
     out.print(f"[bold]{result['data']}[/]: {result['examples']:,} examples, {len(result['classes'])} classes"
               + (f" (largest / smallest class: {result['imbalance']:.1f}×)" if result["imbalance"] else ""))
+    if result["multilabel"]:
+        per = result["labels_per_example"]
+        out.print(f"multi-label: {per['mean']:.2f} labels per text (at most {per['max']}); a share is of all texts")
     classes = Table(title="classes")
     for col in ("class", "examples", "share"):
         classes.add_column(col, justify="left" if col == "class" else "right")

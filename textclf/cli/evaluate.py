@@ -57,14 +57,24 @@ def evaluate(
 def render_report(report) -> None:
     from rich.table import Table
 
-    out.print(f"[bold]{report.data}[/]: {report.examples} examples — accuracy [bold green]{pct(report.accuracy)}[/], "
-              f"macro-F1 [bold]{pct(report.macro_f1)}[/]")
-    per_class = Table(title="per class")
-    for col in ("label", "precision", "recall", "F1", "support"):
+    if report.multilabel:
+        out.print(f"[bold]{report.data}[/]: {report.examples} examples (multi-label) — micro-F1 "
+                  f"[bold green]{pct(report.micro_f1)}[/], macro-F1 [bold]{pct(report.macro_f1)}[/], sample-F1 "
+                  f"{pct(report.samples_f1)}, subset accuracy {pct(report.accuracy)}, hamming loss "
+                  f"{report.hamming_loss:.4f}", highlight=False)
+    else:
+        out.print(f"[bold]{report.data}[/]: {report.examples} examples — accuracy [bold green]{pct(report.accuracy)}[/], "
+                  f"macro-F1 [bold]{pct(report.macro_f1)}[/]")
+    per_class = Table(title="per label" if report.multilabel else "per class")
+    extra = ("predicted", "threshold") if report.multilabel else ()
+    for col in ("label", "precision", "recall", "F1", "support", *extra):
         per_class.add_column(col, justify="left" if col == "label" else "right")
     for row in report.per_class:
-        per_class.add_row(row["label"], pct(row["precision"]), pct(row["recall"]), pct(row["f1"]), str(row["support"]))
+        per_class.add_row(row["label"], pct(row["precision"]), pct(row["recall"]), pct(row["f1"]), str(row["support"]),
+                          *([str(row["predicted"]), f"{row['threshold']:.2f}"] if report.multilabel else []))
     out.print(per_class)
+    if report.multilabel:
+        return
     cm = Table(title="confusion matrix (rows: true, columns: predicted)")
     cm.add_column("")
     for label in report.labels:

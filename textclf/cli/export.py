@@ -27,12 +27,15 @@ def export(
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
 ) -> None:
     """Export a trained classifier: strings in, probabilities and labels out (TF Serving ready)."""
-    from textclf.export import export_run
+    from textclf.export import META_FILE, export_run
 
     fmt = Format(fmt).value
     written = export_run(run_dir, fmt, out_dir, runs_root)
     if fmt == "tflite":
         sig = "serving_default: token_ids (int32) → probabilities; tokenize with vocab.txt"
     else:
-        sig = "serving_default: text (string) → probabilities, label, label_id"
+        import json
+
+        outputs = json.loads((written / META_FILE).read_text(encoding="utf-8"))["outputs"]
+        sig = f"serving_default: text (string) → {', '.join(outputs)}"
     out.print(f"exported {fmt} to {written}  ({sig})")

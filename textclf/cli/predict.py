@@ -43,9 +43,8 @@ def predict(
     if not items or (not texts and all(not line.strip() for line in lines)):
         raise DataError("no text to classify: give TEXT arguments, `-` or --file PATH (or --file - for stdin)")
     predictor = load_predictor(run, runs_root)
-    results = predictor.predict(texts, top_k) + (predictor.predict(lines, top_k, blank_as_none=True) if lines else [])
-    if threshold is not None:
-        results = [r.abstaining_below(threshold) for r in results]
+    results = predictor.predict(texts, top_k, threshold=threshold) + (
+        predictor.predict(lines, top_k, blank_as_none=True, threshold=threshold) if lines else [])
     if as_json:
         for r in results:
             json_line(r.to_dict())
@@ -57,7 +56,11 @@ def predict(
     table.add_column("label", style="bold cyan")
     table.add_column("probability", justify="right")
     for r in results:
-        if r.label is None:
+        if r.labels is not None:  # a multi-label run: every label above its threshold
+            probs = {t["label"]: t["probability"] for t in r.top_k}
+            table.add_row(r.text, ", ".join(r.labels) or "[dim]none[/]",
+                          "  ".join(f"{probs[x]:.3f}" if x in probs else "" for x in r.labels).strip())
+        elif r.label is None:
             table.add_row(r.text, "[dim]abstain[/]" if r.abstained else "[dim]–[/]",
                           f"{r.top_k[0]['probability']:.3f}" if r.top_k else "")
         elif top_k > 1:

@@ -50,6 +50,9 @@ def _options(
         help="Text column/feature; repeat to join several with a space.", rich_help_panel=DATA)] = None,
     label_field: Annotated[Optional[str], typer.Option(help="Label column/feature (default: label).",
                                                        rich_help_panel=DATA)] = None,
+    label_separator: Annotated[Optional[str], typer.Option(
+        help="Joins several labels in one CSV/TSV label field: multi-label data (default: |; \"\" never "
+             "splits). A JSONL label list is multi-label too.", rich_help_panel=DATA)] = None,
     eval_fraction: Annotated[Optional[float], typer.Option(
         help="Fraction held out for eval when there is no eval data (default: 0.1).", rich_help_panel=DATA)] = None,
     tfds_data_dir: Annotated[Optional[str], typer.Option(

@@ -22,6 +22,11 @@ class Batches:
     steps: int
 
 
+def label_values(labels: np.ndarray) -> np.ndarray:
+    """Labels as the model's targets: int32 class ids, or float32 multi-hot rows (multi-label data)."""
+    return labels.astype(np.float32) if labels.ndim == 2 else labels.astype(np.int32)
+
+
 def encode_texts(texts: np.ndarray, encode: Encoder) -> tf.RaggedTensor:
     """Tokenize all texts once (in-graph `encode`, in chunks) into one RaggedTensor."""
     parts = [
@@ -76,7 +81,7 @@ def training_batches(
     steps = len(sizes)
     longest = np.array([*boundaries, int(lengths.max()) + 1], np.int32) - 1  # longest text each bucket can hold
     dense = tf.constant(ids.to_tensor(0).numpy().astype(np.int32))
-    row_lengths, ys = tf.constant(lengths), tf.constant(labels.astype(np.int32))
+    row_lengths, ys = tf.constant(lengths), tf.constant(label_values(labels))
     buckets, sizes_t = tf.constant(bucket_of), tf.constant(sizes, tf.int64)
     batch_width = tf.constant(longest[batch_bucket] if fixed_shapes else np.zeros(steps, np.int32))
 
@@ -111,7 +116,7 @@ def _id_dataset(ids: tf.RaggedTensor, labels: np.ndarray) -> tf.data.Dataset:
     """(ids without padding, label) elements from the tokenized corpus held in memory."""
     dense = tf.cast(ids.to_tensor(0), tf.int32)
     lengths = tf.cast(ids.row_lengths(), tf.int32)
-    ds = tf.data.Dataset.from_tensor_slices((dense, lengths, labels.astype(np.int32)))
+    ds = tf.data.Dataset.from_tensor_slices((dense, lengths, label_values(labels)))
     ds = ds.map(lambda x, n, y: (x[:n], y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.cache()
 
@@ -122,7 +127,7 @@ def eval_batches(ids: tf.RaggedTensor, labels: np.ndarray, *, batch_size: int) -
     Batched as ragged rows and padded per batch: a per-example map (as `_id_dataset` does
     for shuffled training batches) took 3-10x longer on 5,400 texts.
     """
-    ds = tf.data.Dataset.from_tensor_slices((tf.cast(ids, tf.int32), labels.astype(np.int32))).batch(batch_size)
+    ds = tf.data.Dataset.from_tensor_slices((tf.cast(ids, tf.int32), label_values(labels))).batch(batch_size)
     ds = ds.map(lambda x, y: (x.to_tensor(0), y)).cache().prefetch(tf.data.AUTOTUNE)
     return Batches(ds, math.ceil(len(labels) / batch_size))
 
@@ -166,7 +171,7 @@ def feature_batches(
     As in `training_batches`, epoch e's order depends only on (seed, e).
     """
     xs = features if isinstance(features, SparseRows) else tf.constant(features)
-    ys = tf.constant(labels.astype(np.int32))
+    ys = tf.constant(label_values(labels))
     steps = math.ceil(len(labels) / global_batch_size)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
@@ -180,10 +185,10 @@ def feature_batches(
 def array_batches(features: Features, labels: np.ndarray, *, batch_size: int) -> Batches:
     """In-order batches of precomputed features (dense vectors or sparse rows)."""
     if isinstance(features, SparseRows):
-        ys = tf.constant(labels.astype(np.int32))
+        ys = tf.constant(label_values(labels))
         ds = tf.data.Dataset.range(len(labels)).batch(batch_size).map(lambda i: (features.rows(i), tf.gather(ys, i)))
     else:
-        ds = tf.data.Dataset.from_tensor_slices((features, labels.astype(np.int32))).batch(batch_size)
+        ds = tf.data.Dataset.from_tensor_slices((features, label_values(labels))).batch(batch_size)
     return Batches(ds.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size))
 
 

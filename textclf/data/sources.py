@@ -38,15 +38,39 @@ SAMPLE_EVAL_EVERY = 5  # every 5th sample headline (per class) is held out for e
 
 @dataclass(frozen=True)
 class Examples:
-    """Labelled texts: `labels[i]` indexes `label_names`."""
+    """Labelled texts: `labels[i]` indexes `label_names`; multi-label data: `labels` is multi-hot (n, classes)."""
 
     texts: np.ndarray  # object array of str
-    labels: np.ndarray  # int32
+    labels: np.ndarray  # int32 (n,), or uint8 (n, classes) for multi-label data
     label_names: tuple[str, ...]
     source: str
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2
+
+    @property
+    def strata(self) -> np.ndarray:
+        """One class per example to stratify splits by: the label, or a multi-label example's first
+        label (an example without labels: a stratum of its own)."""
+        if not self.multilabel:
+            return self.labels
+        return np.where(self.labels.any(axis=1), self.labels.argmax(axis=1), self.labels.shape[1])
+
+    def class_counts(self) -> np.ndarray:
+        """Examples per class (a multi-label example counts for each of its labels)."""
+        if self.multilabel:
+            return self.labels.sum(axis=0, dtype=np.int64)
+        return np.bincount(self.labels, minlength=len(self.label_names))
+
+    def label_sets(self) -> list[list[str]]:
+        """Each example's label names (one for single-label data)."""
+        if not self.multilabel:
+            return [[self.label_names[i]] for i in self.labels]
+        return [[self.label_names[j] for j in np.flatnonzero(row)] for row in self.labels]
 
     def subset(self, index: np.ndarray, source: str) -> "Examples":
         return Examples(self.texts[index], self.labels[index], self.label_names, source)
@@ -56,8 +80,8 @@ class Examples:
         import hashlib
 
         digest = hashlib.sha256()
-        for text, label in zip(self.texts, self.labels):
-            digest.update(f"{self.label_names[label]}\x1f{text}\x1e".encode("utf-8", "surrogatepass"))
+        for text, names in zip(self.texts, self.label_sets()):
+            digest.update(f"{'|'.join(names)}\x1f{text}\x1e".encode("utf-8", "surrogatepass"))
         return digest.hexdigest()[:20]
 
 
@@ -114,11 +138,16 @@ def load_examples(
     label_field: str | None = None,
     default_split: str = "train",
     tfds_data_dir: str | None = None,
+    label_separator: str = "|",
+    multilabel: bool | None = None,
 ) -> Examples:
     """Read a data source into memory.
 
     With `label_names` (an existing run's classes) labels are mapped onto them and a label
     outside that list is an error; otherwise the classes are taken from the source.
+    Multi-label data (a JSONL label list, or a CSV/TSV label field holding `label_separator`,
+    e.g. `World|Sports`) is detected, unless `multilabel` says which the data must be (an
+    existing run's kind): then a multi-label run reads a single label as a set of one.
     """
     parsed = parse_spec(spec)
     if parsed.kind == "sample":
@@ -127,47 +156,61 @@ def load_examples(
         parsed = Spec("tfds", parsed.target, parsed.split or default_split)
         rows, classes = _tfds_rows(parsed, text_fields, label_field, tfds_data_dir)
     else:
-        rows, classes = _file_rows(parsed, text_fields, label_field, label_names)
-    return _to_examples(rows, classes, label_names, str(parsed))
+        rows, classes = _file_rows(parsed, text_fields, label_field, label_names, label_separator)
+    return _to_examples(rows, classes, label_names, str(parsed), multilabel)
 
 
 # ----------------------------------------------------------------------------- labels
 
 
 def _to_examples(
-    rows: Iterator[tuple[str, str, str]],
+    rows: Iterator[tuple[str, str, "str | tuple[str, ...]"]],
     classes: Sequence[str] | None,
     label_names: Sequence[str] | None,
     source: str,
+    multilabel: bool | None = None,
 ) -> Examples:
-    """rows yield (where, text, label name); build label indices."""
+    """rows yield (where, text, label name, or a tuple of names for a multi-label row); build label indices."""
     texts: list[str] = []
-    names: list[str] = []
+    names: list = []
     wheres: list[str] = []
+    first_set = None  # where the first multi-label row is
     for where, text, label in rows:
         if not text.strip():
             raise DataError(f"{where}: empty text")
-        if not str(label).strip():
+        if isinstance(label, tuple):
+            if multilabel is False and len(label) != 1:
+                raise DataError(f"{where}: {len(label)} labels ({', '.join(label) or 'none'}), but the run is "
+                                "single-label (one label per text)")
+            first_set = first_set or where
+        elif not str(label).strip():
             raise DataError(f"{where}: empty label")
         texts.append(text)
         names.append(label)
         wheres.append(where)
     if not texts:
         raise DataError(f"{source}: no examples")
+    multi = bool(first_set) if multilabel is None else multilabel
+    sets = [n if isinstance(n, tuple) else (n,) for n in names]
     if label_names is not None:
         vocab = tuple(label_names)
     elif classes is not None:
         vocab = tuple(classes)
     else:
-        vocab = tuple(sorted(set(names), key=_label_sort_key))
+        vocab = tuple(sorted({x for s in sets for x in s}, key=_label_sort_key))
     index = {name: i for i, name in enumerate(vocab)}
-    labels = np.empty(len(names), dtype=np.int32)
-    for i, name in enumerate(names):
-        if name not in index:
-            raise DataError(
-                f"{wheres[i]}: label {name!r} is not one of the classes ({', '.join(vocab)})"
-            )
-        labels[i] = index[name]
+    for i, names_i in enumerate(sets):
+        for name in names_i:
+            if name not in index:
+                raise DataError(
+                    f"{wheres[i]}: label {name!r} is not one of the classes ({', '.join(vocab)})"
+                )
+    if multi:
+        labels = np.zeros((len(sets), len(vocab)), dtype=np.uint8)
+        for i, names_i in enumerate(sets):
+            labels[i, [index[n] for n in names_i]] = 1
+    else:
+        labels = np.array([index[s[0]] for s in sets], dtype=np.int32)
     if label_names is None and len(vocab) < 2:
         raise DataError(f"{source}: needs at least 2 classes, found {len(vocab)} ({', '.join(vocab)})")
     return Examples(np.array(texts, dtype=object), labels, vocab, source)
@@ -217,7 +260,8 @@ def _classes_beside(path: Path) -> tuple[str, ...] | None:
 
 
 def _file_rows(
-    spec: Spec, text_fields: Sequence[str], label_field: str | None, run_labels: Sequence[str] | None
+    spec: Spec, text_fields: Sequence[str], label_field: str | None, run_labels: Sequence[str] | None,
+    separator: str = "|",
 ) -> tuple[Iterator[tuple[str, str, str]], tuple[str, ...] | None]:
     path = Path(os.path.expanduser(spec.target))
     stream = _open_text(path)
@@ -226,7 +270,7 @@ def _file_rows(
     classes = beside or (tuple(run_labels) if run_labels else None)
     named = ClassList(classes, str(path.parent / "classes.txt") if beside else "the run's labels.json")
     if spec.kind == "jsonl":
-        return _jsonl_rows(path, stream, text_fields, label_field or "label", named), classes
+        return _jsonl_rows(path, stream, text_fields, label_field or "label", named, separator), classes
     delimiter = "\t" if spec.kind == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.kind == "tsv" else csv.QUOTE_MINIMAL
     reader = csv.reader(stream, delimiter=delimiter, quoting=quoting, strict=True)
@@ -235,10 +279,18 @@ def _file_rows(
     first = next(rows, None)
     if first is None:
         raise DataError(f"data file is empty: {path}")
-    headered = bool(text_fields or label_field) or _number(first[0]) is None
+    first_labels = _split_labels(first[0], separator) or [first[0]]
+    headered = bool(text_fields or label_field) or any(_number(x) is None for x in first_labels)
     if not headered:
-        return _ag_rows(path, reader, first, rows, named), classes
-    return _header_rows(path, reader, first, rows, text_fields, label_field, named), classes
+        return _ag_rows(path, reader, first, rows, named, separator), classes
+    return _header_rows(path, reader, first, rows, text_fields, label_field, named, separator), classes
+
+
+def _split_labels(raw: str, separator: str) -> list[str] | None:
+    """A label field holding several labels (`World|Sports`), split and stripped; None for one label."""
+    if not separator or separator not in raw:
+        return None
+    return [part.strip() for part in raw.split(separator) if part.strip()]
 
 
 CSV_FIELD_LIMIT = 1 << 30  # Python's csv default is 128 KiB, less than one long article
@@ -273,25 +325,29 @@ def _number(value: str) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _ag_rows(path, reader, first, rows, classes) -> Iterator[tuple[str, str, str]]:
+def _ag_rows(path, reader, first, rows, classes, separator="|") -> Iterator[tuple[str, str, str]]:
     for row in _chain(first, rows):
         where = f"{path} line {reader.line_num}"
         if len(row) < 2:
             raise DataError(f"{where}: expected label,title[,description,...], got {len(row)} field")
-        raw = row[0].strip()
-        value = _number(raw)
-        if value is None or not float(value).is_integer():
-            raise DataError(f"{where}: label {raw!r} is not an integer class index (1-based)")
-        number = int(value)  # `3.0` (a spreadsheet's export) is class 3
-        names = classes.names
-        if number < 1 or (names is not None and number > len(names)):
-            allowed = f"1..{len(names)} in {classes.source}" if names else ">= 1"
-            raise DataError(f"{where}: label {number} is outside the class list ({allowed})")
-        label = names[number - 1] if names else str(number)
-        yield where, _join_text(f.strip() for f in row[1:]), label
+        several = _split_labels(row[0], separator)
+        found = tuple(_ag_label(raw.strip(), classes, where) for raw in (several or [row[0]]))
+        yield where, _join_text(f.strip() for f in row[1:]), found if several is not None else found[0]
 
 
-def _header_rows(path, reader, header, rows, text_fields, label_field, classes):
+def _ag_label(raw: str, classes, where: str) -> str:
+    value = _number(raw)
+    if value is None or not float(value).is_integer():
+        raise DataError(f"{where}: label {raw!r} is not an integer class index (1-based)")
+    number = int(value)  # `3.0` (a spreadsheet's export) is class 3
+    names = classes.names
+    if number < 1 or (names is not None and number > len(names)):
+        allowed = f"1..{len(names)} in {classes.source}" if names else ">= 1"
+        raise DataError(f"{where}: label {number} is outside the class list ({allowed})")
+    return names[number - 1] if names else str(number)
+
+
+def _header_rows(path, reader, header, rows, text_fields, label_field, classes, separator="|"):
     header = [h.strip() for h in header]
     label_field = label_field or "label"
     if label_field not in header:
@@ -310,10 +366,15 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes):
         if len(row) != len(header):
             raise DataError(f"{where}: expected {len(header)} fields as in the header, got {len(row)}")
         text = _join_text(row[i].strip() for i in text_idx)
-        yield where, text, _label_name(row[label_idx].strip(), classes, where)
+        raw = row[label_idx].strip()
+        several = _split_labels(raw, separator)
+        if several is not None:
+            yield where, text, tuple(_label_name(x, classes, where) for x in several)
+        else:
+            yield where, text, _label_name(raw, classes, where)
 
 
-def _jsonl_rows(path, stream, text_fields, label_field, classes):
+def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|"):
     fields = list(text_fields) or ["text"]
     for number, line in enumerate(stream, start=1):
         if not line.strip():
@@ -332,9 +393,22 @@ def _jsonl_rows(path, stream, text_fields, label_field, classes):
         if not all(isinstance(p, str) for p in parts):
             raise DataError(f"{where}: text fields must be strings")
         label = obj[label_field]
+        text = _join_text(p.strip() for p in parts)
+        if isinstance(label, list):  # a multi-label example (an empty list: none of the classes)
+            if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in label):
+                raise DataError(f"{where}: a label list holds strings or integers, got {label!r}")
+            names = [str(x).strip() for x in label]
+            if not all(names):
+                raise DataError(f"{where}: empty label in {label!r}")
+            yield where, text, tuple(dict.fromkeys(_label_name(x, classes, where) for x in names))
+            continue
         if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise DataError(f"{where}: label must be a string or an integer, got {label!r}")
-        yield where, _join_text(p.strip() for p in parts), _label_name(str(label).strip(), classes, where)
+            raise DataError(f"{where}: label must be a string, an integer or a list of them, got {label!r}")
+        several = _split_labels(label, separator) if isinstance(label, str) else None
+        if several is not None:
+            yield where, text, tuple(_label_name(x, classes, where) for x in several)
+            continue
+        yield where, text, _label_name(str(label).strip(), classes, where)
 
 
 @dataclass(frozen=True)
@@ -452,8 +526,9 @@ def fold_of(examples: Examples, folds: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     assignment = np.empty(len(examples), dtype=np.int64)
     offset = 0
-    for label in np.unique(examples.labels):
-        idx = np.flatnonzero(examples.labels == label)
+    strata = examples.strata
+    for label in np.unique(strata):
+        idx = np.flatnonzero(strata == label)
         rng.shuffle(idx)
         assignment[idx] = (np.arange(len(idx)) + offset) % folds  # classes continue where the last left off
         offset += len(idx)
@@ -474,8 +549,9 @@ def holdout_split(examples: Examples, fraction: float, seed: int) -> tuple[Examp
     """Split off a stratified, seeded `fraction` for evaluation (when no eval data is given)."""
     rng = np.random.default_rng(seed)
     eval_idx: list[np.ndarray] = []
-    for label in np.unique(examples.labels):
-        idx = np.flatnonzero(examples.labels == label)
+    strata = examples.strata
+    for label in np.unique(strata):
+        idx = np.flatnonzero(strata == label)
         rng.shuffle(idx)
         eval_idx.append(idx[: max(1, int(round(len(idx) * fraction)))])
     held = np.zeros(len(examples), dtype=bool)
@@ -505,21 +581,24 @@ def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
     if data.fold is not None:
         return fold_split(train, data.folds, data.fold, seed)
     if data.eval or natural_eval_spec(data.train):
-        return train, load_eval(data, seed, train.label_names)
+        return train, load_eval(data, seed, train.label_names, multilabel=train.multilabel)
     return holdout_split(train, data.eval_fraction, seed)
 
 
-def load_eval(data, seed: int, label_names: Sequence[str], spec: str | None = None) -> Examples:
+def load_eval(data, seed: int, label_names: Sequence[str], spec: str | None = None, *,
+              multilabel: bool | None = None) -> Examples:
     """Eval examples of a DataConfig (or `spec`): its eval data, else the training data's held-out
-    part (for a finished run: the same rows as in training, same seed)."""
+    part (for a finished run: the same rows as in training, same seed). `multilabel`: the run's kind."""
     eval_spec = spec or data.eval or (None if data.fold is not None else natural_eval_spec(data.train))
+    kind = {} if multilabel is None else {"multilabel": multilabel}
     if eval_spec is not None:
-        return load_examples(eval_spec, label_names=label_names, default_split="test", **_file_options(data))
-    train = load_examples(data.train, label_names=label_names, **_file_options(data))
+        return load_examples(eval_spec, label_names=label_names, default_split="test", **kind, **_file_options(data))
+    train = load_examples(data.train, label_names=label_names, **kind, **_file_options(data))
     if data.fold is not None:
         return fold_split(train, data.folds, data.fold, seed)[1]
     return holdout_split(train, data.eval_fraction, seed)[1]
 
 
 def _file_options(data) -> dict:
-    return dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir)
+    return dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir,
+                label_separator=data.label_separator)

@@ -16,7 +16,7 @@ import numpy as np
 from textclf._tf import keras, tf
 from textclf.errors import ModelError
 from textclf.models import store
-from textclf.models.base import PACKAGE, BuiltModel, GraphLayer, max_length_from_data
+from textclf.models.base import PACKAGE, BuiltModel, GraphLayer, max_length_from_data, output_activation
 from textclf.models.catalog import BERT_PREPROCESS, MAX_SEQUENCE, BertParams
 
 
@@ -196,7 +196,8 @@ class HubBertEncoder(GraphLayer):
         return {**super().get_config(), "handle": self.handle, "pooling": self.pooling}
 
 
-def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray | None = None) -> BuiltModel:
+def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray | None = None,
+               multilabel: bool = False) -> BuiltModel:
     """Build the classifier; the encoder's weights come from its SavedModel."""
     encoder_dir = resolve_handle(params.encoder, "encoder")
     if params.preprocessor:
@@ -225,7 +226,7 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
                            name="bert_features")
     pooled = keras.Input(shape=(features.output.shape[-1],), name="pooled")
     x = keras.layers.Dropout(params.dropout)(pooled)
-    head = keras.Model(pooled, keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
+    head = keras.Model(pooled, keras.layers.Dense(num_classes, activation=output_activation(multilabel), dtype="float32",
                                                   name="probs")(x), name="head")
     model = keras.Model(ids, head(features(ids)), name="bert_classifier")
 

@@ -20,7 +20,7 @@ import numpy as np
 from textclf._tf import keras, tf
 from textclf.data.pipeline import encode_texts
 from textclf.errors import ModelError
-from textclf.models.base import PACKAGE, GraphLayer, BuiltModel
+from textclf.models.base import PACKAGE, GraphLayer, BuiltModel, output_activation
 from textclf.models.catalog import NgramParams
 
 PAD, OOV = 0, 1
@@ -265,7 +265,8 @@ def smoothed_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     return (np.log((1.0 + n_docs) / (1.0 + df)) + 1.0).astype(np.float32)
 
 
-def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarray) -> BuiltModel:
+def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarray,
+                multilabel: bool = False) -> BuiltModel:
     """Count the n-grams of the training texts, keep the vocabulary and idf, and build the classifier."""
     tokenize = NgramKeys(params.ngrams, params.char_ngrams, name="ngram_keys")
     texts = np.asarray([str(t) for t in train_texts], dtype=object)
@@ -300,7 +301,7 @@ def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarra
     penalty = params.l2 + (1.0 / (2.0 * params.c * len(texts)) if params.c else 0.0)
     regularizer = keras.regularizers.l2(penalty) if penalty else None
     hinge = params.loss == "squared_hinge"
-    output = None if hinge else "softmax"  # hinge: the head gives scores, softmax comes after it
+    output = None if hinge else output_activation(multilabel)  # hinge: the head gives scores, softmax comes after it
     if params.num_layers == 0:
         probs = SparseDense(num_classes, activation=output, kernel_regularizer=regularizer, name="probs")(bag)
     else:
@@ -312,11 +313,12 @@ def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarra
         probs = keras.layers.Dense(num_classes, activation=output, dtype="float32", name="probs",
                                    kernel_regularizer=regularizer)(x)
     head = keras.Model(bag, probs, name="head")
-    to_probabilities = ScaledSoftmax(name="scores_to_probs") if hinge else (lambda x: x)
+    to_probabilities = ScaledSoftmax(multilabel=multilabel, name="scores_to_probs") if hinge else (lambda x: x)
     model = keras.Model(ids, to_probabilities(head(features(ids))),
                         name="ngram_linear" if params.num_layers == 0 else "ngram_mlp")
     built = BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, features=features, head=head,
-                       feature_batch_size=4096, loss=one_vs_rest_squared_hinge if hinge else None,
+                       feature_batch_size=4096,
+                       loss=(multilabel_squared_hinge if multilabel else one_vs_rest_squared_hinge) if hinge else None,
                        to_probabilities=to_probabilities, train_ids=lookup(tokens))
     if params.solver == "lbfgs":
         built.solve = lambda **data: solve_linear_head(built, params, **data)
@@ -329,21 +331,34 @@ def one_vs_rest_squared_hinge(labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor
     return tf.reduce_sum(tf.square(tf.nn.relu(1.0 - signs * scores)), axis=-1)
 
 
+def multilabel_squared_hinge(labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+    """The same loss for multi-hot labels: y = +1 for each of the example's labels, else -1."""
+    signs = 2.0 * tf.cast(labels, scores.dtype) - 1.0
+    return tf.reduce_sum(tf.square(tf.nn.relu(1.0 - signs * scores)), axis=-1)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ScaledSoftmax(GraphLayer):
     """Scores -> softmax(scale · scores): margins of a one-vs-rest squared hinge as probabilities.
 
     `scale` (a temperature, fitted by `solve_linear_head` on the validation part: the scale
     that minimises its log-loss) makes the probabilities mean something; 1 is a plain softmax.
+    `multilabel`: sigmoid(scale · scores), one independent probability per label (margin 0 is 0.5).
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, multilabel: bool = False, **kwargs) -> None:
         kwargs["trainable"] = False
         super().__init__(**kwargs)
+        self.multilabel = multilabel
         self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=False)
 
     def call(self, scores: tf.Tensor) -> tf.Tensor:
+        if self.multilabel:
+            return tf.sigmoid(self.scale * scores)
         return tf.nn.softmax(self.scale * scores, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "multilabel": self.multilabel}
 
 
 # The C values tried, smallest (most regularised) first, each L-BFGS solve starting from the last
@@ -369,7 +384,8 @@ def _objective(x, labels: np.ndarray, num_classes: int, loss: str, weights: np.n
     """
     width = x.shape[1]
     xt = x.T.tocsr()
-    y = np.eye(num_classes)[labels]
+    multilabel = labels.ndim == 2
+    y = labels.astype(np.float64) if multilabel else np.eye(num_classes)[labels]
     signs = 2.0 * y - 1.0
     w = np.ones((len(labels), 1)) if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
 
@@ -379,6 +395,9 @@ def _objective(x, labels: np.ndarray, num_classes: int, loss: str, weights: np.n
         if loss == "squared_hinge":
             margin = np.maximum(0.0, 1.0 - signs * scores)
             data, d_scores = float(np.sum(w * margin ** 2)), -2.0 * w * signs * margin
+        elif multilabel:  # binary cross-entropy per label on sigmoid(score)
+            data = float(np.sum(w * (np.logaddexp(0.0, scores) - y * scores)))
+            d_scores = w * (1.0 / (1.0 + np.exp(-scores)) - y)
         else:
             top = scores.max(axis=1, keepdims=True)
             exp = np.exp(scores - top)
@@ -427,13 +446,12 @@ def solve_linear_head(built: BuiltModel, params: NgramParams, fit_x, fit_y: np.n
         for c in grid:
             done = scipy.optimize.minimize(fun, theta, args=(c,), jac=True, method="L-BFGS-B", options=options)
             theta = done.x
-            hits = _scores(val_s, theta, num_classes).argmax(axis=1) == val_y
-            result_acc = float(np.mean(hits)) if cw is None else \
-                float(np.mean([hits[val_y == k].mean() for k in np.unique(val_y)]))
+            result_acc = _validation_score(_scores(val_s, theta, num_classes), val_y, cw is not None)
             history["c"].append(c)
             history["val_accuracy"].append(result_acc)
             history["iterations"].append(int(done.nit))
-            say(f"C {c:g}: validation accuracy {100 * result_acc:.2f}% ({done.nit} L-BFGS iterations)")
+            say(f"C {c:g}: validation {'micro-F1' if val_y.ndim == 2 else 'accuracy'} {100 * result_acc:.2f}% "
+                f"({done.nit} L-BFGS iterations)")
             if result_acc > best_acc:
                 best, best_theta, best_acc = c, theta.copy(), result_acc
     import scipy.sparse
@@ -452,15 +470,43 @@ def solve_linear_head(built: BuiltModel, params: NgramParams, fit_x, fit_y: np.n
     dense.kernel.assign(kernel.astype(np.float32))
     dense.bias.assign(bias.astype(np.float32))
     scale = 1.0
-    if isinstance(built.to_probabilities, ScaledSoftmax) and val_s is not None:
+    scaled = isinstance(built.to_probabilities, ScaledSoftmax)
+    val_scores = _scores(val_s, best_theta, num_classes) if val_s is not None else None
+    if scaled and val_s is not None:
         # The temperature from the validation scores of the C chosen (fitted without them).
-        scores, rows = _scores(val_s, best_theta, num_classes), np.arange(len(val_y))
-
-        def log_loss(log_scale: float) -> float:
-            z = np.exp(log_scale) * scores
-            z = z - z.max(axis=1, keepdims=True)
-            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, val_y]))
-
-        scale = float(np.exp(scipy.optimize.minimize_scalar(log_loss, bounds=(-5, 5), method="bounded").x))
+        scale = float(np.exp(scipy.optimize.minimize_scalar(lambda t: _log_loss(np.exp(t) * val_scores, val_y),
+                                                            bounds=(-5, 5), method="bounded").x))
         built.to_probabilities.scale.assign(scale)
-    return {"history": history, "c": best, "softmax_scale": scale, "train_examples": len(all_y)}
+    # The validation part's probabilities from the head fitted without it (multi-label thresholds are tuned on them).
+    val_probs = None if val_scores is None else _probabilities(scale * val_scores if scaled else val_scores,
+                                                               val_y.ndim == 2)
+    return {"history": history, "c": best, "softmax_scale": scale, "train_examples": len(all_y),
+            "val_probabilities": val_probs}
+
+
+def _probabilities(scores: np.ndarray, multilabel: bool) -> np.ndarray:
+    if multilabel:
+        return 1.0 / (1.0 + np.exp(-scores))
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _log_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean log-loss of softmax(scores) (class ids), or of sigmoid(scores) per label (multi-hot rows)."""
+    if labels.ndim == 2:
+        return float(np.mean(np.logaddexp(0.0, scores) - labels * scores))
+    z = scores - scores.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
+
+
+def _validation_score(scores: np.ndarray, labels: np.ndarray, balanced: bool) -> float:
+    """What C is chosen by: accuracy (balanced: the mean recall over classes), or for multi-hot labels
+    the micro-F1 of the labels with a positive score."""
+    if labels.ndim == 2:
+        predicted, truth = scores > 0, labels.astype(bool)
+        tp = np.sum(predicted & truth)
+        return float(2 * tp / max(predicted.sum() + truth.sum(), 1))
+    hits = scores.argmax(axis=1) == labels
+    if not balanced:
+        return float(np.mean(hits))
+    return float(np.mean([hits[labels == k].mean() for k in np.unique(labels)]))
