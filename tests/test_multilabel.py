@@ -191,6 +191,10 @@ def test_trains_evaluates_predicts_exports_and_serves(tmp_path, pair_files, mode
     assert answer["labels"] == sorted([n for n in probs if probs[n] >= thresholds[n]], key=lambda n: -probs[n])
     if "transformer" not in model_args:  # several labels for a text of two topics
         assert {"Sports", "Sci/Tech"} <= set(answer["labels"])
+    lines = tmp_path / "texts.txt"
+    lines.write_text(f"{text}\n\n")
+    rows = [json.loads(r) for r in cli("predict", "--file", lines, "--json", "--runs-root", runs).stdout.splitlines()]
+    assert rows[0]["labels"] == answer["labels"] and rows[1] == {"text": "", "labels": [], "top_k": []}
     everything = json.loads(cli("predict", text, "--json", "--threshold", "0", "--runs-root", runs).stdout)
     assert len(everything["labels"]) == 4
 

@@ -89,8 +89,8 @@ class Predictor:
         k = max(1, min(top_k, len(self.labels)))
         results, rows = [], iter(probs)
         for text, is_blank in zip(texts, blank):
-            if is_blank:
-                results.append(Prediction(text, None, None, []))
+            if is_blank:  # a multi-label run's rows keep their shape: no labels
+                results.append(Prediction(text, None, None, [], labels=[] if self.multilabel else None))
                 continue
             p = next(rows)
             ranked = np.argsort(-p, kind="stable")

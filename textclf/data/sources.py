@@ -54,8 +54,8 @@ class Examples:
 
     @property
     def strata(self) -> np.ndarray:
-        """One class per example to stratify splits by: the label, or a multi-label example's first
-        label (an example without labels: a stratum of its own)."""
+        """One class per example to stratify splits by: the label, or a multi-label example's label
+        that comes first in `label_names` (an example without labels: a stratum of its own)."""
         if not self.multilabel:
             return self.labels
         return np.where(self.labels.any(axis=1), self.labels.argmax(axis=1), self.labels.shape[1])
