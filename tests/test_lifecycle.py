@@ -157,3 +157,72 @@ def _nothing():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def _tiny_config(train, evaluation, **training):
+    from textclf.config import resolve_config
+
+    return resolve_config({"model": "transformer", "data": {"train": f"csv:{train}", "eval": f"csv:{evaluation}"},
+                           "training": {"epochs": 2, "global_batch_size": 16, "patience": 0, **training},
+                           "model_params": {"embed_dim": 8, "num_heads": 1, "ff_dim": 8, "max_length": 16,
+                                            "vocab_size": 200}})
+
+
+def test_epoch_validation_logs_what_keras_evaluate_computes():
+    import numpy as np
+
+    from textclf._tf import keras, tf
+    from textclf.training import EpochValidation, TrainTimer, _accuracy_metric
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 6)).astype("float32"), rng.integers(0, 3, size=50)
+    model = keras.Sequential([keras.Input((6,)),
+                              keras.layers.Dense(3, activation="softmax",
+                                                 kernel_regularizer=keras.regularizers.L2(0.1))])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=[_accuracy_metric(False)])
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # a short last batch: weighting matters
+    timer = TrainTimer()
+    check = EpochValidation(data, y, model.loss, _accuracy_metric(False), timer)
+    check.set_model(model)
+    timer.on_epoch_begin(0)
+    logs = {}
+    check.on_epoch_end(0, logs)
+    expected = model.evaluate(data, verbose=0, return_dict=True)
+    assert logs["val_loss"] == pytest.approx(expected["loss"], rel=1e-5)  # the L2 term included
+    assert logs["val_accuracy"] == pytest.approx(expected["accuracy"])
+    assert np.allclose(check.probs, model.predict(x, verbose=0), atol=1e-6)
+    assert check.seconds > 0 and timer._excluded == pytest.approx(check.seconds)
+
+
+def test_the_eval_data_is_predicted_once_when_the_epochs_validate_on_it(tmp_path, monkeypatch):
+    from textclf._tf import keras
+    from textclf.training import run_training
+
+    train, evaluation = ag_split(tmp_path, 12, 3)
+    calls = []
+    original = keras.Model.predict
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "predict", counting)
+    result = run_training(_tiny_config(train, evaluation), runs_root=tmp_path / "runs")
+    assert len(calls) == 2  # one validation pass per epoch, no third pass for the report
+    assert result.metrics["eval_from_last_validation"] is True
+    assert result.metrics["accuracy"] == pytest.approx(result.history["val_accuracy"][-1], abs=1e-6)
+    assert result.metrics["validation_seconds"] > 0
+
+
+def test_a_restored_best_epoch_is_evaluated_again(tmp_path):
+    from textclf.training import run_training
+
+    train, evaluation = ag_split(tmp_path, 12, 3)
+    # no later epoch beats the first by min_delta 10: epoch 1's weights come back, the last
+    # epoch's validation predictions are stale and the report predicts again
+    config = _tiny_config(train, evaluation, epochs=3, restore_best=True, min_delta=10.0)
+    result = run_training(config, runs_root=tmp_path / "runs")
+    metrics, history = result.metrics, result.history
+    assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 3
+    assert metrics["eval_from_last_validation"] is False
+    assert metrics["accuracy"] == pytest.approx(history["val_accuracy"][0], abs=1e-6)

@@ -294,6 +294,7 @@ class _Inputs:
     feature_seconds: float = 0.0
     train_x: Any = None
     val_x: Any = None
+    eval_probs: Any = None  # set by _fit: the eval data's predictions by the final weights, if it made them
 
 
 def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks) -> _Inputs:
@@ -361,23 +362,33 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     if initial_epoch:
         hooks.on_note(f"resuming after epoch {initial_epoch} of {t.epochs}")
         train_data = inputs.batches(initial_epoch)
-    callbacks = [timer, guard, state, keras.callbacks.TensorBoard(log_dir=str(run.logs_dir), write_graph=False)]
+    # The epochs validate on the validation part, or else on the eval data; either way the
+    # last epoch's predictions are kept, so the same pass is not run again after training.
+    on_eval = inputs.val_data is None
+    validation = EpochValidation((inputs.eval_data if on_eval else inputs.val_data).dataset,
+                                 data.evaluation.labels if on_eval else data.validation.labels,
+                                 model.loss, _accuracy_metric(data.train.multilabel), timer)
+    callbacks = [validation, timer, guard, state,
+                 keras.callbacks.TensorBoard(log_dir=str(run.logs_dir), write_graph=False)]
     if hooks.listener is not None:
         callbacks.append(_ListenerCallback(hooks))
     if initial_epoch < t.epochs and not stopping.should_stop(state.history):
         model.fit(train_data.dataset, epochs=t.epochs, initial_epoch=initial_epoch, steps_per_epoch=train_data.steps,
-                  validation_data=(inputs.val_data or inputs.eval_data).dataset, callbacks=callbacks, verbose=0,
+                  callbacks=callbacks, verbose=0,
                   class_weight=None if data.class_weight is None else dict(enumerate(data.class_weight.tolist())))
     if guard.nan_epoch is not None:
         raise TextclfError(f"training stopped in epoch {guard.nan_epoch}: the loss became NaN; lower --learning-rate")
     history = state.history
-    if t.restore_best and stopping.best_epoch:
+    epochs_run = len(history.get("loss", []))
+    if t.restore_best and stopping.best_epoch and stopping.best_epoch != epochs_run:
         hooks.on_status(f"restoring the weights of epoch {stopping.best_epoch} (best {t.monitor})")
         state.restore_best()
+        validation.forget()  # its predictions were made with the last epoch's weights
     # Before any refit (which trains on the validation part too): what thresholds are tuned on.
     val_probs = None
     if data.train.multilabel and inputs.val_data is not None:
-        val_probs = model.predict(inputs.val_data.dataset, verbose=0)
+        val_probs = validation.probs if validation.probs is not None else model.predict(inputs.val_data.dataset,
+                                                                                        verbose=0)
         val_probs = np.asarray(built.to_probabilities(val_probs)) if inputs.frozen else val_probs
     refit_epochs, refit_seconds = 0, 0.0
     if t.refit and data.validation is not None and stopping.best_epoch:
@@ -389,13 +400,16 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
                                       np.concatenate([data.fit.labels, data.validation.labels]), stopping.best_epoch,
                                       data.class_weight)
         refit_epochs = stopping.best_epoch
+        validation.forget()
     train_seconds = state.train_seconds() + inputs.feature_seconds + refit_seconds
-    epochs_run = len(history.get("loss", []))
     seen = len(data.fit) * epochs_run + len(data.train) * refit_epochs
     metrics = {"train_examples": len(data.train) if refit_epochs else len(data.fit), "train_seconds": train_seconds,
                "train_examples_per_second": seen / max(train_seconds, 1e-9),
                "frozen_features_cached": inputs.frozen, "epochs_run": epochs_run, "refit_epochs": refit_epochs,
-               "best_epoch": stopping.best_epoch, "stopped_early": epochs_run < t.epochs}
+               "best_epoch": stopping.best_epoch, "stopped_early": epochs_run < t.epochs,
+               "validation_seconds": validation.seconds}
+    # The final model's predictions on the eval data, when the last validation pass made them.
+    inputs.eval_probs = validation.probs if on_eval else None
     return model, history, metrics, val_probs
 
 
@@ -432,7 +446,10 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     from textclf.reports import save_run_plots
 
     hooks.on_status("evaluating")
-    probs = model.predict(inputs.eval_data.dataset, verbose=0)
+    started = time.perf_counter()
+    reused = inputs.eval_probs is not None  # the last epoch's validation pass was this prediction
+    probs = inputs.eval_probs if reused else model.predict(inputs.eval_data.dataset, verbose=0)
+    eval_seconds = time.perf_counter() - started
     if inputs.frozen:  # the head's output (scores, for a hinge head) -> probabilities
         probs = np.asarray(built.to_probabilities(probs))
     evaluation = data.evaluation
@@ -453,7 +470,8 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
                "train_class_counts": dict(zip(names, data.train.class_counts().tolist())),
                "class_weight": None if data.class_weight is None else
                dict(zip(data.train.label_names, map(float, data.class_weight))),
-               "eval_fingerprint": evaluation.fingerprint()}
+               "eval_fingerprint": evaluation.fingerprint(),
+               "eval_seconds": eval_seconds, "eval_from_last_validation": reused}
     hooks.on_status("saving")
     save_run_plots(run.path, report.to_dict(), {} if inputs.solved else history)
     info = run.finish(built.inference_model(), metrics, history,
@@ -700,23 +718,64 @@ class _DenseGradients(keras.Model):
 
 
 class TrainTimer(keras.callbacks.Callback):
-    """Seconds spent on training batches (each epoch minus its validation pass)."""
+    """Seconds spent on training batches (each epoch minus its validation pass, see `exclude`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.train_seconds = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start, self._test = time.perf_counter(), 0.0
+        self._epoch_start, self._excluded = time.perf_counter(), 0.0
 
-    def on_test_begin(self, logs=None):
-        self._test_start = time.perf_counter()
-
-    def on_test_end(self, logs=None):
-        self._test += time.perf_counter() - self._test_start
+    def exclude(self, seconds: float) -> None:
+        """Seconds of this epoch that were not training (called before this callback's on_epoch_end)."""
+        self._excluded += seconds
 
     def on_epoch_end(self, epoch, logs=None):
-        self.train_seconds += time.perf_counter() - self._epoch_start - self._test
+        self.train_seconds += time.perf_counter() - self._epoch_start - self._excluded
+
+
+class EpochValidation(keras.callbacks.Callback):
+    """Each epoch's validation pass, computed as `fit(validation_data=...)` does, its predictions kept.
+
+    At the end of every epoch the model predicts `dataset` (in order, as `labels`) and the logs
+    get `val_loss` (the compiled loss plus the model's regularization losses, averaged over the
+    examples, as Keras' evaluate computes it) and `val_<metric>`. The last epoch's
+    probabilities stay in `probs`: when the epochs validate on the eval data, they are the final
+    model's eval predictions, and the report uses them instead of predicting a second time.
+    It must come first in the callback list (the others read the val_ logs; `timer` excludes it).
+    """
+
+    def __init__(self, dataset, labels: np.ndarray, loss, metric, timer: TrainTimer) -> None:
+        super().__init__()
+        self.dataset, self.labels, self.loss, self.metric, self.timer = dataset, labels, keras.losses.get(loss), metric, timer
+        self.probs: np.ndarray | None = None
+        self.seconds = 0.0
+
+    def forget(self) -> None:
+        """The weights changed after the last epoch (restore_best, refit): its predictions are stale."""
+        self.probs = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        from textclf._tf import tf
+
+        started = time.perf_counter()
+        probs = self.model.predict(self.dataset, verbose=0)
+        y_true = tf.constant(self.labels)
+        y_pred = tf.constant(probs, dtype=tf.float32)
+        loss = tf.reduce_mean(self.loss(y_true, y_pred))  # a loss function (not a Loss) gives one per example
+        if self.model.losses:
+            loss += tf.add_n(self.model.losses)
+        self.metric.reset_state()
+        self.metric.update_state(y_true, y_pred)
+        logs["val_loss"] = float(loss)
+        logs[f"val_{self.metric.name}"] = float(self.metric.result())
+        self.probs = probs
+        seconds = time.perf_counter() - started
+        self.seconds += seconds
+        self.timer.exclude(seconds)
 
 
 class _ListenerCallback(keras.callbacks.Callback):
