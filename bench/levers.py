@@ -33,6 +33,8 @@ ROOT = HERE.parent
 HOME = ROOT / "bench" / "out" / "home"
 PREPROCESS = ROOT.parent / "shared" / "models" / "bert_en_uncased_preprocess_3"
 NOTES = "\n## Notes\n"
+# "table": the levers of the main table; "finetune": fine-tuning precision end to end, its own section.
+GROUPS = ("table", "finetune")
 
 
 def _train(data: tuple[str, str], runs_root: Path, *extra: str, experiment: str = "transformer-tuned") -> dict:
@@ -131,13 +133,64 @@ def _child(kind: str, arg: str, tmp: Path) -> dict:
     return json.loads(out.read_text())
 
 
+FINETUNE = "MiniLM fine-tune (minilm-finetune recipe, 1 epoch)"
+
+
+def finetune_section(args, data, runs: Path, group, rows: list[dict]) -> None:
+    """Fine-tuning precision end to end: float32 vs mixed_bfloat16, `--finetune-rounds` paired rounds.
+
+    Writes the `finetune-precision` section of --markdown (below its Notes, so a full re-run keeps it).
+    """
+    from ag7600 import write_section
+
+    from textclf.models import store
+    from textclf.models.catalog import BertParams
+    from textclf.runtime import choose_precision, detect_devices
+
+    if store.find("minilm") is None:
+        raise SystemExit("the finetune group needs the imported minilm (bench/run.py or bench/peers.py imports it)")
+    auto = choose_precision("auto", detect_devices(), "default",
+                            cpu_bf16_model=BertParams(encoder="minilm", trainable=True).cpu_bf16)
+    first = len(rows)
+    group(FINETUNE, {p: ["--precision", p] for p in ("float32", "mixed_bfloat16")},
+          lambda extra, r: _train(data, runs, "--seed", str(42 + r), "--set", "training.epochs=1", *extra,
+                                  experiment="minilm-finetune"), rounds=args.finetune_rounds)
+    f32, bf16 = rows[first:first + 2]
+    speedup = bf16["train_examples_per_second"] / f32["train_examples_per_second"]
+    lines = ["## Fine-tuning precision, end to end (`bench/levers.py --groups finetune`)", "",
+             f"    python bench/levers.py {' '.join(sys.argv[1:])}", "",
+             f"{time.strftime('%Y-%m-%d %H:%M')}: `textclf train --experiment minilm-finetune --set training.epochs=1 "
+             f"--precision P` on ag7600, {args.finetune_rounds} rounds, the two settings alternating (the order flips "
+             "every round), round r with seed 42 + r on both sides. Train ex/s counts training steps only.", "",
+             "| precision | train ex/s, per round | mean ± sd | eval acc, per round | mean ± sd |", "|---|---|---|---|---|"]
+    for r in (f32, bf16):
+        lines.append(f"| {r['setting']} | {', '.join(f'{x:.1f}' for x in r['runs'])} | {r['speed_mean']:.1f} ± "
+                     f"{r['speed_sd']:.1f} | {', '.join(f'{x:.2f}%' for x in r['accuracies'])} | "
+                     f"{100 * r['accuracy']:.2f}% ± {r['accuracy_sd_pt']:.2f} |")
+    gap = bf16["accuracy_vs_default_pt"]
+    wins = bf16["faster_in_rounds"]
+    lines += ["", f"mixed_bfloat16 vs float32: {speedup:.2f}× the median speed, faster in {wins} rounds, "
+              f"{gap:+.2f} pt accuracy (float32's own sd {f32['accuracy_sd_pt']:.2f} pt). "
+              f"`--precision auto` fine-tunes in **{auto}** on this machine (`textclf.runtime.choose_precision`)."]
+    write_section(args.markdown, "finetune-precision", "\n".join(lines))
+    print(f"wrote the finetune-precision section of {args.markdown}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per group, settings alternating")
+    parser.add_argument("--finetune-rounds", type=int, default=3,
+                        help="rounds of the end-to-end fine-tuning group (round r: seed 42 + r on both sides)")
+    parser.add_argument("--groups", default=",".join(GROUPS),
+                        help="what to measure: `table` (the main table, rewritten) and/or `finetune` (fine-tuning "
+                             "precision end to end, its own section of the file)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "out" / "levers.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "PERF-LEVERS.md"))
     args = parser.parse_args()
+    groups = set(args.groups.split(","))
+    if not groups or groups - set(GROUPS):
+        raise SystemExit(f"--groups: choose from {', '.join(GROUPS)}")
     os.environ.setdefault("TEXTCLF_HOME", str(HOME))
     sys.path.insert(0, str(ROOT))
     if args.worker:
@@ -159,28 +212,45 @@ def main() -> None:
         shown = ", ".join(f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
         print(f"{lever:<44} {setting:<34} {shown}", flush=True)
 
-    def group(lever: str, settings: dict[str, object], measure) -> None:
-        """Every setting measured once per round, alternating; the first setting is textclf's default."""
+    def group(lever: str, settings: dict[str, object], measure, rounds: int | None = None) -> None:
+        """Every setting measured once per round, alternating (the order flips every round); the first
+        setting is textclf's default."""
         seen: dict[str, list[dict]] = {name: [] for name in settings}
-        for r in range(args.rounds):
-            for name, how in settings.items():
-                seen[name].append(measure(how, r))
+        for r in range(rounds or args.rounds):
+            for name in (list(settings) if r % 2 == 0 else list(reversed(settings))):
+                seen[name].append(measure(settings[name], r))
+                print(f"  {lever} / {name} round {r + 1}: {seen[name][-1]}", flush=True)
         base = None
         for name, results in seen.items():
-            numbers = {"train_examples_per_second": statistics.median(x["train_examples_per_second"] for x in results),
-                       "runs": [round(x["train_examples_per_second"], 1) for x in results]}
+            speeds = [x["train_examples_per_second"] for x in results]
+            numbers = {"train_examples_per_second": statistics.median(speeds),
+                       "runs": [round(x, 1) for x in speeds]}
+            if len(results) > 2:
+                numbers["speed_mean"], numbers["speed_sd"] = statistics.mean(speeds), statistics.stdev(speeds)
             if "accuracy" in results[0]:
                 numbers["accuracy"] = statistics.mean(x["accuracy"] for x in results)
+                if len(results) > 1:
+                    numbers["accuracy_sd_pt"] = 100 * statistics.stdev(x["accuracy"] for x in results)
+                    numbers["accuracies"] = [round(100 * x["accuracy"], 2) for x in results]
             base = base or numbers
             numbers["speed_vs_default"] = numbers["train_examples_per_second"] / base["train_examples_per_second"]
             if "accuracy" in numbers:
                 numbers["accuracy_vs_default_pt"] = 100 * (numbers["accuracy"] - base["accuracy"])
+            if numbers is not base:  # paired rounds: the setting's speed over the default's, round by round
+                numbers["faster_in_rounds"] = (f"{sum(a > b for a, b in zip(speeds, base['runs']))}"
+                                               f"/{len(speeds)}")
             row(lever, name + (" (default)" if numbers is base else ""), **numbers)
 
     with tempfile.TemporaryDirectory(prefix="textclf-levers-") as tmp:
         tmp = Path(tmp)
         runs = tmp / "runs"
         train = lambda extra, r: _train(data, runs, "--seed", str(42 + r), *extra)  # noqa: E731
+        from textclf.models import store
+
+        if "finetune" in groups:
+            finetune_section(args, data, runs, group, rows)
+        if "table" not in groups:
+            return
         group("transformer", {"float32, batch 128": ["--precision", "float32"],
                               "mixed_bfloat16": ["--precision", "mixed_bfloat16"],
                               "XLA (--jit-compile)": ["--precision", "float32", "--jit-compile"],
@@ -188,8 +258,6 @@ def main() -> None:
         group("transformer length bucketing", {"bucketed (per-batch padding)": "bucketed",
                                                "every batch padded to 128": "padded_128"},
               lambda how, r: _child("bucketing", json.dumps([*data, how]), tmp))
-        from textclf.models import store
-
         if store.find("minilm") is not None:
             frozen = {p: ["--precision", p] for p in ("float32", "mixed_bfloat16")}
             if cpu_bf16_features():  # --precision auto's choice for a frozen encoder comes first (the default)
