@@ -71,3 +71,69 @@ def test_bench_run_writes_table_json_and_markdown(tmp_path):
     md = out_md.read_text()
     assert "| lesson transformer (pad 256, 1 epoch) |" in md and "2 seeds (7–8)" in md and "python bench/run.py --recipes transformer" in md
     assert "textclf transformer-tuned" in proc.stdout and "MFU" in proc.stdout
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scale_repeats_sst2_with_seeded_perturbations(tmp_path):
+    import gzip
+
+    scale = _load("scale")
+    source = tmp_path / "train.tsv.gz"
+    rows = ["a fine and moving film about loss\t1", "dull\t0", "not worth the ticket price at all\t0"]
+    with gzip.open(source, "wt", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    out = scale.write_repeated(source, tmp_path / "x3.tsv", copies=3, seed=7)
+    header, *written = out.read_text(encoding="utf-8").splitlines()
+    assert header == "sentence\tlabel" and len(written) == 9
+    assert written[:3] == rows  # copy 0 is the original
+    for k in (1, 2):
+        copy = written[3 * k: 3 * k + 3]
+        assert [r.rsplit("\t", 1)[1] for r in copy] == ["1", "0", "0"]  # labels kept
+        assert copy[1] == "dull\t0"  # under 4 words: unchanged
+        for new, old in ((copy[0], rows[0]), (copy[2], rows[2])):
+            new_words, old_words = new.rsplit("\t", 1)[0].split(), old.rsplit("\t", 1)[0].split()
+            assert len(new_words) == len(old_words) - 1 and set(new_words) <= set(old_words)
+    assert written[3:6] != written[6:9]  # each copy its own draw
+    again = scale.write_repeated(source, tmp_path / "again.tsv", copies=3, seed=7)
+    assert again.read_text() == out.read_text()  # seeded
+
+
+def test_peers_worker_svc_reads_the_shared_examples_and_scores(tmp_path):
+    from conftest import ag_rows
+
+    rows = ag_rows(30, seed=1)
+    for name, part in (("train", rows[:80]), ("eval", rows[80:])):
+        with open(tmp_path / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for label, title, desc in part:
+                f.write(json.dumps({"text": f"{title} {desc}", "label": int(label) - 1}) + "\n")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"train": str(tmp_path / "train.jsonl"), "eval": str(tmp_path / "eval.jsonl"), "seed": 1}))
+    # scikit-learn is in textclf's environment too (tf-models-official), so the worker's protocol is testable here
+    subprocess.run([sys.executable, str(ROOT / "bench" / "peers_worker.py"), "svc", str(cfg), str(tmp_path / "out.json")],
+                   check=True)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["train_examples"] == 80 and out["accuracy"] > 0.9  # class words separate the synthetic classes
+    assert out["train_examples_per_second"] == pytest.approx(80 / out["train_seconds"])
+    assert _load("peers_worker")._ft_text("Hello, World!\n(again)") == "hello , world ! ( again )"
+
+
+def test_peers_verdicts_hold_the_issue_targets():
+    peers = _load("peers")
+    ours = {"accuracy": 0.905, "train_examples_per_second": 30.0, "wall_seconds": 300.0}
+    fast = peers.verdicts_finetune({"textclf": ours, "hf-trainer": {"accuracy": 0.909, "train_examples_per_second": 10.0,
+                                                                     "wall_seconds": 600.0}})
+    assert [v.rsplit(": ", 1)[1] for v in fast] == ["met)", "met)", "met)"]
+    slow = peers.verdicts_finetune({"textclf": ours, "hf-trainer": {"accuracy": 0.92, "train_examples_per_second": 20.0,
+                                                                     "wall_seconds": 400.0}})
+    assert [v.endswith("MISSED)") for v in slow] == [True, True, True]
+    rows = {"textclf default": {"accuracy": 0.88, "wall_seconds": 20.0, "train_examples_per_second": 300.0},
+            "tfidf-linearsvc": {"accuracy": 0.881, "wall_seconds": 2.0, "train_examples_per_second": 8000.0}}
+    (line,) = peers.verdicts_ngrams(rows)
+    assert "-0.10 pt" in line and "MISSED" in line
