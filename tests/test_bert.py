@@ -184,6 +184,9 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen):
     assert predicted.exit_code == 0 and json.loads(predicted.stdout)["label"] in ("World", "Sports", "Business", "Sci/Tech")
     report = runner.invoke(app, ["evaluate", "--json", "--runs-root", str(runs)])
     assert json.loads(report.stdout)["examples"] == 16
+    # the reloaded run (its encoder's own checkpoint not read, every weight from model.keras)
+    # predicts what the trained model did
+    assert json.loads(report.stdout)["accuracy"] == pytest.approx(metrics["accuracy"])
 
 
 def _corrupt(ckpt: Path, kind: str) -> None:

@@ -95,18 +95,26 @@ def run_training(
     # Dropout draws from tf.random.Generator objects, whose state can be checkpointed; the
     # legacy stateful ops restart their streams after a resume.
     keras.backend.experimental.enable_tf_random_generator()
+    stages = {}  # seconds of the stages before training, recorded in metrics.json
     try:
+        started = time.perf_counter()
         data = _load_data(config, hooks)
+        stages["load_seconds"] = time.perf_counter() - started
         if resume and runs.Run(run_dir).labels != list(data.train.label_names):
             raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
         # Built before the run directory exists: an unusable model (e.g. an unreachable hub
         # handle) leaves no run behind.
+        started = time.perf_counter()
         built, config = _build_model(config, entry, runtime, data, hooks)
+        stages["build_seconds"] = time.perf_counter() - started
         with runs.start(runs_root, experiment or config.model, config.to_dict(), list(data.train.label_names),
                         run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
                         experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
                         runtime=runtime.to_dict(), **({"group": group} if group else {})) as run:
+            started = time.perf_counter()
             inputs = _prepare_inputs(built, config, data, runtime, hooks)
+            # tokenizing every text (and, for a frozen encoder, computing its features once)
+            stages["prepare_seconds"] = time.perf_counter() - started
             hooks.on_start({"epochs": 0 if inputs.solved else config.training.epochs, "initial_epoch": 0,
                             "steps": 0 if inputs.solved else inputs.steps, "train_examples": len(data.fit),
                             "eval_examples": len(data.evaluation),
@@ -117,7 +125,7 @@ def run_training(
                 model, history, metrics, val_probs = _solve(built, data, inputs, hooks)
             else:
                 model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
-            return _finish(run, built, model, data, inputs, history, metrics, hooks, val_probs)
+            return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs)
     finally:
         reset_precision()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -11,6 +12,11 @@ import numpy as np
 from textclf._tf import keras, tf
 
 PACKAGE = "textclf"
+
+# True while a saved run's model is rebuilt from its config with its weights read right after
+# (textclf.models.saving): layers that load pretrained weights of their own (a BERT encoder's
+# SavedModel checkpoint) skip reading them, since every value would be overwritten.
+WEIGHTS_FOLLOW: contextvars.ContextVar[bool] = contextvars.ContextVar("textclf_weights_follow", default=False)
 
 
 class GraphLayer(keras.layers.Layer):

@@ -53,13 +53,18 @@ def _load_keras_file(model_file: Path):
     import zipfile
 
     from textclf._tf import keras
+    from textclf.models.base import WEIGHTS_FOLLOW
 
     with zipfile.ZipFile(model_file) as archive:
         if set(archive.namelist()) != _KERAS_FILE_PARTS:
             return keras.models.load_model(model_file, compile=False)
         config = json.loads(archive.read("config.json"))
         config["compile_config"] = None
-        model = keras.saving.deserialize_keras_object(config)
+        token = WEIGHTS_FOLLOW.set(True)  # every weight is read from the file just below
+        try:
+            model = keras.saving.deserialize_keras_object(config)
+        finally:
+            WEIGHTS_FOLLOW.reset(token)
         with tempfile.TemporaryDirectory(prefix="textclf-load-") as tmp:
             weights = Path(tmp) / "model.weights.h5"
             with archive.open("model.weights.h5") as src, open(weights, "wb") as dst:
