@@ -299,8 +299,9 @@ def main() -> None:
                      f"{'' if ratio is None else f'{ratio:.2f}×'} | {'' if acc is None else f'{100 * acc:.2f}%'} | "
                      f"{'' if delta is None else f'{delta:+.2f} pt'} | {other} |")
     lines += ["", "Defaults are chosen from these numbers: a lever becomes the default only when it is faster "
-              "in every round at no accuracy cost. On CPUs with bf16 instructions that holds for frozen BERT "
-              "encoders, which get mixed_bfloat16; the other models stay float32 (see "
+              "in every round at no accuracy cost. On CPUs with bf16 instructions that holds for BERT "
+              "encoders, frozen (the rows below) and fine-tuned (the finetune-precision section), which get "
+              "mixed_bfloat16; the other models stay float32 (see "
               "`textclf.runtime.choose_precision`).", ""]
     markdown = Path(args.markdown)
     markdown.parent.mkdir(parents=True, exist_ok=True)

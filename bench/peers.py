@@ -110,7 +110,9 @@ def run_finetune(train: str, evaluation: str, seed: int, tmp: Path, quiet: bool)
         RECIPE["batch_size"], RECIPE["learning_rate"], RECIPE["weight_decay"], RECIPE["warmup"]), t
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "train_seconds": m["train_seconds"],
             "train_examples_per_second": m["train_examples_per_second"], "wall_seconds": wall, "peak_rss_mb": rss,
-            "validation_seconds": m.get("validation_seconds"), "eval_seconds": m.get("eval_seconds"),
+            # where the whole command's seconds go (the rest: imports, saving the run, process exit)
+            **{k: m.get(k) for k in ("load_seconds", "build_seconds", "prepare_seconds", "validation_seconds",
+                                     "eval_seconds")},
             "eval_from_last_validation": m.get("eval_from_last_validation"),
             "max_length": config["model_params"]["max_length"], "precision": run.info.get("runtime", {}).get("precision"),
             "model": "textclf minilm-finetune"}
@@ -178,6 +180,30 @@ def table(rows: dict[str, dict], ours_key: str) -> list[str]:
     return lines
 
 
+def _breakdown(runs: dict[str, list[dict]]) -> list[str]:
+    """Where each side's whole-command seconds went (first round)."""
+    out = []
+    ours = next((r for r in runs.get("textclf", []) if "error" not in r), None)
+    if ours and ours.get("load_seconds") is not None:
+        parts = {"reading the data": ours["load_seconds"], "building the model": ours["build_seconds"],
+                 "tokenizing": ours["prepare_seconds"], "training steps": ours["train_seconds"],
+                 "validation (the eval data, each epoch)": ours["validation_seconds"],
+                 "final evaluation": ours["eval_seconds"]}
+        rest = ours["wall_seconds"] - sum(parts.values())
+        reused = " (the last validation pass's predictions reused)" if ours.get("eval_from_last_validation") else ""
+        out.append(f"- textclf's {ours['wall_seconds']:.0f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+                   + f"{reused}; imports, saving the run and exit {rest:.1f}")
+    hf = next((r for r in runs.get("hf-trainer", []) if "error" not in r), None)
+    if hf and hf.get("import_seconds") is not None:
+        parts = {"imports": hf["import_seconds"], "loading the checkpoint": hf["load_seconds"],
+                 "tokenizing": hf["tokenize_seconds"], "training steps": hf["train_seconds"],
+                 "final evaluation": hf["eval_seconds"]}
+        rest = hf["wall_seconds"] - sum(parts.values())
+        out.append(f"- the Trainer's {hf['wall_seconds']:.0f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+                   + f"; the rest {rest:.1f}")
+    return out
+
+
 def markdown(result: dict) -> str:
     lines = ["## Peers: textclf next to scikit-learn, fastText and the Hugging Face Trainer (`bench/peers.py`)", "",
              "Produced by one command; every number below was measured by it:", "", f"    {result['command']}", "",
@@ -198,7 +224,8 @@ def markdown(result: dict) -> str:
                   "pooling); Trainer: AutoModelForSequenceClassification (its pooled-output head), dynamic padding, "
                   "no evaluation during training. Train ex/s: training examples per second of training steps only "
                   "(textclf's train_seconds; the Trainer's train_runtime).", "",
-                  *table(ft["rows"], "textclf"), "", *[f"- {v}" for v in ft["verdicts"]], ""]
+                  *table(ft["rows"], "textclf"), "", *[f"- {v}" for v in ft["verdicts"]],
+                  *_breakdown(ft["runs"]), ""]
     return "\n".join(lines)
 
 

@@ -50,8 +50,8 @@ def test_precision_choice(devices, strategy, expected):
 
 
 @pytest.mark.parametrize("devices, cpu_bf16_model, expected", [
-    (Devices(cpu_bf16=True), True, "mixed_bfloat16"),  # a frozen encoder on an AVX512-BF16/AMX CPU
-    (Devices(cpu_bf16=True), False, "float32"),  # the Transformer, fine-tuning: measured no better
+    (Devices(cpu_bf16=True), True, "mixed_bfloat16"),  # a BERT encoder on an AVX512-BF16/AMX CPU
+    (Devices(cpu_bf16=True), False, "float32"),  # the Transformer: measured no better
     (Devices(), True, "float32"),  # no bf16 instructions: emulated bf16 is slow
     (Devices(cpu_bf16=True, gpus=((8, 0),)), True, "mixed_float16"),  # a GPU decides
 ])
@@ -61,11 +61,11 @@ def test_cpu_bf16_precision_choice(devices, cpu_bf16_model, expected):
     assert choose_precision("float32", devices, strategy, cpu_bf16_model=cpu_bf16_model) == "float32"
 
 
-def test_only_frozen_bert_encoders_ask_for_cpu_bf16():
+def test_only_bert_encoders_ask_for_cpu_bf16():
     from textclf.models.catalog import BertParams, TransformerParams
 
     assert BertParams(encoder="x", trainable=False).cpu_bf16
-    assert not BertParams(encoder="x", trainable=True).cpu_bf16
+    assert BertParams(encoder="x", trainable=True).cpu_bf16  # fine-tuning too (docs/PERF-LEVERS.md)
     assert not getattr(TransformerParams(), "cpu_bf16", False)
 
 

@@ -118,12 +118,12 @@ def cpu_bf16_features() -> list[str]:
 def choose_precision(requested: str, devices: Devices, strategy: str, *, cpu_bf16_model: bool = False) -> str:
     """mixed_bfloat16 on TPU, mixed_float16 on GPUs of compute capability >= 7.0, else float32.
 
-    On a CPU with bf16 instructions (`Devices.cpu_bf16`), `cpu_bf16_model` models (frozen
-    BERT encoders) get mixed_bfloat16: on this project's AVX512-BF16 machine it ran the
-    frozen-MiniLM recipe 1.2-2x faster in alternating runs at the same accuracy. Others stay
-    float32: the from-scratch Transformer is too small to gain (0.90-0.94x), and fine-tuning
-    MiniLM, 1.3x faster at the same accuracy in one run, has not been measured enough to
-    switch (bench/levers.py, docs/PERF-LEVERS.md); `--precision` opts in.
+    On a CPU with bf16 instructions (`Devices.cpu_bf16`), `cpu_bf16_model` models (BERT
+    encoders) get mixed_bfloat16: on this project's AVX512-BF16 machine it ran the
+    frozen-MiniLM recipe 1.2-2x faster in alternating runs at the same accuracy, and
+    fine-tuning MiniLM 1.35x faster (faster in 3 of 3 paired rounds, accuracy -0.08 pt
+    against a seed sd of 0.4-0.6 pt). The from-scratch Transformer stays float32: too small
+    to gain (0.90-0.94x). Numbers: bench/levers.py, docs/PERF-LEVERS.md; `--precision` overrides.
     """
     if requested != "auto":
         return requested

@@ -158,6 +158,27 @@ class BertPackIds(GraphLayer):
         return {**super().get_config(), "max_length": self.max_length, "cls_id": self.cls_id, "sep_id": self.sep_id}
 
 
+_PLAIN_KERAS_LAYER = []
+
+
+def _plain_keras_layer():
+    """hub.KerasLayer with AutoGraph off, like GraphLayer.
+
+    Its `call` branches on Python values only (`training` goes through smart_cond), yet Keras
+    converts it with AutoGraph at every symbolic call: three per BERT model load (≈ 0.3 s each
+    on this machine, cProfile of `load_model`), for the same graph.
+    """
+    if not _PLAIN_KERAS_LAYER:
+        import tensorflow_hub as hub
+
+        class PlainKerasLayer(hub.KerasLayer):
+            def _should_use_autograph(self) -> bool:  # tf_keras hook, see base_layer.py
+                return False
+
+        _PLAIN_KERAS_LAYER.append(PlainKerasLayer)
+    return _PLAIN_KERAS_LAYER[0]
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class HubBertEncoder(GraphLayer):
     """Padded ids -> one vector per text from a TF Hub-format BERT encoder.
@@ -179,7 +200,7 @@ class HubBertEncoder(GraphLayer):
             # Rebuilding a saved run: its weights replace the checkpoint's, which is not read (≈ 1 s of
             # a cold `textclf predict` for MiniLM's 91 MB).
             options = tf.saved_model.LoadOptions(experimental_skip_checkpoint=True) if WEIGHTS_FOLLOW.get() else None
-            self.encoder = hub.KerasLayer(hub.load(handle, options=options), trainable=trainable, name="encoder")
+            self.encoder = _plain_keras_layer()(hub.load(handle, options=options), trainable=trainable, name="encoder")
         except Exception as err:
             raise ModelError(f"cannot load BERT encoder {handle}: {(str(err).splitlines() or ['?'])[0][:200]}") from None
 
