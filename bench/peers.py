@@ -213,7 +213,9 @@ def markdown(result: dict) -> str:
     for name, ds in result.get("ngrams", {}).items():
         lines += [f"### Bags of n-grams: {name} (seeds {', '.join(map(str, result['seeds']))})", "",
                   f"train `{ds['train']}`, eval `{ds['eval']}`. `textclf default` is `textclf train` with only "
-                  "the data flags; fastText's train ex/s counts its epochs (5 by default, 25 for bigrams).", "",
+                  "the data flags. train ex/s: training rows per second of fitting, each row counted once (fastText "
+                  "passes over them 5 times by default, 25 with bigrams; ngram-linear's seconds include its features "
+                  "and every L-BFGS solve of the C search).", "",
                   *table(ds["rows"], "textclf default"), "", *[f"- {v}" for v in ds["verdicts"]], ""]
     ft = result.get("finetune")
     if ft:
@@ -239,7 +241,12 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "bench" / "out" / "peers.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--quiet", action="store_true", help="hide the children's output")
+    parser.add_argument("--from-json", metavar="PATH", help="only rewrite the Markdown section from a saved result")
     args = parser.parse_args()
+    if args.from_json:
+        write_section(args.markdown, "peers", markdown(json.loads(Path(args.from_json).read_text())))
+        print(f"rewrote the peers section of {args.markdown} from {args.from_json}")
+        return
     os.environ.setdefault("TEXTCLF_HOME", str(ROOT / "bench" / "out" / "home"))
     parts = set(args.parts.split(","))
     python = peers_python(Path(args.venv))
