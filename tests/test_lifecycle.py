@@ -172,6 +172,7 @@ def test_epoch_validation_logs_what_keras_evaluate_computes():
     import numpy as np
 
     from textclf._tf import keras, tf
+    from textclf.data.pipeline import Batches
     from textclf.training import EpochValidation, TrainTimer, _accuracy_metric
 
     rng = np.random.default_rng(0)
@@ -182,7 +183,7 @@ def test_epoch_validation_logs_what_keras_evaluate_computes():
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=[_accuracy_metric(False)])
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)  # a short last batch: weighting matters
     timer = TrainTimer()
-    check = EpochValidation(data, y, model.loss, _accuracy_metric(False), timer)
+    check = EpochValidation(Batches(data, 4), y, model.loss, _accuracy_metric(False), timer)
     check.set_model(model)
     timer.on_epoch_begin(0)
     logs = {}
@@ -226,3 +227,4 @@ def test_a_restored_best_epoch_is_evaluated_again(tmp_path):
     assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 3
     assert metrics["eval_from_last_validation"] is False
     assert metrics["accuracy"] == pytest.approx(history["val_accuracy"][0], abs=1e-6)
+

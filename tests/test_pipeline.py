@@ -50,11 +50,21 @@ def test_shuffle_is_seeded():
     assert order(1) != order(2)
 
 
-def test_eval_batches_keep_input_order():
-    ids, labels = _ragged([3, 9, 1, 7]), np.array([0, 1, 2, 3])
-    batches = eval_batches(ids, labels, batch_size=3)
-    assert [y for _, ys in batches.dataset for y in ys.numpy().tolist()] == [0, 1, 2, 3]
-    assert batches.steps == 2
+def test_eval_batches_run_in_length_order_and_come_back_in_input_order():
+    from textclf._tf import tf
+
+    ids = tf.ragged.constant([[1, 2, 3, 4, 5], [6], [7, 8, 9], [10, 11], [12, 13, 14, 15]])
+    labels = np.array([0, 1, 2, 3, 4])
+    batches = eval_batches(ids, labels, batch_size=2)
+    widths, seen = [], []
+    for x, y in batches.dataset:
+        widths.append(x.shape[1])
+        seen += y.numpy().tolist()
+    assert widths == [2, 4, 5] and batches.steps == 3  # little padding: [1], [2, 3], [4, 5] tokens
+    assert seen == [1, 3, 2, 4, 0]  # the labels travel with their rows
+    first_ids = np.array([row[0] for x, _ in batches.dataset for row in x.numpy()])
+    assert batches.in_input_order(first_ids).tolist() == [1, 6, 7, 10, 12]
+    assert batches.in_input_order(np.array(seen)).tolist() == labels.tolist()
 
 
 def test_length_buckets_need_enough_data():

@@ -373,7 +373,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     # The epochs validate on the validation part, or else on the eval data; either way the
     # last epoch's predictions are kept, so the same pass is not run again after training.
     on_eval = inputs.val_data is None
-    validation = EpochValidation((inputs.eval_data if on_eval else inputs.val_data).dataset,
+    validation = EpochValidation(inputs.eval_data if on_eval else inputs.val_data,
                                  data.evaluation.labels if on_eval else data.validation.labels,
                                  model.loss, _accuracy_metric(data.train.multilabel), timer)
     callbacks = [validation, timer, guard, state,
@@ -395,8 +395,8 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     # Before any refit (which trains on the validation part too): what thresholds are tuned on.
     val_probs = None
     if data.train.multilabel and inputs.val_data is not None:
-        val_probs = validation.probs if validation.probs is not None else model.predict(inputs.val_data.dataset,
-                                                                                        verbose=0)
+        val_probs = validation.probs if validation.probs is not None else inputs.val_data.in_input_order(
+            model.predict(inputs.val_data.dataset, verbose=0))
         val_probs = np.asarray(built.to_probabilities(val_probs)) if inputs.frozen else val_probs
     refit_epochs, refit_seconds = 0, 0.0
     if t.refit and data.validation is not None and stopping.best_epoch:
@@ -456,7 +456,8 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     hooks.on_status("evaluating")
     started = time.perf_counter()
     reused = inputs.eval_probs is not None  # the last epoch's validation pass was this prediction
-    probs = inputs.eval_probs if reused else model.predict(inputs.eval_data.dataset, verbose=0)
+    probs = inputs.eval_probs if reused else inputs.eval_data.in_input_order(
+        model.predict(inputs.eval_data.dataset, verbose=0))
     eval_seconds = time.perf_counter() - started
     if inputs.frozen:  # the head's output (scores, for a hinge head) -> probabilities
         probs = np.asarray(built.to_probabilities(probs))
@@ -746,7 +747,7 @@ class TrainTimer(keras.callbacks.Callback):
 class EpochValidation(keras.callbacks.Callback):
     """Each epoch's validation pass, computed as `fit(validation_data=...)` does, its predictions kept.
 
-    At the end of every epoch the model predicts `dataset` (in order, as `labels`) and the logs
+    At the end of every epoch the model predicts `batches` (rows back in the order of `labels`) and the logs
     get `val_loss` (the compiled loss plus the model's regularization losses, averaged over the
     examples, as Keras' evaluate computes it) and `val_<metric>`. The last epoch's
     probabilities stay in `probs`: when the epochs validate on the eval data, they are the final
@@ -754,9 +755,9 @@ class EpochValidation(keras.callbacks.Callback):
     It must come first in the callback list (the others read the val_ logs; `timer` excludes it).
     """
 
-    def __init__(self, dataset, labels: np.ndarray, loss, metric, timer: TrainTimer) -> None:
+    def __init__(self, batches, labels: np.ndarray, loss, metric, timer: TrainTimer) -> None:
         super().__init__()
-        self.dataset, self.labels, self.loss, self.metric, self.timer = dataset, labels, keras.losses.get(loss), metric, timer
+        self.batches, self.labels, self.loss, self.metric, self.timer = batches, labels, keras.losses.get(loss), metric, timer
         self.probs: np.ndarray | None = None
         self.seconds = 0.0
 
@@ -770,7 +771,7 @@ class EpochValidation(keras.callbacks.Callback):
         from textclf._tf import tf
 
         started = time.perf_counter()
-        probs = self.model.predict(self.dataset, verbose=0)
+        probs = self.batches.in_input_order(self.model.predict(self.batches.dataset, verbose=0))
         y_true = tf.constant(self.labels)
         y_pred = tf.constant(probs, dtype=tf.float32)
         loss = tf.reduce_mean(self.loss(y_true, y_pred))  # a loss function (not a Loss) gives one per example
