@@ -19,7 +19,10 @@ ALLOWED = {"textclf/runs.py": RUN_FILES, "textclf/models/hf_import.py": {"config
 def _sources(*folders: str):
     for folder in folders:
         for path in sorted((ROOT / folder).rglob("*.py")):
-            yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(encoding="utf-8"))
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("bench/out/"):  # benchmark output (gitignored), e.g. bench/peers.py's venv
+                continue
+            yield rel, ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _module(rel: str) -> str:

@@ -19,8 +19,8 @@ from textclf.errors import ModelError
 class ModelParams:
     """Base of every registered parameters dataclass: what the runtime may ask of any model.
 
-    `cpu_bf16`: the model runs faster in bfloat16 on CPUs with bf16 instructions (BERT
-    encoders, frozen or fine-tuned); `auto` precision then picks mixed_bfloat16 there.
+    `cpu_bf16`: the model runs faster in bfloat16 on CPUs with bf16 instructions (measured
+    per model family, docs/PERF-LEVERS.md); `auto` precision then picks mixed_bfloat16 there.
     """
 
     cpu_bf16: ClassVar[bool] = False
