@@ -66,11 +66,24 @@ def write_section(path: str | Path, name: str, text: str) -> None:
     block = f"{begin}\n{text.rstrip()}\n{end}\n"
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if begin in old and end in old:
-        new = old[: old.index(begin)] + block + old[old.index(end) + len(end):].lstrip("\n")
+        rest = old[old.index(end) + len(end):].lstrip("\n")
+        new = old[: old.index(begin)] + block + ("\n" + rest if rest else "")  # one blank line before what follows
     else:
         new = (old.rstrip() + "\n\n" if old.strip() else "") + block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new, encoding="utf-8")
+
+
+def publish(result: dict, json_path: str | Path, markdown_path: str | Path | None, section: str, text: str) -> None:
+    """A benchmark's result as JSON, its Markdown printed and (with `markdown_path`) written as `section`."""
+    import json
+
+    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+    print(text)
+    if markdown_path:
+        write_section(markdown_path, section, text)
+    print(f"wrote {json_path}" + (f" and {markdown_path}" if markdown_path else ""))
 
 
 if __name__ == "__main__":

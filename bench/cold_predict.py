@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ag7600 import ROOT, write_section, write_split  # noqa: E402
+from ag7600 import ROOT, publish, write_section, write_split  # noqa: E402
 
 TEXTCLF = Path(sys.executable).parent / "textclf"
 HEADLINE = "Oil prices jump as OPEC cuts output"
@@ -63,7 +63,9 @@ def main() -> None:
         write_section(args.markdown, "cold-predict", markdown(json.loads(Path(args.from_json).read_text())))
         return
     os.environ.setdefault("TEXTCLF_HOME", str(ROOT / "bench" / "out" / "home"))
-    given = dict(r.split("=", 1) for r in args.run)
+    given = dict(r.split("=", 1) for r in args.run if "=" in r)
+    if len(given) != len(args.run) or set(given) - set(TRAIN):
+        parser.error(f"--run takes KIND=DIR with KIND one of {', '.join(TRAIN)}")
     with tempfile.TemporaryDirectory(prefix="textclf-cold-") as tmp:
         train_csv, eval_csv = write_split(ROOT / "bench" / "out" / "ag7600")
         runs = {}
@@ -72,7 +74,6 @@ def main() -> None:
                 runs[kind] = Path(given[kind])
                 continue
             if kind == "bert":
-                sys.path.insert(0, str(HERE))
                 from run import _ensure_minilm
 
                 _ensure_minilm()
@@ -97,12 +98,7 @@ def main() -> None:
             verdicts.append(f"{kind}: {median:.2f} s (bound ≤ {bound} s: {'met' if median <= bound else 'MISSED'})")
     result = {"command": "python bench/cold_predict.py " + " ".join(sys.argv[1:]), "rounds": args.rounds,
               "date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows, "verdicts": verdicts}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    print(text)
-    if args.markdown:
-        write_section(args.markdown, "cold-predict", text)
+    publish(result, args.json, args.markdown, "cold-predict", markdown(result))
 
 
 def markdown(result: dict) -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ag7600 import ROOT, SHARED, write_section  # noqa: E402
+from ag7600 import ROOT, SHARED, publish, write_section  # noqa: E402
 from baselines import _child, datasets, run_textclf  # noqa: E402
 
 MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
@@ -310,13 +310,7 @@ def main() -> None:
                                   "max_length": rows["textclf"].get("max_length"),
                                   "recipe": "batch 32, AdamW lr 5e-5, weight decay 0.01, 10% linear warmup then "
                                             "linear decay, 1 epoch"}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    print(text)
-    if args.markdown:
-        write_section(args.markdown, "peers", text)
-    print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
+    publish(result, args.json, args.markdown, "peers", markdown(result))
 
 
 

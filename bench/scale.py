@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ag7600 import ROOT, SHARED, write_section, write_split  # noqa: E402
+from ag7600 import ROOT, SHARED, publish, write_section, write_split  # noqa: E402
 from baselines import _child  # noqa: E402
 
 SST2 = SHARED / "data" / "sst2"
@@ -175,13 +175,7 @@ def main() -> None:
                 print(f"   {json.dumps(row)}", flush=True)
                 result["rows"][model][size] = row
     result["verdicts"] = verdicts(result["rows"])
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    print(text)
-    if args.markdown:
-        write_section(args.markdown, "scale", text)
-    print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
+    publish(result, args.json, args.markdown, "scale", markdown(result))
 
 
 if __name__ == "__main__":
