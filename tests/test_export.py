@@ -58,7 +58,7 @@ def _tokenize(text: str, vocab: dict[str, int], max_length: int) -> list[int]:
 
 
 def test_tflite_matches_predict(trained):
-    from textclf._tf import tf
+    from ai_edge_litert.interpreter import Interpreter  # LiteRT, TFLite's runtime without TensorFlow
 
     root, probs, _ = trained
     out = root / "tfl"
@@ -69,7 +69,7 @@ def test_tflite_matches_predict(trained):
     assert tok["standardize"] == "lower_and_strip_punctuation" and tok["split"] == "whitespace"
     vocab = {w: i for i, w in enumerate((out / "vocab.txt").read_text().split("\n")[:-1])}
     assert (out / "labels.txt").read_text().split() == meta["labels"]
-    runner_ = tf.lite.Interpreter(model_path=str(out / "model.tflite")).get_signature_runner("serving_default")
+    runner_ = Interpreter(model_path=str(out / "model.tflite")).get_signature_runner("serving_default")
     for text, expected in zip(TEXTS, probs):
         ids = np.array([_tokenize(text, vocab, tok["max_length"])], np.int32)
         np.testing.assert_allclose(runner_(token_ids=ids)["probabilities"][0], expected, atol=1e-5)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from textclf import runs
 from textclf.errors import ModelError, RunError, TextclfError
+from textclf.lite import tflite_flatbuffer
 from textclf.models.saving import load_model
 from textclf.runs import Run, resolve_run
 
@@ -144,23 +144,7 @@ def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> d
     lengths = [layer for layer in text_to_ids.layers if hasattr(layer, "max_length")]
     max_length = int(lengths[0].max_length) if lengths else None
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")])
-    def serve(token_ids):
-        return {"probabilities": tf.cast(classifier(tf.cast(token_ids, tf.int64), training=False), tf.float32)}
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], classifier)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    try:
-        with _quiet_stderr():  # the converter prints MLIR diagnostics from C++
-            flatbuffer = converter.convert()
-    except Exception as err:  # the converter raises ConverterError and friends
-        text = str(err).strip()
-        missing = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)))
-        lines = [ln.strip() for ln in text.splitlines() if "op" in ln.lower() and ln.strip()]
-        detail = (f"no TFLite built-in kernel for {', '.join(missing)}" if missing
-                  else lines[0] if lines else (text.splitlines()[0] if text else type(err).__name__))
-        raise ModelError(f"TFLite cannot represent the {model_name or 'run'} model ({detail[:200]}); "
-                         "export it with --format saved_model instead") from None
+    flatbuffer = tflite_flatbuffer(classifier, model_name)
     (staging / "model.tflite").write_bytes(flatbuffer)
     (staging / "vocab.txt").write_text("\n".join(vectorizer.get_vocabulary()) + "\n", encoding="utf-8")
     (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
@@ -188,25 +172,3 @@ TOKENIZER_RULES = [
 ]
 TEST_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu",
               "no\u00a0break\u00a0spaces here", "tabs\tand\nnewlines", ""]
-
-
-class _quiet_stderr:
-    """Silence file descriptor 2 (C++ logging) for the duration of a block."""
-
-    def __enter__(self):
-        import os
-        import sys
-
-        sys.stderr.flush()
-        self._saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        return self
-
-    def __exit__(self, *exc):
-        import os
-
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        return False

@@ -43,25 +43,42 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded run: labels plus the string-in, probabilities-out model."""
+    """A loaded run: labels plus the string-in, probabilities-out model.
 
-    def __init__(self, run_dir: Path) -> None:
+    `lite`: answer with the run's TensorFlow-free twin (textclf.lite) when it has one, so a
+    short-lived process never imports TensorFlow; else (or without a twin) the Keras model.
+    """
+
+    def __init__(self, run_dir: Path, lite: bool = False) -> None:
         self.run_dir = run_dir
         run = Run(run_dir)
         self.labels = run.labels
         self.thresholds = run.thresholds  # per label (multi-label runs), else None
         self.multilabel = self.thresholds is not None
-        self.model = load_model(run_dir)
+        self.twin = None
+        if lite:
+            from textclf.lite import load
+
+            self.twin = load(run_dir)
+        self.model = load_model(run_dir) if self.twin is None else None
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        from textclf._tf import tf
-
-        from textclf.data.pipeline import length_order
+        from textclf.data import length_order
 
         texts = np.asarray([str(t) for t in texts], dtype=object)  # Python strings: no padding to the longest
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         batches, inverse = length_order([len(t) for t in texts], PREDICT_BATCH)
+        if self.twin is not None:
+            probs = np.concatenate([self.twin.probabilities(list(texts[rows])) for rows in batches])
+            if probs.shape[1] != len(self.labels):
+                from textclf.errors import RunError
+
+                raise RunError(f"{self.run_dir}: the model has {probs.shape[1]} outputs but labels.json names "
+                               f"{len(self.labels)} classes; the run is damaged (retrain it)")
+            return probs[inverse]
+        from textclf._tf import tf
+
         # One batch: an eager call answers sooner than tracing a graph (cold start).
         forward = (lambda x: self.model(x, training=False)) if len(batches) == 1 else self._forward
         probs = np.concatenate([forward(tf.constant(texts[rows])).numpy() for rows in batches])
@@ -111,6 +128,6 @@ class Predictor:
         return results
 
 
-def load_predictor(run: str | Path | None = None, root: str | Path = "runs") -> Predictor:
-    """Load a complete run (default: the latest under root)."""
-    return Predictor(resolve_run(run, root))
+def load_predictor(run: str | Path | None = None, root: str | Path = "runs", lite: bool = False) -> Predictor:
+    """Load a complete run (default: the latest under root); `lite`: see Predictor."""
+    return Predictor(resolve_run(run, root), lite=lite)

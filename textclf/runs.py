@@ -1,7 +1,7 @@
 """The run directory: its files, its lifecycle (`start` -> `Run.finish`), listing, `latest`.
 
 A run directory holds config.json, labels.json, model.keras, history.json, metrics.json,
-predictions.npz, thresholds.json (multi-label runs),
+predictions.npz, thresholds.json (multi-label runs), model-lite.npz (the model's twin for a cold `predict`),
 logs/ (TensorBoard), checkpoints/ (while unfinished) and run.json; every name is defined here
 and nowhere else. run.json's `status` is "running" while training, then "failed" or
 "complete"; it becomes "complete" only after everything else is written, and only complete
@@ -24,6 +24,7 @@ from textclf.errors import Interrupted, RunError, Terminated, TextclfError, writ
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
+LITE_FILE = "model-lite.npz"  # textclf.lite's twin of the model, for a cold `predict`
 CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.json"
@@ -76,14 +77,14 @@ def write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_npz(path: Path, arrays: dict) -> None:
-    """numpy arrays into one .npz, atomically."""
+def write_npz(path: Path, arrays: dict, compressed: bool = True) -> None:
+    """numpy arrays into one .npz, atomically (`compressed=False`: read back at memory speed)."""
     import io
 
     import numpy as np
 
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    (np.savez_compressed if compressed else np.savez)(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
     write_bytes(path, buffer.getvalue())
 
 
@@ -490,13 +491,14 @@ class Run:
         return mark(self.path, state, **info)
 
     def finish(self, model: Any, metrics: dict, history: dict, info: dict | None = None,
-               predictions: dict | None = None, thresholds: dict | None = None) -> dict:
+               predictions: dict | None = None, thresholds: dict | None = None, lite: dict | None = None) -> dict:
         """Save the model (atomically), history, predictions and metrics; mark complete; move `latest`;
         drop checkpoints.
 
         `model` is a Keras model (anything with `save(path)`); `info` goes into run.json;
         `predictions`: {"labels", "predicted"} integer arrays over the eval examples (multi-hot rows for
-        a multi-label run); `thresholds`: a multi-label run's {"thresholds": {label: p}, ...}.
+        a multi-label run); `thresholds`: a multi-label run's {"thresholds": {label: p}, ...}; `lite`: the
+        arrays of the model's TensorFlow-free twin (textclf.lite), if it has one.
         """
         tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
         try:
@@ -506,6 +508,11 @@ class Run:
             tmp_model.unlink(missing_ok=True)
             raise RunError(f"cannot write the run in {self.path}: {write_failure(err)}") from None
         write_json(self.path / HISTORY_FILE, history)
+        if lite is not None:
+            from textclf.lite import bind
+
+            # Uncompressed: read by every cold `predict`. Bound to the model.keras just written.
+            write_npz(self.path / LITE_FILE, bind(lite, self.model_path), compressed=False)
         if thresholds is not None:
             write_json(self.path / THRESHOLDS_FILE, thresholds)
         if predictions is not None:

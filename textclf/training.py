@@ -483,10 +483,13 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
                "eval_seconds": eval_seconds, "eval_from_last_validation": reused}
     hooks.on_status("saving")
     save_run_plots(run.path, report.to_dict(), {} if inputs.solved else history)
-    info = run.finish(built.inference_model(), metrics, history,
+    from textclf.lite import twin_arrays
+
+    served = built.inference_model()
+    info = run.finish(served, metrics, history,
                       {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1},
                       predictions={"labels": evaluation.labels.astype(predicted.dtype), "predicted": predicted},
-                      thresholds=thresholds)
+                      thresholds=thresholds, lite=twin_arrays(served, data.train.texts))
     return RunResult(run.path, metrics, history, info)
 
 

@@ -42,7 +42,7 @@ def predict(
     items = texts + lines
     if not items or (not texts and all(not line.strip() for line in lines)):
         raise DataError("no text to classify: give TEXT arguments, `-` or --file PATH (or --file - for stdin)")
-    predictor = load_predictor(run, runs_root)
+    predictor = load_predictor(run, runs_root, lite=True)  # a one-off process: no TensorFlow when the run allows
     results = predictor.predict(texts, top_k, threshold=threshold) + (
         predictor.predict(lines, top_k, blank_as_none=True, threshold=threshold) if lines else [])
     if as_json:

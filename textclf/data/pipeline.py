@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from textclf._tf import tf
+from textclf.data import length_order
 
 Encoder = Callable[[tf.Tensor], tf.RaggedTensor]
 ENCODE_CHUNK = 4096
@@ -213,15 +214,6 @@ def feature_function(model):
     batches of one id set (0.08 s each for the n-gram features).
     """
     return tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, None], tf.int32)])
-
-
-def length_order(lengths, batch_size: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Row indices in length order cut into batches (little padding per batch), and the inverse
-    permutation that puts the concatenated results back in input order."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)], inverse
 
 
 def predict_by_length(fn, ids: tf.RaggedTensor, batch_size: int) -> Features:

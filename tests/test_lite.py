@@ -1,0 +1,158 @@
+"""The TensorFlow-free twins of n-gram and transformer runs (textclf/lite.py): same probabilities
+as the Keras model on any text, and `predict` answers with them without importing TensorFlow."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY, WORDS, ag_rows, cli, write_csv
+
+from textclf import lite
+from textclf.runs import LITE_FILE
+
+# Characters a user's text may hold: ASCII, punctuation, every kind of space, accents, Greek
+# (final sigma), Turkish dotted I, CJK, emoji, the letters TensorFlow's ICU does not lower, NUL.
+POOL = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+        + [" "] * 12 + ["\t", "\n", "\r", "\v", "\f", "\u00a0", "\u2009", "\u3000", "\x1c", "\u0085"]
+        + list("éÉàÀçÇüÜßẞøØñÑ") + list("ΑΣΟΔσςπ") + ["\u0130", "\u0131"] + list("日本語中文") + ["😀", "👍🏽"]
+        + [chr(c) for c in sorted(lite.LOWER_KEPT)][:6] + ["\x00"])
+
+
+def fuzz_texts(n: int, seed: int = 0) -> list[str]:
+    """Random texts mixing the training words (so known n-grams occur) with any characters."""
+    rng = random.Random(seed)
+    words = [w for ws in WORDS.values() for w in ws]
+    texts = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(0, 12)):
+            if rng.random() < 0.5:
+                word = rng.choice(words)
+                parts.append(word.upper() if rng.random() < 0.2 else word)
+            else:
+                parts.append("".join(rng.choice(POOL) for _ in range(rng.randint(1, 6))))
+            parts.append(rng.choice([" ", " ", "-", ", ", "\u00a0", "\t"]))
+        texts.append("".join(parts))
+    return texts + lite.CHECK_TEXTS
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An ngram-linear (words + characters), an ngram-mlp and a tiny transformer run on AG-like rows
+    with accents and symbols in them."""
+    root = tmp_path_factory.mktemp("lite")
+    rows = ag_rows(40, seed=1)
+    for i, row in enumerate(rows[::7]):
+        row[2] += [" Café déjà-vu", " ΟΔΟΣ naïve", " 日本 😀", " Ⱟ\u00a0x"][i % 4]
+    train = write_csv(root / "ag" / "train.csv", rows)
+    made = {}
+    for name, args in {"ngram-linear": ["--model", "ngram-linear"], "ngram-mlp": ["--model", "ngram-mlp", "--epochs", "3"],
+                       "transformer": [*TINY, "--epochs", "2"]}.items():
+        result = cli("train", "--data", f"csv:{train}", "--run-dir", root / name, "--runs-root", root / "runs", *args)
+        assert result.exit_code == 0, result.output
+        made[name] = root / name
+    return made
+
+
+def test_lowercasing_matches_tensorflow_on_every_code_point():
+    from textclf._tf import tf
+
+    chars = [chr(c) for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
+    lowered = tf.strings.lower(tf.constant([c.encode("utf-8") for c in chars]), encoding="utf-8").numpy()
+    differ = [hex(ord(c)) for c, t in zip(chars, lowered) if lite.lower_like_tensorflow(c) != t.decode("utf-8")]
+    assert differ == []
+    for text in ["ΟΔΟΣ ΣΑΣ Σ", "\u0130stanbul", "a\x00b C", "\u2c2fX\u2c2f\u00c9", ""]:
+        assert lite.lower_like_tensorflow(text) == tf.strings.lower(text, encoding="utf-8").numpy().decode("utf-8")
+    # the kept letters really are kept by TensorFlow and lowered by Python: the list is not padded
+    assert all(chr(c).lower() != chr(c) for c in lite.LOWER_KEPT)
+
+
+@pytest.mark.parametrize("name", ["ngram-linear", "ngram-mlp", "transformer"])
+def test_twin_gives_the_keras_models_probabilities_on_any_text(runs, name):
+    from textclf._tf import tf
+    from textclf.models.saving import load_model
+
+    run = runs[name]
+    assert (run / LITE_FILE).is_file()
+    twin = lite.load(run)
+    assert twin is not None and twin.kind == ("transformer" if name == "transformer" else "ngram")
+    texts = fuzz_texts(600)
+    expected = load_model(run)(tf.constant(texts), training=False).numpy()
+    got = twin.probabilities(texts, batch_size=64)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.abs(got - expected).max() <= lite.TOLERANCE
+    assert (got.argmax(1) == expected.argmax(1)).mean() > 0.99  # (ties between equal scores may flip)
+    assert np.allclose(got.sum(1), 1.0, atol=1e-5)
+
+
+def test_predict_answers_without_importing_tensorflow(runs, tmp_path):
+    run = runs["ngram-linear"]
+    texts = tmp_path / "texts.txt"
+    texts.write_text("stocks profit shares bank\n\ngoal match striker coach\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textclf", "predict", "--file", str(texts),
+                           "--run", str(run), "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "numpy" in imported and not {m for m in imported if m.split(".")[0] in ("tensorflow", "tf_keras")}
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [a["label"] for a in answers] == ["Business", None, "Sports"]
+    # the same answers as the Keras model (a run without its twin)
+    (run / LITE_FILE).rename(tmp_path / "twin.npz")
+    try:
+        keras_answers = cli("predict", "--file", texts, "--run", run, "--json")
+    finally:
+        (tmp_path / "twin.npz").rename(run / LITE_FILE)
+    assert keras_answers.exit_code == 0
+    for a, b in zip(answers, map(json.loads, keras_answers.stdout.splitlines())):
+        assert a["label"] == b["label"] and (a["probability"] is None or abs(a["probability"] - b["probability"]) < 1e-4)
+
+
+def test_a_damaged_twin_falls_back_to_the_keras_model_and_a_foreign_one_is_refused(runs, tmp_path):
+    run = runs["transformer"]
+    saved = (run / LITE_FILE).read_bytes()
+    expected = json.loads(cli("predict", "goal match", "--run", run, "--json").stdout)
+    try:
+        (run / LITE_FILE).write_bytes(saved[: len(saved) // 2])  # cut short: not a readable npz
+        assert lite.load(run) is None
+        result = cli("predict", "goal match", "--run", run, "--json")
+        assert result.exit_code == 0 and json.loads(result.stdout)["label"] == expected["label"]
+        # a twin with an output too many for labels.json: one line, as the Keras model's own check says
+        with np.load(io.BytesIO(saved)) as data:
+            arrays = {k: data[k] for k in data.files}
+        ngram = dict(np.load(runs["ngram-linear"] / LITE_FILE))
+        last = int(ngram["layers"]) - 1
+        ngram[f"kernel_{last}"] = np.pad(ngram[f"kernel_{last}"], [(0, 0), (0, 1)])
+        ngram[f"bias_{last}"] = np.pad(ngram[f"bias_{last}"], [(0, 1)])
+        ngram["model"] = arrays["model"]  # bound to this run's model.keras, as if written with it
+        np.savez(run / LITE_FILE, **ngram)
+        result = cli("predict", "goal match", "--run", run)
+        assert result.exit_code != 0 and "5 outputs but labels.json names 4 classes" in result.stderr
+        assert "Traceback" not in result.output
+        arrays["format"] = np.array("textclf-lite-999")  # a later textclf's twin: ignored
+        np.savez(run / LITE_FILE, **arrays)
+        assert lite.load(run) is None
+        # a twin made from another model.keras than the run's (another run's twin copied in) is ignored
+        (run / LITE_FILE).write_bytes((runs["ngram-linear"] / LITE_FILE).read_bytes())
+        assert lite.load(run) is None and lite.load(runs["ngram-linear"]) is not None
+    finally:
+        (run / LITE_FILE).write_bytes(saved)
+    assert lite.load(run) is not None
+
+
+def test_a_model_without_a_twin_gets_none():
+    from textclf._tf import keras, tf
+
+    texts = keras.Input(shape=(), dtype=tf.string)
+    lengths = keras.layers.Lambda(lambda t: tf.cast(tf.strings.length(t), tf.float32)[:, None])(texts)
+    model = keras.Model(texts, keras.layers.Dense(2, activation="softmax")(lengths))
+    assert lite.twin_arrays(model, ["a", "bb"]) is None
