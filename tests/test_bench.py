@@ -137,3 +137,20 @@ def test_peers_verdicts_hold_the_issue_targets():
             "tfidf-linearsvc": {"accuracy": 0.881, "wall_seconds": 2.0, "train_examples_per_second": 8000.0}}
     (line,) = peers.verdicts_ngrams(rows)
     assert "-0.10 pt" in line and "MISSED" in line
+
+
+def test_cold_predict_verdicts_judge_bert_by_the_seconds_beyond_the_import_on_a_slow_day():
+    cold = _load("cold_predict")
+
+    def rows(tf_import, **predict):
+        return [{"command": "import textclf._tf", "median_seconds": tf_import}] + [
+            {"command": f"predict, {kind.replace('_', '-')} run", "median_seconds": s} for kind, s in predict.items()]
+
+    fast, slow_met, slow_missed = (cold.verdicts(rows(5.16, transformer=0.52, bert=6.31)),
+                                   cold.verdicts(rows(5.16, bert=6.31)), cold.verdicts(rows(5.16, bert=8.8)))
+    assert fast[0] == "transformer: 0.52 s (bound ≤ 2.5 s: met)"
+    assert "2.3 s + the 1.15 s beyond the import = 3.45 s (met by that estimate)" in slow_met[0]
+    assert "= 5.94 s (MISSED by that estimate)" in slow_missed[0]
+    # on a day TensorFlow imports as fast as when the bound was set, the measured seconds decide
+    assert cold.verdicts(rows(2.0, bert=4.5)) == ["bert: 4.50 s (bound ≤ 4.0 s: MISSED)"]
+    assert cold.verdicts(rows(2.0, ngram_linear=2.6)) == ["ngram-linear: 2.60 s (bound ≤ 2.5 s: MISSED)"]
