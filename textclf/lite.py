@@ -30,8 +30,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from textclf.runs import LITE_FILE
-
 FORMAT = "textclf-lite-1"
 TOLERANCE = 1e-4  # largest probability difference from the Keras model that a twin may show
 # Letters Python's str.lower changes and TensorFlow 2.20's ICU keeps (newer than Unicode 13);
@@ -91,14 +89,16 @@ def _checked_twin(model, train_texts: Sequence[str]) -> dict | None:
         return None
     graph = str(arrays["kind"]) == "graph"
     texts = [str(t) for t in list(train_texts[: 32 if graph else 200])] + CHECK_TEXTS
-    # Against the Keras model as a `predict` process runs it: in a graph (as for more than one
-    # batch) and without the oneDNN bfloat16 rewrite a bf16 training run turns on for the process
-    # (runtime.setup_runtime), which `predict` never does (the encoder SavedModel stays float32).
+    # Against the Keras model as a `predict` process runs it: without the oneDNN bfloat16 rewrite
+    # a bf16 training run turns on for the process (runtime.setup_runtime), which `predict` never
+    # does (the encoder SavedModel stays float32); BERT in a graph, as for more than one batch
+    # (the others eagerly: no tracing, and float32 gives the same numbers either way).
     option = "auto_mixed_precision_onednn_bfloat16"
     rewrite = tf.config.optimizer.get_experimental_options().get(option)
     tf.config.optimizer.set_experimental_options({option: False})
     try:
-        expected = np.asarray(tf.function(lambda t: model(t, training=False))(tf.constant(texts)), np.float32)
+        forward = tf.function(lambda t: model(t, training=False)) if graph else (lambda t: model(t, training=False))
+        expected = np.asarray(forward(tf.constant(texts)), np.float32)
     finally:
         if rewrite is not None:
             tf.config.optimizer.set_experimental_options({option: rewrite})
@@ -262,24 +262,11 @@ class quiet_stderr:
 
 # --- predicting (no TensorFlow) ----------------------------------------------------------------------
 
-def model_signature(model_file: Path) -> str:
-    """What identifies a saved model.keras: its members' names, sizes and CRC-32s (from the zip's
-    directory, so reading it costs milliseconds for any size)."""
-    with zipfile.ZipFile(model_file) as archive:
-        return ";".join(f"{i.filename}:{i.file_size}:{i.CRC:08x}" for i in sorted(archive.infolist(),
-                                                                                key=lambda i: i.filename))
-
-
-def bind(arrays: dict, model_file: Path) -> dict:
-    """The twin's arrays with the signature of the model.keras it was made from (`load` checks it)."""
-    return {**arrays, "model": np.array(model_signature(model_file))}
-
-
 def load(run_dir: Path) -> "Twin | None":
     """The run's twin, or None: no twin file, an unreadable or foreign one, one made from another
     model.keras than the run's (a damaged or replaced model: the Keras path says what is wrong),
     or (transformer) no LiteRT."""
-    from textclf.runs import MODEL_FILE
+    from textclf.runs import LITE_FILE, MODEL_FILE, model_signature
 
     path = Path(run_dir) / LITE_FILE
     if not path.is_file():

@@ -77,6 +77,16 @@ def write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def model_signature(model_file: Path) -> str:
+    """What identifies a saved model.keras: its members' names, sizes and CRC-32s (from the zip's
+    directory, so reading it costs milliseconds for any size). zipfile.BadZipFile/OSError if unreadable."""
+    import zipfile
+
+    with zipfile.ZipFile(model_file) as archive:
+        return ";".join(f"{i.filename}:{i.file_size}:{i.CRC:08x}"
+                        for i in sorted(archive.infolist(), key=lambda i: i.filename))
+
+
 def write_npz(path: Path, arrays: dict, compressed: bool = True) -> None:
     """numpy arrays into one .npz, atomically (`compressed=False`: read back at memory speed)."""
     import io
@@ -509,10 +519,9 @@ class Run:
             raise RunError(f"cannot write the run in {self.path}: {write_failure(err)}") from None
         write_json(self.path / HISTORY_FILE, history)
         if lite is not None:
-            from textclf.lite import bind
-
-            # Uncompressed: read by every cold `predict`. Bound to the model.keras just written.
-            write_npz(self.path / LITE_FILE, bind(lite, self.model_path), compressed=False)
+            # Uncompressed: read by every cold `predict`. Bound to the model.keras just written
+            # (textclf.lite.load ignores a twin whose signature is not the run's model's).
+            write_npz(self.path / LITE_FILE, {**lite, "model": model_signature(self.model_path)}, compressed=False)
         if thresholds is not None:
             write_json(self.path / THRESHOLDS_FILE, thresholds)
         if predictions is not None:
