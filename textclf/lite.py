@@ -390,7 +390,8 @@ def _activate(x: np.ndarray, name: str) -> np.ndarray:
     if name == "relu":
         return np.maximum(x, 0)
     if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-x))
+        with np.errstate(over="ignore"):  # exp(-x) = inf for a very negative score: 1 / inf is the 0 wanted
+            return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
     if name == "softmax":
         e = np.exp(x - x.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
