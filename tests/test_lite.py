@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY, WORDS, ag_rows, cli, write_csv
+from conftest import TINY, WORDS, ag_rows, assert_one_line_error, cli, write_csv
 
 from textclf import lite
 from textclf.runs import LITE_FILE
@@ -147,6 +147,17 @@ def test_a_damaged_twin_falls_back_to_the_keras_model_and_a_foreign_one_is_refus
     finally:
         (run / LITE_FILE).write_bytes(saved)
     assert lite.load(run) is not None
+
+
+def test_text_that_is_not_utf8_is_one_line_with_and_without_a_twin(runs, tmp_path):
+    run = runs["ngram-linear"]
+    bad = "caf\udcff match"  # how Python hands over a command-line argument holding byte 0xff
+    assert_one_line_error(cli("predict", "goal", bad, "--run", run), "text 2 is not valid UTF-8 (at character 4)")
+    (run / LITE_FILE).rename(tmp_path / "twin.npz")
+    try:
+        assert_one_line_error(cli("predict", bad, "--run", run), "text 1 is not valid UTF-8")
+    finally:
+        (tmp_path / "twin.npz").rename(run / LITE_FILE)
 
 
 def test_a_model_without_a_twin_gets_none():

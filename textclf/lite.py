@@ -24,7 +24,7 @@ none and `predict` loads the Keras model, as it does for runs saved before twins
 from __future__ import annotations
 
 import re
-import zipfile
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -167,25 +167,17 @@ def _transformer_arrays(model, layers: dict) -> dict | None:
     from textclf._tf import keras
 
     vectorizer = layers["vectorizer"]
+    if not isinstance(vectorizer, keras.layers.TextVectorization):
+        return None
     config = vectorizer.get_config()
-    if config.get("standardize") != "lower_and_strip_punctuation" or config.get("split") != "whitespace" \
-            or config.get("output_mode") != "int" or config.get("ngrams"):
-        return None
-    text_to_ids = layers["text_to_ids"]
-    lengths = [layer for layer in text_to_ids.layers if hasattr(layer, "max_length")]
-    if len(lengths) != 1 or not isinstance(vectorizer, keras.layers.TextVectorization):
-        return None
-    classifier = model.layers[-1]
-    try:
-        flatbuffer = tflite_flatbuffer(classifier, "transformer", signature=False)
-    except Exception:  # no twin rather than no run
-        return None
-    import sys
-
-    vocab = vectorizer.get_vocabulary()
+    lengths = [layer for layer in layers["text_to_ids"].layers if hasattr(layer, "max_length")]
     strip = getattr(sys.modules[type(vectorizer).__module__], "DEFAULT_STRIP_REGEX", None)
-    if not isinstance(strip, str):
+    if config.get("standardize") != "lower_and_strip_punctuation" or config.get("split") != "whitespace" \
+            or config.get("output_mode") != "int" or config.get("ngrams") or len(lengths) != 1 \
+            or not isinstance(strip, str):
         return None
+    flatbuffer = tflite_flatbuffer(model.layers[-1], "transformer", signature=False)
+    vocab = vectorizer.get_vocabulary()
     return {"punctuation": np.array(strip), "format": np.array(FORMAT), "kind": np.array("transformer"),
             "tflite": np.frombuffer(flatbuffer, np.uint8),
             "vocab": np.frombuffer("\n".join(vocab).encode("utf-8"), np.uint8),
@@ -283,12 +275,8 @@ def load(run_dir: Path) -> "Twin | None":
                 Path(run_dir) / MODEL_FILE):
             return None
         return Twin(arrays)
-    except ImportError:  # the transformer's twin without ai-edge-litert installed
-        return None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: the Keras model answers
-        return None
-    except Exception:  # e.g. a graph TensorFlow cannot parse or import: the Keras model answers
-        return None
+    except Exception:  # no LiteRT (ImportError), a damaged file or model.keras, a graph TensorFlow
+        return None    # cannot import...: the Keras model answers (or says what is wrong with the run)
 
 
 class Twin:

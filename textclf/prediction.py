@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from textclf.errors import DataError
-from textclf.models.saving import load_model
+from textclf.models.saving import check_outputs, load_model
 from textclf.runs import Run, resolve_run
 
 PREDICT_BATCH = 256
@@ -71,11 +71,7 @@ class Predictor:
         batches, inverse = length_order([len(t) for t in texts], PREDICT_BATCH)
         if self.twin is not None:
             probs = np.concatenate([self.twin.probabilities(list(texts[rows])) for rows in batches])
-            if probs.shape[1] != len(self.labels):
-                from textclf.errors import RunError
-
-                raise RunError(f"{self.run_dir}: the model has {probs.shape[1]} outputs but labels.json names "
-                               f"{len(self.labels)} classes; the run is damaged (retrain it)")
+            check_outputs(probs.shape[1], Run(self.run_dir))
             return probs[inverse]
         from textclf._tf import tf
 
@@ -102,6 +98,12 @@ class Predictor:
         blank = [not text.strip() for text in texts]
         if not blank_as_none and any(blank):
             raise DataError(f"text {blank.index(True) + 1} is empty")
+        for i, text in enumerate(texts):  # e.g. a command-line argument of bytes that are not UTF-8
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise DataError(f"text {i + 1} is not valid UTF-8 (at character {err.start + 1}); "
+                                "give the text in UTF-8") from None
         probs = self.probabilities([t for t, b in zip(texts, blank) if not b])
         k = max(1, min(top_k, len(self.labels)))
         results, rows = [], iter(probs)

@@ -30,11 +30,17 @@ def load_model(run_dir: Path):
                            f"textclf version does not have (saved by another version); retrain the run") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
-    outputs, labels = model.output_shape[-1], run.labels
-    if outputs != len(labels):  # predicting from the wrong class list would look like an answer
+    check_outputs(model.output_shape[-1], run)
+    return model
+
+
+def check_outputs(outputs: int, run: Run) -> None:
+    """A model (or its twin) must give one output per class of labels.json: predicting from the
+    wrong class list would look like an answer."""
+    labels = run.labels
+    if outputs != len(labels):
         raise RunError(f"{run.path}: the model has {outputs} outputs but labels.json names {len(labels)} classes; "
                        "the run is damaged (retrain it)")
-    return model
 
 
 _KERAS_FILE_PARTS = {"metadata.json", "config.json", "model.weights.h5"}
