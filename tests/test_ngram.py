@@ -117,7 +117,7 @@ def test_cli_trains_evaluates_predicts_and_reloads(tmp_path, model):
     assert metrics["accuracy"] > 0.9  # class words are disjoint: a bag of words separates them
     if model == "ngram-linear":  # C chosen on 10% of the training data, never the eval data; then all of it
         assert metrics["validation_examples"] == 24 and metrics["train_examples"] == 240
-        assert metrics["solver"] == "lbfgs" and metrics["c_tried"] == [0.1, 0.3, 1.0] and metrics["c"] in [0.1, 0.3, 1.0]
+        assert metrics["solver"] == "liblinear" and metrics["c_tried"] == [0.1, 0.3, 1.0] and metrics["c"] in [0.1, 0.3, 1.0]
         history = json.loads((latest / "history.json").read_text())
         assert len(history["val_accuracy"]) == 3 and history["refit_iterations"][0] >= 1
     else:  # early stopping watched 10% of the training data, never the eval data
@@ -128,8 +128,12 @@ def test_cli_trains_evaluates_predicts_and_reloads(tmp_path, model):
     assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["accuracy"] == metrics["accuracy"]
     predicted = cli("predict", "--json", "--runs-root", runs, "stocks profit shares", "goal match striker")
     assert [json.loads(line)["label"] for line in predicted.stdout.splitlines()] == ["Business", "Sports"]
-    code = ("import textclf.models.ngram\nfrom textclf._tf import keras, tf\n"
-            f"m = keras.models.load_model({str(latest / 'model.keras')!r}, compile=False)\n"
+    # In a fresh process: ngram-linear's run holds its model as arrays (no model.keras), and its Keras
+    # form is built from them; ngram-mlp's model.keras loads with Keras alone.
+    load = (f"from textclf.models.saving import load_model\nm = load_model({str(latest.resolve())!r})\n"
+            if model == "ngram-linear" else
+            f"import textclf.models.ngram\nm = keras.models.load_model({str(latest / 'model.keras')!r}, compile=False)\n")
+    code = ("from textclf._tf import keras, tf\n" + load +
             "print(m(tf.constant(['stocks profit shares'])).numpy().argmax())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-1] == "2"  # Business
@@ -206,26 +210,34 @@ def test_training_texts_without_words_fail_in_one_line(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_lbfgs_head_reaches_linearsvc_objective():
+def test_numpy_features_are_the_keras_layers_and_the_fit_is_linearsvc():
+    """ngram-linear trains without TensorFlow: its keys and TF-IDF rows (models/ngram_features.py) must be
+    the Keras layers' own (export builds the Keras model from the arrays), and its fit LinearSVC's."""
     from sklearn.svm import LinearSVC
 
-    from textclf.data.pipeline import feature_function, predict_by_length
-    from textclf.models.ngram import _csr, _objective
+    from textclf.lite import Twin
+    from textclf.models import ngram_features as nf
+    from textclf.models.catalog import NgramParams
+    from textclf.models.linear import fit_linear
+    from textclf.models.ngram import NgramKeys, keras_from_twin
 
-    built = _built(solver="lbfgs", loss="squared_hinge", c=0.5)
-    labels = np.array([0, 0, 1, 1, 2, 2])
-    rows = predict_by_length(feature_function(built.features), built.train_ids, 64)
-    solved = built.solve(fit_x=rows, fit_y=labels, val_x=None, val_y=None)
-    assert solved["c"] == 0.5 and solved["train_examples"] == 6 and solved["history"]["refit_iterations"][0] >= 1
-    x = _csr(rows)
-    objective = _objective(x, labels, 3, "squared_hinge")
-    dense = built.head.get_layer("probs")
-    ours = np.concatenate([dense.kernel.numpy().ravel(), dense.bias.numpy()]).astype(np.float64)
-    svc = LinearSVC(C=0.5, tol=1e-8, max_iter=100000).fit(x, labels)
-    theirs = np.concatenate([svc.coef_.T.ravel(), svc.intercept_])
-    # The same objective (C·Σ one-vs-rest squared hinge + ½‖W‖²), at least as low as liblinear's
-    # solution of it (which also penalises the intercept), and the same decisions.
-    assert objective(ours, 0.5)[0] <= objective(theirs, 0.5)[0] * (1 + 1e-4)
-    scores = built.head(tf.sparse.reorder(tf.SparseTensor(np.stack(x.nonzero(), 1), x.data.astype(np.float32),
-                                                          x.shape))).numpy()
-    assert (scores.argmax(1) == svc.decision_function(x).argmax(1)).all()
+    rng = np.random.default_rng(0)
+    alphabet = list("abcdefgh  ,.-'!ÉéßİΣς\u00a0\t\n") + ["\x00", "\u2c2f", "日本"]
+    fuzzed = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 60)))) for _ in range(300)]
+    texts = list(TEXTS) + fuzzed
+    keys = NgramKeys(2, 5)(tf.constant(texts))
+    ours, rows = nf.text_keys(texts, 2, 5, nf.WordHashes())
+    assert sorted(zip(keys.value_rowids().numpy().tolist(), keys.flat_values.numpy().tolist())) == \
+        sorted(zip(rows.tolist(), ours.tolist()))
+    labels = np.array([i % 3 for i in range(len(texts))])
+    params = NgramParams(c=0.5, solver="liblinear", loss="squared_hinge", tol=1e-6, max_iter=100000)
+    solved = fit_linear(params, np.array(texts, dtype=object), labels, 3, None)
+    assert solved["c"] == 0.5 and solved["train_examples"] == len(texts)
+    vocab, x = nf.fit_vocabulary(texts, ngrams=2, char_ngrams=5, min_df=1, max_tokens=0, char_min_df=2,
+                                 char_max_tokens=0)
+    svc = LinearSVC(C=0.5, tol=1e-6, max_iter=100000).fit(x, labels)
+    np.testing.assert_allclose(solved["arrays"]["kernel_0"], svc.coef_.T, atol=1e-5)
+    # the Keras model built from the arrays (what export saves) gives the arrays' probabilities
+    twin = Twin(solved["arrays"]).probabilities(texts)
+    keras_probs = keras_from_twin(solved["arrays"], params)(tf.constant(texts)).numpy()
+    np.testing.assert_allclose(keras_probs, twin, atol=1e-5)

@@ -30,31 +30,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from textclf.models.ngram_features import LOWER_KEPT, ascii_split, lower_like_tensorflow  # noqa: F401
+
 FORMAT = "textclf-lite-1"
 TOLERANCE = 1e-4  # largest probability difference from the Keras model that a twin may show
-# Letters Python's str.lower changes and TensorFlow 2.20's ICU keeps (newer than Unicode 13);
-# tests/test_lite.py checks this list against tf.strings.lower over every code point.
-LOWER_KEPT = frozenset([0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8, *range(0x10570, 0x1057B), *range(0x1057C, 0x1058B),
-                        *range(0x1058C, 0x10593), 0x10594, 0x10595])
-_KEPT = re.compile("([" + "".join(map(chr, sorted(LOWER_KEPT))) + "])")
-_ASCII_SPACE = re.compile(r"[\t\n\v\f\r ]+")  # tf.strings.split's whitespace (not U+00A0 and friends)
+NATIVE = "native"  # a twin's "model" when it is the run's only model (ngram-linear: trained without TensorFlow)
 # Texts a twin must agree on besides training texts: accents, ICU's kept letters, a NUL,
 # no-break spaces, final sigma, punctuation only, empty.
 CHECK_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu \u0130stanbul",
                "no\u00a0break\u00a0spaces here", "tabs\tand\nnewlines", "\u039f\u0394\u039f\u03a3 \u03a3\u0391\u03a3",
                "nul\x00 ends it", "\u2c2f\ua7c0 \U00010570x", "?!...", "", "a " * 300]
-
-
-def lower_like_tensorflow(text: str) -> str:
-    """`tf.strings.lower(text, encoding="utf-8")` without TensorFlow."""
-    text = text.split("\x00", 1)[0]
-    if not _KEPT.search(text):
-        return text.lower()
-    return "".join(part if i % 2 else part.lower() for i, part in enumerate(_KEPT.split(text)))
-
-
-def ascii_split(text: str) -> list[str]:
-    return [w for w in _ASCII_SPACE.split(text) if w]
 
 
 # --- writing (TensorFlow loaded: called when a run finishes) -----------------------------------------
@@ -263,20 +248,35 @@ def load(run_dir: Path) -> "Twin | None":
     """The run's twin, or None: no twin file, an unreadable or foreign one, one made from another
     model.keras than the run's (a damaged or replaced model: the Keras path says what is wrong),
     or (transformer) no LiteRT."""
-    from textclf.runs import LITE_FILE, MODEL_FILE, model_signature
+    from textclf.runs import MODEL_FILE, model_signature
+
+    arrays = read_arrays(run_dir)
+    if arrays is None:
+        return None
+    try:
+        bound = str(arrays.get("model"))
+        model_file = Path(run_dir) / MODEL_FILE
+        # "native": the arrays are the run's only model (never a twin copied into a run with a model.keras)
+        if str(arrays.get("format")) != FORMAT or (
+                bound != model_signature(model_file) if model_file.exists() else bound != NATIVE):
+            return None
+        return Twin(arrays)
+    except Exception:  # no LiteRT (ImportError), a damaged file or model.keras, a graph TensorFlow
+        return None    # cannot import...: the Keras model answers (or says what is wrong with the run)
+
+
+def read_arrays(run_dir: Path) -> dict | None:
+    """The arrays of the run's twin file, or None when it is missing or unreadable."""
+    from textclf.runs import LITE_FILE
 
     path = Path(run_dir) / LITE_FILE
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        if str(arrays.get("format")) != FORMAT or str(arrays.get("model")) != model_signature(
-                Path(run_dir) / MODEL_FILE):
-            return None
-        return Twin(arrays)
-    except Exception:  # no LiteRT (ImportError), a damaged file or model.keras, a graph TensorFlow
-        return None    # cannot import...: the Keras model answers (or says what is wrong with the run)
+            return {k: data[k] for k in data.files}
+    except Exception:  # a damaged or truncated file
+        return None
 
 
 class Twin:
@@ -293,85 +293,38 @@ class Twin:
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
-_MULTIPLIER = np.int64(0x9E3779B97F4A7C15 - (1 << 64))
-_HASH_BITS = 56
-
-
-def _gram_keys(values: np.ndarray, group: np.ndarray, longest: int, shortest: int, kind_offset: int,
-               known: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """models.ngram._gram_keys in numpy: (keys, start) of every run of shortest..longest values
-    within a group (int64 arithmetic wraps as TensorFlow's does); with `known`, only runs of known values."""
-    found = []
-    h = values
-    ok = known if known is not None else np.ones(len(values), bool)
-    with np.errstate(over="ignore"):
-        for width in range(1, longest + 1):
-            if width > 1:
-                h = ((h[:-1] * _MULTIPLIER) ^ values[width - 1:]) + (h[:-1] >> np.int64(29))
-                ok = ok[:-1] & (known[width - 1:] if known is not None else True)
-            if width >= shortest:
-                inside = (group[: len(h)] == group[width - 1:]) & ok
-                key = (h & np.int64((1 << _HASH_BITS) - 1)) | np.int64((width + kind_offset) << _HASH_BITS)
-                found.append((key[inside], np.flatnonzero(inside)))
-    return found
-
-
 class _NgramTwin:
-    """NgramKeys -> NgramIds -> TfidfBag -> SparseDense [-> Dense]* [-> ScaledSoftmax] in numpy."""
+    """NgramKeys -> NgramIds -> TfidfBag -> SparseDense [-> Dense]* [-> ScaledSoftmax] in numpy
+    (the features by models/ngram_features.py, chunk by chunk: memory grows with the texts' length)."""
 
     def __init__(self, a: dict) -> None:
-        self.punctuation = re.compile(str(a["punctuation"]))
-        self.ngrams, self.char_ngrams = int(a["ngrams"]), int(a["char_ngrams"])
-        self.keys, self.idf, self.char_start = a["keys"], a["idf"].astype(np.float32), int(a["char_start"])
-        words = bytes(a["words"]).decode("utf-8").split("\n") if len(a["words"]) else []
-        self.word_hash = dict(zip(words, a["word_hashes"].tolist()))
+        from textclf.models import ngram_features as nf
+
+        words = bytes(a["words"]).decode("utf-8", "surrogatepass").split("\n") if len(a["words"]) else []
+        hashes = nf.WordHashes(dict(zip(words, a["word_hashes"].tolist())))
+        self.vocab = nf.Vocabulary(a["keys"], a["idf"].astype(np.float32), int(a["char_start"]), int(a["ngrams"]),
+                                   int(a["char_ngrams"]), hashes)
         self.layers = [(a[f"kernel_{i}"], a[f"bias_{i}"], str(a[f"activation_{i}"])) for i in range(int(a["layers"]))]
         self.scale = (float(a["scale"]), str(a["scale_output"])) if "scale" in a else None
-        self.vocab_size = len(self.idf)
 
-    def _ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(row, id) of every known n-gram of the texts (NgramKeys, then NgramIds)."""
-        lowered = [lower_like_tensorflow(t) for t in texts]
-        words = [ascii_split(self.punctuation.sub(" ", t)) for t in lowered]
-        word_rows = np.repeat(np.arange(len(texts)), [len(w) for w in words])
-        hashes = [self.word_hash.get(w) for ws in words for w in ws]
-        known = np.array([h is not None for h in hashes], bool)
-        values = np.array([h or 0 for h in hashes], np.int64)
-        found = [(keys, word_rows[starts]) for keys, starts in _gram_keys(values, word_rows, self.ngrams, 1, 0, known)]
-        if self.char_ngrams:  # inside whitespace-separated words with their punctuation, padded with a space
-            spaced = [ascii_split(t) for t in lowered]
-            tokens = [f" {w} " for ws in spaced for w in ws]
-            token_rows = np.repeat(np.arange(len(texts)), [len(w) for w in spaced])
-            chars = np.array([ord(c) for t in tokens for c in t], np.int64)
-            char_words = np.repeat(np.arange(len(tokens)), [len(t) for t in tokens])
-            found += [(keys, token_rows[char_words[starts]])
-                      for keys, starts in _gram_keys(chars, char_words, self.char_ngrams, 2, 8)]
-        flat = np.concatenate([k for k, _ in found] + [np.zeros(0, np.int64)])
-        row = np.concatenate([r for _, r in found] + [np.zeros(0, np.int64)]).astype(np.int64)
-        if not len(self.keys):
-            return row[:0], flat[:0]
-        place = np.searchsorted(self.keys, flat)
-        hit = self.keys[np.minimum(place, len(self.keys) - 1)] == flat
-        return row[hit], place[hit].astype(np.int64) + 2
+    def rows(self, texts: Sequence[str]):
+        """The texts' TF-IDF rows (a scipy CSR matrix)."""
+        from textclf.models.ngram_features import tfidf_rows
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        n = len(texts)
-        rows, cols = self._ids(texts)
-        unique, counts = np.unique(rows * self.vocab_size + cols, return_counts=True)
-        rows, cols = unique // self.vocab_size, unique % self.vocab_size
-        weights = (np.float32(1.0) + np.log(counts.astype(np.float32))) * self.idf[cols]
-        part = rows * 2 + (cols >= self.char_start)
-        norms = np.sqrt(np.bincount(part, weights=weights.astype(np.float64) ** 2, minlength=2 * n)).astype(np.float32)
-        weights = (weights / norms[part]).astype(np.float32)
+        return tfidf_rows(list(texts), self.vocab)
+
+    def from_rows(self, rows) -> np.ndarray:
+        """Probabilities from TF-IDF rows."""
         kernel, bias, activation = self.layers[0]
-        x = np.zeros((n, kernel.shape[1]), np.float32)
-        np.add.at(x, rows, kernel[cols] * weights[:, None])
-        x = _activate(x + bias, activation)
+        x = _activate(np.asarray(rows @ kernel, np.float32) + bias, activation)
         for kernel, bias, activation in self.layers[1:]:
             x = _activate(x @ kernel + bias, activation)
         if self.scale is not None:
-            x = _activate(self.scale[0] * x, self.scale[1])
-        return x.astype(np.float32)
+            x = _activate(np.float32(self.scale[0]) * x, self.scale[1])
+        return np.asarray(x, np.float32)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.from_rows(self.rows(texts))
 
 
 def _activate(x: np.ndarray, name: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from textclf.errors import DataError
+from textclf.errors import DataError, RunError
 from textclf.models.saving import check_outputs, load_model
 from textclf.runs import Run, resolve_run
 
@@ -56,10 +56,14 @@ class Predictor:
         self.thresholds = run.thresholds  # per label (multi-label runs), else None
         self.multilabel = self.thresholds is not None
         self.twin = None
-        if lite:
+        native = not run.model_path.exists()  # trained without TensorFlow: the arrays are the model
+        if lite or native:
             from textclf.lite import load
 
             self.twin = load(run_dir)
+            if self.twin is None and native:
+                raise RunError(f"cannot load the model in {run_dir}: its model file is missing or damaged; "
+                               "retrain the run")
         self.model = load_model(run_dir) if self.twin is None else None
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:

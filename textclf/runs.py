@@ -226,7 +226,12 @@ def is_complete(run_dir: Path) -> bool:
         info = read_object(Path(run_dir) / RUN_FILE)
     except RunError:
         return False
-    return info.get("status") == "complete" and (Path(run_dir) / MODEL_FILE).exists()
+    return info.get("status") == "complete" and has_model(run_dir)
+
+
+def has_model(run_dir: Path) -> bool:
+    """The run holds its model: model.keras, or (a model trained without TensorFlow) only the arrays file."""
+    return (Path(run_dir) / MODEL_FILE).exists() or (Path(run_dir) / LITE_FILE).exists()
 
 
 def update_latest(run_dir: Path) -> None:
@@ -244,7 +249,7 @@ def update_latest(run_dir: Path) -> None:
 
 def complete_runs(root: str | Path = DEFAULT_ROOT) -> list[Path]:
     """Complete runs under root, oldest first (by completion time)."""
-    done = [i for i in list_runs(root) if i["status"] == "complete" and (Path(i["path"]) / MODEL_FILE).exists()]
+    done = [i for i in list_runs(root) if i["status"] == "complete" and has_model(i["path"])]
     return [Path(i["path"]) for i in sorted(done, key=lambda i: (str(i.get("finished", "")), i["name"]))]
 
 
@@ -382,7 +387,7 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
     info = clean_info(read_object(path / RUN_FILE))
     if info.get("status") != "complete":
         raise RunError(f"run {path} is not complete (status: {info.get('status', 'unknown')}); it has no usable model")
-    if not (path / MODEL_FILE).exists():
+    if not has_model(path):
         raise RunError(f"run {path} has no {MODEL_FILE}")
     return path.resolve()
 
@@ -510,18 +515,21 @@ class Run:
         a multi-label run); `thresholds`: a multi-label run's {"thresholds": {label: p}, ...}; `lite`: the
         arrays of the model's TensorFlow-free twin (textclf.lite), if it has one.
         """
-        tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
-        try:
-            model.save(tmp_model)
-            tmp_model.replace(self.model_path)
-        except Exception as err:  # a full disk (OSError, or h5py's and TensorFlow's own errors)
-            tmp_model.unlink(missing_ok=True)
-            raise RunError(f"cannot write the run in {self.path}: {write_failure(err)}") from None
+        if model is not None:
+            tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
+            try:
+                model.save(tmp_model)
+                tmp_model.replace(self.model_path)
+            except Exception as err:  # a full disk (OSError, or h5py's and TensorFlow's own errors)
+                tmp_model.unlink(missing_ok=True)
+                raise RunError(f"cannot write the run in {self.path}: {write_failure(err)}") from None
         write_json(self.path / HISTORY_FILE, history)
         if lite is not None:
             # Uncompressed: read by every cold `predict`. Bound to the model.keras just written
-            # (textclf.lite.load ignores a twin whose signature is not the run's model's).
-            write_npz(self.path / LITE_FILE, {**lite, "model": model_signature(self.model_path)}, compressed=False)
+            # (textclf.lite.load ignores a twin whose signature is not the run's model's); without a
+            # Keras model (`model` None) the arrays are the run's model ("native").
+            bound = model_signature(self.model_path) if model is not None else "native"
+            write_npz(self.path / LITE_FILE, {**lite, "model": bound}, compressed=False)
         if thresholds is not None:
             write_json(self.path / THRESHOLDS_FILE, thresholds)
         if predictions is not None:

@@ -13,9 +13,21 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from textclf import runs
-from textclf._tf import keras
 from textclf.config import RunConfig
 from textclf.errors import ConfigError, RunError, TextclfError, write_failure
+
+
+def __getattr__(name: str):
+    """The Keras callbacks, metrics and losses live in textclf.callbacks (imported on first use: the
+    default model trains without TensorFlow); `from textclf.training import TrainTimer` still works."""
+    if name.startswith("__"):  # e.g. `from textclf.training import x` asks for __path__: no TensorFlow for that
+        raise AttributeError(name)
+    import textclf.callbacks as callbacks
+
+    try:
+        return getattr(callbacks, name)
+    except AttributeError:
+        raise AttributeError(f"module 'textclf.training' has no attribute {name!r}") from None
 
 
 class Listener:
@@ -76,7 +88,6 @@ def run_training(
     runs ({"id", "kind", "size", "index"}, see run_group), recorded in run.json.
     """
     from textclf.models.catalog import MODELS
-    from textclf.runtime import reset_precision, setup_runtime
 
     hooks = _Hooks(listener)
     if config.data.folds and config.data.fold is None:
@@ -85,6 +96,12 @@ def run_training(
     entry = MODELS.get(config.model)
     if resume:
         runs.check_resumable(run_dir, config)
+    if trains_without_tensorflow(config):
+        return _run_native(config, runs_root=runs_root, run_dir=run_dir, hooks=hooks, resume=resume,
+                           experiment=experiment, group=group)
+    from textclf._tf import keras
+    from textclf.runtime import reset_precision, setup_runtime
+
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before other TF work.
     runtime = setup_runtime(config.runtime, config.training.global_batch_size,
                             cpu_bf16_model=config.model_params.cpu_bf16)
@@ -115,19 +132,75 @@ def run_training(
             inputs = _prepare_inputs(built, config, data, runtime, hooks)
             # tokenizing every text (and, for a frozen encoder, computing its features once)
             stages["prepare_seconds"] = time.perf_counter() - started
-            hooks.on_start({"epochs": 0 if inputs.solved else config.training.epochs, "initial_epoch": 0,
-                            "steps": 0 if inputs.solved else inputs.steps, "train_examples": len(data.fit),
+            hooks.on_start({"epochs": config.training.epochs, "initial_epoch": 0, "steps": inputs.steps, "train_examples": len(data.fit),
                             "eval_examples": len(data.evaluation),
                             "validation_examples": len(data.validation) if data.validation is not None else 0,
                             "labels": list(data.train.label_names), "run_dir": str(run.path),
                             "runtime": runtime.describe(), "notes": list(built.notes)})
-            if inputs.solved:
-                model, history, metrics, val_probs = _solve(built, data, inputs, hooks)
-            else:
-                model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
+            model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
             return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs)
     finally:
         reset_precision()
+
+
+def trains_without_tensorflow(config: RunConfig) -> bool:
+    """ngram-linear (the default) with its exact solver: numpy features and scikit-learn's liblinear
+    (textclf.models.linear), no TensorFlow import; every other model trains with Keras."""
+    params = config.model_params
+    return getattr(params, "solver", None) in ("liblinear", "lbfgs") and getattr(params, "num_layers", 1) == 0
+
+
+def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume: bool, experiment, group) -> RunResult:
+    """Train a model that needs no TensorFlow (trains_without_tensorflow): load, features + solve, evaluate,
+    save. The run holds the model as arrays (model-lite.npz, the numpy twin format) and no model.keras;
+    its eval predictions come from the very code `evaluate` runs, so both give one number."""
+    from textclf.data.sources import holdout_mask
+    from textclf.lite import Twin
+    from textclf.models.linear import fit_linear
+
+    if config.runtime.strategy not in ("auto", "default") or config.runtime.precision not in ("auto", "float32"):
+        raise ConfigError(f"{config.model} is fitted by liblinear on the CPU, without TensorFlow: "
+                          "--strategy and --precision do not apply to it")
+    t = config.training
+    started = time.perf_counter()
+    data = _load_data(config, hooks, split=False)
+    load_seconds = time.perf_counter() - started
+    if resume and runs.Run(run_dir).labels != list(data.train.label_names):
+        raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
+    train = data.train
+    fraction = t.validation_fraction or (MULTILABEL_VALIDATION if train.multilabel else 0.0)
+    held = holdout_mask(train, fraction, t.seed) if fraction else None
+    with runs.start(runs_root, experiment or config.model, config.to_dict(), list(train.label_names),
+                    run_dir=run_dir, resume=resume, model=config.model, experiment=experiment, data=config.data.train,
+                    eval_data=data.evaluation.source, runtime={"strategy": "none", "replicas": 1,
+                                                               "precision": "float64 (liblinear)"},
+                    **({"group": group} if group else {})) as run:
+        n_held = int(held.sum()) if held is not None else 0
+        hooks.on_start({"epochs": 0, "initial_epoch": 0, "steps": 0, "train_examples": len(train),
+                        "eval_examples": len(data.evaluation), "validation_examples": n_held,
+                        "labels": list(train.label_names), "run_dir": str(run.path),
+                        "runtime": "CPU, liblinear (no TensorFlow)", "notes": []})
+        hooks.on_status("computing n-gram features and fitting")
+        solved = fit_linear(config.model_params, train.texts, train.labels, len(train.label_names), held,
+                            class_weight=data.class_weight, say=hooks.on_note)
+        hooks.on_note(f"C {solved['c']:g} fitted on all {solved['train_examples']} training examples "
+                      f"({solved['history']['refit_iterations'][0]} liblinear iterations)")
+        hooks.on_status("evaluating")
+        started = time.perf_counter()
+        probs = Twin(solved["arrays"]).probabilities(list(data.evaluation.texts))
+        eval_seconds = time.perf_counter() - started
+        history = solved["history"]
+        train_seconds = solved["feature_seconds"] + solved["solve_seconds"]
+        metrics = {"train_examples": solved["train_examples"], "train_seconds": train_seconds,
+                   "train_examples_per_second": solved["train_examples"] / max(train_seconds, 1e-9),
+                   "feature_seconds": solved["feature_seconds"], "solve_seconds": solved["solve_seconds"],
+                   "frozen_features_cached": True, "solver": "liblinear", "c": solved["c"], "c_tried": history["c"],
+                   "softmax_scale": solved["softmax_scale"], "epochs_run": 0, "refit_epochs": 0, "best_epoch": None,
+                   "stopped_early": False, "load_seconds": load_seconds, "build_seconds": 0.0,
+                   "prepare_seconds": 0.0, "eval_seconds": eval_seconds, "eval_from_last_validation": False}
+        validation = data.train.subset(held, "validation") if held is not None else None
+        return _save_run(run, None, solved["arrays"], data, validation, probs, solved["val_probabilities"],
+                         history, metrics, hooks, solved=True)
 
 
 def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, *, listener: Any = None) -> RunResult:
@@ -214,7 +287,7 @@ class _Data:
     class_weight: np.ndarray | None = None  # per class, from training.class_weight
 
 
-def _load_data(config: RunConfig, hooks: _Hooks) -> _Data:
+def _load_data(config: RunConfig, hooks: _Hooks, split: bool = True) -> _Data:
     from textclf.data.sources import holdout_split, load_train_eval
     from textclf.reports import preload_plotting
 
@@ -235,7 +308,7 @@ def _load_data(config: RunConfig, hooks: _Hooks) -> _Data:
     if fraction and not t.validation_fraction:
         hooks.on_note(f"multi-label data: {fraction:g} of the training data is held out to tune a threshold "
                       "per label (training.validation_fraction)")
-    fit, validation = holdout_split(train, fraction, t.seed) if fraction else (train, None)
+    fit, validation = holdout_split(train, fraction, t.seed) if fraction and split else (train, None)
     return _Data(train, fit, validation, evaluation, class_weights(t.class_weight, fit.labels, train.label_names))
 
 
@@ -311,12 +384,27 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
 
     t = config.training
     fit, validation, evaluation = data.fit, data.validation, data.evaluation
+    batch = runtime.global_batch_size
+    eval_batch = max(batch, 256)
+    if built.feature_rows is not None:  # a bag of n-grams: its TF-IDF rows in numpy, once, nothing padded
+        from textclf.data.pipeline import sparse_rows
+
+        hooks.on_status("computing the n-gram features")
+        started = time.perf_counter()
+        train_x = sparse_rows(built.train_rows if built.train_rows is not None and not t.refit
+                              else built.feature_rows(fit.texts))
+        val_x = sparse_rows(built.feature_rows(validation.texts)) if validation is not None else None
+        feature_seconds = time.perf_counter() - started
+        eval_x = sparse_rows(built.feature_rows(evaluation.texts))
+        batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,
+                                                start_epoch=start)
+        val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
+        return _Inputs(True, False, batches, batches(0).steps, val_data,
+                       array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
     hooks.on_status("tokenizing")
     train_ids = built.train_ids if built.train_ids is not None and not t.refit else encode_texts(fit.texts, built.encode)
     eval_ids = encode_texts(evaluation.texts, built.encode)
     val_ids = encode_texts(validation.texts, built.encode) if validation is not None else None
-    batch = runtime.global_batch_size
-    eval_batch = max(batch, 256)
     frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
     if not frozen:
         batches = lambda start: training_batches(train_ids, fit.labels, global_batch_size=batch, seed=t.seed,
@@ -341,6 +429,10 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
 
 def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
     """Epochs of the optimizer, with checkpoints, early stopping and an optional refit: the model, history, metrics."""
+    from textclf._tf import keras
+    from textclf.callbacks import (EarlyStopping, EpochCheckpoint, EpochValidation, NanGuard, TrainTimer,
+                                   _DenseGradients, _ListenerCallback, _accuracy_metric, _create_optimizer_slots,
+                                   _default_loss)
     from textclf.data.pipeline import concat_features
     from textclf.optim import build_optimizer
 
@@ -421,37 +513,10 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     return model, history, metrics, val_probs
 
 
-def _solve(built, data: _Data, inputs: _Inputs, hooks: _Hooks):
-    """The head fitted exactly by `built.solve` (L-BFGS, C chosen on the validation part): the model, history, metrics."""
-    started = time.perf_counter()
-    validation = data.validation
-    solved = built.solve(fit_x=inputs.train_x, fit_y=data.fit.labels, val_x=inputs.val_x,
-                         val_y=validation.labels if validation is not None else None, say=hooks.on_note,
-                         class_weight=data.class_weight)
-    solve_seconds = time.perf_counter() - started
-    trained = solved["train_examples"]
-    hooks.on_note(f"C {solved['c']:g} fitted on all {trained} training examples "
-                  f"({solved['history']['refit_iterations'][0]} L-BFGS iterations, {solve_seconds:.1f} s)")
-    train_seconds = inputs.feature_seconds + solve_seconds
-    history = solved["history"]
-    metrics = {"train_examples": trained, "train_seconds": train_seconds,
-               # examples in the final fit per second of features + all solves (L-BFGS reads them many times)
-               "train_examples_per_second": trained / max(train_seconds, 1e-9),
-               "frozen_features_cached": True, "solver": "lbfgs", "c": solved["c"],
-               "c_tried": history["c"], "softmax_scale": solved["softmax_scale"],
-               "epochs_run": 0, "refit_epochs": 0, "best_epoch": None, "stopped_early": False}
-    return built.head, history, metrics, solved.get("val_probabilities")
-
-
 def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metrics, hooks: _Hooks,
             val_probs=None) -> RunResult:
-    """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete.
-
-    Multi-label runs first tune a threshold per label on `val_probs` (the validation part's
-    probabilities) and save them with the run.
-    """
-    from textclf.evaluation import multilabel_report, report_from_predictions, tune_thresholds
-    from textclf.reports import save_run_plots
+    """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete."""
+    from textclf.lite import twin_arrays
 
     hooks.on_status("evaluating")
     started = time.perf_counter()
@@ -461,35 +526,49 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     eval_seconds = time.perf_counter() - started
     if inputs.frozen:  # the head's output (scores, for a hinge head) -> probabilities
         probs = np.asarray(built.to_probabilities(probs))
+    served = built.inference_model()
+    hooks.on_status("saving")
+    lite = twin_arrays(served, data.train.texts)
+    return _save_run(run, served, lite, data, data.validation, probs, val_probs, history,
+                     {**fit_metrics, "eval_seconds": eval_seconds, "eval_from_last_validation": reused}, hooks,
+                     solved=False)
+
+
+def _save_run(run, served, lite, data: _Data, validation, probs: np.ndarray, val_probs, history, fit_metrics,
+              hooks: _Hooks, solved: bool) -> RunResult:
+    """The report of the eval predictions `probs`, then the run's files; marks it complete.
+
+    Multi-label runs first tune a threshold per label on `val_probs` (the `validation` part's
+    probabilities) and save them with the run. `served`: the Keras model (None: `lite` is the model).
+    """
+    from textclf.evaluation import multilabel_report, report_from_predictions, tune_thresholds
+    from textclf.reports import save_run_plots
+
     evaluation = data.evaluation
     names = data.train.label_names
     thresholds = None
     if data.train.multilabel:
-        thresholds = tune_thresholds(data.validation.labels, val_probs) if val_probs is not None \
+        thresholds = tune_thresholds(validation.labels, val_probs) if val_probs is not None \
             else np.full(len(names), 0.5)
         predicted = (probs >= thresholds).astype(np.uint8)
         report = multilabel_report(evaluation.labels, predicted, names, evaluation.source, thresholds)
         thresholds = {"thresholds": dict(zip(names, map(float, thresholds))),
-                      "tuned_on": f"{len(data.validation)} validation examples" if val_probs is not None else None}
+                      "tuned_on": f"{len(validation)} validation examples" if val_probs is not None else None}
     else:
         predicted = probs.argmax(axis=1)
         report = report_from_predictions(evaluation.labels, predicted, names, evaluation.source)
     metrics = {**report.to_dict(), **fit_metrics,
-               "validation_examples": len(data.validation) if data.validation is not None else 0,
+               "validation_examples": len(validation) if validation is not None else 0,
                "train_class_counts": dict(zip(names, data.train.class_counts().tolist())),
                "class_weight": None if data.class_weight is None else
                dict(zip(data.train.label_names, map(float, data.class_weight))),
-               "eval_fingerprint": evaluation.fingerprint(),
-               "eval_seconds": eval_seconds, "eval_from_last_validation": reused}
+               "eval_fingerprint": evaluation.fingerprint()}
     hooks.on_status("saving")
-    save_run_plots(run.path, report.to_dict(), {} if inputs.solved else history)
-    from textclf.lite import twin_arrays
-
-    served = built.inference_model()
+    save_run_plots(run.path, report.to_dict(), {} if solved else history)
     info = run.finish(served, metrics, history,
                       {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1},
                       predictions={"labels": evaluation.labels.astype(predicted.dtype), "predicted": predicted},
-                      thresholds=thresholds, lite=twin_arrays(served, data.train.texts))
+                      thresholds=thresholds, lite=lite)
     return RunResult(run.path, metrics, history, info)
 
 
@@ -498,6 +577,8 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
 
     `built.model` becomes features -> the new head, so the saved run predicts with it.
     """
+    from textclf._tf import keras
+    from textclf.callbacks import TrainTimer, _create_optimizer_slots, _default_loss
     from textclf.data.pipeline import feature_batches
     from textclf.optim import build_optimizer
 
@@ -518,289 +599,3 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
     return head, timer.train_seconds
 
 
-def _default_loss(multilabel: bool):
-    """Cross-entropy on the model's probabilities: over the classes, or per label (multi-label data)."""
-    return keras.losses.BinaryCrossentropy() if multilabel else keras.losses.SparseCategoricalCrossentropy()
-
-
-def subset_accuracy(y_true, y_pred):
-    """Multi-label accuracy (scikit-learn's accuracy_score on label sets): 1 when every label's
-    probability is on the right side of 0.5, else 0."""
-    from textclf._tf import tf
-
-    match = tf.equal(tf.cast(y_true > 0.5, tf.bool), tf.cast(y_pred >= 0.5, tf.bool))
-    return tf.cast(tf.reduce_all(match, axis=-1), tf.float32)
-
-
-def _accuracy_metric(multilabel: bool):
-    if multilabel:
-        return keras.metrics.MeanMetricWrapper(subset_accuracy, name="accuracy")
-    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-
-
-def _create_optimizer_slots(model: keras.Model) -> None:
-    """Create the optimizer's variables (Adam's moments, the step count) now, in the strategy's scope.
-
-    Left to the first training step, they are created inside the traced train function, and a
-    tf.function that creates variables is traced twice: 0.2-0.5 s of ngram-mlp's first epoch.
-    OptimizerV2 (Adam, AdamWeightDecay) has no public method for it; without one, creation stays lazy.
-    """
-    create = getattr(model.optimizer, "_create_all_weights", None)
-    if create is not None:
-        create(model.trainable_variables)
-
-
-def _generators(model: keras.Model) -> list:
-    """The tf.random.Generator of every random (e.g. dropout) layer, in a stable order."""
-    found = []
-    for layer in model.submodules:
-        gen = getattr(getattr(layer, "_random_generator", None), "_generator", None)
-        if gen is not None:
-            found.append(gen)
-    return found
-
-
-class EarlyStopping:
-    """Early stopping as Keras' EarlyStopping decides it, recomputed from the history (so it survives a resume).
-
-    An epoch improves on the best so far only by more than `min_delta` on `monitor`; after
-    `patience` epochs without one, training stops (patience 0: never).
-    """
-
-    def __init__(self, cfg) -> None:
-        self.cfg = cfg
-        self.best_epoch: int | None = None  # 1-based
-
-    def replay(self, history: dict[str, list[float]]) -> int:
-        """Set the best epoch from the history; the epochs since it."""
-        values = history.get(self.cfg.monitor, [])
-        delta = self.cfg.min_delta
-        better = (lambda a, b: a < b - delta) if self.cfg.monitor.endswith("loss") else (lambda a, b: a > b + delta)
-        best, wait = None, 0
-        for i, v in enumerate(values):
-            if best is None or better(v, values[best - 1]):
-                best, wait = i + 1, 0
-            else:
-                wait += 1
-        self.best_epoch = best
-        return wait
-
-    def should_stop(self, history: dict[str, list[float]]) -> bool:
-        """Patience used up (this also sets best_epoch)."""
-        wait = self.replay(history)
-        return self.cfg.patience > 0 and wait >= self.cfg.patience
-
-
-class NanGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss or epoch metric; `nan_epoch` says where (1-based).
-
-    It must come before EpochCheckpoint in the callback list: a diverged epoch is never checkpointed.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.nan_epoch: int | None = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if logs and not math.isfinite(float(logs.get("loss", 0.0))):
-            self.nan_epoch = self.nan_epoch or self._epoch + 1
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.nan_epoch is not None or not all(math.isfinite(float(v)) for v in (logs or {}).values()):
-            self.nan_epoch = self.nan_epoch or epoch + 1
-            self.model.stop_training = True
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Makes every finished epoch durable, so a run can resume after it.
-
-    After each epoch: progress.json (history and training seconds so far) is written, then a
-    checkpoint of the weights, the optimizer (its step count drives the learning-rate
-    schedule) and the dropout RNG state; with `stopping` it also keeps the best epoch's
-    weights (restore_best) and stops when its patience is used up. `restore()` returns the
-    epochs to skip. `timer` (and `guard`) must come before this callback in the callback list.
-    """
-
-    def __init__(self, directory: Path, model: keras.Model, timer: TrainTimer, *, guard: NanGuard | None = None,
-                 stopping: EarlyStopping | None = None) -> None:
-        from textclf._tf import tf
-
-        super().__init__()
-        self.directory, self.timer, self.guard, self.stopping = Path(directory), timer, guard, stopping
-        self.progress_path = self.directory / runs.PROGRESS_FILE
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-        self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer, rng=_generators(model),
-                                        epoch=self.epoch)
-        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.directory / "last"), max_to_keep=1)
-        self.best_ckpt = tf.train.Checkpoint(model=model)
-        self.best_manager = tf.train.CheckpointManager(self.best_ckpt, str(self.directory / "best"), max_to_keep=1)
-        self.history: dict[str, list[float]] = {}
-        self.seconds: list[float] = []  # training seconds up to the end of each epoch
-        self.resumed_seconds = 0.0
-        self.directory.mkdir(parents=True, exist_ok=True)
-
-    def restore(self) -> int:
-        """Load the last checkpoint (if any); the number of completed epochs."""
-        path = self.manager.latest_checkpoint
-        if path is None:
-            return 0
-        from textclf._tf import tf
-
-        try:
-            status = self.ckpt.restore(path).expect_partial()
-        except (tf.errors.OpError, ValueError, IndexError, KeyError) as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-            raise TextclfError(f"cannot resume: the checkpoint in {self.directory} is unreadable ({first}); "
-                               "the run cannot continue, train it again from the start") from None
-        try:
-            # The optimizer's variables exist before this (`_create_optimizer_slots`), so a checkpoint
-            # without them (e.g. written by textclf's earlier optimizer class) is found here, not
-            # silently resumed with fresh Adam moments.
-            status.assert_existing_objects_matched()
-        except AssertionError:
-            raise TextclfError(f"cannot resume: the checkpoint in {self.directory} does not match this "
-                               "model and optimizer (written by another textclf version?); start the run again") from None
-        done = int(self.epoch.numpy())
-        progress = runs.read_object(self.progress_path)
-        self.history = {k: list(v)[:done] for k, v in progress.get("history", {}).items()}
-        self.seconds = list(progress.get("seconds", []))[:done]
-        self.resumed_seconds = self.seconds[-1] if self.seconds else 0.0
-        if self.stopping is not None:
-            self.stopping.replay(self.history)
-        return done
-
-    def train_seconds(self) -> float:
-        """Training time over all epochs, across resumes."""
-        return self.resumed_seconds + self.timer.train_seconds
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.guard is not None and self.guard.nan_epoch is not None:
-            return  # never checkpoint a diverged model
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        self.seconds.append(self.train_seconds())
-        stop = self.stopping is not None and self.stopping.should_stop(self.history)
-        if self.stopping is not None and self.stopping.cfg.restore_best and self.stopping.best_epoch == epoch + 1:
-            self.best_manager.save(checkpoint_number=epoch + 1)
-        from textclf._tf import tf
-
-        try:
-            runs.write_json(self.progress_path, {"epochs_done": epoch + 1, "history": self.history,
-                                                 "seconds": self.seconds})
-            self.epoch.assign(epoch + 1)
-            self.manager.save(checkpoint_number=epoch + 1)
-        except (OSError, tf.errors.OpError) as err:  # e.g. SaveV2 on a full disk
-            raise RunError(f"cannot write the run in {self.directory.parent}: {write_failure(err)}") from None
-        self.model.stop_training = stop
-
-    def restore_best(self) -> None:
-        """The weights of the best epoch (restore_best)."""
-        if self.best_manager.latest_checkpoint:
-            self.best_ckpt.restore(self.best_manager.latest_checkpoint).expect_partial()
-
-
-class _DenseGradients(keras.Model):
-    """Train step that all-reduces sparse (embedding) gradients as dense tensors.
-
-    Across workers, IndexedSlices gradients differ in shape from batch to batch and the
-    collective all-reduce of MultiWorkerMirroredStrategy rejects that.
-    """
-
-    def train_step(self, data):
-        from textclf._tf import tf
-
-        x, y = data[0], data[1]
-        sample_weight = data[2] if len(data) > 2 else None  # from class_weight
-        optimizer = self.optimizer
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x, y, y_pred, sample_weight)
-            scaled = optimizer.get_scaled_loss(loss) if hasattr(optimizer, "get_scaled_loss") else loss
-        grads = tape.gradient(scaled, self.trainable_variables)
-        if hasattr(optimizer, "get_unscaled_gradients"):
-            grads = optimizer.get_unscaled_gradients(grads)
-        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-        optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self.compute_metrics(x, y, y_pred, sample_weight)
-
-
-class TrainTimer(keras.callbacks.Callback):
-    """Seconds spent on training batches (each epoch minus its validation pass, see `exclude`)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.train_seconds = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start, self._excluded = time.perf_counter(), 0.0
-
-    def exclude(self, seconds: float) -> None:
-        """Seconds of this epoch that were not training (called before this callback's on_epoch_end)."""
-        self._excluded += seconds
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.train_seconds += time.perf_counter() - self._epoch_start - self._excluded
-
-
-class EpochValidation(keras.callbacks.Callback):
-    """Each epoch's validation pass, computed as `fit(validation_data=...)` does, its predictions kept.
-
-    At the end of every epoch the model predicts `batches` (rows back in the order of `labels`) and the logs
-    get `val_loss` (the compiled loss plus the model's regularization losses, averaged over the
-    examples, as Keras' evaluate computes it) and `val_<metric>`. The last epoch's
-    probabilities stay in `probs`: when the epochs validate on the eval data, they are the final
-    model's eval predictions, and the report uses them instead of predicting a second time.
-    It must come first in the callback list (the others read the val_ logs; `timer` excludes it).
-    """
-
-    def __init__(self, batches, labels: np.ndarray, loss, metric, timer: TrainTimer) -> None:
-        super().__init__()
-        self.batches, self.labels, self.loss, self.metric, self.timer = batches, labels, keras.losses.get(loss), metric, timer
-        self.probs: np.ndarray | None = None
-        self.seconds = 0.0
-
-    def forget(self) -> None:
-        """The weights changed after the last epoch (restore_best, refit): its predictions are stale."""
-        self.probs = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        from textclf._tf import tf
-
-        started = time.perf_counter()
-        probs = self.batches.in_input_order(self.model.predict(self.batches.dataset, verbose=0))
-        y_true = tf.constant(self.labels)
-        y_pred = tf.constant(probs, dtype=tf.float32)
-        loss = tf.reduce_mean(self.loss(y_true, y_pred))  # a loss function (not a Loss) gives one per example
-        if self.model.losses:
-            loss += tf.add_n(self.model.losses)
-        self.metric.reset_state()
-        self.metric.update_state(y_true, y_pred)
-        logs["val_loss"] = float(loss)
-        logs[f"val_{self.metric.name}"] = float(self.metric.result())
-        self.probs = probs
-        seconds = time.perf_counter() - started
-        self.seconds += seconds
-        self.timer.exclude(seconds)
-
-
-class _ListenerCallback(keras.callbacks.Callback):
-    def __init__(self, hooks: _Hooks) -> None:
-        super().__init__()
-        self.hooks = hooks
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.hooks.on_batch(self._epoch, batch + 1, {k: float(v) for k, v in (logs or {}).items()})
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.hooks.on_epoch(epoch, {k: float(v) for k, v in (logs or {}).items()})

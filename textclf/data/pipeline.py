@@ -162,6 +162,14 @@ class SparseRows:
         return tf.SparseTensor(indices, values.flat_values, tf.stack([cols.nrows(), tf.constant(self.width, tf.int64)]))
 
 
+def sparse_rows(matrix) -> SparseRows:
+    """A scipy CSR matrix as SparseRows (its row splits, columns and values as they are)."""
+    splits = tf.constant(np.asarray(matrix.indptr, np.int64))
+    cols = tf.RaggedTensor.from_row_splits(tf.constant(np.asarray(matrix.indices, np.int64)), splits, validate=False)
+    values = tf.RaggedTensor.from_row_splits(tf.constant(np.asarray(matrix.data, np.float32)), splits, validate=False)
+    return SparseRows(cols, values, int(matrix.shape[1]))
+
+
 Features = "np.ndarray | SparseRows"
 
 

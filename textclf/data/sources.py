@@ -547,6 +547,13 @@ def fold_split(examples: Examples, folds: int, fold: int, seed: int) -> tuple[Ex
 
 def holdout_split(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
     """Split off a stratified, seeded `fraction` for evaluation (when no eval data is given)."""
+    held = holdout_mask(examples, fraction, seed)
+    tag = f"{examples.source} (held-out {fraction:g}, seed {seed})"
+    return examples.subset(~held, examples.source), examples.subset(held, tag)
+
+
+def holdout_mask(examples: Examples, fraction: float, seed: int) -> np.ndarray:
+    """Which examples `holdout_split` holds out (a boolean mask)."""
     rng = np.random.default_rng(seed)
     eval_idx: list[np.ndarray] = []
     strata = examples.strata
@@ -558,8 +565,7 @@ def holdout_split(examples: Examples, fraction: float, seed: int) -> tuple[Examp
     held[np.concatenate(eval_idx)] = True
     if held.all():
         raise DataError(f"{examples.source}: too few examples to hold out an eval split")
-    tag = f"{examples.source} (held-out {fraction:g}, seed {seed})"
-    return examples.subset(~held, examples.source), examples.subset(held, tag)
+    return held
 
 
 # ----------------------------------------------------------------------------- train/eval

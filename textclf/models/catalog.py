@@ -106,10 +106,10 @@ _NGRAM_TRAINING = {"epochs": 40, "global_batch_size": 128, "learning_rate": 1e-3
                                    "min_delta": 0.005},
                 param_defaults={"num_layers": 1, "min_df": 2, "vocab_size": 0, "char_ngrams": 0})
 @register_model("ngram-linear", description="Linear SVM (one-vs-rest squared hinge, LinearSVC's loss) on " + _NGRAM_DOC
-                + " stacked on TF-IDF of character 2-5-grams inside words; fitted by L-BFGS, C chosen on 10% of "
-                "the training data, then refitted on all of it.", builder="textclf.models.ngram:build_ngram",
+                + " stacked on TF-IDF of character 2-5-grams inside words; fitted by scikit-learn's liblinear without "
+                "TensorFlow, C chosen on 10% of the training data, then refitted on all of it.", builder="textclf.models.ngram:build_ngram",
                 training_defaults={**_NGRAM_TRAINING, "global_batch_size": 256, "learning_rate": 3e-2, "refit": True},
-                param_defaults={"num_layers": 0, "solver": "lbfgs", "loss": "squared_hinge"})
+                param_defaults={"num_layers": 0, "solver": "liblinear", "loss": "squared_hinge"})
 @dataclass(frozen=True)
 class NgramParams(ModelParams):
     """A bag of word (and character) n-grams weighted by TF-IDF, then `num_layers` hidden layers (0: linear).
@@ -133,11 +133,13 @@ class NgramParams(ModelParams):
     # i.e. the same objective as LogisticRegression(C=c); 0 = none. Added to `l2`.
     c: float = 0.0
     loss: str = "crossentropy"  # or squared_hinge: one-vs-rest, LinearSVC's loss (scores -> softmax to serve)
-    # adam: epochs of Adam with early stopping; lbfgs (linear only): scipy's L-BFGS-B on the whole
-    # training set to convergence, C chosen on the validation part when c is 0.
+    # adam: epochs of Adam with early stopping; liblinear (linear only): scikit-learn's LinearSVC
+    # (squared hinge) or LogisticRegression (crossentropy) on the TF-IDF rows, without TensorFlow, C
+    # chosen on the validation part when c is 0 (textclf.models.linear). lbfgs: the earlier name of
+    # the exact fit, kept so saved configs still load; it fits with liblinear too.
     solver: str = "adam"
-    max_iter: int = 500  # L-BFGS iterations per fit
-    tol: float = 1e-4  # L-BFGS stops when the objective falls by less than this fraction in an iteration
+    max_iter: int = 1000  # solver iterations per fit (scikit-learn's default for LinearSVC)
+    tol: float = 1e-4  # the solver's stopping tolerance
 
     def __post_init__(self) -> None:
         check(1 <= self.ngrams <= 5, "ngrams", self.ngrams, "an integer in [1, 5] (longest word n-gram)")
@@ -153,9 +155,9 @@ class NgramParams(ModelParams):
         check(self.l2 >= 0, "l2", self.l2, "a number >= 0")
         check(self.c >= 0, "c", self.c, "a number >= 0 (scikit-learn's C; 0 = no penalty)")
         check(self.loss in ("crossentropy", "squared_hinge"), "loss", self.loss, "crossentropy or squared_hinge")
-        check(self.solver in ("adam", "lbfgs"), "solver", self.solver, "adam or lbfgs")
+        check(self.solver in ("adam", "liblinear", "lbfgs"), "solver", self.solver, "adam or liblinear")
         check(self.solver == "adam" or self.num_layers == 0, "solver", self.solver,
-              "adam when num_layers > 0 (L-BFGS fits a linear head only)")
+              "adam when num_layers > 0 (liblinear fits a linear model only)")
         check(self.max_iter >= 1, "max_iter", self.max_iter, "an integer >= 1")
         check(0 < self.tol < 1, "tol", self.tol, "a number in (0, 1)")
 

@@ -18,17 +18,17 @@ from __future__ import annotations
 import numpy as np
 
 from textclf._tf import keras, tf
-from textclf.data.pipeline import encode_texts
 from textclf.errors import ModelError
 from textclf.models.base import PACKAGE, GraphLayer, BuiltModel, output_activation
 from textclf.models.catalog import NgramParams
+from textclf.models.ngram_features import HASH_BITS, MULTIPLIER, PUNCTUATION, is_char_key, smoothed_idf  # noqa: F401
 
 PAD, OOV = 0, 1
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class TfidfBag(GraphLayer):
-    """Padded n-gram ids (batch, time) -> L2-normalised sublinear TF-IDF rows, a SparseTensor (batch, vocab).
+    """Ragged (or padded) n-gram ids (batch, None) -> L2-normalised sublinear TF-IDF rows, a SparseTensor (batch, vocab).
 
     Padding and unknown ids carry no weight (as a vectorizer ignores words outside its
     vocabulary); a text with no known n-gram is an all-zero row.
@@ -42,12 +42,18 @@ class TfidfBag(GraphLayer):
         # A weight, saved with the model; the builder assigns the training texts' idf.
         self.idf = self.add_weight(name="idf", shape=(vocab_size,), initializer="ones", trainable=False)
 
-    def call(self, ids: tf.Tensor) -> tf.SparseTensor:
-        ids = tf.cast(ids, tf.int64)
-        batch = tf.shape(ids, tf.int64)[0]
+    def call(self, ids) -> tf.SparseTensor:
+        if isinstance(ids, tf.RaggedTensor):  # ragged ids (runs since textclf 0.2): nothing padded
+            flat = tf.cast(ids.flat_values, tf.int64)
+            batch = ids.nrows(out_type=tf.int64)
+            keys = tf.cast(ids.value_rowids(), tf.int64) * self.vocab_size + flat
+            keys = tf.boolean_mask(keys, flat > OOV)
+        else:  # padded ids (saved runs of earlier versions)
+            ids = tf.cast(ids, tf.int64)
+            batch = tf.shape(ids, tf.int64)[0]
+            keys = tf.range(batch)[:, tf.newaxis] * self.vocab_size + ids
+            keys = tf.boolean_mask(keys, ids > OOV)
         # One key per (row, id) of a known n-gram, sorted: the SparseTensor's canonical order.
-        keys = tf.range(batch)[:, tf.newaxis] * self.vocab_size + ids
-        keys = tf.boolean_mask(keys, ids > OOV)
         unique, _, counts = tf.unique_with_counts(tf.sort(keys))
         rows, cols = unique // self.vocab_size, unique % self.vocab_size
         weights = (1.0 + tf.math.log(tf.cast(counts, tf.float32))) * tf.gather(self.idf, cols)
@@ -121,11 +127,7 @@ def _sparse_matmul(indices: tf.Tensor, values: tf.Tensor, dense_shape: tf.Tensor
     return out, grad
 
 
-# tf_keras TextVectorization's punctuation, replaced by a space (a word boundary, as in
-# scikit-learn's token pattern) rather than deleted: "New York-based" -> new, york, based.
-PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
-_HASH_BITS = 56  # an n-gram's key: its kind (word n, or character n + 8) in the bits above these
-_MULTIPLIER = 0x9E3779B97F4A7C15 - (1 << 64)  # odd 64-bit constant (as int64) for mixing
+_HASH_BITS, _MULTIPLIER = HASH_BITS, MULTIPLIER
 
 
 def _mix(prefix: tf.Tensor, nxt: tf.Tensor) -> tf.Tensor:
@@ -225,80 +227,54 @@ class NgramIds(GraphLayer):
         return {**super().get_config(), "vocab_size": self.vocab_size}
 
 
-def is_char_key(keys: np.ndarray) -> np.ndarray:
-    """Whether each n-gram key is a character n-gram (its kind bits are above 8)."""
-    return (keys >> _HASH_BITS) > 8
-
-
-def ngram_vocabulary(keys: tf.RaggedTensor, *, min_df: int, max_tokens: int, char_min_df: int,
-                     char_max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kept n-gram keys of the training texts and their document frequencies.
-
-    Word n-grams in at least `min_df` texts, the most frequent `max_tokens` (0: all), then
-    character n-grams in at least `char_min_df` texts, the most frequent `char_max_tokens`
-    (0: all); within each part by falling document frequency (ties by key). Returned in key order.
-    """
-    flat, rows = keys.flat_values.numpy(), keys.value_rowids().numpy()
-    # Sorted by key, stably: each key's texts stay in order, so a repeat within a text is adjacent.
-    # (np.unique is avoided: in numpy 2.4 it took 12 s on 4.5M keys where sorting takes 0.3 s.)
-    order = np.argsort(flat, kind="stable")
-    flat, rows = flat[order], rows[order]
-    new_key = np.ones(len(flat), dtype=bool)
-    new_key[1:] = flat[1:] != flat[:-1]
-    new_text = new_key.copy()
-    new_text[1:] |= rows[1:] != rows[:-1]
-    starts = np.flatnonzero(new_key)
-    unique = flat[starts]
-    df = np.add.reduceat(new_text.astype(np.int64), starts) if len(flat) else np.zeros(0, np.int64)
-    order = np.argsort(-df, kind="stable")
-    char = is_char_key(unique)
-    kept = []
-    for part, least, most in ((~char, min_df, max_tokens), (char, char_min_df, char_max_tokens)):
-        chosen = order[part[order] & (df[order] >= least)]
-        kept.append(chosen[:most] if most else chosen)
-    kept = np.sort(np.concatenate(kept))  # in key order: NgramIds searches them
-    return unique[kept], df[kept]
-
-
-def smoothed_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
-    """ln((1 + n) / (1 + df)) + 1, scikit-learn's smooth_idf: a word in every text still counts a little."""
-    return (np.log((1.0 + n_docs) / (1.0 + df)) + 1.0).astype(np.float32)
-
-
 def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarray,
                 multilabel: bool = False) -> BuiltModel:
-    """Count the n-grams of the training texts, keep the vocabulary and idf, and build the classifier."""
-    tokenize = NgramKeys(params.ngrams, params.char_ngrams, name="ngram_keys")
-    texts = np.asarray([str(t) for t in train_texts], dtype=object)
-    tokens = encode_texts(texts, tokenize)
-    if not int(tf.size(tokens.flat_values)):
+    """Count the n-grams of the training texts (numpy, models/ngram_features.py), keep the vocabulary and
+    idf, and build the classifier; the training texts' TF-IDF rows come along (`train_rows`)."""
+    from textclf.models import ngram_features as nf
+
+    texts = [str(t) for t in train_texts]
+    try:
+        vocab, rows = nf.fit_vocabulary(texts, ngrams=params.ngrams, char_ngrams=params.char_ngrams,
+                                        min_df=params.min_df, max_tokens=params.vocab_size,
+                                        char_min_df=params.char_min_df, char_max_tokens=params.char_vocab_size)
+    except ValueError:
         raise ModelError("the training texts have no words once lower-cased and stripped of punctuation: "
-                         "an n-gram model has nothing to learn from")
-    kept, df = ngram_vocabulary(tokens, min_df=params.min_df, max_tokens=params.vocab_size,
-                                char_min_df=params.char_min_df, char_max_tokens=params.char_vocab_size)
-    if not len(kept):  # e.g. every n-gram occurs once and min_df is 2: keep them all rather than nothing
-        kept, df = ngram_vocabulary(tokens, min_df=1, max_tokens=params.vocab_size, char_min_df=1,
-                                    char_max_tokens=params.char_vocab_size)
+                         "an n-gram model has nothing to learn from") from None
+    built = _keras_ngram(params, vocab.keys, vocab.idf, vocab.char_start, num_classes=num_classes,
+                         multilabel=multilabel, n_texts=len(texts))
+    built.feature_rows = lambda batch: nf.tfidf_rows([str(t) for t in batch], vocab)
+    built.train_rows = rows
+    return built
+
+
+def _keras_ngram(params: NgramParams, keys: np.ndarray, idf: np.ndarray, char_start: int, *, num_classes: int,
+                 multilabel: bool, n_texts: int) -> BuiltModel:
+    """The Keras model of a bag of n-grams with this vocabulary: strings -> ragged ids -> TF-IDF -> head.
+
+    Nothing is padded: ids stay ragged from the text to the TF-IDF rows, so a batch costs in
+    proportion to its texts' total length, not to its longest text times the batch size.
+    """
+    tokenize = NgramKeys(params.ngrams, params.char_ngrams, name="ngram_keys")
     # Id 0 pads, id 1 is any n-gram outside the vocabulary; the kept n-grams follow.
-    lookup = NgramIds(len(kept), name="ngram_ids")
-    lookup.keys.assign(kept)
-    vocab_size = len(kept) + 2
+    lookup = NgramIds(len(keys), name="ngram_ids")
+    lookup.keys.assign(keys)
+    vocab_size = len(keys) + 2
 
     def encode(batch: tf.Tensor) -> tf.RaggedTensor:
         return lookup(tokenize(batch))
 
     text_in = keras.Input(shape=(), dtype=tf.string, name="text")
-    text_to_ids = keras.Model(text_in, lookup(tokenize(text_in)).to_tensor(PAD), name="text_to_ids")
+    text_to_ids = keras.Model(text_in, lookup(tokenize(text_in)), name="text_to_ids")
 
-    ids = keras.Input(shape=(None,), dtype=tf.int64, name="token_ids")
-    idf = np.concatenate([[0.0, 0.0], smoothed_idf(df, len(texts))])
-    tfidf = TfidfBag(vocab_size, char_start=2 + int(np.sum(~is_char_key(kept))), name="tfidf")
-    tfidf.idf.assign(idf.astype(np.float32))
+    ids = keras.Input(shape=(None,), dtype=tf.int64, ragged=True, name="token_ids")
+    tfidf = TfidfBag(vocab_size, char_start=char_start, name="tfidf")
+    tfidf.idf.assign(np.asarray(idf, np.float32))
     features = keras.Model(ids, tfidf(ids), name="tfidf_features")
 
     # The TF-IDF rows cannot change during training: training computes them once and fits the head.
     bag = keras.Input(shape=(vocab_size,), sparse=True, name="tfidf")
-    penalty = params.l2 + (1.0 / (2.0 * params.c * len(texts)) if params.c else 0.0)
+    penalty = params.l2 + (1.0 / (2.0 * params.c * n_texts) if params.c else 0.0)
     regularizer = keras.regularizers.l2(penalty) if penalty else None
     hinge = params.loss == "squared_hinge"
     output = None if hinge else output_activation(multilabel)  # hinge: the head gives scores, softmax comes after it
@@ -316,13 +292,24 @@ def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarra
     to_probabilities = ScaledSoftmax(multilabel=multilabel, name="scores_to_probs") if hinge else (lambda x: x)
     model = keras.Model(ids, to_probabilities(head(features(ids))),
                         name="ngram_linear" if params.num_layers == 0 else "ngram_mlp")
-    built = BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, features=features, head=head,
-                       feature_batch_size=4096,
-                       loss=(multilabel_squared_hinge if multilabel else one_vs_rest_squared_hinge) if hinge else None,
-                       to_probabilities=to_probabilities, train_ids=lookup(tokens))
-    if params.solver == "lbfgs":
-        built.solve = lambda **data: solve_linear_head(built, params, **data)
-    return built
+    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, features=features, head=head,
+                      feature_batch_size=4096,
+                      loss=(multilabel_squared_hinge if multilabel else one_vs_rest_squared_hinge) if hinge else None,
+                      to_probabilities=to_probabilities)
+
+
+def keras_from_twin(arrays: dict, params: NgramParams):
+    """The string-in Keras model of a linear n-gram model saved as twin arrays (a run trained without
+    TensorFlow, textclf.models.linear): what `export` saves. Same layers, same probabilities."""
+    kernel = arrays["kernel_0"]
+    multilabel = str(arrays["scale_output"]) == "sigmoid"
+    built = _keras_ngram(params, arrays["keys"], arrays["idf"], int(arrays["char_start"]),
+                         num_classes=kernel.shape[1], multilabel=multilabel, n_texts=1)
+    dense = built.head.get_layer("probs")
+    dense.kernel.assign(kernel)
+    dense.bias.assign(arrays["bias_0"])
+    built.to_probabilities.scale.assign(float(arrays["scale"]))
+    return built.inference_model()
 
 
 def one_vs_rest_squared_hinge(labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
@@ -359,154 +346,3 @@ class ScaledSoftmax(GraphLayer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "multilabel": self.multilabel}
-
-
-# The C values tried, smallest (most regularised) first, each L-BFGS solve starting from the last
-# one's weights; the one with the best validation accuracy is refitted on all training texts.
-C_GRID = {"squared_hinge": (0.1, 0.3, 1.0), "crossentropy": (3.0, 10.0, 30.0)}
-
-
-def _csr(rows):
-    """A SparseRows as a scipy CSR matrix (float64): its ragged row splits, columns and values as they are."""
-    import scipy.sparse
-
-    indptr = rows.cols.row_splits.numpy()
-    return scipy.sparse.csr_matrix((rows.values.flat_values.numpy().astype(np.float64), rows.cols.flat_values.numpy(),
-                                    indptr), shape=(len(indptr) - 1, rows.width))
-
-
-def _objective(x, labels: np.ndarray, num_classes: int, loss: str, weights: np.ndarray | None = None):
-    """(theta, C) -> (C·Σ w_i·loss_i + ½‖W‖², gradient), theta = [W (V×K) flat, b (K)]; `weights`
-    per example (class weights), else 1.
-
-    scipy.sparse products, not tf.sparse: on this 2-core machine sparse_dense_matmul ran at
-    ~0.1 GFLOP/s and one L-BFGS fit of 6,000 headlines took minutes; CSR products take seconds.
-    """
-    width = x.shape[1]
-    xt = x.T.tocsr()
-    multilabel = labels.ndim == 2
-    y = labels.astype(np.float64) if multilabel else np.eye(num_classes)[labels]
-    signs = 2.0 * y - 1.0
-    w = np.ones((len(labels), 1)) if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
-
-    def fun(theta: np.ndarray, c: float):
-        kernel = theta[: width * num_classes].reshape(width, num_classes)
-        scores = x @ kernel + theta[width * num_classes:]
-        if loss == "squared_hinge":
-            margin = np.maximum(0.0, 1.0 - signs * scores)
-            data, d_scores = float(np.sum(w * margin ** 2)), -2.0 * w * signs * margin
-        elif multilabel:  # binary cross-entropy per label on sigmoid(score)
-            data = float(np.sum(w * (np.logaddexp(0.0, scores) - y * scores)))
-            d_scores = w * (1.0 / (1.0 + np.exp(-scores)) - y)
-        else:
-            top = scores.max(axis=1, keepdims=True)
-            exp = np.exp(scores - top)
-            total = exp.sum(axis=1, keepdims=True)
-            data = float(np.sum(w * (np.log(total) + top - np.sum(y * scores, axis=1, keepdims=True))))
-            d_scores = w * (exp / total - y)
-        value = c * data + 0.5 * float(np.sum(kernel ** 2))
-        grad = np.concatenate([(c * (xt @ d_scores) + kernel).ravel(), c * d_scores.sum(axis=0)])
-        return value, grad
-
-    return fun
-
-
-def _scores(x, theta: np.ndarray, num_classes: int) -> np.ndarray:
-    width = x.shape[1]
-    return x @ theta[: width * num_classes].reshape(width, num_classes) + theta[width * num_classes:]
-
-
-def solve_linear_head(built: BuiltModel, params: NgramParams, fit_x, fit_y: np.ndarray, val_x, val_y,
-                      say=lambda line: None, class_weight: np.ndarray | None = None) -> dict:
-    """Fit the linear head exactly (scipy's L-BFGS-B on the full batch), choosing C on the validation part.
-
-    The same objective as scikit-learn's LinearSVC (squared hinge, one-vs-rest) or
-    LogisticRegression (cross-entropy), minimised to convergence rather than by SGD epochs:
-    with Adam and early stopping the same features reached 80.6% where LinearSVC reached
-    81.5% (SST-2, 3 leak-free folds of its training file). With `params.c` = 0 every C of
-    `C_GRID` is fitted on `fit_x` and scored on `val_x`; the best (ties: the smaller C) is
-    refitted on the fit and validation rows together (without a validation part: the first C, on
-    `fit_x`). Sets the head's weights (and the softmax scale) and returns the history. With
-    `class_weight` (one weight per class) each example's loss is weighted by its class's, and C
-    is chosen by balanced accuracy (the mean recall over classes) instead of accuracy.
-    """
-    import scipy.optimize
-
-    num_classes = int(built.head.output_shape[-1])
-    fit_s, val_s = _csr(fit_x), _csr(val_x) if val_x is not None else None
-    width = fit_s.shape[1]
-    theta = np.zeros(width * num_classes + num_classes)
-    grid = (params.c,) if params.c else C_GRID[params.loss]
-    history: dict[str, list[float]] = {"c": [], "val_accuracy": [], "iterations": []}
-    options = {"maxiter": params.max_iter, "ftol": params.tol}
-    best, best_theta, best_acc = grid[0], theta, -1.0
-    cw = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)
-    if val_s is not None:
-        fun = _objective(fit_s, fit_y, num_classes, params.loss, None if cw is None else cw[fit_y])
-        for c in grid:
-            done = scipy.optimize.minimize(fun, theta, args=(c,), jac=True, method="L-BFGS-B", options=options)
-            theta = done.x
-            result_acc = _validation_score(_scores(val_s, theta, num_classes), val_y, cw is not None)
-            history["c"].append(c)
-            history["val_accuracy"].append(result_acc)
-            history["iterations"].append(int(done.nit))
-            say(f"C {c:g}: validation {'micro-F1' if val_y.ndim == 2 else 'accuracy'} {100 * result_acc:.2f}% "
-                f"({done.nit} L-BFGS iterations)")
-            if result_acc > best_acc:
-                best, best_theta, best_acc = c, theta.copy(), result_acc
-    import scipy.sparse
-
-    all_s = scipy.sparse.vstack([fit_s, val_s], format="csr") if val_s is not None else fit_s
-    all_y = np.concatenate([fit_y, val_y]) if val_s is not None else fit_y
-    # From the chosen weights, with a tighter tolerance: the first steps on the added validation
-    # rows lower the objective by little relative to its size, and `tol` alone stopped after one.
-    done = scipy.optimize.minimize(_objective(all_s, all_y, num_classes, params.loss, None if cw is None else cw[all_y]),
-                                   best_theta, args=(best,),
-                                   jac=True, method="L-BFGS-B", options={**options, "ftol": params.tol / 10})
-    theta = done.x
-    history["refit_iterations"] = [int(done.nit)]
-    kernel, bias = theta[: width * num_classes].reshape(width, num_classes), theta[width * num_classes:]
-    dense = built.head.get_layer("probs")
-    dense.kernel.assign(kernel.astype(np.float32))
-    dense.bias.assign(bias.astype(np.float32))
-    scale = 1.0
-    scaled = isinstance(built.to_probabilities, ScaledSoftmax)
-    val_scores = _scores(val_s, best_theta, num_classes) if val_s is not None else None
-    if scaled and val_s is not None:
-        # The temperature from the validation scores of the C chosen (fitted without them).
-        scale = float(np.exp(scipy.optimize.minimize_scalar(lambda t: _log_loss(np.exp(t) * val_scores, val_y),
-                                                            bounds=(-5, 5), method="bounded").x))
-        built.to_probabilities.scale.assign(scale)
-    # The validation part's probabilities from the head fitted without it (multi-label thresholds are tuned on them).
-    val_probs = None if val_scores is None else _probabilities(scale * val_scores if scaled else val_scores,
-                                                               val_y.ndim == 2)
-    return {"history": history, "c": best, "softmax_scale": scale, "train_examples": len(all_y),
-            "val_probabilities": val_probs}
-
-
-def _probabilities(scores: np.ndarray, multilabel: bool) -> np.ndarray:
-    if multilabel:
-        return 1.0 / (1.0 + np.exp(-scores))
-    z = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def _log_loss(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean log-loss of softmax(scores) (class ids), or of sigmoid(scores) per label (multi-hot rows)."""
-    if labels.ndim == 2:
-        return float(np.mean(np.logaddexp(0.0, scores) - labels * scores))
-    z = scores - scores.max(axis=1, keepdims=True)
-    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(labels)), labels]))
-
-
-def _validation_score(scores: np.ndarray, labels: np.ndarray, balanced: bool) -> float:
-    """What C is chosen by: accuracy (balanced: the mean recall over classes), or for multi-hot labels
-    the micro-F1 of the labels with a positive score."""
-    if labels.ndim == 2:
-        predicted, truth = scores > 0, labels.astype(bool)
-        tp = np.sum(predicted & truth)
-        return float(2 * tp / max(predicted.sum() + truth.sum(), 1))
-    hits = scores.argmax(axis=1) == labels
-    if not balanced:
-        return float(np.mean(hits))
-    return float(np.mean([hits[labels == k].mean() for k in np.unique(labels)]))

@@ -16,6 +16,8 @@ def load_model(run_dir: Path):
 
     run = Run(run_dir)
     info = run.info
+    if not run.model_path.exists():  # trained without TensorFlow: the Keras model is built from its arrays
+        return _native_model(run)
     try:
         MODELS.get(info.get("model", "transformer")).load_builder()  # registers its layers
     except ModelError:  # e.g. an imported model's store is not set here: the run does not need it
@@ -30,6 +32,29 @@ def load_model(run_dir: Path):
                            f"textclf version does not have (saved by another version); retrain the run") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
+    check_outputs(model.output_shape[-1], run)
+    return model
+
+
+def _native_model(run: Run):
+    """The Keras model of a run whose model is its arrays (textclf.models.linear): checked to give the
+    arrays' probabilities on the run's check texts before anything uses it."""
+    import numpy as np
+
+    from textclf.config import resolve_config
+    from textclf.lite import CHECK_TEXTS, TOLERANCE, Twin, read_arrays
+    from textclf.models.ngram import keras_from_twin
+
+    arrays = read_arrays(run.path)
+    if arrays is None:
+        raise RunError(f"cannot load the model in {run.path}: its model file is missing or damaged; retrain the run")
+    model = keras_from_twin(arrays, resolve_config(run.config).model_params)
+    expected = Twin(arrays).probabilities(CHECK_TEXTS)
+    got = np.asarray(model(np.array(CHECK_TEXTS, dtype=object), training=False))
+    if got.shape != expected.shape or not np.all(np.abs(got - expected) <= TOLERANCE):
+        raise RunError(f"cannot load the model in {run.path}: its Keras form disagrees with its arrays "
+                       f"(by {float(np.max(np.abs(got - expected))) if got.shape == expected.shape else 'shape'}); "
+                       "please report this")
     check_outputs(model.output_shape[-1], run)
     return model
 

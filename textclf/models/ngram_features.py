@@ -1,0 +1,299 @@
+"""Bags of n-grams without TensorFlow: the n-gram keys, vocabulary and TF-IDF rows of models/ngram.py in numpy.
+
+The same features as the Keras layers `NgramKeys` -> `NgramIds` -> `TfidfBag`, key for key
+(tests/test_ngram_features.py compares them on fuzzed texts): words hashed by FarmHash's
+Fingerprint64 (the `cityhash` package's binding, what `tf.strings.to_hash_bucket_fast` computes),
+character n-grams from code points, both mixed and tagged exactly as the TensorFlow ops do. So the
+default model trains, evaluates and predicts with numpy, scipy and scikit-learn alone — no
+TensorFlow import (≈ 2.3-5 s and 600 MB before any work) — and its Keras twin, built when a
+command needs one (export), gives the same probabilities.
+
+Memory is bounded by the work: texts are processed in chunks of at most `CHUNK_CHARS`
+characters (one text longer than that is a chunk of its own, and costs in proportion to its
+length); nothing is padded to the longest text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+# tf_keras TextVectorization's punctuation, replaced by a space (a word boundary, as in
+# scikit-learn's token pattern) rather than deleted: "New York-based" -> new, york, based.
+PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
+HASH_BITS = 56  # an n-gram's key: its kind (word n, or character n + 8) in the bits above these
+MULTIPLIER = 0x9E3779B97F4A7C15 - (1 << 64)  # odd 64-bit constant (as int64) for mixing
+WORD_BUCKETS = 1 << 62  # words hash to Fingerprint64 % 2^62 (tf.strings.to_hash_bucket_fast)
+CHUNK_CHARS = 1 << 21  # characters of text featurized at once: ~2M, a few hundred MB of keys at most
+
+# Letters Python's str.lower changes and TensorFlow 2.20's ICU keeps (newer than Unicode 13);
+# tests/test_lite.py checks this list against tf.strings.lower over every code point.
+LOWER_KEPT = frozenset([0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8, *range(0x10570, 0x1057B), *range(0x1057C, 0x1058B),
+                        *range(0x1058C, 0x10593), 0x10594, 0x10595])
+_KEPT = re.compile("([" + "".join(map(chr, sorted(LOWER_KEPT))) + "])")
+_ASCII_SPACE = re.compile(r"[\t\n\v\f\r ]+")  # tf.strings.split's whitespace (not U+00A0 and friends)
+_PUNCT = re.compile(PUNCTUATION)
+_MULT = np.int64(MULTIPLIER)
+
+
+def lower_like_tensorflow(text: str) -> str:
+    """`tf.strings.lower(text, encoding="utf-8")` without TensorFlow."""
+    text = text.split("\x00", 1)[0]
+    if not _KEPT.search(text):
+        return text.lower()
+    return "".join(part if i % 2 else part.lower() for i, part in enumerate(_KEPT.split(text)))
+
+
+def ascii_split(text: str) -> list[str]:
+    return [w for w in _ASCII_SPACE.split(text) if w]
+
+
+def is_char_key(keys: np.ndarray) -> np.ndarray:
+    """Whether each n-gram key is a character n-gram (its kind bits are above 8)."""
+    return (keys >> HASH_BITS) > 8
+
+
+def gram_keys(values: np.ndarray, group: np.ndarray, longest: int, shortest: int, kind_offset: int,
+              known: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(keys, start) of every run of shortest..longest consecutive `values` within one group (int64
+    arithmetic wraps as TensorFlow's does); with `known`, only runs of known values.
+
+    `values` are int64 word hashes or code points, flat; `group` (sorted) says which text or word
+    each belongs to: a run never crosses groups. models/ngram.py's `_gram_keys` is the same in TF.
+    """
+    found = []
+    h = values
+    ok = known
+    with np.errstate(over="ignore"):
+        for width in range(1, longest + 1):
+            if width > 1:
+                h = ((h[:-1] * _MULT) ^ values[width - 1:]) + (h[:-1] >> np.int64(29))
+                if ok is not None:
+                    ok = ok[:-1] & known[width - 1:]
+            if width >= shortest:
+                inside = group[: len(h)] == group[width - 1:]
+                if ok is not None:
+                    inside &= ok
+                key = (h & np.int64((1 << HASH_BITS) - 1)) | np.int64((width + kind_offset) << HASH_BITS)
+                found.append((key[inside], np.flatnonzero(inside)))
+    return found
+
+
+def fingerprints(words: Sequence[str]) -> np.ndarray:
+    """FarmHash Fingerprint64 of each word's UTF-8 bytes, modulo 2^62 (tf.strings.to_hash_bucket_fast)."""
+    from farmhash import Fingerprint64
+
+    return np.fromiter((Fingerprint64(w.encode("utf-8", "surrogatepass")) % WORD_BUCKETS for w in words),
+                       np.int64, len(words))
+
+
+class WordHashes:
+    """Word -> hash, each distinct word hashed once (a dict in front of Fingerprint64)."""
+
+    def __init__(self, known: dict[str, int] | None = None) -> None:
+        self.table: dict[str, int] = dict(known or {})
+
+    def __call__(self, words: list[str]) -> np.ndarray:
+        table = self.table
+        new = [w for w in set(words) if w not in table]
+        if new:
+            table.update(zip(new, fingerprints(new).tolist()))
+        return np.fromiter((table[w] for w in words), np.int64, len(words))
+
+
+def text_keys(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: WordHashes,
+              only_known_words: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, row) of every word 1..`ngrams`-gram and character 2..`char_ngrams`-gram of `texts`, as
+    `NgramKeys` makes them. `only_known_words`: words missing from `hashes` end every n-gram (they are
+    in none of a vocabulary made from those words); else every new word is hashed."""
+    lowered = [lower_like_tensorflow(t) for t in texts]
+    words = [ascii_split(_PUNCT.sub(" ", t)) for t in lowered]
+    counts = np.fromiter((len(w) for w in words), np.int64, len(words))
+    word_rows = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
+    flat = [w for ws in words for w in ws]
+    if only_known_words:
+        table = hashes.table
+        got = [table.get(w) for w in flat]
+        known = np.fromiter((g is not None for g in got), bool, len(got))
+        values = np.fromiter((g or 0 for g in got), np.int64, len(got))
+    else:
+        known, values = None, hashes(flat)
+    found = [(k, word_rows[s]) for k, s in gram_keys(values, word_rows, ngrams, 1, 0, known)]
+    del values, flat
+    if char_ngrams:  # inside whitespace-separated words with their punctuation, padded with a space (char_wb)
+        spaced = [ascii_split(t) for t in lowered]
+        per_text = np.fromiter((len(w) for w in spaced), np.int64, len(spaced))
+        tokens = [w for ws in spaced for w in ws]
+        token_rows = np.repeat(np.arange(len(texts), dtype=np.int64), per_text)
+        joined = "".join(f" {w} " for w in tokens)
+        chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
+        lengths = np.fromiter((len(w) + 2 for w in tokens), np.int64, len(tokens))
+        char_words = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
+        del joined, tokens
+        found += [(k, token_rows[char_words[s]]) for k, s in gram_keys(chars, char_words, char_ngrams, 2, 8)]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([k for k, _ in found]), np.concatenate([r for _, r in found])
+
+
+def chunks(texts: Sequence[str], budget: int = CHUNK_CHARS) -> Iterator[tuple[int, int]]:
+    """(start, stop) ranges of `texts` holding at most `budget` characters each (a longer text alone)."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        n = len(text)
+        if i > start and size + n > budget:
+            yield start, i
+            start, size = i, 0
+        size += n
+    if start < len(texts):
+        yield start, len(texts)
+
+
+@dataclass
+class Vocabulary:
+    """The kept n-gram keys (sorted), their idf and where the character n-grams start among the ids.
+
+    Id 0 pads and id 1 is any n-gram outside the vocabulary (as `NgramIds` numbers them); kept
+    n-gram i has id i + 2. `hashes` holds every training word's hash (an n-gram of other words is
+    in no kept n-gram).
+    """
+
+    keys: np.ndarray
+    idf: np.ndarray  # per id (0 and 1 weigh 0), float32
+    char_start: int  # ids from here on are character n-grams
+    ngrams: int
+    char_ngrams: int
+    hashes: WordHashes
+
+    @property
+    def width(self) -> int:
+        return len(self.keys) + 2
+
+
+CACHE_KEYS = 1 << 24  # n-gram keys of the training texts kept between counting and weighing (256 MB), else made twice
+
+
+def fit_vocabulary(texts: Sequence[str], *, ngrams: int, char_ngrams: int, min_df: int, max_tokens: int,
+                   char_min_df: int, char_max_tokens: int, budget: int = CHUNK_CHARS):
+    """The vocabulary of `texts` and their TF-IDF rows (`tfidf_rows`), the n-grams made once when they fit
+    in `CACHE_KEYS`.
+
+    Counts the document frequency of every n-gram, chunk by chunk, and keeps word n-grams in at least
+    `min_df` texts (the most frequent `max_tokens`, 0: all) and character n-grams in at least
+    `char_min_df` (`char_max_tokens`); by falling document frequency, ties by key. When nothing passes
+    (e.g. every n-gram occurs once and min_df is 2), every n-gram is kept rather than none.
+    Raises ValueError when the texts have no n-gram at all.
+    """
+    hashes = WordHashes()
+    found: list[tuple[np.ndarray, np.ndarray]] = []  # per chunk: distinct keys and their document frequency
+    cached: list | None = []
+    held = 0
+    for start, stop in chunks(texts, budget):
+        keys, rows = text_keys(texts[start:stop], ngrams, char_ngrams, hashes)
+        # By key, stably: a key's rows stay in text order (each n-gram length's keys are made in text
+        # order, and the length is part of the key), so a repeat within a text is adjacent.
+        order = np.argsort(keys, kind="stable")
+        sorted_keys, sorted_rows = keys[order], rows[order]
+        del order
+        new_key = np.ones(len(keys), bool)
+        new_key[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        new_text = new_key.copy()
+        new_text[1:] |= sorted_rows[1:] != sorted_rows[:-1]
+        starts = np.flatnonzero(new_key)
+        found.append((sorted_keys[starts], np.add.reduceat(new_text.astype(np.int64), starts) if len(starts)
+                      else np.zeros(0, np.int64)))
+        del sorted_keys, sorted_rows, new_key, new_text, starts
+        if len(found) > 8:
+            found = [_merge(found)]
+        held += len(keys)
+        if cached is not None and held <= CACHE_KEYS:
+            cached.append((start, stop, keys, rows))
+        else:
+            cached = None
+    unique, df = _merge(found) if found else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if not len(unique):
+        raise ValueError("no n-grams")
+    kept = _keep(unique, df, min_df, max_tokens, char_min_df, char_max_tokens)
+    if not len(kept):
+        kept = _keep(unique, df, 1, max_tokens, 1, char_max_tokens)
+    idf = np.concatenate([[0.0, 0.0], smoothed_idf(df[kept], len(texts))]).astype(np.float32)
+    vocab = Vocabulary(unique[kept], idf, 2 + int(np.sum(~is_char_key(unique[kept]))), ngrams, char_ngrams, hashes)
+    del unique, df
+    if cached is None:
+        return vocab, tfidf_rows(texts, vocab, budget)
+    return vocab, _stack([_rows_of(keys, rows, stop - start, vocab) for start, stop, keys, rows in cached], vocab)
+
+
+def _merge(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-chunk (keys, counts) as one: the distinct keys, sorted, with their counts summed."""
+    keys = np.concatenate([k for k, _ in found])
+    counts = np.concatenate([c for _, c in found])
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    new = np.ones(len(keys), bool)
+    new[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(new)
+    return keys[starts], (np.add.reduceat(counts, starts) if len(starts) else counts[:0])
+
+
+def _keep(keys, df, min_df, max_tokens, char_min_df, char_max_tokens) -> np.ndarray:
+    order = np.lexsort((keys, -df))
+    char = is_char_key(keys)
+    kept = []
+    for part, least, most in ((~char, min_df, max_tokens), (char, char_min_df, char_max_tokens)):
+        chosen = order[part[order] & (df[order] >= least)]
+        kept.append(chosen[:most] if most else chosen)
+    return np.sort(np.concatenate(kept))  # in key order: ids are places among sorted keys
+
+
+def smoothed_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """ln((1 + n) / (1 + df)) + 1, scikit-learn's smooth_idf: a word in every text still counts a little."""
+    return (np.log((1.0 + n_docs) / (1.0 + df)) + 1.0).astype(np.float32)
+
+
+def tfidf_rows(texts: Sequence[str], vocab: Vocabulary, budget: int = CHUNK_CHARS):
+    """The texts' TF-IDF rows as a scipy CSR matrix (float32, n × vocab.width): sublinear tf × idf of
+    the known n-grams, words and characters each L2-normalised (`TfidfBag`); chunk by chunk."""
+    parts = []
+    for start, stop in chunks(texts, budget):
+        keys, rows = text_keys(texts[start:stop], vocab.ngrams, vocab.char_ngrams, vocab.hashes,
+                               only_known_words=True)
+        parts.append(_rows_of(keys, rows, stop - start, vocab))
+    return _stack(parts, vocab)
+
+
+def _stack(parts: list, vocab: Vocabulary):
+    import scipy.sparse
+
+    if not parts:
+        return scipy.sparse.csr_matrix((0, vocab.width), dtype=np.float32)
+    return scipy.sparse.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
+
+
+def _rows_of(keys: np.ndarray, rows: np.ndarray, n: int, vocab: Vocabulary):
+    """CSR rows (n × vocab.width) of the n-gram `keys` of texts `rows`: each known n-gram's count, weighed."""
+    import scipy.sparse
+
+    if len(vocab.keys):
+        place = np.searchsorted(vocab.keys, keys)
+        hit = vocab.keys[np.minimum(place, len(vocab.keys) - 1)] == keys
+        cell = rows[hit] * vocab.width + place[hit] + 2
+        del place, hit
+    else:
+        cell = rows[:0]
+    cell.sort()
+    new = np.ones(len(cell), bool)
+    new[1:] = cell[1:] != cell[:-1]
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(cell)))
+    cell = cell[starts]
+    rows, cols = cell // vocab.width, cell % vocab.width
+    weights = (np.float32(1.0) + np.log(counts.astype(np.float32))) * vocab.idf[cols]
+    part = rows * 2 + (cols >= vocab.char_start)
+    norms = np.sqrt(np.bincount(part, weights=weights.astype(np.float64) ** 2, minlength=2 * n)).astype(np.float32)
+    weights = (weights / norms[part]).astype(np.float32)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    return scipy.sparse.csr_matrix((weights, cols.astype(np.int32), indptr), shape=(n, vocab.width))
