@@ -35,9 +35,13 @@ class DataConfig:
     # trains on the others and is evaluated on it (a group of `folds` runs, see training.run_group).
     folds: int = 0
     fold: int | None = None
+    # A longer text is refused when the data is read: memory grows with a text's length (an n-gram
+    # model's features hold ~4 keys per character), so one enormous text must not exhaust it.
+    max_text_chars: int = 2_000_000
 
     def __post_init__(self) -> None:
         check(bool(self.train.strip()), "train", self.train, "a data spec")
+        check(self.max_text_chars >= 1, "max_text_chars", self.max_text_chars, "an integer >= 1")
         check(0.0 < self.eval_fraction < 1.0, "eval_fraction", self.eval_fraction,
               "a fraction between 0 and 1")
         check(self.folds == 0 or self.folds >= 2, "folds", self.folds, "0 (no cross-validation) or an integer >= 2")
@@ -163,6 +167,7 @@ OPTION_FIELDS = {
     "model": "model",
     "data": "data.train", "eval_data": "data.eval", "text_field": "data.text_fields",
     "label_field": "data.label_field", "label_separator": "data.label_separator", "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
+    "max_text_chars": "data.max_text_chars",
     "folds": "data.folds", "seeds": "training.seeds", "class_weight": "training.class_weight",
     "epochs": "training.epochs", "batch_size": "training.global_batch_size",
     "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",

@@ -13,6 +13,7 @@ from textclf.models.saving import check_outputs, load_model
 from textclf.runs import Run, resolve_run
 
 PREDICT_BATCH = 256
+DEFAULT_MAX_TEXT_CHARS = 2_000_000  # config.DataConfig.max_text_chars
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Predictor:
         self.labels = run.labels
         self.thresholds = run.thresholds  # per label (multi-label runs), else None
         self.multilabel = self.thresholds is not None
+        try:
+            self.max_text_chars = int(run.config.get("data", {}).get("max_text_chars", DEFAULT_MAX_TEXT_CHARS))
+        except Exception:  # no readable config.json: the default limit
+            self.max_text_chars = DEFAULT_MAX_TEXT_CHARS
         self.twin = None
         native = not run.model_path.exists()  # trained without TensorFlow: the arrays are the model
         if lite or native:
@@ -102,6 +107,11 @@ class Predictor:
         blank = [not text.strip() for text in texts]
         if not blank_as_none and any(blank):
             raise DataError(f"text {blank.index(True) + 1} is empty")
+        limit = self.max_text_chars
+        for i, text in enumerate(texts):
+            if len(text) > limit:  # memory grows with a text's length: refuse an enormous one up front
+                raise DataError(f"text {i + 1} has {len(text):,} characters, more than the limit of {limit:,} "
+                                "(the run's data.max_text_chars: --max-text-chars when training)")
         for i, text in enumerate(texts):  # e.g. a command-line argument of bytes that are not UTF-8
             try:
                 text.encode("utf-8")

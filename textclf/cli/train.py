@@ -57,6 +57,9 @@ def _options(
         help="Fraction held out for eval when there is no eval data (default: 0.1).", rich_help_panel=DATA)] = None,
     tfds_data_dir: Annotated[Optional[str], typer.Option(
         help="Where tfds datasets are (or get) prepared.", rich_help_panel=DATA)] = None,
+    max_text_chars: Annotated[Optional[int], typer.Option(
+        help="Refuse a text longer than this many characters when reading the data (default: 2,000,000).",
+        rich_help_panel=DATA)] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data.", rich_help_panel=TRAIN)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Global batch size.", rich_help_panel=TRAIN)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_help_panel=TRAIN)] = None,

@@ -140,6 +140,7 @@ def load_examples(
     tfds_data_dir: str | None = None,
     label_separator: str = "|",
     multilabel: bool | None = None,
+    max_text_chars: int | None = None,
 ) -> Examples:
     """Read a data source into memory.
 
@@ -148,6 +149,7 @@ def load_examples(
     Multi-label data (a JSONL label list, or a CSV/TSV label field holding `label_separator`,
     e.g. `World|Sports`) is detected, unless `multilabel` says which the data must be (an
     existing run's kind): then a multi-label run reads a single label as a set of one.
+    A text longer than `max_text_chars` is an error (data.max_text_chars, --max-text-chars).
     """
     parsed = parse_spec(spec)
     if parsed.kind == "sample":
@@ -157,7 +159,7 @@ def load_examples(
         rows, classes = _tfds_rows(parsed, text_fields, label_field, tfds_data_dir)
     else:
         rows, classes = _file_rows(parsed, text_fields, label_field, label_names, label_separator)
-    return _to_examples(rows, classes, label_names, str(parsed), multilabel)
+    return _to_examples(rows, classes, label_names, str(parsed), multilabel, max_text_chars)
 
 
 # ----------------------------------------------------------------------------- labels
@@ -169,6 +171,7 @@ def _to_examples(
     label_names: Sequence[str] | None,
     source: str,
     multilabel: bool | None = None,
+    max_text_chars: int | None = None,
 ) -> Examples:
     """rows yield (where, text, label name, or a tuple of names for a multi-label row); build label indices."""
     texts: list[str] = []
@@ -178,6 +181,10 @@ def _to_examples(
     for where, text, label in rows:
         if not text.strip():
             raise DataError(f"{where}: empty text")
+        if max_text_chars is not None and len(text) > max_text_chars:
+            raise DataError(f"{where}: a text of {len(text):,} characters, longer than the limit of "
+                            f"{max_text_chars:,} (--max-text-chars, data.max_text_chars, raises it; memory grows "
+                            "with a text's length)")
         if isinstance(label, tuple):
             if multilabel is False and len(label) != 1:
                 raise DataError(f"{where}: {len(label)} labels ({', '.join(label) or 'none'}), but the run is "
@@ -607,4 +614,4 @@ def load_eval(data, seed: int, label_names: Sequence[str], spec: str | None = No
 
 def _file_options(data) -> dict:
     return dict(text_fields=data.text_fields, label_field=data.label_field, tfds_data_dir=data.tfds_data_dir,
-                label_separator=data.label_separator)
+                label_separator=data.label_separator, max_text_chars=getattr(data, "max_text_chars", None))
