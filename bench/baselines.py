@@ -67,9 +67,93 @@ def datasets(names: list[str]) -> dict[str, tuple[str, str]]:
             if not train.exists():
                 raise SystemExit(f"sst2 needs {train} (GLUE SST-2 in ../shared); it is not there")
             found[name] = (f"tsv:{train}", f"tsv:{dev}")
+        elif name == "ag7600-long":  # long documents: each ag7600 text followed by nine others of its class
+            from lengths import long_split
+
+            train_csv, eval_csv = write_split(ROOT / "bench" / "out" / "ag7600")
+            out = ROOT / "bench" / "out" / "ag7600-long"
+            found[name] = (f"csv:{long_split(train_csv, out / 'train.csv')}",
+                           f"csv:{long_split(eval_csv, out / 'eval.csv', seed=1)}")
+        elif name == "ag7600-huge":  # ag7600 plus four training texts of ~100k words (2,500 articles of a class)
+            found[name] = huge_split(*write_split(ROOT / "bench" / "out" / "ag7600"), ROOT / "bench" / "out" / name)
+        elif name == "ag20":  # 20 classes: three ag7600 texts joined, labelled by the multiset of their classes
+            found[name] = triples_split(*write_split(ROOT / "bench" / "out" / "ag7600"), ROOT / "bench" / "out" / name)
+        elif name == "sst2x10":  # 673k rows: SST-2's training file ten times, copies 1-9 perturbed (bench/scale.py)
+            from scale import write_repeated
+
+            sst2 = SHARED / "data" / "sst2"
+            if not (sst2 / "train.tsv.gz").exists():
+                raise SystemExit(f"sst2x10 needs {sst2 / 'train.tsv.gz'} (GLUE SST-2 in ../shared); it is not there")
+            found[name] = (f"tsv:{write_repeated(sst2 / 'train.tsv.gz', ROOT / 'bench' / 'out' / 'sst2-x10.tsv')}",
+                           f"tsv:{sst2 / 'dev.tsv'}")
         else:
-            raise SystemExit(f"unknown data set {name!r}; choose from ag7600, sst2")
+            raise SystemExit(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
     return found
+
+
+DATASETS = ("ag7600", "sst2", "ag7600-long", "ag7600-huge", "ag20", "sst2x10")
+
+
+def _rows(path: Path) -> list[list[str]]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def _write(rows: list[list[str]], path: Path, classes: list[str]) -> Path:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    (path.parent / "classes.txt").write_text("\n".join(classes) + "\n")
+    return path
+
+
+def huge_split(train_csv: Path, eval_csv: Path, out: Path, texts: int = 4, per_text: int = 2500) -> tuple[str, str]:
+    """ag7600's training rows plus `texts` rows of `per_text` same-class articles each (~100k words)."""
+    import random
+
+    rows = _rows(train_csv)
+    rng = random.Random(0)
+    by_class: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_class.setdefault(row[0], []).append(row)
+    labels = sorted(by_class)
+    extra = []
+    for i in range(texts):
+        label = labels[i % len(labels)]
+        picked = rng.choices(by_class[label], k=per_text)
+        extra.append([label, "a very long text", " ".join(f"{r[1]}. {r[2]}" for r in picked)])
+    classes = (train_csv.parent / "classes.txt").read_text().split()
+    return f"csv:{_write(rows + extra, out / 'train.csv', classes)}", f"csv:{eval_csv}"
+
+
+def triples_split(train_csv: Path, eval_csv: Path, out: Path) -> tuple[str, str]:
+    """Each row three articles of the same split joined; its label the multiset of their classes: 20 classes."""
+    import itertools
+    import random
+
+    names = (train_csv.parent / "classes.txt").read_text().split("\n")
+    names = [n for n in names if n]
+    combos = list(itertools.combinations_with_replacement(range(len(names)), 3))
+    classes = ["+".join(names[i] for i in c) for c in combos]
+    paths = []
+    for split, path in (("train", train_csv), ("eval", eval_csv)):
+        rows = _rows(path)
+        rng = random.Random(split)
+        by_class: dict[int, list[list[str]]] = {}
+        for row in rows:
+            by_class.setdefault(int(row[0]) - 1, []).append(row)
+        made = []
+        for k in range(len(rows)):
+            combo = combos[k % len(combos)]
+            parts = [rng.choice(by_class[c]) for c in combo]
+            rng.shuffle(parts)
+            made.append([str(combos.index(combo) + 1), parts[0][1], " ".join(f"{p[2]} {p[1]}. " for p in parts)])
+        paths.append(_write(made, out / f"{split}.csv", classes))
+    return f"csv:{paths[0]}", f"csv:{paths[1]}"
 
 
 def _child(cmd: list[str], quiet: bool) -> tuple[float, float, int]:

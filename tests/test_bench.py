@@ -133,10 +133,16 @@ def test_peers_verdicts_hold_the_issue_targets():
     slow = peers.verdicts_finetune({"textclf": ours, "hf-trainer": {"accuracy": 0.92, "train_examples_per_second": 20.0,
                                                                      "wall_seconds": 400.0}})
     assert [v.endswith("MISSED)") for v in slow] == [True, True, True]
-    rows = {"textclf default": {"accuracy": 0.88, "wall_seconds": 20.0, "train_examples_per_second": 300.0},
+    rows = {"textclf default": {"accuracy": 0.88, "wall_seconds": 20.0, "train_examples_per_second": 300.0,
+                                "peak_rss_mb": 900.0},
             "tfidf-linearsvc": {"accuracy": 0.881, "wall_seconds": 2.0, "train_examples_per_second": 8000.0}}
-    (line,) = peers.verdicts_ngrams(rows)
+    cost, memory, line = peers.verdicts_ngrams(rows)
     assert "-0.10 pt" in line and "MISSED" in line
+    assert "10.00×" in cost and cost.endswith("MISSED)") and memory.endswith("met)")
+    rows["textclf default"].update(wall_seconds=3.9, peak_rss_mb=2000.0)
+    cost, memory, _ = peers.verdicts_ngrams(rows)
+    assert cost.endswith("met)") and memory.endswith("MISSED)")
+    assert peers.verdicts_ngrams(rows, "sst2x10")[1].endswith("met)")  # 3 GB there
 
 
 def test_cold_predict_verdicts_judge_bert_by_the_seconds_beyond_the_import_on_a_slow_day():

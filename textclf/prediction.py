@@ -13,6 +13,7 @@ from textclf.models.saving import check_outputs, load_model
 from textclf.runs import Run, resolve_run
 
 PREDICT_BATCH = 256
+PREDICT_CHARS = 1 << 22  # characters per batch at most (a longer text alone): memory follows the texts' length
 DEFAULT_MAX_TEXT_CHARS = 2_000_000  # config.DataConfig.max_text_chars
 
 
@@ -77,7 +78,7 @@ class Predictor:
         texts = np.asarray([str(t) for t in texts], dtype=object)  # Python strings: no padding to the longest
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        batches, inverse = length_order([len(t) for t in texts], PREDICT_BATCH)
+        batches, inverse = length_order([len(t) for t in texts], PREDICT_BATCH, PREDICT_CHARS)
         if self.twin is not None:
             probs = np.concatenate([self.twin.probabilities(list(texts[rows])) for rows in batches])
             check_outputs(probs.shape[1], Run(self.run_dir))

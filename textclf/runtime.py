@@ -36,7 +36,7 @@ def detect_devices() -> Devices:
             gpus.append(tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability") or ()) or None)
         except Exception:
             gpus.append(None)
-    cluster = _tf_config()
+    cluster = tf_config()
     workers = len(cluster.get("cluster", {}).get("worker", [])) + len(cluster.get("cluster", {}).get("chief", []))
     # Only physical-device queries here: listing logical devices would initialise the
     # runtime, after which MultiWorkerMirroredStrategy can no longer be created.
@@ -44,7 +44,8 @@ def detect_devices() -> Devices:
                    workers=max(1, workers), task=cluster.get("task", {}), cpu_bf16=bool(cpu_bf16_features()))
 
 
-def _tf_config() -> dict:
+def tf_config() -> dict:
+    """TF_CONFIG from the environment, checked ({} when unset)."""
     raw = os.environ.get("TF_CONFIG", "")
     if not raw:
         return {}
@@ -208,7 +209,7 @@ def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices |
         tf.config.experimental.enable_op_determinism()
     task = devices.task or {}
     is_chief = not task or task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
-                                                            and "chief" not in _tf_config().get("cluster", {}))
+                                                            and "chief" not in tf_config().get("cluster", {}))
     return Runtime(strategy, name, replicas, global_bs, per_replica, precision, cfg.jit_compile, is_chief)
 
 

@@ -158,9 +158,15 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     from textclf.lite import Twin
     from textclf.models.linear import fit_linear
 
+    from textclf.runtime import tf_config
+
     if config.runtime.strategy not in ("auto", "default") or config.runtime.precision not in ("auto", "float32"):
         raise ConfigError(f"{config.model} is fitted by liblinear on the CPU, without TensorFlow: "
                           "--strategy and --precision do not apply to it")
+    workers = sum(len(hosts) for hosts in tf_config().get("cluster", {}).values())  # checked as for Keras models
+    if workers > 1:
+        raise ConfigError(f"{config.model} is fitted by liblinear in one process, but TF_CONFIG names a cluster "
+                          f"of {workers} hosts: unset TF_CONFIG, or train a Keras model (e.g. --model ngram-mlp)")
     t = config.training
     started = time.perf_counter()
     data = _load_data(config, hooks, split=False)

@@ -103,7 +103,7 @@ def max_length_from_data(params, counts: np.ndarray, cap: int, what: str):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SequenceIds(GraphLayer):
-    """Dense ids padded with 0 -> at most `max_length` ids per row, never an empty row.
+    """Ragged ids (or dense ids padded with 0) -> at most `max_length` ids per row, padded, never an empty row.
 
     An empty row (a text with no tokens left) becomes one OOV id, so masked pooling
     always has a position to average and training and serving see the same ids.
@@ -115,8 +115,12 @@ class SequenceIds(GraphLayer):
         self.max_length = max_length
         self.oov_id = oov_id
 
-    def ragged(self, dense: tf.Tensor) -> tf.RaggedTensor:
-        ids = tf.RaggedTensor.from_tensor(dense, padding=0)[:, : self.max_length]
+    def ragged(self, ids) -> tf.RaggedTensor:
+        """Ragged ids (or, from runs of earlier versions, ids padded with 0) cut to max_length."""
+        if isinstance(ids, tf.RaggedTensor):
+            ids = ids[:, : self.max_length]
+        else:
+            ids = tf.RaggedTensor.from_tensor(ids, padding=0)[:, : self.max_length]
         empty = tf.equal(ids.row_lengths(), 0)[:, tf.newaxis]
         fill = tf.ragged.boolean_mask(tf.fill(tf.shape(empty), tf.cast(self.oov_id, ids.dtype)), empty)
         return tf.concat([ids, fill], axis=1)

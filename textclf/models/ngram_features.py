@@ -104,39 +104,65 @@ class WordHashes:
         return np.fromiter((table[w] for w in words), np.int64, len(words))
 
 
+_MARK = "\x01"  # joins the texts of a chunk (" \x01 ": a token of its own) when no text holds it
+_SEP = f" {_MARK} "
+
+
 def text_keys(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: WordHashes,
               only_known_words: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(keys, row) of every word 1..`ngrams`-gram and character 2..`char_ngrams`-gram of `texts`, as
     `NgramKeys` makes them. `only_known_words`: words missing from `hashes` end every n-gram (they are
-    in none of a vocabulary made from those words); else every new word is hashed."""
-    lowered = [lower_like_tensorflow(t) for t in texts]
-    words = [ascii_split(_PUNCT.sub(" ", t)) for t in lowered]
-    counts = np.fromiter((len(w) for w in words), np.int64, len(words))
-    word_rows = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
-    flat = [w for ws in words for w in ws]
+    in none of a vocabulary made from those words); else every new word is hashed.
+
+    The texts are lower-cased, split and hashed as one string joined by a marker token (a few C
+    calls instead of a few per text); a chunk with a NUL (where TensorFlow's lower-casing ends a
+    text) or the marker itself goes text by text.
+    """
+    if any("\x00" in t or _MARK in t for t in texts):
+        lowered = [lower_like_tensorflow(t) for t in texts]
+        words, word_rows = _flatten([ascii_split(_PUNCT.sub(" ", t)) for t in lowered])
+        chars_of = (lambda: _flatten([ascii_split(t) for t in lowered])) if char_ngrams else None
+    else:
+        joined = lower_like_tensorflow(_SEP.join(texts))
+        words, word_rows = _split_marks(ascii_split(_PUNCT.sub(" ", joined)))
+        chars_of = (lambda: _split_marks(ascii_split(joined))) if char_ngrams else None
     if only_known_words:
         table = hashes.table
-        got = [table.get(w) for w in flat]
-        known = np.fromiter((g is not None for g in got), bool, len(got))
-        values = np.fromiter((g or 0 for g in got), np.int64, len(got))
+        values = np.fromiter((table.get(w, -1) for w in words), np.int64, len(words))
+        known = values >= 0
     else:
-        known, values = None, hashes(flat)
+        known, values = None, hashes(words)
+    del words
     found = [(k, word_rows[s]) for k, s in gram_keys(values, word_rows, ngrams, 1, 0, known)]
-    del values, flat
+    del values, known
     if char_ngrams:  # inside whitespace-separated words with their punctuation, padded with a space (char_wb)
-        spaced = [ascii_split(t) for t in lowered]
-        per_text = np.fromiter((len(w) for w in spaced), np.int64, len(spaced))
-        tokens = [w for ws in spaced for w in ws]
-        token_rows = np.repeat(np.arange(len(texts), dtype=np.int64), per_text)
-        joined = "".join(f" {w} " for w in tokens)
+        tokens, token_rows = chars_of()
+        del chars_of
+        joined = " " + "  ".join(tokens) + " " if tokens else ""
         chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
-        lengths = np.fromiter((len(w) + 2 for w in tokens), np.int64, len(tokens))
+        del joined
+        lengths = np.fromiter(map(len, tokens), np.int64, len(tokens)) + 2
         char_words = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
-        del joined, tokens
+        del tokens
         found += [(k, token_rows[char_words[s]]) for k, s in gram_keys(chars, char_words, char_ngrams, 2, 8)]
     if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate([k for k, _ in found]), np.concatenate([r for _, r in found])
+
+
+def _flatten(per_text: list[list[str]]) -> tuple[list[str], np.ndarray]:
+    """Each text's tokens as one list, and each token's text."""
+    counts = np.fromiter(map(len, per_text), np.int64, len(per_text))
+    return [t for tokens in per_text for t in tokens], np.repeat(np.arange(len(per_text), dtype=np.int64), counts)
+
+
+def _split_marks(tokens: list[str]) -> tuple[list[str], np.ndarray]:
+    """Tokens without the markers, and each one's text (the markers before it)."""
+    marks = np.fromiter((t == _MARK for t in tokens), bool, len(tokens))
+    rows = np.cumsum(marks)[~marks]
+    if marks.any():
+        tokens = [t for t in tokens if t != _MARK]
+    return tokens, rows.astype(np.int64)
 
 
 def chunks(texts: Sequence[str], budget: int = CHUNK_CHARS) -> Iterator[tuple[int, int]]:
@@ -196,23 +222,27 @@ def fit_vocabulary(texts: Sequence[str], *, ngrams: int, char_ngrams: int, min_d
         # By key, stably: a key's rows stay in text order (each n-gram length's keys are made in text
         # order, and the length is part of the key), so a repeat within a text is adjacent.
         order = np.argsort(keys, kind="stable")
-        sorted_keys, sorted_rows = keys[order], rows[order]
+        keys, rows = keys[order], rows[order]
         del order
         new_key = np.ones(len(keys), bool)
-        new_key[1:] = sorted_keys[1:] != sorted_keys[:-1]
-        new_text = new_key.copy()
-        new_text[1:] |= sorted_rows[1:] != sorted_rows[:-1]
-        starts = np.flatnonzero(new_key)
-        found.append((sorted_keys[starts], np.add.reduceat(new_text.astype(np.int64), starts) if len(starts)
+        new_key[1:] = keys[1:] != keys[:-1]
+        new_pair = new_key.copy()
+        new_pair[1:] |= rows[1:] != rows[:-1]
+        key_starts, pair_starts = np.flatnonzero(new_key), np.flatnonzero(new_pair)
+        unique = keys[key_starts]
+        found.append((unique, np.add.reduceat(new_pair.astype(np.int64), key_starts) if len(key_starts)
                       else np.zeros(0, np.int64)))
-        del sorted_keys, sorted_rows, new_key, new_text, starts
         if len(found) > 8:
             found = [_merge(found)]
-        held += len(keys)
+        held += len(pair_starts)
         if cached is not None and held <= CACHE_KEYS:
-            cached.append((start, stop, keys, rows))
+            # Each distinct (text, n-gram) of the chunk: its text, its n-gram (an index into `unique`), its count.
+            group = (np.cumsum(new_key) - 1)[pair_starts].astype(np.int32)
+            counts = np.diff(np.append(pair_starts, len(keys))).astype(np.int32)
+            cached.append((stop - start, unique, rows[pair_starts].astype(np.int32), group, counts))
         else:
             cached = None
+        del keys, rows, new_key, new_pair
     unique, df = _merge(found) if found else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if not len(unique):
         raise ValueError("no n-grams")
@@ -224,7 +254,21 @@ def fit_vocabulary(texts: Sequence[str], *, ngrams: int, char_ngrams: int, min_d
     del unique, df
     if cached is None:
         return vocab, tfidf_rows(texts, vocab, budget)
-    return vocab, _stack([_rows_of(keys, rows, stop - start, vocab) for start, stop, keys, rows in cached], vocab)
+    parts = []
+    for n, chunk_keys, rows, group, counts in cached:
+        ids = _ids(chunk_keys, vocab)[group]  # each distinct (text, n-gram)'s id, -1 when not kept
+        hit = ids >= 0
+        parts.append(_csr(rows[hit], ids[hit], counts[hit], n, vocab))
+    return vocab, _stack(parts, vocab)
+
+
+def _ids(keys: np.ndarray, vocab: "Vocabulary") -> np.ndarray:
+    """Each key's id in the vocabulary (its place among the kept keys + 2), -1 when it is not kept."""
+    if not len(vocab.keys):
+        return np.full(len(keys), -1, np.int64)
+    place = np.searchsorted(vocab.keys, keys)
+    hit = vocab.keys[np.minimum(place, len(vocab.keys) - 1)] == keys
+    return np.where(hit, place + 2, -1)
 
 
 def _merge(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -275,25 +319,22 @@ def _stack(parts: list, vocab: Vocabulary):
 
 def _rows_of(keys: np.ndarray, rows: np.ndarray, n: int, vocab: Vocabulary):
     """CSR rows (n × vocab.width) of the n-gram `keys` of texts `rows`: each known n-gram's count, weighed."""
+    ids = _ids(keys, vocab)
+    hit = ids >= 0
+    return _csr(rows[hit], ids[hit], np.ones(int(hit.sum()), np.int32), n, vocab)
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, n: int, vocab: Vocabulary):
+    """The TF-IDF rows of (text, id, count) triples (a pair may repeat: counts are summed): sublinear tf
+    × idf, words and characters each L2-normalised (`TfidfBag`)."""
     import scipy.sparse
 
-    if len(vocab.keys):
-        place = np.searchsorted(vocab.keys, keys)
-        hit = vocab.keys[np.minimum(place, len(vocab.keys) - 1)] == keys
-        cell = rows[hit] * vocab.width + place[hit] + 2
-        del place, hit
-    else:
-        cell = rows[:0]
-    cell.sort()
-    new = np.ones(len(cell), bool)
-    new[1:] = cell[1:] != cell[:-1]
-    starts = np.flatnonzero(new)
-    counts = np.diff(np.append(starts, len(cell)))
-    cell = cell[starts]
-    rows, cols = cell // vocab.width, cell % vocab.width
-    weights = (np.float32(1.0) + np.log(counts.astype(np.float32))) * vocab.idf[cols]
-    part = rows * 2 + (cols >= vocab.char_start)
+    m = scipy.sparse.csr_matrix((counts.astype(np.float32), (rows, cols)), shape=(n, vocab.width))
+    m.sum_duplicates()  # sorted columns within each row, repeated (text, id) pairs summed
+    cols = m.indices
+    weights = (np.float32(1.0) + np.log(m.data)) * vocab.idf[cols]
+    row_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(m.indptr))
+    part = row_of * 2 + (cols >= vocab.char_start)
     norms = np.sqrt(np.bincount(part, weights=weights.astype(np.float64) ** 2, minlength=2 * n)).astype(np.float32)
-    weights = (weights / norms[part]).astype(np.float32)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    return scipy.sparse.csr_matrix((weights, cols.astype(np.int32), indptr), shape=(n, vocab.width))
+    m.data = (weights / norms[part]).astype(np.float32)
+    return m

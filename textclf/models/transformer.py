@@ -74,15 +74,15 @@ def build_transformer(
 ) -> BuiltModel:
     """Adapt the vocabulary on the training texts and build the classifier."""
     # The lesson's tokenization: lower-case, strip punctuation, split on whitespace, in-graph.
-    vectorizer = keras.layers.TextVectorization(max_tokens=params.vocab_size, name="vectorizer")
+    # Ragged ids: a batch holding one very long text is not padded to it before the cut to max_length.
+    vectorizer = keras.layers.TextVectorization(max_tokens=params.vocab_size, ragged=True, name="vectorizer")
     # A tf.string tensor from Python strings: numpy's astype(str) would pad every text to the longest.
     texts = tf.data.Dataset.from_tensor_slices(tf.constant([str(t) for t in train_texts], dtype=tf.string))
     vectorizer.adapt(texts.batch(1024))
     vocab_size = vectorizer.vocabulary_size()
     notes = []
     if not params.max_length:
-        counts = np.concatenate([tf.math.count_nonzero(vectorizer(batch), axis=1).numpy()
-                                 for batch in texts.batch(4096)])
+        counts = np.concatenate([vectorizer(batch).row_lengths().numpy() for batch in texts.batch(4096)])
         params, notes = max_length_from_data(params, counts, MAX_SEQUENCE, "token counts")
     fit_length = SequenceIds(params.max_length, name="sequence_ids")
 
