@@ -95,7 +95,7 @@ def learning_curves_png(history: dict[str, list[float]]) -> bytes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_title(metric)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # a run fitted without epochs (L-BFGS) has no curves
+        if ax.get_legend_handles_labels()[0]:  # a run fitted without epochs (liblinear) has no curves
             ax.legend()
     return _png(fig)
 

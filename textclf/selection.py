@@ -17,7 +17,7 @@ import numpy as np
 # Samples / median words per sample at or above which the sequence model is chosen. The Guide's
 # 1500 was measured with a sepCNN on pre-trained embeddings; textclf's transformer is trained from
 # scratch and lost to TF-IDF + LinearSVC at 9,621 (SST-2: 80.7% vs 82.6%), so the bar is ten times
-# higher. The bag of n-grams is the linear model on word and character n-grams fitted by L-BFGS:
+# higher. The bag of n-grams is the linear model on word and character n-grams fitted exactly (now liblinear):
 # in 5-fold cross-validation on ag7600's training split and on 3 leak-free splits of SST-2's
 # training file it matched or beat TF-IDF + LinearSVC, where the word-only MLP did not
 # (docs/BENCHMARKS.md, bench/tune.py).

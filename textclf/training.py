@@ -190,7 +190,7 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
         solved = fit_linear(config.model_params, train.texts, train.labels, len(train.label_names), held,
                             class_weight=data.class_weight, say=hooks.on_note)
         hooks.on_note(f"C {solved['c']:g} fitted on all {solved['train_examples']} training examples "
-                      f"({solved['history']['refit_iterations'][0]} liblinear iterations)")
+                      f"({solved['solve_seconds']:.1f} s of liblinear fits)")
         hooks.on_status("evaluating")
         started = time.perf_counter()
         probs = Twin(solved["arrays"]).probabilities(list(data.evaluation.texts))

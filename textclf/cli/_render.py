@@ -152,7 +152,7 @@ def run_summary(result) -> None:
         table.add_row("class weights", ", ".join(f"{k} {v:.3g}" for k, v in m["class_weight"].items()))
     if m.get("solver"):
         tried = ", ".join(f"{c:g}" for c in m.get("c_tried", []))
-        table.add_row("fit", f"L-BFGS, C {m['c']:g}" + (f" (chosen on validation from {tried})" if tried else ""))
+        table.add_row("fit", f"{m['solver']}, C {m['c']:g}" + (f" (chosen on validation from {tried})" if tried else ""))
     if m.get("stopped_early"):
         table.add_row("epochs", f"{m['epochs_run']} (stopped early; best epoch {m.get('best_epoch')})")
     table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")

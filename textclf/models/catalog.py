@@ -139,7 +139,10 @@ class NgramParams(ModelParams):
     # the exact fit, kept so saved configs still load; it fits with liblinear too.
     solver: str = "adam"
     max_iter: int = 1000  # solver iterations per fit (scikit-learn's default for LinearSVC)
-    tol: float = 1e-4  # the solver's stopping tolerance
+    # liblinear's stopping tolerance: LIBLINEAR's own default for its dual solvers (scikit-learn's
+    # LinearSVC passes 1e-4): on ag7600's and SST-2's validation parts the same accuracy at every C
+    # of the grid within 0.2 pt, at half the fitting time.
+    tol: float = 0.1
 
     def __post_init__(self) -> None:
         check(1 <= self.ngrams <= 5, "ngrams", self.ngrams, "an integer in [1, 5] (longest word n-gram)")

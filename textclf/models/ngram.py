@@ -7,7 +7,8 @@ count) × smoothed idf, each part (words, characters) L2-normalised -> `SparseDe
 SparseTensor -> [Dense(hidden) + dropout]* -> softmax (or scores -> `ScaledSoftmax`).
 
 `num_layers=0` is a linear model (`ngram-linear`: one-vs-rest squared hinge on words and
-characters, fitted by L-BFGS with `solve_linear_head`); one hidden layer of 64 with dropout
+characters; it trains without TensorFlow, see models/linear.py, and `keras_from_twin` builds
+its Keras model for export); one hidden layer of 64 with dropout
 0.2 on the word n-grams in at least 2 training texts is the n-gram MLP of Google's Text
 Classification Guide (`ngram-mlp`; the Guide's `layers=2` counts the output layer; its
 20,000 cap is dropped, see models/catalog.py).

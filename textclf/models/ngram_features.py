@@ -27,7 +27,7 @@ PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
 HASH_BITS = 56  # an n-gram's key: its kind (word n, or character n + 8) in the bits above these
 MULTIPLIER = 0x9E3779B97F4A7C15 - (1 << 64)  # odd 64-bit constant (as int64) for mixing
 WORD_BUCKETS = 1 << 62  # words hash to Fingerprint64 % 2^62 (tf.strings.to_hash_bucket_fast)
-CHUNK_CHARS = 1 << 21  # characters of text featurized at once: ~2M, a few hundred MB of keys at most
+CHUNK_CHARS = 1 << 20  # characters of text featurized at once (two chunks at a time): ~100 MB of keys each
 
 # Letters Python's str.lower changes and TensorFlow 2.20's ICU keeps (newer than Unicode 13);
 # tests/test_lite.py checks this list against tf.strings.lower over every code point.
@@ -217,32 +217,16 @@ def fit_vocabulary(texts: Sequence[str], *, ngrams: int, char_ngrams: int, min_d
     found: list[tuple[np.ndarray, np.ndarray]] = []  # per chunk: distinct keys and their document frequency
     cached: list | None = []
     held = 0
-    for start, stop in chunks(texts, budget):
-        keys, rows = text_keys(texts[start:stop], ngrams, char_ngrams, hashes)
-        # By key, stably: a key's rows stay in text order (each n-gram length's keys are made in text
-        # order, and the length is part of the key), so a repeat within a text is adjacent.
-        order = np.argsort(keys, kind="stable")
-        keys, rows = keys[order], rows[order]
-        del order
-        new_key = np.ones(len(keys), bool)
-        new_key[1:] = keys[1:] != keys[:-1]
-        new_pair = new_key.copy()
-        new_pair[1:] |= rows[1:] != rows[:-1]
-        key_starts, pair_starts = np.flatnonzero(new_key), np.flatnonzero(new_pair)
-        unique = keys[key_starts]
-        found.append((unique, np.add.reduceat(new_pair.astype(np.int64), key_starts) if len(key_starts)
-                      else np.zeros(0, np.int64)))
+    for start, stop, unique, df, pairs in _in_threads(lambda span: (*span, *_chunk_counts(texts[span[0]:span[1]], ngrams, char_ngrams, hashes)),
+                                                      chunks(texts, budget)):
+        found.append((unique, df))
         if len(found) > 8:
             found = [_merge(found)]
-        held += len(pair_starts)
+        held += len(pairs[0])
         if cached is not None and held <= CACHE_KEYS:
-            # Each distinct (text, n-gram) of the chunk: its text, its n-gram (an index into `unique`), its count.
-            group = (np.cumsum(new_key) - 1)[pair_starts].astype(np.int32)
-            counts = np.diff(np.append(pair_starts, len(keys))).astype(np.int32)
-            cached.append((stop - start, unique, rows[pair_starts].astype(np.int32), group, counts))
+            cached.append((stop - start, unique, *pairs))
         else:
             cached = None
-        del keys, rows, new_key, new_pair
     unique, df = _merge(found) if found else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if not len(unique):
         raise ValueError("no n-grams")
@@ -269,6 +253,43 @@ def _ids(keys: np.ndarray, vocab: "Vocabulary") -> np.ndarray:
     place = np.searchsorted(vocab.keys, keys)
     hit = vocab.keys[np.minimum(place, len(vocab.keys) - 1)] == keys
     return np.where(hit, place + 2, -1)
+
+
+def _chunk_counts(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: WordHashes):
+    """The chunk's distinct n-gram keys (sorted), each one's document frequency, and each distinct (text,
+    n-gram) pair: (its text, its n-gram as an index into the keys, its count)."""
+    keys, rows = text_keys(texts, ngrams, char_ngrams, hashes)
+    # By key, stably: a key's rows stay in text order (each n-gram length's keys are made in text
+    # order, and the length is part of the key), so a repeat within a text is adjacent.
+    order = np.argsort(keys, kind="stable")
+    keys, rows = keys[order], rows[order]
+    del order
+    new_key = np.ones(len(keys), bool)
+    new_key[1:] = keys[1:] != keys[:-1]
+    new_pair = new_key.copy()
+    new_pair[1:] |= rows[1:] != rows[:-1]
+    key_starts, pair_starts = np.flatnonzero(new_key), np.flatnonzero(new_pair)
+    df = np.add.reduceat(new_pair.astype(np.int64), key_starts) if len(key_starts) else np.zeros(0, np.int64)
+    group = (np.cumsum(new_key) - 1)[pair_starts].astype(np.int32)
+    counts = np.diff(np.append(pair_starts, len(keys))).astype(np.int32)
+    return keys[key_starts], df, (rows[pair_starts].astype(np.int32), group, counts)
+
+
+def _in_threads(work, items) -> Iterator:
+    """work(item) for each item, in order, two at a time: numpy's sorts and searches run without the
+    GIL, so chunks overlap on two cores (at most two chunks in memory at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = [pool.submit(work, item) for item in islice(items, 2)]
+        while pending:
+            done = pending.pop(0).result()
+            nxt = next(items, None)
+            if nxt is not None:
+                pending.append(pool.submit(work, nxt))
+            yield done
 
 
 def _merge(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -301,12 +322,13 @@ def smoothed_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
 def tfidf_rows(texts: Sequence[str], vocab: Vocabulary, budget: int = CHUNK_CHARS):
     """The texts' TF-IDF rows as a scipy CSR matrix (float32, n × vocab.width): sublinear tf × idf of
     the known n-grams, words and characters each L2-normalised (`TfidfBag`); chunk by chunk."""
-    parts = []
-    for start, stop in chunks(texts, budget):
-        keys, rows = text_keys(texts[start:stop], vocab.ngrams, vocab.char_ngrams, vocab.hashes,
+    def rows_of(span):
+        keys, rows = text_keys(texts[span[0]:span[1]], vocab.ngrams, vocab.char_ngrams, vocab.hashes,
                                only_known_words=True)
-        parts.append(_rows_of(keys, rows, stop - start, vocab))
-    return _stack(parts, vocab)
+        return _rows_of(keys, rows, span[1] - span[0], vocab)
+
+    spans = list(chunks(texts, budget))
+    return _stack([rows_of(span) for span in spans] if len(spans) < 2 else list(_in_threads(rows_of, spans)), vocab)
 
 
 def _stack(parts: list, vocab: Vocabulary):
