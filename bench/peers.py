@@ -218,7 +218,10 @@ def _breakdown(runs: dict[str, list[dict]]) -> list[str]:
 
 
 def markdown(result: dict) -> str:
-    lines = ["## Peers: textclf next to scikit-learn, fastText and the Hugging Face Trainer (`bench/peers.py`)", "",
+    title = ("Peers: textclf next to scikit-learn, fastText and the Hugging Face Trainer" if result.get(
+        "section", "peers") == "peers" else "The default's cost: textclf next to TF-IDF + LinearSVC and fastText "
+        "on data of every shape")
+    lines = [f"## {title} (`bench/peers.py`)", "",
              "Produced by one command; every number below was measured by it:", "", f"    {result['command']}", "",
              f"Machine: {result['machine']}, {result['date']}. Peers: {result.get('peers', '')}. Every row is one "
              "process as a user runs it (wall s includes imports and loading); accuracy is mean ± sd over the "
@@ -257,9 +260,11 @@ def main() -> None:
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--quiet", action="store_true", help="hide the children's output")
     parser.add_argument("--from-json", metavar="PATH", help="only rewrite the Markdown section from a saved result")
+    parser.add_argument("--section", default="peers",
+                        help="the docs/BENCHMARKS.md section to write (e.g. costs, for a run of the n-gram part alone)")
     args = parser.parse_args()
     if args.from_json:
-        write_section(args.markdown, "peers", markdown(json.loads(Path(args.from_json).read_text())))
+        write_section(args.markdown, args.section, markdown(json.loads(Path(args.from_json).read_text())))
         print(f"rewrote the peers section of {args.markdown} from {args.from_json}")
         return
     os.environ.setdefault("TEXTCLF_HOME", str(ROOT / "bench" / "out" / "home"))
@@ -269,6 +274,7 @@ def main() -> None:
                                "m.version(p) for p in ('torch', 'transformers', 'fasttext-wheel', 'scikit-learn', "
                                "'numpy')))"], capture_output=True, text=True, check=True).stdout.strip()
     result = {"command": "python bench/peers.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "section": args.section,
               "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}", "peers": versions,
               "seeds": args.seeds}
     with tempfile.TemporaryDirectory(prefix="textclf-peers-") as tmp:
@@ -329,7 +335,7 @@ def main() -> None:
                                   "max_length": rows["textclf"].get("max_length"),
                                   "recipe": "batch 32, AdamW lr 5e-5, weight decay 0.01, 10% linear warmup then "
                                             "linear decay, 1 epoch"}
-    publish(result, args.json, args.markdown, "peers", markdown(result))
+    publish(result, args.json, args.markdown, args.section, markdown(result))
 
 
 

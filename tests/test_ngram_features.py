@@ -1,0 +1,85 @@
+"""The default model without TensorFlow: numpy features chunk by chunk, LIBLINEAR fits that repeat exactly,
+and a `textclf train` that never imports TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from conftest import ag_rows, write_csv
+
+TEXTS = ["Stocks rally as oil falls", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu", "nul\x00 ends it", "mark \x01 inside",
+         "\u039f\u0394\u039f\u03a3 \u03a3\u0391\u03a3", "tabs\tand\nnewlines", "?!...", "a " * 300, "x"] * 7
+
+
+def _fit(texts, budget):
+    from textclf.models import ngram_features as nf
+
+    return nf.fit_vocabulary(texts, ngrams=2, char_ngrams=5, min_df=1, max_tokens=0, char_min_df=2,
+                             char_max_tokens=0, budget=budget)
+
+
+def test_rows_are_the_same_whatever_the_chunk_size():
+    """Memory is bounded by chunks of text; the rows must not depend on where the chunks are cut (one text
+    per chunk, a few, all), nor on a chunk holding a NUL or the marker the joined path uses."""
+    from textclf.models import ngram_features as nf
+
+    texts = TEXTS + [" ".join(row[1:]) for row in ag_rows(20)]
+    vocab, rows = _fit(texts, budget=1 << 30)
+    for budget in (1, 50, 700):
+        v, r = _fit(texts, budget)
+        assert np.array_equal(v.keys, vocab.keys) and np.array_equal(v.idf, vocab.idf)
+        assert abs(r - rows).max() == 0 and r.shape == rows.shape == (len(texts), vocab.width)
+        assert abs(nf.tfidf_rows(texts, v, budget=budget) - rows).max() < 1e-6
+    # rows of texts seen alone equal their rows among others (per-row normalisation, no batch effects)
+    alone = nf.tfidf_rows([texts[0]], vocab)
+    assert abs(alone - rows[0]).max() < 1e-6
+
+
+def test_a_fit_gives_the_same_weights_every_time():
+    """liblinear's solver draws from a generator inside the library; each fit runs in a fresh process so
+    one seed gives one model, whatever ran before in this process."""
+    from textclf.models.catalog import NgramParams
+    from textclf.models.linear import fit_linear
+
+    rows = ag_rows(30, seed=4)
+    texts = np.array([f"{t} {d}" for _, t, d in rows], dtype=object)
+    labels = np.array([int(lab) - 1 for lab, _, _ in rows])
+    held = np.zeros(len(labels), bool)
+    held[::10] = True
+    params = NgramParams(solver="liblinear", loss="squared_hinge")
+    first = fit_linear(params, texts, labels, 4, held)
+    second = fit_linear(params, texts, labels, 4, held)
+    assert first["c"] == second["c"] and first["history"] == second["history"]
+    assert np.array_equal(first["arrays"]["kernel_0"], second["arrays"]["kernel_0"])
+    assert first["arrays"]["kernel_0"].shape == (len(first["arrays"]["keys"]) + 2, 4)
+
+
+def test_the_default_trains_evaluates_and_predicts_without_importing_tensorflow(tmp_path):
+    train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(40, seed=1))
+    evaluation = write_csv(tmp_path / "ag" / "eval.csv", ag_rows(10, seed=2))
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def textclf(*args):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textclf", *map(str, args)],
+                              capture_output=True, text=True, env=env, timeout=300)
+        imported = {ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "tf_keras", "keras")}, "TensorFlow imported"
+        return proc.stdout
+
+    textclf("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--runs-root", runs)
+    run = (runs / "latest").resolve()
+    assert (run / "model-lite.npz").exists() and not (run / "model.keras").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["solver"] == "liblinear" and metrics["accuracy"] > 0.9
+    evaluated = json.loads(textclf("evaluate", "--json", "--runs-root", runs))
+    assert evaluated["accuracy"] == metrics["accuracy"]  # one number per run and data
+    answer = json.loads(textclf("predict", "--json", "--runs-root", runs, "stocks profit shares"))
+    assert answer["label"] == "Business"
