@@ -239,9 +239,11 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
 
     multilabel = labels.ndim == 2
     started = time.perf_counter()
+    nf.lean_allocator()
     vocab, x = nf.fit_vocabulary(list(texts), ngrams=params.ngrams, char_ngrams=params.char_ngrams,
                                  min_df=params.min_df, max_tokens=params.vocab_size, char_min_df=params.char_min_df,
                                  char_max_tokens=params.char_vocab_size)
+    nf.give_back_memory()
     feature_seconds = time.perf_counter() - started
     say(f"features: {x.shape[0]:,} texts x {vocab.width - 2:,} n-grams ({x.nnz:,} non-zero), "
         f"{feature_seconds:.1f} s")
@@ -250,7 +252,10 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
     history: dict[str, list[float]] = {"c": [], "val_accuracy": []}
     best, best_score, val_scores = grid[0], -1.0, None
     validating = held is not None and held.any()
+    val_x = x[held] if validating else None
     problem = _Problem(x)
+    del x  # liblinear holds its own copy of the rows; the validation part's are kept for scoring
+    nf.give_back_memory()
     part = problem.subset(np.flatnonzero(~held)) if validating else problem
     fits = _Fits(params.loss, params, num_classes, class_weight, [problem, part])
     try:
@@ -260,7 +265,7 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
             # made (else the chosen C is refitted after it).
             speculative = {max(grid): fits.submit(problem, labels, max(grid), split=2)} if len(grid) > 1 else {}
             handles = [fits.submit(part, labels[~held], c, split=2) for c in grid]
-            val_x, val_y = x[held], labels[held]
+            val_y = labels[held]
             for c, handle in zip(grid, handles):
                 kernel, bias = fits.result(handle)
                 s = scores(val_x, kernel, bias)
