@@ -139,10 +139,14 @@ def test_cli_trains_evaluates_predicts_and_reloads(tmp_path, model):
     assert out.split()[-1] == "2"  # Business
 
 
-def test_saved_model_export_serves_raw_strings_and_tflite_says_why_not(tmp_path):
+@pytest.mark.parametrize("loss", ["squared_hinge", "crossentropy"])
+def test_saved_model_export_serves_raw_strings_and_tflite_says_why_not(tmp_path, loss):
+    """ngram-linear's run holds arrays; export builds the Keras model from them (either loss: scores, then
+    the fitted temperature), and the SavedModel answers as predict does."""
     train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(30, seed=1))
     runs = tmp_path / "runs"
-    assert cli("train", "--model", "ngram-linear", "--data", f"csv:{train}", "--runs-root", runs).exit_code == 0
+    assert cli("train", "--model", "ngram-linear", "--data", f"csv:{train}", "--runs-root", runs,
+               "--set", f"model_params.loss={loss}").exit_code == 0
     texts = ["stocks profit shares", "goal match striker", ""]
     predicted = cli("predict", "--json", "--top-k", "4", "--runs-root", runs, *texts[:2])
     expected = [{t["label"]: t["probability"] for t in json.loads(line)["top_k"]}
@@ -201,11 +205,13 @@ def test_squared_hinge_is_linearsvc_loss_and_serves_probabilities(tmp_path):
     assert row["label"] == "Business" and abs(sum(t["probability"] for t in row["top_k"]) - 1) < 1e-5
 
 
-def test_training_texts_without_words_fail_in_one_line(tmp_path):
+@pytest.mark.parametrize("model", [["--model", "ngram-mlp"], ["--set", "model_params.char_ngrams=0"]])
+def test_training_texts_without_words_fail_in_one_line(tmp_path, model):
     data = tmp_path / "p.csv"
     data.write_text("text,label\n" + "".join(f'"{p}",{"ab"[i % 2]}\n' for i, p in enumerate(["!!!", "??", "...", "--"] * 3)))
-    # ngram-mlp reads words only (ngram-linear's character n-grams would still see the punctuation)
-    result = cli("train", "--model", "ngram-mlp", "--data", f"csv:{data}", "--runs-root", tmp_path / "runs")
+    # words only (ngram-linear's character n-grams would still see the punctuation); the default trains
+    # without TensorFlow and must refuse as the Keras path does, before any run directory exists
+    result = cli("train", *model, "--data", f"csv:{data}", "--runs-root", tmp_path / "runs")
     assert_one_line_error(result, "the training texts have no words", "nothing to learn from")
     assert not (tmp_path / "runs").exists()
 

@@ -83,3 +83,17 @@ def test_the_default_trains_evaluates_and_predicts_without_importing_tensorflow(
     assert evaluated["accuracy"] == metrics["accuracy"]  # one number per run and data
     answer = json.loads(textclf("predict", "--json", "--runs-root", runs, "stocks profit shares"))
     assert answer["label"] == "Business"
+
+
+def test_a_damaged_native_model_is_one_line_everywhere(tmp_path):
+    from conftest import assert_one_line_error, cli
+
+    train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(20, seed=1))
+    runs = tmp_path / "runs"
+    assert cli("train", "--data", f"csv:{train}", "--runs-root", runs).exit_code == 0
+    model = (runs / "latest").resolve() / "model-lite.npz"
+    whole = model.read_bytes()
+    model.write_bytes(whole[: len(whole) // 3])  # cut short
+    for args in (["evaluate"], ["predict", "stocks"], ["export", "--format", "saved_model", "--out", tmp_path / "x"]):
+        assert_one_line_error(cli(*args, "--runs-root", runs), "model file is missing or damaged")
+    assert not (tmp_path / "x").exists()

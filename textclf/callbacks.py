@@ -288,7 +288,7 @@ class EpochValidation(keras.callbacks.Callback):
 
 
 class _ListenerCallback(keras.callbacks.Callback):
-    def __init__(self, hooks: _Hooks) -> None:
+    def __init__(self, hooks) -> None:  # training._Hooks
         super().__init__()
         self.hooks = hooks
         self._epoch = 0

@@ -19,6 +19,9 @@ from textclf.models.catalog import MODELS
 from textclf.registry import ModelParams
 
 
+MAX_TEXT_CHARS = 2_000_000  # the default of data.max_text_chars (predict reads it from runs that lack it)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the examples come from (data source specs, see textclf.data.sources)."""
@@ -37,7 +40,7 @@ class DataConfig:
     fold: int | None = None
     # A longer text is refused when the data is read: memory grows with a text's length (an n-gram
     # model's features hold ~4 keys per character), so one enormous text must not exhaust it.
-    max_text_chars: int = 2_000_000
+    max_text_chars: int = MAX_TEXT_CHARS
 
     def __post_init__(self) -> None:
         check(bool(self.train.strip()), "train", self.train, "a data spec")

@@ -31,10 +31,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from textclf.models.ngram_features import LOWER_KEPT, ascii_split, lower_like_tensorflow  # noqa: F401
+from textclf.runs import NATIVE  # a twin's "model" when it is the run's only model (no model.keras)
 
 FORMAT = "textclf-lite-1"
 TOLERANCE = 1e-4  # largest probability difference from the Keras model that a twin may show
-NATIVE = "native"  # a twin's "model" when it is the run's only model (ngram-linear: trained without TensorFlow)
 # Texts a twin must agree on besides training texts: accents, ICU's kept letters, a NUL,
 # no-break spaces, final sigma, punctuation only, empty.
 CHECK_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu \u0130stanbul",

@@ -14,7 +14,6 @@ from textclf.runs import Run, resolve_run
 
 PREDICT_BATCH = 256
 PREDICT_CHARS = 1 << 22  # characters per batch at most (a longer text alone): memory follows the texts' length
-DEFAULT_MAX_TEXT_CHARS = 2_000_000  # config.DataConfig.max_text_chars
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ class Predictor:
         self.labels = run.labels
         self.thresholds = run.thresholds  # per label (multi-label runs), else None
         self.multilabel = self.thresholds is not None
+        from textclf.config import MAX_TEXT_CHARS as DEFAULT_MAX_TEXT_CHARS
+
         try:
             self.max_text_chars = int(run.config.get("data", {}).get("max_text_chars", DEFAULT_MAX_TEXT_CHARS))
         except Exception:  # no readable config.json: the default limit

@@ -25,6 +25,7 @@ from textclf.errors import Interrupted, RunError, Terminated, TextclfError, writ
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 LITE_FILE = "model-lite.npz"  # textclf.lite's twin of the model, for a cold `predict`
+NATIVE = "native"  # LITE_FILE's binding when its arrays are the run's only model (no MODEL_FILE)
 CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.json"
@@ -528,7 +529,7 @@ class Run:
             # Uncompressed: read by every cold `predict`. Bound to the model.keras just written
             # (textclf.lite.load ignores a twin whose signature is not the run's model's); without a
             # Keras model (`model` None) the arrays are the run's model ("native").
-            bound = model_signature(self.model_path) if model is not None else "native"
+            bound = model_signature(self.model_path) if model is not None else NATIVE
             write_npz(self.path / LITE_FILE, {**lite, "model": bound}, compressed=False)
         if thresholds is not None:
             write_json(self.path / THRESHOLDS_FILE, thresholds)

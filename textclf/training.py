@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 
 from textclf import runs
 from textclf.config import RunConfig
-from textclf.errors import ConfigError, RunError, TextclfError, write_failure
+from textclf.errors import ConfigError, TextclfError
 
 
 def __getattr__(name: str):
@@ -156,7 +155,7 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     its eval predictions come from the very code `evaluate` runs, so both give one number."""
     from textclf.data.sources import holdout_mask
     from textclf.lite import Twin
-    from textclf.models.linear import fit_linear
+    from textclf.models.linear import fit_linear, make_features
 
     from textclf.runtime import tf_config
 
@@ -176,6 +175,9 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     train = data.train
     fraction = t.validation_fraction or (MULTILABEL_VALIDATION if train.multilabel else 0.0)
     held = holdout_mask(train, fraction, t.seed) if fraction else None
+    # The features before the run directory: texts without any n-gram leave no run behind.
+    hooks.on_status("computing the n-gram features")
+    features = make_features(config.model_params, train.texts, say=hooks.on_note)
     with runs.start(runs_root, experiment or config.model, config.to_dict(), list(train.label_names),
                     run_dir=run_dir, resume=resume, model=config.model, experiment=experiment, data=config.data.train,
                     eval_data=data.evaluation.source, runtime={"strategy": "none", "replicas": 1,
@@ -186,9 +188,10 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
                         "eval_examples": len(data.evaluation), "validation_examples": n_held,
                         "labels": list(train.label_names), "run_dir": str(run.path),
                         "runtime": "CPU, liblinear (no TensorFlow)", "notes": []})
-        hooks.on_status("computing n-gram features and fitting")
+        hooks.on_status("fitting (liblinear)")
         solved = fit_linear(config.model_params, train.texts, train.labels, len(train.label_names), held,
-                            class_weight=data.class_weight, say=hooks.on_note)
+                            class_weight=data.class_weight, say=hooks.on_note, features=features)
+        del features
         hooks.on_note(f"C {solved['c']:g} fitted on all {solved['train_examples']} training examples "
                       f"({solved['solve_seconds']:.1f} s of liblinear fits)")
         hooks.on_status("evaluating")

@@ -106,7 +106,7 @@ _NGRAM_TRAINING = {"epochs": 40, "global_batch_size": 128, "learning_rate": 1e-3
                                    "min_delta": 0.005},
                 param_defaults={"num_layers": 1, "min_df": 2, "vocab_size": 0, "char_ngrams": 0})
 @register_model("ngram-linear", description="Linear SVM (one-vs-rest squared hinge, LinearSVC's loss) on " + _NGRAM_DOC
-                + " stacked on TF-IDF of character 2-5-grams inside words; fitted by scikit-learn's liblinear without "
+                + " stacked on TF-IDF of character 2-5-grams inside words; fitted by LIBLINEAR (LinearSVC's solver) without "
                 "TensorFlow, C chosen on 10% of the training data, then refitted on all of it.", builder="textclf.models.ngram:build_ngram",
                 training_defaults={**_NGRAM_TRAINING, "global_batch_size": 256, "learning_rate": 3e-2, "refit": True},
                 param_defaults={"num_layers": 0, "solver": "liblinear", "loss": "squared_hinge"})
@@ -133,12 +133,13 @@ class NgramParams(ModelParams):
     # i.e. the same objective as LogisticRegression(C=c); 0 = none. Added to `l2`.
     c: float = 0.0
     loss: str = "crossentropy"  # or squared_hinge: one-vs-rest, LinearSVC's loss (scores -> softmax to serve)
-    # adam: epochs of Adam with early stopping; liblinear (linear only): scikit-learn's LinearSVC
-    # (squared hinge) or LogisticRegression (crossentropy) on the TF-IDF rows, without TensorFlow, C
+    # adam: epochs of Adam with early stopping; liblinear (linear only): LIBLINEAR's dual solver of
+    # LinearSVC's squared hinge (or, crossentropy, of one-vs-rest logistic regression) on the TF-IDF
+    # rows, without TensorFlow, C
     # chosen on the validation part when c is 0 (textclf.models.linear). lbfgs: the earlier name of
     # the exact fit, kept so saved configs still load; it fits with liblinear too.
     solver: str = "adam"
-    max_iter: int = 1000  # solver iterations per fit (scikit-learn's default for LinearSVC)
+    max_iter: int = 1000  # kept for saved configs: LIBLINEAR's dual solvers stop after their own 1,000 passes
     # liblinear's stopping tolerance: LIBLINEAR's own default for its dual solvers (scikit-learn's
     # LinearSVC passes 1e-4): on ag7600's and SST-2's validation parts the same accuracy at every C
     # of the grid within 0.2 pt, at half the fitting time.

@@ -16,6 +16,7 @@ with numpy; `export` builds the equivalent Keras model from them (models/ngram.p
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -97,16 +98,29 @@ def _task(key: int, columns: list[np.ndarray], loss: str, c: float, params, weig
     return [_binary(_SHARED[key], col, loss, c, params, w) for col, w in zip(columns, weights)]
 
 
-def _in_fresh_process(fn, *args):
-    """fn(*args) in a child forked for it alone (its result pickled back through a pipe); where this
-    system cannot fork, here."""
+_FORK = threading.Lock()  # one pipe + fork at a time: a child must not inherit another task's pipe
+
+
+def _in_fresh_process(children: set, fn, *args):
+    """fn(*args) in a child forked for it alone (its result pickled back through a pipe), its pid in
+    `children` while it runs; where this system cannot fork, here."""
     import os
     import pickle
 
+    from textclf.errors import TextclfError
+
     if not hasattr(os, "fork"):
         return fn(*args)
-    read, write = os.pipe()
-    pid = os.fork()
+    with _FORK:
+        try:
+            read, write = os.pipe()
+            pid = os.fork()
+        except OSError as err:
+            raise TextclfError(f"cannot start a process for the liblinear fits ({err.strerror or err}); "
+                               "free some memory or processes and train again") from None
+        if pid:
+            children.add(pid)
+            os.close(write)
     if pid == 0:  # the child: compute, write, leave without running the parent's exit handlers
         code = 0
         try:
@@ -119,15 +133,19 @@ def _in_fresh_process(fn, *args):
                 out.write(data)
         finally:
             os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as src:
-        data = src.read()
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        raise RuntimeError(f"a liblinear fit ended without a result (exit status {status})")
-    kind, value = pickle.loads(data)
+    try:
+        with os.fdopen(read, "rb") as src:
+            data = src.read()
+    finally:
+        _, status = os.waitpid(pid, 0)
+        children.discard(pid)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0 or not data:  # killed (e.g. by the kernel when memory ran out)
+        raise TextclfError(f"a liblinear fit was stopped by signal {-code} (out of memory?); "
+                           "train on fewer or shorter texts, or with --model ngram-mlp") from None
+    kind, value = pickle.loads(data) if code == 0 else ("error", "the fit process failed")
     if kind != "ok":
-        raise RuntimeError(f"a liblinear fit failed: {value}")
+        raise TextclfError(f"a liblinear fit failed: {str(value)[:200]}")
     return value
 
 
@@ -149,8 +167,19 @@ class _Fits:
         # process forked from this one, which never fits, starts from the generator's first state,
         # and inherits the converted rows without a copy.
         self.pool = ThreadPoolExecutor(2)  # two threads, each waiting on its child
+        self.children: set[int] = set()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Wait for the fits; with `abort` (an interrupt, an error) stop the running ones first."""
+        if abort:
+            import os
+            import signal
+
+            for pid in list(self.children):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         self.pool.shutdown(wait=True, cancel_futures=True)
         _SHARED.clear()
 
@@ -176,7 +205,7 @@ class _Fits:
         groups = [g for g in np.array_split(np.arange(len(columns)), max(1, min(split, len(columns)))) if len(g)]
         args = [(self.keys[id(problem)], [columns[k] for k in g], self.loss, c, self.params, [weights[k] for k in g])
                 for g in groups]
-        futures = [self.pool.submit(_in_fresh_process, _task, *a) for a in args]
+        futures = [self.pool.submit(_in_fresh_process, self.children, _task, *a) for a in args]
         return futures, columns, multilabel
 
     def result(self, handle) -> tuple[np.ndarray, np.ndarray]:
@@ -226,10 +255,30 @@ def validation_score(scores: np.ndarray, labels: np.ndarray, balanced: bool) -> 
     return float(np.mean([hits[labels == k].mean() for k in np.unique(labels)]))
 
 
+def make_features(params, texts: np.ndarray, say: Callable[[str], None] = lambda line: None):
+    """(vocabulary, TF-IDF rows, seconds) of the training texts; ModelError when they have no n-gram."""
+    from textclf.errors import ModelError
+
+    started = time.perf_counter()
+    nf.lean_allocator()
+    try:
+        vocab, x = nf.fit_vocabulary(list(texts), ngrams=params.ngrams, char_ngrams=params.char_ngrams,
+                                     min_df=params.min_df, max_tokens=params.vocab_size,
+                                     char_min_df=params.char_min_df, char_max_tokens=params.char_vocab_size)
+    except ValueError:
+        raise ModelError("the training texts have no words once lower-cased and stripped of punctuation: "
+                         "an n-gram model has nothing to learn from") from None
+    nf.give_back_memory()
+    seconds = time.perf_counter() - started
+    say(f"features: {x.shape[0]:,} texts x {vocab.width - 2:,} n-grams ({x.nnz:,} non-zero), {seconds:.1f} s")
+    return vocab, x, seconds
+
+
 def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, held: np.ndarray | None, *,
-               class_weight: np.ndarray | None = None, say: Callable[[str], None] = lambda line: None) -> dict:
+               class_weight: np.ndarray | None = None, say: Callable[[str], None] = lambda line: None,
+               features=None) -> dict:
     """Features of all training `texts`, C chosen on the `held` rows (fitted on the others), then the chosen C
-    refitted on every row. Returns {"arrays": the twin arrays, "history", "c", "softmax_scale",
+    refitted on every row (`features`: make_features' result, when already made). Returns {"arrays": the twin arrays, "history", "c", "softmax_scale",
     "train_examples", "val_probabilities", "feature_seconds", "solve_seconds"}.
 
     The vocabulary and idf come from all training texts (as `training.refit` does for the Keras
@@ -238,15 +287,8 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
     import scipy.optimize
 
     multilabel = labels.ndim == 2
-    started = time.perf_counter()
-    nf.lean_allocator()
-    vocab, x = nf.fit_vocabulary(list(texts), ngrams=params.ngrams, char_ngrams=params.char_ngrams,
-                                 min_df=params.min_df, max_tokens=params.vocab_size, char_min_df=params.char_min_df,
-                                 char_max_tokens=params.char_vocab_size)
-    nf.give_back_memory()
-    feature_seconds = time.perf_counter() - started
-    say(f"features: {x.shape[0]:,} texts x {vocab.width - 2:,} n-grams ({x.nnz:,} non-zero), "
-        f"{feature_seconds:.1f} s")
+    vocab, x, feature_seconds = features or make_features(params, texts, say)
+    del features
     started = time.perf_counter()
     grid = (params.c,) if params.c else C_GRID[params.loss]
     history: dict[str, list[float]] = {"c": [], "val_accuracy": []}
@@ -280,8 +322,10 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
         else:
             final = fits.submit(problem, labels, best, split=2)
         kernel, bias = fits.result(final)
-    finally:
-        fits.close()
+    except BaseException:
+        fits.close(abort=True)  # e.g. Ctrl-C: the children stop now rather than finish their fits
+        raise
+    fits.close()
     solve_seconds = time.perf_counter() - started
     scale, val_probs = 1.0, None
     if val_scores is not None:
@@ -300,12 +344,13 @@ def twin_arrays(vocab: nf.Vocabulary, kernel: np.ndarray, bias: np.ndarray, scal
     """The model in textclf.lite's n-gram format: what predict, evaluate, serve and export read."""
     from textclf.lite import FORMAT
 
-    words = list(vocab.hashes.table)
+    table = vocab.hashes.table
+    words = sorted(table)  # in a fixed order: the same run writes the same file
     return {"format": np.array(FORMAT), "kind": np.array("ngram"), "ngrams": np.array(vocab.ngrams),
             "char_ngrams": np.array(vocab.char_ngrams), "punctuation": np.array(nf.PUNCTUATION),
             "keys": vocab.keys, "idf": vocab.idf, "char_start": np.array(vocab.char_start),
             "words": np.frombuffer("\n".join(words).encode("utf-8", "surrogatepass"), np.uint8),
-            "word_hashes": np.fromiter(vocab.hashes.table.values(), np.int64, len(words)),
+            "word_hashes": np.fromiter((table[w] for w in words), np.int64, len(words)),
             "layers": np.array(1), "kernel_0": kernel.astype(np.float32), "bias_0": bias.astype(np.float32),
             "activation_0": np.array("linear"), "scale": np.array(scale, np.float32),
             "scale_output": np.array("sigmoid" if multilabel else "softmax")}

@@ -22,7 +22,7 @@ from textclf._tf import keras, tf
 from textclf.errors import ModelError
 from textclf.models.base import PACKAGE, GraphLayer, BuiltModel, output_activation
 from textclf.models.catalog import NgramParams
-from textclf.models.ngram_features import HASH_BITS, MULTIPLIER, PUNCTUATION, is_char_key, smoothed_idf  # noqa: F401
+from textclf.models.ngram_features import HASH_BITS, MULTIPLIER, PUNCTUATION  # noqa: F401  (PUNCTUATION: lite, tests)
 
 PAD, OOV = 0, 1
 
@@ -302,8 +302,14 @@ def _keras_ngram(params: NgramParams, keys: np.ndarray, idf: np.ndarray, char_st
 def keras_from_twin(arrays: dict, params: NgramParams):
     """The string-in Keras model of a linear n-gram model saved as twin arrays (a run trained without
     TensorFlow, textclf.models.linear): what `export` saves. Same layers, same probabilities."""
+    import dataclasses
+
     kernel = arrays["kernel_0"]
     multilabel = str(arrays["scale_output"]) == "sigmoid"
+    # The arrays hold scores and the scale their probabilities take (either loss): a head of scores,
+    # then ScaledSoftmax; the n-gram lengths are the arrays' own.
+    params = dataclasses.replace(params, loss="squared_hinge", ngrams=int(arrays["ngrams"]),
+                                 char_ngrams=int(arrays["char_ngrams"]), num_layers=0)
     built = _keras_ngram(params, arrays["keys"], arrays["idf"], int(arrays["char_start"]),
                          num_classes=kernel.shape[1], multilabel=multilabel, n_texts=1)
     dense = built.head.get_layer("probs")

@@ -45,10 +45,17 @@ def _native_model(run: Run):
     from textclf.lite import CHECK_TEXTS, TOLERANCE, Twin, read_arrays
     from textclf.models.ngram import keras_from_twin
 
+    from textclf.lite import FORMAT, NATIVE
+
     arrays = read_arrays(run.path)
-    if arrays is None:
-        raise RunError(f"cannot load the model in {run.path}: its model file is missing or damaged; retrain the run")
-    model = keras_from_twin(arrays, resolve_config(run.config).model_params)
+    damaged = RunError(f"cannot load the model in {run.path}: its model file is missing or damaged; retrain the run")
+    if arrays is None or str(arrays.get("format")) != FORMAT or str(arrays.get("model")) != NATIVE \
+            or str(arrays.get("kind")) != "ngram" or str(arrays.get("layers")) != "1":
+        raise damaged
+    try:
+        model = keras_from_twin(arrays, resolve_config(run.config).model_params)
+    except (KeyError, ValueError, TypeError, IndexError):
+        raise damaged from None
     expected = Twin(arrays).probabilities(CHECK_TEXTS)
     got = np.asarray(model(np.array(CHECK_TEXTS, dtype=object), training=False))
     if got.shape != expected.shape or not np.all(np.abs(got - expected) <= TOLERANCE):
