@@ -16,17 +16,21 @@ from textclf.config import RunConfig
 from textclf.errors import ConfigError, TextclfError
 
 
+# Defined in textclf.callbacks (Keras), importable from here as before this module stopped importing TensorFlow.
+_FROM_CALLBACKS = frozenset(["_default_loss", "subset_accuracy", "_accuracy_metric", "_create_optimizer_slots",
+                             "_generators", "EarlyStopping", "NanGuard", "EpochCheckpoint", "_DenseGradients",
+                             "TrainTimer", "EpochValidation", "_ListenerCallback"])
+
+
 def __getattr__(name: str):
     """The Keras callbacks, metrics and losses live in textclf.callbacks (imported on first use: the
-    default model trains without TensorFlow); `from textclf.training import TrainTimer` still works."""
-    if name.startswith("__"):  # e.g. `from textclf.training import x` asks for __path__: no TensorFlow for that
-        raise AttributeError(name)
+    default model trains without TensorFlow); `from textclf.training import TrainTimer` still works.
+    Any other missing name (e.g. a hasattr probe, or __path__ during `from ... import`) imports nothing."""
+    if name not in _FROM_CALLBACKS:
+        raise AttributeError(f"module 'textclf.training' has no attribute {name!r}")
     import textclf.callbacks as callbacks
 
-    try:
-        return getattr(callbacks, name)
-    except AttributeError:
-        raise AttributeError(f"module 'textclf.training' has no attribute {name!r}") from None
+    return getattr(callbacks, name)
 
 
 class Listener:
