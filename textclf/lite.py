@@ -78,15 +78,11 @@ def _checked_twin(model, train_texts: Sequence[str]) -> dict | None:
     # a bf16 training run turns on for the process (runtime.setup_runtime), which `predict` never
     # does (the encoder SavedModel stays float32); BERT in a graph, as for more than one batch
     # (the others eagerly: no tracing, and float32 gives the same numbers either way).
-    option = "auto_mixed_precision_onednn_bfloat16"
-    rewrite = tf.config.optimizer.get_experimental_options().get(option)
-    tf.config.optimizer.set_experimental_options({option: False})
-    try:
+    from textclf.runtime import float32_graphs
+
+    with float32_graphs():
         forward = tf.function(lambda t: model(t, training=False)) if graph else (lambda t: model(t, training=False))
         expected = np.asarray(forward(tf.constant(texts)), np.float32)
-    finally:
-        if rewrite is not None:
-            tf.config.optimizer.set_experimental_options({option: rewrite})
     try:
         got = Twin(arrays).probabilities(texts)
     except ImportError:  # no LiteRT here: the twin cannot be checked, so it is not written

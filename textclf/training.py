@@ -394,6 +394,7 @@ class _Inputs:
 def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks) -> _Inputs:
     from textclf.data.pipeline import (array_batches, encode_texts, eval_batches, feature_batches, feature_function,
                                        predict_by_length, training_batches)
+    from textclf.runtime import float32_graphs
 
     t = config.training
     fit, validation, evaluation = data.fit, data.validation, data.evaluation
@@ -433,7 +434,8 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
     train_x = predict_by_length(featurize, train_ids, feature_batch)
     val_x = predict_by_length(featurize, val_ids, feature_batch) if validation is not None else None
     feature_seconds = time.perf_counter() - started  # training's share; eval's is evaluation
-    eval_x = predict_by_length(featurize, eval_ids, feature_batch)
+    with float32_graphs() as changed:  # the eval features as `evaluate` will compute them
+        eval_x = predict_by_length(feature_function(built.features) if changed else featurize, eval_ids, feature_batch)
     batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed, start_epoch=start)
     val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
     return _Inputs(True, built.solve is not None, batches, batches(0).steps, val_data,
@@ -530,12 +532,18 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
             val_probs=None) -> RunResult:
     """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete."""
     from textclf.lite import twin_arrays
+    from textclf.runtime import float32_graphs
 
     hooks.on_status("evaluating")
     started = time.perf_counter()
-    reused = inputs.eval_probs is not None  # the last epoch's validation pass was this prediction
-    probs = inputs.eval_probs if reused else inputs.eval_data.in_input_order(
-        model.predict(inputs.eval_data.dataset, verbose=0))
+    with float32_graphs() as changed:
+        # The last epoch's validation pass was this prediction, unless it ran under the bf16 rewrite,
+        # which `evaluate` never uses: one number per run and data.
+        reused = inputs.eval_probs is not None and not changed
+        if changed:
+            model.make_predict_function(force=True)  # a new graph, optimized without the rewrite
+        probs = inputs.eval_probs if reused else inputs.eval_data.in_input_order(
+            model.predict(inputs.eval_data.dataset, verbose=0))
     eval_seconds = time.perf_counter() - started
     if inputs.frozen:  # the head's output (scores, for a hinge head) -> probabilities
         probs = np.asarray(built.to_probabilities(probs))
