@@ -102,8 +102,42 @@ def run_training(
     if trains_without_tensorflow(config):
         return _run_native(config, runs_root=runs_root, run_dir=run_dir, hooks=hooks, resume=resume,
                            experiment=experiment, group=group)
+    from textclf.runtime import reset_precision
+
+    runtime, config = _keras_runtime(config)
+    stages = {}  # seconds of the stages before training, recorded in metrics.json
+    try:
+        started = time.perf_counter()
+        data = _load_data(config, hooks)
+        stages["load_seconds"] = time.perf_counter() - started
+        _check_resumed_labels(resume, run_dir, data)
+        # Built before the run directory exists: an unusable model (e.g. an unreachable hub
+        # handle) leaves no run behind.
+        started = time.perf_counter()
+        built, config = _build_model(config, entry, runtime, data, hooks)
+        stages["build_seconds"] = time.perf_counter() - started
+        with runs.start(runs_root, experiment or config.model, config.to_dict(), list(data.train.label_names),
+                        run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
+                        experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
+                        runtime=runtime.to_dict(), **({"group": group} if group else {})) as run:
+            started = time.perf_counter()
+            inputs = _prepare_inputs(built, config, data, runtime, hooks)  # tokens (frozen: features) once
+            stages["prepare_seconds"] = time.perf_counter() - started
+            hooks.on_start({"epochs": config.training.epochs, "initial_epoch": 0, "steps": inputs.steps, "train_examples": len(data.fit),
+                            "eval_examples": len(data.evaluation),
+                            "validation_examples": len(data.validation) if data.validation is not None else 0,
+                            "labels": list(data.train.label_names), "run_dir": str(run.path),
+                            "runtime": runtime.describe(), "notes": list(built.notes)})
+            model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
+            return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs)
+    finally:
+        reset_precision()
+
+
+def _keras_runtime(config: RunConfig):
+    """The distribution strategy, precision and seeds of a Keras run, and the config with the batch used."""
     from textclf._tf import keras
-    from textclf.runtime import reset_precision, setup_runtime
+    from textclf.runtime import setup_runtime
 
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before other TF work.
     runtime = setup_runtime(config.runtime, config.training.global_batch_size,
@@ -115,35 +149,12 @@ def run_training(
     # Dropout draws from tf.random.Generator objects, whose state can be checkpointed; the
     # legacy stateful ops restart their streams after a resume.
     keras.backend.experimental.enable_tf_random_generator()
-    stages = {}  # seconds of the stages before training, recorded in metrics.json
-    try:
-        started = time.perf_counter()
-        data = _load_data(config, hooks)
-        stages["load_seconds"] = time.perf_counter() - started
-        if resume and runs.Run(run_dir).labels != list(data.train.label_names):
-            raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
-        # Built before the run directory exists: an unusable model (e.g. an unreachable hub
-        # handle) leaves no run behind.
-        started = time.perf_counter()
-        built, config = _build_model(config, entry, runtime, data, hooks)
-        stages["build_seconds"] = time.perf_counter() - started
-        with runs.start(runs_root, experiment or config.model, config.to_dict(), list(data.train.label_names),
-                        run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
-                        experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
-                        runtime=runtime.to_dict(), **({"group": group} if group else {})) as run:
-            started = time.perf_counter()
-            inputs = _prepare_inputs(built, config, data, runtime, hooks)
-            # tokenizing every text (and, for a frozen encoder, computing its features once)
-            stages["prepare_seconds"] = time.perf_counter() - started
-            hooks.on_start({"epochs": config.training.epochs, "initial_epoch": 0, "steps": inputs.steps, "train_examples": len(data.fit),
-                            "eval_examples": len(data.evaluation),
-                            "validation_examples": len(data.validation) if data.validation is not None else 0,
-                            "labels": list(data.train.label_names), "run_dir": str(run.path),
-                            "runtime": runtime.describe(), "notes": list(built.notes)})
-            model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
-            return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs)
-    finally:
-        reset_precision()
+    return runtime, config
+
+
+def _check_resumed_labels(resume: bool, run_dir, data) -> None:
+    if resume and runs.Run(run_dir).labels != list(data.train.label_names):
+        raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
 
 
 def trains_without_tensorflow(config: RunConfig) -> bool:
@@ -161,24 +172,14 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     from textclf.lite import Twin
     from textclf.models.linear import fit_linear, make_features
 
-    from textclf.runtime import tf_config
-
-    if config.runtime.strategy not in ("auto", "default") or config.runtime.precision not in ("auto", "float32"):
-        raise ConfigError(f"{config.model} is fitted by liblinear on the CPU, without TensorFlow: "
-                          "--strategy and --precision do not apply to it")
-    workers = sum(len(hosts) for hosts in tf_config().get("cluster", {}).values())  # checked as for Keras models
-    if workers > 1:
-        raise ConfigError(f"{config.model} is fitted by liblinear in one process, but TF_CONFIG names a cluster "
-                          f"of {workers} hosts: unset TF_CONFIG, or train a Keras model (e.g. --model ngram-mlp)")
-    t = config.training
+    _check_native_runtime(config)
     started = time.perf_counter()
     data = _load_data(config, hooks, split=False)
     load_seconds = time.perf_counter() - started
-    if resume and runs.Run(run_dir).labels != list(data.train.label_names):
-        raise TextclfError(f"cannot resume {run_dir}: its labels differ from the data's labels now")
+    _check_resumed_labels(resume, run_dir, data)
     train = data.train
-    fraction = t.validation_fraction or (MULTILABEL_VALIDATION if train.multilabel else 0.0)
-    held = holdout_mask(train, fraction, t.seed) if fraction else None
+    fraction = _validation_fraction(config.training, train)
+    held = holdout_mask(train, fraction, config.training.seed) if fraction else None
     # The features before the run directory: texts without any n-gram leave no run behind.
     hooks.on_status("computing the n-gram features")
     features = make_features(config.model_params, train.texts, say=hooks.on_note)
@@ -201,19 +202,37 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
         hooks.on_status("evaluating")
         started = time.perf_counter()
         probs = Twin(solved["arrays"]).probabilities(list(data.evaluation.texts))
-        eval_seconds = time.perf_counter() - started
-        history = solved["history"]
-        train_seconds = solved["feature_seconds"] + solved["solve_seconds"]
-        metrics = {"train_examples": solved["train_examples"], "train_seconds": train_seconds,
-                   "train_examples_per_second": solved["train_examples"] / max(train_seconds, 1e-9),
-                   "feature_seconds": solved["feature_seconds"], "solve_seconds": solved["solve_seconds"],
-                   "frozen_features_cached": True, "solver": "liblinear", "c": solved["c"], "c_tried": history["c"],
-                   "softmax_scale": solved["softmax_scale"], "epochs_run": 0, "refit_epochs": 0, "best_epoch": None,
-                   "stopped_early": False, "load_seconds": load_seconds, "build_seconds": 0.0,
-                   "prepare_seconds": 0.0, "eval_seconds": eval_seconds, "eval_from_last_validation": False}
+        metrics = _native_metrics(solved, load_seconds, time.perf_counter() - started)
         validation = data.train.subset(held, "validation") if held is not None else None
         return _save_run(run, None, solved["arrays"], data, validation, probs, solved["val_probabilities"],
-                         history, metrics, hooks, solved=True)
+                         solved["history"], metrics, hooks, solved=True)
+
+
+def _check_native_runtime(config: RunConfig) -> None:
+    """Runtime settings a liblinear fit cannot honour are errors, not ignored; TF_CONFIG is checked as for
+    Keras models."""
+    from textclf.runtime import tf_config
+
+    if config.runtime.strategy not in ("auto", "default") or config.runtime.precision not in ("auto", "float32"):
+        raise ConfigError(f"{config.model} is fitted by liblinear on the CPU, without TensorFlow: "
+                          "--strategy and --precision do not apply to it")
+    workers = sum(len(hosts) for hosts in tf_config().get("cluster", {}).values())
+    if workers > 1:
+        raise ConfigError(f"{config.model} is fitted by liblinear in one process, but TF_CONFIG names a cluster "
+                          f"of {workers} hosts: unset TF_CONFIG, or train a Keras model (e.g. --model ngram-mlp)")
+
+
+def _native_metrics(solved: dict, load_seconds: float, eval_seconds: float) -> dict:
+    """metrics.json's training part for a liblinear fit (the same keys as an epoch-trained run's)."""
+    train_seconds = solved["feature_seconds"] + solved["solve_seconds"]
+    return {"train_examples": solved["train_examples"], "train_seconds": train_seconds,
+            "train_examples_per_second": solved["train_examples"] / max(train_seconds, 1e-9),
+            "feature_seconds": solved["feature_seconds"], "solve_seconds": solved["solve_seconds"],
+            "frozen_features_cached": True, "solver": "liblinear", "c": solved["c"],
+            "c_tried": solved["history"]["c"], "softmax_scale": solved["softmax_scale"], "epochs_run": 0,
+            "refit_epochs": 0, "best_epoch": None, "stopped_early": False, "load_seconds": load_seconds,
+            "build_seconds": 0.0, "prepare_seconds": 0.0, "eval_seconds": eval_seconds,
+            "eval_from_last_validation": False}
 
 
 def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, *, listener: Any = None) -> RunResult:
@@ -317,7 +336,7 @@ def _load_data(config: RunConfig, hooks: _Hooks, split: bool = True) -> _Data:
         per_text = train.labels.sum(axis=1)
         hooks.on_note(f"multi-label data: {per_text.mean():.2f} labels per text on average (0-{per_text.max()}), "
                       f"{len(train.label_names)} labels; a sigmoid per label")
-    fraction = t.validation_fraction or (MULTILABEL_VALIDATION if train.multilabel else 0.0)
+    fraction = _validation_fraction(t, train)
     if fraction and not t.validation_fraction:
         hooks.on_note(f"multi-label data: {fraction:g} of the training data is held out to tune a threshold "
                       "per label (training.validation_fraction)")
@@ -326,6 +345,12 @@ def _load_data(config: RunConfig, hooks: _Hooks, split: bool = True) -> _Data:
 
 
 MULTILABEL_VALIDATION = 0.1  # the validation part of a multi-label run without training.validation_fraction
+
+
+def _validation_fraction(t, train) -> float:
+    """The part of the training data held out for validation: training.validation_fraction, or for
+    multi-label data without one MULTILABEL_VALIDATION (its thresholds are tuned there)."""
+    return t.validation_fraction or (MULTILABEL_VALIDATION if train.multilabel else 0.0)
 
 
 def class_weights(setting: str, labels: np.ndarray, names: Sequence[str]) -> np.ndarray | None:
@@ -442,23 +467,16 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
                    array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
 
 
-def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
-    """Epochs of the optimizer, with checkpoints, early stopping and an optional refit: the model, history, metrics."""
-    from textclf._tf import keras
-    from textclf.callbacks import (EarlyStopping, EpochCheckpoint, EpochValidation, NanGuard, TrainTimer,
-                                   _DenseGradients, _ListenerCallback, _accuracy_metric, _create_optimizer_slots,
-                                   _default_loss)
-    from textclf.data.pipeline import concat_features
+def _compiled(model, built, t, data: _Data, runtime, steps: int):
+    """`model` compiled for training in the strategy's scope, its optimizer's variables made."""
+    from textclf.callbacks import _DenseGradients, _accuracy_metric, _create_optimizer_slots, _default_loss
     from textclf.optim import build_optimizer
 
-    t = config.training
-    model = built.head if inputs.frozen else built.model
-    train_data = inputs.batches(0)
     with runtime.strategy.scope():
         if runtime.name == "multi_worker":
             model = _DenseGradients(model.inputs, model(model.inputs))
         model.compile(
-            optimizer=build_optimizer(t, train_data.steps * t.epochs),
+            optimizer=build_optimizer(t, steps * t.epochs),
             loss=built.loss or _default_loss(data.train.multilabel),
             metrics=[_accuracy_metric(data.train.multilabel)],
             # Several steps per tf.function call: small models on CPU are otherwise
@@ -467,6 +485,18 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
             jit_compile=runtime.jit_compile,
         )
         _create_optimizer_slots(model)
+    return model
+
+
+def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
+    """Epochs of the optimizer, with checkpoints, early stopping and an optional refit: the model, history, metrics."""
+    from textclf._tf import keras
+    from textclf.callbacks import (EarlyStopping, EpochCheckpoint, EpochValidation, NanGuard, TrainTimer,
+                                   _ListenerCallback, _accuracy_metric)
+
+    t = config.training
+    train_data = inputs.batches(0)
+    model = _compiled(built.head if inputs.frozen else built.model, built, t, data, runtime, train_data.steps)
     timer = TrainTimer()
     guard = NanGuard()
     stopping = EarlyStopping(t)
@@ -477,8 +507,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     if initial_epoch:
         hooks.on_note(f"resuming after epoch {initial_epoch} of {t.epochs}")
         train_data = inputs.batches(initial_epoch)
-    # The epochs validate on the validation part, or else on the eval data; either way the
-    # last epoch's predictions are kept, so the same pass is not run again after training.
+    # Validation on the validation part, else the eval data; the last epoch's predictions are kept.
     on_eval = inputs.val_data is None
     validation = EpochValidation(inputs.eval_data if on_eval else inputs.val_data,
                                  data.evaluation.labels if on_eval else data.validation.labels,
@@ -507,22 +536,15 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
         val_probs = np.asarray(built.to_probabilities(val_probs)) if inputs.frozen else val_probs
     refit_epochs, refit_seconds = 0, 0.0
     if t.refit and data.validation is not None and stopping.best_epoch:
-        if not inputs.frozen:
-            raise TextclfError("training.refit needs a model whose features are computed once "
-                               "(ngram-linear, ngram-mlp, a frozen BERT); drop it for this model")
-        hooks.on_status(f"refitting on all {len(data.train)} training examples for {stopping.best_epoch} epochs")
-        model, refit_seconds = _refit(built, t, runtime, concat_features([inputs.train_x, inputs.val_x]),
-                                      np.concatenate([data.fit.labels, data.validation.labels]), stopping.best_epoch,
-                                      data.class_weight)
+        model, refit_seconds = _refit_all(built, t, runtime, data, inputs, stopping.best_epoch, hooks)
         refit_epochs = stopping.best_epoch
         validation.forget()
     train_seconds = state.train_seconds() + inputs.feature_seconds + refit_seconds
     seen = len(data.fit) * epochs_run + len(data.train) * refit_epochs
     metrics = {"train_examples": len(data.train) if refit_epochs else len(data.fit), "train_seconds": train_seconds,
-               "train_examples_per_second": seen / max(train_seconds, 1e-9),
-               "frozen_features_cached": inputs.frozen, "epochs_run": epochs_run, "refit_epochs": refit_epochs,
-               "best_epoch": stopping.best_epoch, "stopped_early": epochs_run < t.epochs,
-               "validation_seconds": validation.seconds}
+               "train_examples_per_second": seen / max(train_seconds, 1e-9), "frozen_features_cached": inputs.frozen,
+               "epochs_run": epochs_run, "refit_epochs": refit_epochs, "best_epoch": stopping.best_epoch,
+               "stopped_early": epochs_run < t.epochs, "validation_seconds": validation.seconds}
     # The final model's predictions on the eval data, when the last validation pass made them.
     inputs.eval_probs = validation.probs if on_eval else None
     return model, history, metrics, val_probs
@@ -591,6 +613,18 @@ def _save_run(run, served, lite, data: _Data, validation, probs: np.ndarray, val
                       predictions={"labels": evaluation.labels.astype(predicted.dtype), "predicted": predicted},
                       thresholds=thresholds, lite=lite)
     return RunResult(run.path, metrics, history, info)
+
+
+def _refit_all(built, t, runtime, data: _Data, inputs: _Inputs, epochs: int, hooks: _Hooks):
+    """training.refit: a fresh head trained on the fit and validation features together for `epochs`."""
+    from textclf.data.pipeline import concat_features
+
+    if not inputs.frozen:
+        raise TextclfError("training.refit needs a model whose features are computed once "
+                           "(ngram-linear, ngram-mlp, a frozen BERT); drop it for this model")
+    hooks.on_status(f"refitting on all {len(data.train)} training examples for {epochs} epochs")
+    return _refit(built, t, runtime, concat_features([inputs.train_x, inputs.val_x]),
+                  np.concatenate([data.fit.labels, data.validation.labels]), epochs, data.class_weight)
 
 
 def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_weight=None):

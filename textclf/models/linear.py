@@ -277,22 +277,18 @@ def make_features(params, texts: np.ndarray, say: Callable[[str], None] = lambda
 def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, held: np.ndarray | None, *,
                class_weight: np.ndarray | None = None, say: Callable[[str], None] = lambda line: None,
                features=None) -> dict:
-    """Features of all training `texts`, C chosen on the `held` rows (fitted on the others), then the chosen C
-    refitted on every row (`features`: make_features' result, when already made). Returns {"arrays": the twin arrays, "history", "c", "softmax_scale",
-    "train_examples", "val_probabilities", "feature_seconds", "solve_seconds"}.
+    """Features of all training `texts` (`features`: make_features' result, when already made), C chosen on
+    the `held` rows (fitted on the others), then the chosen C refitted on every row. Returns {"arrays": the
+    twin arrays, "history", "c", "softmax_scale", "train_examples", "val_probabilities", "feature_seconds",
+    "solve_seconds"}.
 
     The vocabulary and idf come from all training texts (as `training.refit` does for the Keras
     n-gram models); without `held`, the first C of the grid is fitted (or params.c).
     """
-    import scipy.optimize
-
     multilabel = labels.ndim == 2
     vocab, x, feature_seconds = features or make_features(params, texts, say)
     del features
     started = time.perf_counter()
-    grid = (params.c,) if params.c else C_GRID[params.loss]
-    history: dict[str, list[float]] = {"c": [], "val_accuracy": []}
-    best, best_score, val_scores = grid[0], -1.0, None
     validating = held is not None and held.any()
     val_x = x[held] if validating else None
     problem = _Problem(x)
@@ -301,27 +297,8 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
     part = problem.subset(np.flatnonzero(~held)) if validating else problem
     fits = _Fits(params.loss, params, num_classes, class_weight, [problem, part])
     try:
-        if validating:
-            # The refit of the largest C starts first, with the validation fits queued behind it: on
-            # ag7600 and SST-2 the largest C is chosen, and then the refit is done when the choice is
-            # made (else the chosen C is refitted after it).
-            speculative = {max(grid): fits.submit(problem, labels, max(grid), split=2)} if len(grid) > 1 else {}
-            handles = [fits.submit(part, labels[~held], c, split=2) for c in grid]
-            val_y = labels[held]
-            for c, handle in zip(grid, handles):
-                kernel, bias = fits.result(handle)
-                s = scores(val_x, kernel, bias)
-                score = validation_score(s, val_y, class_weight is not None)
-                history["c"].append(c)
-                history["val_accuracy"].append(score)
-                say(f"C {c:g}: validation {'micro-F1' if multilabel else 'accuracy'} {100 * score:.2f}%")
-                if score > best_score:
-                    best, best_score, val_scores = c, score, s
-            del val_x
-            final = speculative.get(best) or fits.submit(problem, labels, best, split=2)
-        else:
-            final = fits.submit(problem, labels, best, split=2)
-        kernel, bias = fits.result(final)
+        best, kernel, bias, val_scores, history = _search(fits, problem, part, labels, held, val_x, params,
+                                                          class_weight is not None, say)
     except BaseException:
         fits.close(abort=True)  # e.g. Ctrl-C: the children stop now rather than finish their fits
         raise
@@ -329,15 +306,47 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
     solve_seconds = time.perf_counter() - started
     scale, val_probs = 1.0, None
     if val_scores is not None:
-        # The temperature that minimises the validation part's log-loss, from the chosen C's scores (fitted
-        # without those rows); the thresholds of a multi-label run are tuned on the same probabilities.
-        val_y = labels[held]
-        scale = float(np.exp(scipy.optimize.minimize_scalar(lambda t: log_loss(np.exp(t) * val_scores, val_y),
-                                                            bounds=(-5, 5), method="bounded").x))
-        val_probs = probabilities(scale * val_scores, multilabel).astype(np.float32)
+        scale, val_probs = _temperature(val_scores, labels[held])
     arrays = twin_arrays(vocab, kernel, bias, scale, multilabel)
     return {"arrays": arrays, "history": history, "c": best, "softmax_scale": scale, "train_examples": len(labels),
             "val_probabilities": val_probs, "feature_seconds": feature_seconds, "solve_seconds": solve_seconds}
+
+
+def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x, params, balanced: bool, say):
+    """C from the grid by its validation score (fitted on `part`), then refitted on all rows: (C, kernel,
+    bias, the chosen C's validation scores or None, history)."""
+    grid = (params.c,) if params.c else C_GRID[params.loss]
+    history: dict[str, list[float]] = {"c": [], "val_accuracy": []}
+    if val_x is None:
+        kernel, bias = fits.result(fits.submit(problem, labels, grid[0], split=2))
+        return grid[0], kernel, bias, None, history
+    # The refit of the largest C starts first, with the validation fits queued behind it: on ag7600 and
+    # SST-2 the largest C is chosen, and then the refit is done when the choice is made (else the chosen
+    # C is refitted after it).
+    speculative = {max(grid): fits.submit(problem, labels, max(grid), split=2)} if len(grid) > 1 else {}
+    handles = [fits.submit(part, labels[~held], c, split=2) for c in grid]
+    val_y = labels[held]
+    best, best_score, val_scores = grid[0], -1.0, None
+    for c, handle in zip(grid, handles):
+        s = scores(val_x, *fits.result(handle))
+        score = validation_score(s, val_y, balanced)
+        history["c"].append(c)
+        history["val_accuracy"].append(score)
+        say(f"C {c:g}: validation {'micro-F1' if labels.ndim == 2 else 'accuracy'} {100 * score:.2f}%")
+        if score > best_score:
+            best, best_score, val_scores = c, score, s
+    kernel, bias = fits.result(speculative.get(best) or fits.submit(problem, labels, best, split=2))
+    return best, kernel, bias, val_scores, history
+
+
+def _temperature(val_scores: np.ndarray, val_y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The temperature that minimises the validation part's log-loss, from the chosen C's scores (fitted
+    without those rows), and those rows' probabilities (a multi-label run's thresholds are tuned on them)."""
+    import scipy.optimize
+
+    scale = float(np.exp(scipy.optimize.minimize_scalar(lambda t: log_loss(np.exp(t) * val_scores, val_y),
+                                                        bounds=(-5, 5), method="bounded").x))
+    return scale, probabilities(scale * val_scores, val_y.ndim == 2).astype(np.float32)
 
 
 def twin_arrays(vocab: nf.Vocabulary, kernel: np.ndarray, bias: np.ndarray, scale: float, multilabel: bool) -> dict:
