@@ -41,6 +41,21 @@ def test_rows_are_the_same_whatever_the_chunk_size():
     assert abs(alone - rows[0]).max() < 1e-6
 
 
+def test_rows_counted_per_distinct_token_equal_rows_counted_per_occurrence():
+    """Character n-grams are counted once per distinct token and summed per text (a sparse product); the
+    rows must be the ones counted n-gram occurrence by occurrence (text_keys, compared with TensorFlow's
+    keys in test_ngram.py)."""
+    from textclf.models import ngram_features as nf
+
+    texts = TEXTS + [" ".join(row[1:]) * 3 for row in ag_rows(15)]
+    vocab, rows = _fit(texts, budget=1 << 30)
+    keys, text_of = nf.text_keys(texts, 2, 5, nf.WordHashes(vocab.hashes.table), only_known_words=True)
+    ids = nf._ids(keys, vocab)
+    hit = ids >= 0
+    expected = nf._csr(text_of[hit], ids[hit], np.ones(int(hit.sum()), np.int32), len(texts), vocab)
+    assert rows.nnz == expected.nnz > 0 and abs(rows - expected).max() < 1e-6
+
+
 def test_a_fit_gives_the_same_weights_every_time():
     """liblinear's solver draws from a generator inside the library; each fit runs in a fresh process so
     one seed gives one model, whatever ran before in this process."""

@@ -150,3 +150,24 @@ def test_real_sst2_dev_tsv():
     ex = load_examples(f"tsv:{SHARED / 'data/sst2/dev.tsv'}", text_fields=["sentence"], label_field="label")
     assert len(ex) == 872 and np.bincount(ex.labels).tolist() == [428, 444]
     assert not ex.texts[0].endswith(" ")
+
+
+def test_the_same_data_is_read_once_per_process_until_its_file_changes(tmp_path, monkeypatch):
+    """`train` with the auto model reads the data to choose the model and again to train it: the second
+    read is the first one's examples, unless the file changed in between."""
+    import os
+
+    from textclf.data import sources
+
+    path = write_csv(tmp_path / "t.csv", [["1", "a b", "c"], ["2", "d e", "f"]] * 10)
+    data = DataConfig(train=f"csv:{path}", eval_fraction=0.25)
+    reads = []
+    real = sources.load_examples
+    monkeypatch.setattr(sources, "load_examples", lambda *a, **k: reads.append(a) or real(*a, **k))
+    first = load_train_eval(data, seed=1)
+    assert load_train_eval(data, seed=1) is first and len(reads) == 1
+    assert load_train_eval(data, seed=2) is not first and len(reads) == 2  # another split: read again
+    write_csv(path, [["1", "new text", "x"], ["2", "other", "y"]] * 10)
+    os.utime(path, ns=(1, 1))  # a different stamp even within the file system's time resolution
+    changed = load_train_eval(data, seed=2)
+    assert len(reads) == 3 and "new text x" in set(changed[0].texts) | set(changed[1].texts)

@@ -320,10 +320,13 @@ def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x,
     if val_x is None:
         kernel, bias = fits.result(fits.submit(problem, labels, grid[0], split=2))
         return grid[0], kernel, bias, None, history
-    # The refit of the largest C starts first, with the validation fits queued behind it: on ag7600 and
-    # SST-2 the largest C is chosen, and then the refit is done when the choice is made (else the chosen
-    # C is refitted after it).
-    speculative = {max(grid): fits.submit(problem, labels, max(grid), split=2)} if len(grid) > 1 else {}
+    # With one task per C (one binary fit) the grid leaves a core idle in its last round: the refit of the
+    # largest C (SST-2's choice) starts first in it, and is done when the choice is made (else the chosen C
+    # is refitted after it). With two tasks per C both cores are busy throughout, and a refit guessed
+    # wrong would be a round of work thrown away.
+    columns = 1 if labels.ndim == 1 and fits.num_classes == 2 else (labels.shape[1] if labels.ndim == 2 else fits.num_classes)
+    guess = len(grid) > 1 and columns == 1
+    speculative = {max(grid): fits.submit(problem, labels, max(grid), split=2)} if guess else {}
     handles = [fits.submit(part, labels[~held], c, split=2) for c in grid]
     val_y = labels[held]
     best, best_score, val_scores = grid[0], -1.0, None

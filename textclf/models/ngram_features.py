@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+from itertools import chain, repeat
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -37,18 +38,22 @@ LOWER_KEPT = frozenset([0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8, *range(0x10570, 
 _KEPT = re.compile("([" + "".join(map(chr, sorted(LOWER_KEPT))) + "])")
 _ASCII_SPACE = re.compile(r"[\t\n\v\f\r ]+")  # tf.strings.split's whitespace (not U+00A0 and friends)
 _PUNCT = re.compile(PUNCTUATION)
+_CONTROL_SPACE = re.compile("[\x1c-\x1f]")  # ASCII characters str.split splits at and TensorFlow does not
 _MULT = np.int64(MULTIPLIER)
 
 
 def lower_like_tensorflow(text: str) -> str:
     """`tf.strings.lower(text, encoding="utf-8")` without TensorFlow."""
     text = text.split("\x00", 1)[0]
-    if not _KEPT.search(text):
+    if text.isascii() or not _KEPT.search(text):
         return text.lower()
     return "".join(part if i % 2 else part.lower() for i, part in enumerate(_KEPT.split(text)))
 
 
 def ascii_split(text: str) -> list[str]:
+    """`text` split at ASCII whitespace (str.split's C loop when that is all it would split at)."""
+    if text.isascii() and not _CONTROL_SPACE.search(text):
+        return text.split()
     return [w for w in _ASCII_SPACE.split(text) if w]
 
 
@@ -102,53 +107,128 @@ class WordHashes:
         new = [w for w in set(words) if w not in table]
         if new:
             table.update(zip(new, fingerprints(new).tolist()))
-        return np.fromiter((table[w] for w in words), np.int64, len(words))
+        return np.fromiter(map(table.__getitem__, words), np.int64, len(words))
 
 
 _MARK = "\x01"  # joins the texts of a chunk (" \x01 ": a token of its own) when no text holds it
 _SEP = f" {_MARK} "
 
 
-def text_keys(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: WordHashes,
-              only_known_words: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, row) of every word 1..`ngrams`-gram and character 2..`char_ngrams`-gram of `texts`, as
-    `NgramKeys` makes them. `only_known_words`: words missing from `hashes` end every n-gram (they are
-    in none of a vocabulary made from those words); else every new word is hashed.
+def _split(texts: Sequence[str], char_ngrams: int):
+    """The chunk's words (punctuation split off) and each one's text, and when `char_ngrams`, its
+    whitespace-separated tokens (punctuation kept: character n-grams are made inside them) and each
+    one's text.
 
-    The texts are lower-cased, split and hashed as one string joined by a marker token (a few C
-    calls instead of a few per text); a chunk with a NUL (where TensorFlow's lower-casing ends a
-    text) or the marker itself goes text by text.
+    The texts are lower-cased and split as one string joined by a marker token (a few C calls instead
+    of a few per text); a chunk with a NUL (where TensorFlow's lower-casing ends a text) or the marker
+    itself goes text by text.
     """
     if any("\x00" in t or _MARK in t for t in texts):
         lowered = [lower_like_tensorflow(t) for t in texts]
         words, word_rows = _flatten([ascii_split(_PUNCT.sub(" ", t)) for t in lowered])
-        chars_of = (lambda: _flatten([ascii_split(t) for t in lowered])) if char_ngrams else None
+        tokens = _flatten([ascii_split(t) for t in lowered]) if char_ngrams else None
     else:
         joined = lower_like_tensorflow(_SEP.join(texts))
         words, word_rows = _split_marks(ascii_split(_PUNCT.sub(" ", joined)))
-        chars_of = (lambda: _split_marks(ascii_split(joined))) if char_ngrams else None
+        tokens = _split_marks(ascii_split(joined)) if char_ngrams else None
+    return words, word_rows, tokens
+
+
+def _word_keys(words: list[str], word_rows: np.ndarray, ngrams: int, hashes: WordHashes,
+               only_known_words: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(key, text) of every word 1..`ngrams`-gram (words missing from `hashes` end every n-gram when
+    `only_known_words`, else every new word is hashed)."""
     if only_known_words:
         table = hashes.table
-        values = np.fromiter((table.get(w, -1) for w in words), np.int64, len(words))
+        values = np.fromiter(map(table.get, words, repeat(-1)), np.int64, len(words))
         known = values >= 0
     else:
         known, values = None, hashes(words)
-    del words
     found = [(k, word_rows[s]) for k, s in gram_keys(values, word_rows, ngrams, 1, 0, known)]
-    del values, known
-    if char_ngrams:  # inside whitespace-separated words with their punctuation, padded with a space (char_wb)
-        tokens, token_rows = chars_of()
-        del chars_of
-        joined = " " + "  ".join(tokens) + " " if tokens else ""
-        chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
-        del joined
-        lengths = np.fromiter(map(len, tokens), np.int64, len(tokens)) + 2
-        char_words = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
-        del tokens
-        found += [(k, token_rows[char_words[s]]) for k, s in gram_keys(chars, char_words, char_ngrams, 2, 8)]
     if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate([k for k, _ in found]), np.concatenate([r for _, r in found])
+
+
+def _distinct(tokens: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct tokens and each token's place among them."""
+    table = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    return list(table), np.fromiter(map(table.__getitem__, tokens), np.int64, len(tokens))
+
+
+def token_char_keys(tokens: list[str], char_ngrams: int) -> tuple[np.ndarray, np.ndarray]:
+    """(key, token) of every character 2..`char_ngrams`-gram inside each token padded with a space
+    (scikit-learn's char_wb, `NgramKeys`' character n-grams), code points as TensorFlow reads them."""
+    if not tokens:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    joined = " " + "  ".join(tokens) + " "
+    chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
+    del joined
+    lengths = np.fromiter(map(len, tokens), np.int64, len(tokens)) + 2
+    owner = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
+    found = gram_keys(chars, owner, char_ngrams, 2, 8)
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([k for k, _ in found]), np.concatenate([owner[s] for _, s in found])
+
+
+def _char_counts(tokens: list[str], token_rows: np.ndarray, n: int, char_ngrams: int, vocab: "Vocabulary | None"):
+    """The texts' character n-gram counts as CSR rows (n × columns, int32) and the columns' keys.
+
+    A character n-gram never crosses a token, so a text's character n-grams are the sum of its tokens'
+    ones: they are made once per distinct token of the chunk (on ag7600-long, a fifth of the tokens;
+    a few characters each instead of every character of every text), and the counts are the sparse
+    product (text × token counts) @ (token × n-gram counts). With `vocab`, the columns are its ids
+    (n-grams outside it dropped) and the keys None; else the columns are the chunk's distinct keys
+    (sorted), returned with them.
+    """
+    import scipy.sparse
+
+    distinct, token_ids = _distinct(tokens)
+    keys, owner = token_char_keys(distinct, char_ngrams)
+    if vocab is None:
+        columns, cols = np.unique(keys, return_inverse=True)
+        width = len(columns)
+    else:
+        cols, columns, width = _ids(keys, vocab), None, vocab.width
+        hit = cols >= 0
+        cols, owner = cols[hit], owner[hit]
+    del keys
+    # CSR made directly (a repeated column within a row is fine for the product): scipy's (data, (i, j))
+    # constructor would sort every row's columns first.
+    order = np.argsort(owner, kind="stable")
+    grams = scipy.sparse.csr_matrix((np.ones(len(cols), np.int32), cols[order].astype(np.int32),
+                                     _indptr(owner, len(distinct))), shape=(len(distinct), width))
+    del order, cols, owner
+    texts = scipy.sparse.csr_matrix((np.ones(len(token_ids), np.int32), token_ids.astype(np.int32),
+                                     _indptr(token_rows, n)), shape=(n, len(distinct)))
+    return texts @ grams, columns  # each (text, column) once, columns unsorted
+
+
+def _indptr(rows: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
+
+
+def text_keys(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: WordHashes,
+              only_known_words: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, row) of every word 1..`ngrams`-gram and character 2..`char_ngrams`-gram of `texts`, each
+    occurrence, as `NgramKeys` makes them (the features count them per distinct token instead:
+    `_char_counts`; tests compare both with TensorFlow's)."""
+    words, word_rows, tokens = _split(texts, char_ngrams)
+    keys, rows = _word_keys(words, word_rows, ngrams, hashes, only_known_words)
+    if tokens is not None:
+        distinct, token_ids = _distinct(tokens[0])
+        char_keys, owner = token_char_keys(distinct, char_ngrams)
+        starts = np.zeros(len(distinct) + 1, np.int64)
+        np.add.at(starts, owner + 1, 1)
+        starts = np.cumsum(starts)
+        order = np.argsort(owner, kind="stable")
+        per_token = [char_keys[order[starts[t]:starts[t + 1]]] for t in range(len(distinct))]
+        occurrences = [per_token[t] for t in token_ids]
+        if occurrences:
+            keys = np.concatenate([keys, *occurrences])
+            rows = np.concatenate([rows, np.repeat(tokens[1], [len(o) for o in occurrences])])
+    return keys, rows
 
 
 def _flatten(per_text: list[list[str]]) -> tuple[list[str], np.ndarray]:
@@ -159,11 +239,20 @@ def _flatten(per_text: list[list[str]]) -> tuple[list[str], np.ndarray]:
 
 def _split_marks(tokens: list[str]) -> tuple[list[str], np.ndarray]:
     """Tokens without the markers, and each one's text (the markers before it)."""
-    marks = np.fromiter((t == _MARK for t in tokens), bool, len(tokens))
-    rows = np.cumsum(marks)[~marks]
-    if marks.any():
-        tokens = [t for t in tokens if t != _MARK]
-    return tokens, rows.astype(np.int64)
+    marks = []
+    at = -1
+    try:
+        while True:  # list.index: a C loop (the marker, one character, is the same object each time)
+            at = tokens.index(_MARK, at + 1)
+            marks.append(at)
+    except ValueError:
+        pass
+    bounds = [-1, *marks, len(tokens)]
+    sizes = np.diff(np.asarray(bounds, np.int64)) - 1
+    rows = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    if marks:
+        tokens = list(chain.from_iterable(tokens[a + 1:b] for a, b in zip(bounds, bounds[1:])))
+    return tokens, rows
 
 
 def lean_allocator() -> None:
@@ -262,13 +351,14 @@ def fit_vocabulary(texts: Sequence[str], *, ngrams: int, char_ngrams: int, min_d
     del unique, df
     if cached is None:
         return vocab, tfidf_rows(texts, vocab, budget)
-    parts = []
-    while cached:  # each chunk's pairs freed as its rows are made
-        n, chunk_keys, rows, group, counts = cached.pop(0)
+    def weigh(i):  # chunk i's rows, its pairs freed once they are made
+        n, chunk_keys, rows, group, counts = cached[i]
+        cached[i] = None
         ids = _ids(chunk_keys, vocab)[group]  # each distinct (text, n-gram)'s id, -1 when not kept
         hit = ids >= 0
-        parts.append(_csr(rows[hit], ids[hit], counts[hit], n, vocab))
-    return vocab, _stack(parts, vocab)
+        return _csr(rows[hit], ids[hit], counts[hit], n, vocab)
+
+    return vocab, _stack(list(_in_threads(weigh, range(len(cached)))), vocab)
 
 
 def _ids(keys: np.ndarray, vocab: "Vocabulary") -> np.ndarray:
@@ -283,7 +373,9 @@ def _ids(keys: np.ndarray, vocab: "Vocabulary") -> np.ndarray:
 def _chunk_counts(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: WordHashes):
     """The chunk's distinct n-gram keys (sorted), each one's document frequency, and each distinct (text,
     n-gram) pair: (its text, its n-gram as an index into the keys, its count)."""
-    keys, rows = text_keys(texts, ngrams, char_ngrams, hashes)
+    words, word_rows, tokens = _split(texts, char_ngrams)
+    keys, rows = _word_keys(words, word_rows, ngrams, hashes, False)
+    del words, word_rows
     # By key, stably: a key's rows stay in text order (each n-gram length's keys are made in text
     # order, and the length is part of the key), so a repeat within a text is adjacent.
     order = np.argsort(keys, kind="stable")
@@ -297,7 +389,17 @@ def _chunk_counts(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: W
     df = np.add.reduceat(new_pair.astype(np.int64), key_starts) if len(key_starts) else np.zeros(0, np.int64)
     group = (np.cumsum(new_key) - 1)[pair_starts].astype(np.int32)
     counts = np.diff(np.append(pair_starts, len(keys))).astype(np.int32)
-    return keys[key_starts], df, (rows[pair_starts].astype(np.int32), group, counts)
+    unique, pairs = keys[key_starts], (rows[pair_starts].astype(np.int32), group, counts)
+    del keys, rows
+    if tokens is None:
+        return unique, df, pairs
+    # Character keys are above every word key (their kind bits), so the chunk's keys stay sorted.
+    chars, char_keys = _char_counts(*tokens, len(texts), char_ngrams, None)
+    del tokens
+    char_rows = np.repeat(np.arange(len(texts), dtype=np.int32), np.diff(chars.indptr))
+    return (np.concatenate([unique, char_keys]), np.concatenate([df, np.bincount(chars.indices, minlength=len(char_keys))]),
+            tuple(np.concatenate(p) for p in zip(pairs, (char_rows, (chars.indices + len(unique)).astype(np.int32),
+                                                         chars.data.astype(np.int32)))))
 
 
 def _in_threads(work, items) -> Iterator:
@@ -348,9 +450,7 @@ def tfidf_rows(texts: Sequence[str], vocab: Vocabulary, budget: int = CHUNK_CHAR
     """The texts' TF-IDF rows as a scipy CSR matrix (float32, n × vocab.width): sublinear tf × idf of
     the known n-grams, words and characters each L2-normalised (`TfidfBag`); chunk by chunk."""
     def rows_of(span):
-        keys, rows = text_keys(texts[span[0]:span[1]], vocab.ngrams, vocab.char_ngrams, vocab.hashes,
-                               only_known_words=True)
-        return _rows_of(keys, rows, span[1] - span[0], vocab)
+        return _rows_of(texts[span[0]:span[1]], vocab)
 
     spans = list(chunks(texts, budget))
     return _stack([rows_of(span) for span in spans] if len(spans) < 2 else list(_in_threads(rows_of, spans)), vocab)
@@ -378,11 +478,20 @@ def _stack(parts: list, vocab: Vocabulary):
     return scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, vocab.width))
 
 
-def _rows_of(keys: np.ndarray, rows: np.ndarray, n: int, vocab: Vocabulary):
-    """CSR rows (n × vocab.width) of the n-gram `keys` of texts `rows`: each known n-gram's count, weighed."""
+def _rows_of(texts: Sequence[str], vocab: Vocabulary):
+    """The texts' CSR rows (n × vocab.width): each known n-gram's count, weighed."""
+    n = len(texts)
+    words, word_rows, tokens = _split(texts, vocab.char_ngrams)
+    keys, rows = _word_keys(words, word_rows, vocab.ngrams, vocab.hashes, True)
+    del words, word_rows
     ids = _ids(keys, vocab)
     hit = ids >= 0
-    return _csr(rows[hit], ids[hit], np.ones(int(hit.sum()), np.int32), n, vocab)
+    rows, cols, counts = rows[hit], ids[hit], np.ones(int(hit.sum()), np.int32)
+    if tokens is not None:
+        chars, _ = _char_counts(*tokens, n, vocab.char_ngrams, vocab)
+        rows = np.concatenate([rows, np.repeat(np.arange(n, dtype=np.int64), np.diff(chars.indptr))])
+        cols, counts = np.concatenate([cols, chars.indices]), np.concatenate([counts, chars.data.astype(np.int32)])
+    return _csr(rows, cols, counts, n, vocab)
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, n: int, vocab: Vocabulary):
