@@ -196,3 +196,30 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr  # not wrapped at 60 columns
     assert proc.stderr.startswith("error: data file not found")
+
+
+def test_data_and_name_mistakes_fail_before_tensorflow_loads(tmp_path):
+    """A wrong column, a tab-separated file read as CSV, a header that is data, a misspelt model or
+    experiment: one line saying what to do, and TensorFlow never imported (seconds saved per mistake)."""
+    tsv = tmp_path / "s.tsv"
+    tsv.write_text("sentence\tlabel\nit is good\t1\nbad movie\t0\n")
+    headless = tmp_path / "n.csv"
+    headless.write_text("a fine film,1\nawful,0\n")
+    cases = [
+        (["train", "--model", "transformer", "--data", f"tsv:{tsv}", "--text-field", "nope"],
+         "no column 'nope' in the header (sentence, label)"),
+        (["train", "--model", "transformer", "--data", f"csv:{tsv}"], f"looks tab-separated (its first line has no "
+                                                                       f"comma but tabs); read it as tsv:{tsv}"),
+        (["train", "--data", f"csv:{headless}"], "the first line looks like data, not a header (a fine film, 1)"),
+        (["train", "--model", "ngram-mpl", "--data", "sample"], "unknown model 'ngram-mpl'; did you mean ngram-mlp"),
+        (["train", "--model", "atuo", "--data", "sample"], "did you mean auto?"),
+        (["train", "--experiment", "transformr", "--data", "sample"], "did you mean transformer"),
+    ]
+    for args, expected in cases:
+        code = ("import sys; from textclf.cli import app; from typer.testing import CliRunner;"
+                f"r = CliRunner().invoke(app, {args!r}); print(r.exit_code); print(r.output.strip().splitlines()[-1]);"
+                "print('tensorflow' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+        exit_code, line, imported = out.stdout.strip().splitlines()[-3:]
+        assert exit_code == "1" and line.startswith("error: ") and expected in line, (args, out.stdout)
+        assert imported == "False", args

@@ -41,7 +41,7 @@ def test_bad_values_name_path_value_and_choices(layer, message):
 
 
 def test_unknown_model_lists_known_names():
-    with pytest.raises(ModelError, match="unknown model 'bert-huge'; available: .*transformer"):
+    with pytest.raises(ModelError, match="unknown model 'bert-huge'; did you mean .* available: auto, .*transformer"):
         resolve_config({"model": "bert-huge"})
 
 

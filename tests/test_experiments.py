@@ -76,7 +76,7 @@ def test_precedence_defaults_experiment_cli_set(tmp_path):
     ("experiments:\n  a: [1, 2\n", ["invalid YAML", "line"]),
     ("defaults: {training: {seed: x}}\nexperiments:\n  a: {model: transformer}\n", ["defaults", "training.seed"]),
     ("experimens:\n  a: {}\n", ["experimens: unknown key"]),
-    ("experiments: {}\n", ["experiments: expected a mapping of experiment names"]),
+    ("experiments: [1, 2]\n", ["experiments: expected a mapping of experiment names"]),
 ])
 def test_bad_files_fail_at_load_with_the_field_path(tmp_path, text, fragments):
     with pytest.raises(ConfigError) as err:
@@ -89,3 +89,26 @@ def test_unknown_experiment_lists_the_known_ones(tmp_path):
     loaded = load_experiments(write(tmp_path, BASE))
     with pytest.raises(ConfigError, match="unknown experiment 'nope'.*available: small, other"):
         loaded.get("nope")
+
+
+def test_shipped_recipes_work_anywhere_and_a_project_file_adds_and_overrides(tmp_path, monkeypatch):
+    """The recipes ship inside the package: from an empty folder they are all there; a project's
+    experiments.yaml adds experiments, replaces a shipped one of the same name, and its defaults apply to
+    every experiment; each experiment says where it comes from."""
+    from textclf.experiments import SHIPPED
+
+    monkeypatch.chdir(tmp_path)
+    alone = load_experiments()
+    assert {"transformer", "bert-finetune-adamw", "ngram-linear"} <= set(alone.experiments)
+    assert {e.source for e in alone.experiments.values()} == {SHIPPED}
+    assert alone.expand(["baselines"]) == ["ngram-linear", "ngram-mlp", "transformer-tuned"]
+    write(tmp_path, "defaults: {training: {seed: 7}}\nexperiments:\n"
+                    "  transformer: {model: transformer, training: {epochs: 3}}\n  mine: {model: ngram-mlp}\n"
+                    "groups:\n  pair: [mine, ngram-linear]\n")
+    both = load_experiments()
+    assert both.get("transformer").config.training.epochs == 3  # replaced (the shipped one has 1)
+    assert both.get("transformer").source == Path("experiments.yaml") == both.get("mine").source
+    assert both.get("ngram-linear").source == SHIPPED and both.get("ngram-linear").config.training.seed == 7
+    assert both.expand(["pair"]) == ["mine", "ngram-linear"] and "baselines" in both.groups
+    with pytest.raises(ConfigError, match="experiments file not found"):
+        load_experiments(tmp_path / "named-but-missing.yaml")

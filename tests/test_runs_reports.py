@@ -106,8 +106,11 @@ def test_experiments_list(two_runs):
     root, _ = two_runs
     result = run("experiments", "list", "--experiments-file", root / "experiments.yaml", "--json")
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(r["name"], r["model"], r["description"]) for r in rows] == [
+    own = [r for r in rows if r.get("source") == str(root / "experiments.yaml")]
+    assert [(r["name"], r["model"], r["description"]) for r in own] == [
         ("narrow", "transformer", "embed 8"), ("wide", "transformer", "embed 16")]
+    shipped = {r["name"]: r["source"] for r in rows if "name" in r and r not in own}
+    assert shipped["bert-finetune-adamw"].endswith("recipes.yaml") and {"group": "baselines"}.items() <= rows[-1].items()
 
 
 def test_a_failing_experiment_does_not_stop_the_others(two_runs, tmp_path):
@@ -129,3 +132,54 @@ experiments:
     assert [(r["experiment"], r["status"]) for r in rows] == [("broken", "failed"), ("fine", "complete")]
     assert "missing.csv" in rows[0]["error"]
     assert result.stderr.strip().splitlines()[-1] == "error: 1 of 2 experiments failed: broken"
+
+
+def _fake_run(root, name, model, finished, status="complete", group=None, **extra):
+    run = root / name
+    run.mkdir(parents=True)
+    info = {"name": name, "model": model, "experiment": extra.pop("experiment", None), "status": status,
+            "started": finished, "finished": finished, **extra}
+    if group:
+        info["group"] = {"id": group, "index": 0, "size": 2}
+    (run / "run.json").write_text(json.dumps(info))
+    (run / "model-lite.npz").write_bytes(b"")
+    return run
+
+
+def test_every_command_names_a_run_the_same_ways(tmp_path):
+    """One resolver: a path, a name, the end of a name, a model or experiment name (its newest complete run);
+    several matches and group ids are refused with what to do."""
+    from textclf.errors import RunError
+    from textclf.runs import resolve_run
+
+    root = tmp_path / "runs"
+    a = _fake_run(root, "20261201-100000-ngram-linear", "ngram-linear", "2026-12-01T10:00:00")
+    b = _fake_run(root, "20261201-110000-ngram-linear", "ngram-linear", "2026-12-01T11:00:00")
+    c = _fake_run(root, "20261201-120000-mine", "transformer", "2026-12-01T12:00:00", experiment="mine")
+    _fake_run(root, "20261201-130000-transformer", "transformer", "2026-12-01T13:00:00", status="failed", error="x")
+    _fake_run(root, "20261201-140000-g", "ngram-mlp", "2026-12-01T14:00:00", group="G1")
+    assert resolve_run(str(a), root) == a.resolve() and resolve_run(a.name, root) == a.resolve()
+    assert resolve_run("100000-ngram-linear", root) == a.resolve()  # the end of one name
+    assert resolve_run("ngram-linear", root) == b.resolve()  # a model: its newest complete run
+    assert resolve_run("mine", root) == c.resolve()  # an experiment (and the end of a name)
+    assert resolve_run("transformer", root) == c.resolve()  # the failed transformer run is skipped
+    with pytest.raises(RunError, match=r"linear matches 2 runs under .*: 20261201-100000-ngram-linear, "
+                                       r"20261201-110000-ngram-linear; name one of them"):
+        resolve_run("linear", root)
+    with pytest.raises(RunError, match="G1 is a group of runs"):
+        resolve_run("G1", root)
+    with pytest.raises(RunError, match="run not found: nope"):
+        resolve_run("nope", root)
+
+
+def test_predict_never_takes_a_run_for_a_text(tmp_path):
+    from typer.testing import CliRunner
+
+    from textclf.cli import app
+
+    root = tmp_path / "runs"
+    run = _fake_run(root, "20261201-100000-ngram-linear", "ngram-linear", "2026-12-01T10:00:00")
+    result = CliRunner().invoke(app, ["predict", run.name, "some text", "--runs-root", str(root)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"error: {run.name} is a run, not a text: give it as --run {run.name} "
+                                     f"(textclf predict --run {run.name} TEXT...)")

@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from textclf.errors import ConfigError, FieldError, check, choice
+from textclf.errors import ConfigError, FieldError, ModelError, check, choice
 from textclf.models.catalog import MODELS
 from textclf.registry import ModelParams
 
@@ -232,6 +232,13 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
         raise ConfigError(f"model: expected a model name, got {name!r}")
     if name == AUTO:
         merged, name = _choose_model(merged)
+    if name not in MODELS.names() and name != AUTO:
+        try:
+            MODELS.get(name)  # a model a source finds (an imported BERT)
+        except ModelError:
+            from textclf.registry import unknown_name
+
+            raise ModelError(unknown_name("model", name, [AUTO, *MODELS.names()])) from None
     entry = MODELS.get(name)
     defaults = dict(entry.training_defaults)
     given = merged.get("training") or {}

@@ -1,7 +1,7 @@
 """Config resolution for runs: experiments.yaml's named experiments, the presets, and `train_config`.
 
-experiments.yaml holds `defaults:` plus named experiments, each a config layer, validated at
-load: every experiment is resolved when the file is loaded, so a typo anywhere fails at once
+The shipped recipes (textclf/recipes.yaml) with the project's experiments.yaml over them hold
+`defaults:` plus named experiments, each a config layer, validated at load: every experiment is resolved when the file is loaded, so a typo anywhere fails at once
 with the experiment, the field path, the value and what is allowed — not hours into a sweep.
 A preset (`train-bert-frozen`, …) is a built-in layer with its own default model.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from textclf.config import RunConfig, resolve_config
+from textclf.config import RunConfig, deep_merge, resolve_config
 from textclf.errors import ConfigError, DataError, TextclfError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -29,6 +29,7 @@ class Experiment:
     description: str
     layer: Mapping[str, Any]
     config: RunConfig
+    source: Path | None = None  # the file it comes from (the shipped recipes or the project's file)
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ class ExperimentsFile:
     def get(self, name: str) -> Experiment:
         if name not in self.experiments:
             groups = f"; groups: {', '.join(self.groups)}" if self.groups else ""
-            raise ConfigError(f"unknown experiment {name!r} in {self.path}; available: "
-                              + ", ".join(self.experiments) + groups)
+            from textclf.registry import unknown_name
+
+            where = "" if self.path == SHIPPED else f"the shipped recipes or {self.path}"
+            raise ConfigError(unknown_name("experiment", name, self.experiments, where) + groups)
         return self.experiments[name]
 
     def expand(self, names: list[str]) -> list[str]:
@@ -69,13 +72,29 @@ class ExperimentsFile:
             raise ConfigError(f"experiment {name}: {err}") from None
 
 
-def load_experiments(path: str | Path = "experiments.yaml") -> ExperimentsFile:
-    """Read, validate and resolve every experiment of an experiments file."""
+DEFAULT_FILE = "experiments.yaml"  # the project's file, in the folder textclf runs from
+SHIPPED = Path(__file__).with_name("recipes.yaml")  # the recipes that ship with textclf
+
+
+def load_experiments(path: str | Path = DEFAULT_FILE) -> ExperimentsFile:
+    """The shipped experiments with the project's file over them: its experiments added (a shipped one of
+    the same name replaced), its defaults on top of the shipped defaults for every experiment, its groups
+    added. Every experiment is validated and resolved here. The default file may be absent (the shipped
+    ones alone); a file named explicitly must exist."""
+    shipped = _read(SHIPPED)
+    path = Path(path)
+    if path.resolve() == SHIPPED.resolve() or (str(path) == DEFAULT_FILE and not path.exists()):
+        return _build(SHIPPED, [shipped], {})
+    project = _read(path)
+    return _build(path, [shipped, project], {name: path for name in project["experiments"]})
+
+
+def _read(path: Path) -> dict:
+    """One experiments file, read and checked for its shape: {"path", "defaults", "experiments", "groups"}."""
     import yaml
 
     from textclf.textfiles import read_text
 
-    path = Path(path)
     try:
         text = read_text(str(path), what="experiments file")
     except DataError as err:
@@ -88,6 +107,8 @@ def load_experiments(path: str | Path = "experiments.yaml") -> ExperimentsFile:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if doc is None:
+        doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
     unknown = sorted(set(doc) - set(TOP_KEYS))
@@ -100,29 +121,43 @@ def load_experiments(path: str | Path = "experiments.yaml") -> ExperimentsFile:
         raise ConfigError(f"{path}: defaults.model_params: model sizes belong to an experiment, "
                           "since they depend on its model")
     raw = doc.get("experiments") or {}
-    if not isinstance(raw, dict) or not raw:
+    if not isinstance(raw, dict):
         raise ConfigError(f"{path}: experiments: expected a mapping of experiment names to settings")
     try:
         resolve_config(defaults)
     except TextclfError as err:
         raise ConfigError(f"{path}: defaults: {err}") from None
-    experiments = {}
     for name, body in raw.items():
         if not isinstance(name, str) or not NAME.match(name):
             raise ConfigError(f"{path}: experiments: bad experiment name {name!r} "
                               "(letters, digits, '.', '_' and '-')")
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: experiments.{name}: expected a mapping, got {body!r}")
+        if not isinstance(body.get("description", ""), str):
+            raise ConfigError(f"{path}: experiments.{name}.description: expected a string")
+    return {"path": path, "defaults": defaults, "experiments": raw, "groups": doc.get("groups")}
+
+
+def _build(path: Path, files: list[dict], sources: dict[str, Path]) -> ExperimentsFile:
+    """The experiments of `files` (later ones over earlier ones), each resolved with every file's defaults."""
+    defaults = deep_merge(*(f["defaults"] for f in files))
+    raw: dict[str, Any] = {}
+    for f in reversed(files):  # the project's first, in its order; then the shipped ones it does not replace
+        raw.update({k: v for k, v in f["experiments"].items() if k not in raw})
+    experiments = {}
+    for name, body in raw.items():
+        where = sources.get(name, SHIPPED)
         layer = dict(body)
         description = layer.pop("description", "")
-        if not isinstance(description, str):
-            raise ConfigError(f"{path}: experiments.{name}.description: expected a string")
         try:
             config = resolve_config(defaults, layer)
         except TextclfError as err:
-            raise ConfigError(f"{path}: experiments.{name}: {err}") from None
-        experiments[name] = Experiment(name, description.strip(), layer, config)
-    return ExperimentsFile(path, defaults, experiments, _groups(path, doc.get("groups"), experiments))
+            raise ConfigError(f"{where}: experiments.{name}: {err}") from None
+        experiments[name] = Experiment(name, description.strip(), layer, config, where)
+    groups: dict[str, tuple[str, ...]] = {}
+    for f in files:
+        groups.update(_groups(f["path"], f["groups"], experiments))
+    return ExperimentsFile(path, defaults, experiments, groups)
 
 
 def _groups(path: Path, raw: Any, experiments: Mapping[str, Experiment]) -> dict[str, tuple[str, ...]]:
@@ -215,8 +250,15 @@ def add_experiment(path: str | Path, name: str, body: Mapping[str, Any], *, comm
     import yaml
 
     path = Path(path)
+    if not path.exists():  # the project has no file yet: start one
+        from textclf.runs import write_bytes
+
+        try:
+            write_bytes(path, b"# This project's experiments (see textclf/recipes.yaml for the keys).\n\nexperiments:\n")
+        except OSError as err:
+            raise ConfigError(f"cannot write {path}: {err.strerror or err}") from None
     current = load_experiments(path)
-    if name in current.experiments:
+    if name in current.experiments and current.experiments[name].source == path:
         same = dict(current.experiments[name].layer) == {k: v for k, v in body.items() if k != "description"}
         if same:
             return

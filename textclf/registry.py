@@ -78,7 +78,7 @@ class Registry:
             found = source.find(name, self)
             if found is not None:
                 return found
-        raise ModelError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}")
+        raise ModelError(unknown_name(self.kind, name, self.names()))
 
     def builtin_names(self) -> list[str]:
         return sorted(self._entries)
@@ -115,3 +115,13 @@ def register_model(
         return params_cls
 
     return decorate
+
+
+def unknown_name(kind: str, name: str, available, where: str = "") -> str:
+    """"unknown KIND 'name'[ in WHERE]; did you mean X? available: ..." (the closest names, by difflib)."""
+    import difflib
+
+    available = list(available)
+    close = difflib.get_close_matches(str(name), available, n=2, cutoff=0.6)
+    guess = f"; did you mean {' or '.join(close)}?" if close else ";"
+    return f"unknown {kind} {name!r}{f' in {where}' if where else ''}{guess} available: {', '.join(available)}"

@@ -184,11 +184,14 @@ def process_info() -> dict:
 
 
 def status(info: dict) -> str:
-    """complete | failed | running | interrupted (said to be running, but its process is gone)."""
+    """complete | failed | running | interrupted (stopped by Ctrl-C or SIGTERM, or said to be running but
+    its process is gone: it can be resumed)."""
     import socket
 
     state = info.get("status", "unknown")
     state = state if isinstance(state, str) else "unknown"
+    if state == "failed" and info.get("error") == "interrupted":
+        return "interrupted"
     if state == "running" and info.get("host") == socket.gethostname():
         pid = info.get("pid")
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
@@ -299,7 +302,7 @@ def groups(root: str | Path = DEFAULT_ROOT) -> dict[str, list[dict]]:
 
 def _stopped(info: dict) -> bool:
     """Interrupted: its process is gone, or it was stopped by Ctrl-C / SIGTERM (resumable)."""
-    return info["status"] == "interrupted" or (info["status"] == "failed" and info.get("error") == "interrupted")
+    return info["status"] == "interrupted"
 
 
 def _has_config(info: dict, config: dict) -> bool:
@@ -363,10 +366,13 @@ def by_group(paths: list[Path]) -> list[Path | list[Path]]:
 
 
 def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, complete: bool = True) -> Path:
-    """The run to use: a directory or a run name under root, else (None) the newest complete run.
+    """The run a command reads, from one reference, in the same forms for every command:
 
-    `complete`: it must be complete (evaluate, predict, export); else any run directory
-    (report, compare).
+    None: the newest complete run; a run directory; a run's name under root; the end of one run's name
+    (`101500-transformer`); a model or experiment name (its newest complete run). A reference that
+    matches several runs is refused with the candidates; a group id is refused with what to do.
+    `complete`: the run must be complete with its model (evaluate, predict, export, serve); else any
+    run directory (report, compare).
     """
     if run is None:
         link = Path(root) / LATEST
@@ -380,17 +386,57 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
     if not path.is_dir() and (Path(root) / str(run)).is_dir():  # a run name
         path = Path(root) / str(run)
     if not path.is_dir():
-        raise RunError(f"run not found: {run} (no such run directory, nor a run name under {root}/)")
+        path = _match_run(str(run), root, complete)
     if not complete:
         return path
     if not (path / RUN_FILE).exists():
         raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE})")
     info = clean_info(read_object(path / RUN_FILE))
-    if info.get("status") != "complete":
-        raise RunError(f"run {path} is not complete (status: {info.get('status', 'unknown')}); it has no usable model")
+    state = status(info)
+    if state != "complete":
+        hint = f"; continue it with textclf train --resume {path}" if state == "interrupted" else ""
+        raise RunError(f"run {path} is not complete (status: {state}); it has no usable model{hint}")
     if not has_model(path):
         raise RunError(f"run {path} has no {MODEL_FILE}")
     return path.resolve()
+
+
+def is_run_reference(text: str, root: str | Path = DEFAULT_ROOT) -> bool:
+    """Whether `text` names a run exactly: a run directory, or a run's name under root."""
+    if not text or "\n" in text or len(text) > 4096:
+        return False
+    try:
+        return any((p / RUN_FILE).is_file() for p in (Path(text), Path(root) / text))
+    except (OSError, ValueError):
+        return False
+
+
+def _match_run(ref: str, root: str | Path, complete: bool) -> Path:
+    """The run whose name ends with `ref` (after a `-`), else the newest complete run of model or experiment
+    `ref` (with `complete`, complete runs are looked for first); RunError naming the candidates when several
+    runs end so, or what `ref` is when it is a group."""
+    found = list_runs(root)
+    usable = lambda i: i["status"] == "complete" and has_model(Path(i["path"]))  # noqa: E731
+    ends = [i for i in found if i["name"].endswith("-" + ref)]
+    named = [i for i in found if ref in (i.get("model"), i.get("experiment"))]
+    for candidates in ([i for i in ends if usable(i)] if complete else [], ends):
+        if len(candidates) == 1 and not (complete and not usable(candidates[0]) and any(map(usable, named))):
+            return Path(candidates[0]["path"])
+    if named:
+        done = [i for i in named if usable(i)]
+        if not done:
+            raise RunError(f"no complete run of {ref} under {root}/ ({len(named)} run(s) of it, none complete; "
+                           "see textclf runs list)")
+        return Path(max(done, key=lambda i: (str(i.get("finished", "")), i["name"]))["path"])
+    if len(ends) > 1:
+        names = [i["name"] for i in ends]
+        listed = ", ".join(names[-5:]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise RunError(f"{ref} matches {len(names)} runs under {root}/: {listed}; name one of them")
+    if ref in groups(root):
+        raise RunError(f"{ref} is a group of runs: name one of its runs (textclf runs list --expand), "
+                       "or compare the group with textclf runs compare")
+    raise RunError(f"run not found: {ref} (no run directory, run name, end of a run name, or model or experiment "
+                   f"of a run under {root}/; see textclf runs list)")
 
 
 def interrupted_run(root: str | Path, experiment: str, config: dict) -> Path | None:
@@ -437,6 +483,15 @@ class Run:
     @property
     def progress_path(self) -> Path:
         return self.checkpoints_dir / PROGRESS_FILE
+
+    @property
+    def epochs_done(self) -> int | None:
+        """Completed epochs saved for a resume (an unfinished run's checkpoint), else None."""
+        try:
+            done = read_object(self.progress_path).get("epochs_done")
+        except TextclfError:
+            return None
+        return done if isinstance(done, int) and not isinstance(done, bool) and done >= 0 else None
 
     @property
     def info(self) -> dict:

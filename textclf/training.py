@@ -13,7 +13,7 @@ import numpy as np
 
 from textclf import runs
 from textclf.config import RunConfig
-from textclf.errors import ConfigError, TextclfError
+from textclf.errors import ConfigError, RunError, TextclfError
 
 
 # Defined in textclf.callbacks (Keras), importable from here as before this module stopped importing TensorFlow.
@@ -102,8 +102,11 @@ def run_training(
     if trains_without_tensorflow(config):
         return _run_native(config, runs_root=runs_root, run_dir=run_dir, hooks=hooks, resume=resume,
                            experiment=experiment, group=group)
+    from textclf.data.sources import load_train_eval, reads_without_tensorflow
     from textclf.runtime import reset_precision
 
+    if reads_without_tensorflow(config.data):  # a wrong column or label fails before TensorFlow loads (kept
+        load_train_eval(config.data, config.training.seed)  # for _load_data, which reads nothing again)
     runtime, config = _keras_runtime(config)
     stages = {}  # seconds of the stages before training, recorded in metrics.json
     try:
@@ -235,20 +238,40 @@ def _native_metrics(solved: dict, load_seconds: float, eval_seconds: float) -> d
             "eval_from_last_validation": False}
 
 
-def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, *, listener: Any = None) -> RunResult:
-    """Continue an interrupted run with the config saved in it.
+def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, *, listener: Any = None,
+               runs_root: str | Path = runs.DEFAULT_ROOT) -> RunResult:
+    """Continue an interrupted run (any reference to it, see runs.resolve_run) with the config saved in it.
 
-    `overrides` are the other settings given with the resume (a config layer, plus e.g.
-    `experiment` or `run_dir`): a resumed run keeps its saved config, so any of them is an error.
+    `overrides` are the other settings given with the resume (a config layer, plus e.g. `experiment`
+    or `run_dir`): a resumed run keeps its saved config, so any of them is an error — except
+    `training.epochs`, which extends the run to that many epochs (its config.json says so from then
+    on). The learning-rate schedule is then built for the new total, and the optimizer's step count
+    carries on: a decaying rate continues from where the longer schedule is at that step.
     """
     from textclf.config import layer_paths, resolve_config
 
     given = sorted(layer_paths(overrides or {}))
+    epochs = overrides["training"]["epochs"] if "training.epochs" in given else None
+    given = [g for g in given if g != "training.epochs"]
     if given:
         raise ConfigError(f"resuming {run_dir} continues it with its saved config; drop the other config options "
-                          f"({', '.join(given)})")
-    run = runs.Run(runs.check_resumable(run_dir))
-    return run_training(resolve_config(run.config), run_dir=run.path, listener=listener, resume=True,
+                          f"({', '.join(given)}; --epochs N may extend it)")
+    path = runs.resolve_run(run_dir, runs_root, complete=False)
+    if epochs is not None and runs.is_complete(path):
+        raise RunError(f"run {path} is complete, and a complete run keeps no checkpoint to continue from; "
+                       f"train a new run with --epochs {epochs} (only an interrupted run can be extended)")
+    run = runs.Run(runs.check_resumable(path))
+    config = resolve_config(run.config)
+    if epochs is not None and epochs != config.training.epochs:
+        done = run.epochs_done or 0
+        if epochs <= done:
+            raise ConfigError(f"--epochs {epochs}: run {path} has completed {done} epochs already; give more to "
+                              "extend it")
+        config = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=epochs))
+        _Hooks(listener).on_note(f"extending {path.name} from {run.config['training']['epochs']} to {epochs} epochs "
+                                 f"(after epoch {done}): the learning-rate schedule now spans {epochs} epochs")
+        runs.write_json(path / runs.CONFIG_FILE, config.to_dict())
+    return run_training(config, run_dir=run.path, listener=listener, resume=True,
                         experiment=run.info.get("experiment"))
 
 

@@ -22,6 +22,19 @@ def error(message: str) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
+RUN_HELP = ("A run: its directory, its name, the end of its name, a model or experiment name (its newest "
+            "complete run); default: the latest complete run.")
+
+
+def one_run(positional: str | None, option: str | None) -> str | None:
+    """The run named by the positional argument or --run (both accepted by every command that reads a run)."""
+    from textclf.errors import ConfigError
+
+    if positional is not None and option is not None and positional != option:
+        raise ConfigError(f"two runs given ({positional} and --run {option}); give one")
+    return option if option is not None else positional
+
+
 def json_line(obj: Any) -> None:
     """Exactly one JSON document on one stdout line (no rich markup or wrapping)."""
     import sys

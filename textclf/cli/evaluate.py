@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import json_line, out, pct
+from textclf.cli._render import RUN_HELP, json_line, one_run, out, pct
 
 
 app = typer.Typer()  # registered by textclf.cli
@@ -14,7 +14,8 @@ app = typer.Typer()  # registered by textclf.cli
 
 @app.command("evaluate")
 def evaluate(
-    run_dir: Annotated[Optional[str], typer.Argument(help="Run directory (default: the latest complete run).")] = None,
+    run_dir: Annotated[Optional[str], typer.Argument(help=RUN_HELP, show_default=False)] = None,
+    run: Annotated[Optional[str], typer.Option(help="The run (instead of the argument).", show_default=False)] = None,
     data: Annotated[Optional[str], typer.Option(help="Data spec to evaluate on (default: the run's eval data).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     plot: Annotated[Optional[str], typer.Option(help="Also write the confusion matrix as a PNG here.")] = None,
@@ -37,7 +38,7 @@ def evaluate(
     for path in (plot, curve):  # fail before the (slow) evaluation, not after it
         if path is not None:
             check_plot_path(path)
-    report = run_evaluation(resolve_run(run_dir, runs_root), data, threshold=threshold,
+    report = run_evaluation(resolve_run(one_run(run_dir, run), runs_root), data, threshold=threshold,
                             target_accuracy=target_accuracy, curve=curve is not None)
     if plot is not None:
         from textclf.reports import write_plot

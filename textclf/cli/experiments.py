@@ -28,19 +28,21 @@ def list_experiments(
     if as_json:
         for e in loaded.experiments.values():
             json_line({"name": e.name, "model": e.config.model, "description": e.description,
-                       "config": e.config.to_dict()})
+                       "source": str(e.source), "config": e.config.to_dict()})
         for name, members in loaded.groups.items():
             json_line({"group": name, "experiments": list(members)})
         return
     from rich.table import Table
 
-    table = Table(title=f"experiments in {loaded.path}")
-    for col in ("name", "model", "epochs", "lr", "batch", "description"):
+    from textclf.experiments import SHIPPED
+
+    table = Table(title="experiments (shipped: textclf's recipes; or from your file)")
+    for col in ("name", "model", "epochs", "lr", "batch", "from", "description"):
         table.add_column(col, overflow="fold")
     for e in loaded.experiments.values():
         t = e.config.training
         table.add_row(e.name, e.config.model, str(t.epochs), f"{t.learning_rate:g}", str(t.global_batch_size),
-                      e.description)
+                      "shipped" if e.source == SHIPPED else str(e.source), e.description)
     out.print(table)
     for name, members in loaded.groups.items():
         out.print(f"group [bold]{name}[/]: {' '.join(members)}", highlight=False)
@@ -50,7 +52,7 @@ def list_experiments(
 def run_experiments(
     names: Annotated[Optional[list[str]], typer.Argument(
         help="Experiments or groups of experiments (groups: in the file) to run, in order.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Run every experiment of the file.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Run every experiment of your experiments file (the shipped recipes when there is none).")] = False,
     data: Annotated[Optional[str], typer.Option(help="Training data spec for every experiment.")] = None,
     eval_data: Annotated[Optional[str], typer.Option(help="Eval data spec for every experiment.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs for every experiment.")] = None,
@@ -83,7 +85,8 @@ def run_experiments(
     if all_ and names:
         raise ConfigError("give experiment names or --all, not both")
     loaded = load_experiments(experiments_file)
-    chosen = list(loaded.experiments) if all_ else loaded.expand(list(names or []))
+    own = [name for name, e in loaded.experiments.items() if e.source == loaded.path]
+    chosen = (own or list(loaded.experiments)) if all_ else loaded.expand(list(names or []))
     if not chosen:
         raise ConfigError("name the experiments to run (see `textclf experiments list`) or pass --all")
     overrides = [options_layer({"data": data, "eval_data": eval_data, "epochs": epochs, "seeds": seeds,

@@ -8,7 +8,7 @@ import enum
 
 import typer
 
-from textclf.cli._render import out
+from textclf.cli._render import RUN_HELP, one_run, out
 
 
 app = typer.Typer()  # registered by textclf.cli
@@ -21,7 +21,8 @@ class Format(str, enum.Enum):
 
 @app.command("export")
 def export(
-    run_dir: Annotated[Optional[str], typer.Argument(help="Run directory or name (default: the latest run).")] = None,
+    run_dir: Annotated[Optional[str], typer.Argument(help=RUN_HELP, show_default=False)] = None,
+    run: Annotated[Optional[str], typer.Option(help="The run (instead of the argument).", show_default=False)] = None,
     fmt: Annotated[Format, typer.Option("--format", help="saved_model or tflite.")] = "saved_model",
     out_dir: Annotated[str, typer.Option("--out", help="Directory to create for the export.")] = "export",
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
@@ -30,7 +31,7 @@ def export(
     from textclf.export import META_FILE, export_run
 
     fmt = Format(fmt).value
-    written = export_run(run_dir, fmt, out_dir, runs_root)
+    written = export_run(one_run(run_dir, run), fmt, out_dir, runs_root)
     if fmt == "tflite":
         sig = "serving_default: token_ids (int32) → probabilities; tokenize with vocab.txt"
     else:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import json_line, out
+from textclf.cli._render import RUN_HELP, json_line, out
 from textclf.errors import DataError
 
 
@@ -17,7 +17,7 @@ app = typer.Typer()  # registered by textclf.cli
 def predict(
     texts: Annotated[Optional[list[str]], typer.Argument(
         help="Texts to classify; `-` reads one text per line from stdin.")] = None,
-    run: Annotated[Optional[str], typer.Option(help="Run directory (default: the latest complete run).")] = None,
+    run: Annotated[Optional[str], typer.Option(help=RUN_HELP, show_default=False)] = None,
     top_k: Annotated[int, typer.Option(help="How many labels to show per text.", min=1)] = 1,
     file: Annotated[Optional[str], typer.Option(
         help="Read texts from a file, one per line ('-' = stdin); a blank line gives an empty result in its place.")]
@@ -42,6 +42,11 @@ def predict(
     items = texts + lines
     if not items or (not texts and all(not line.strip() for line in lines)):
         raise DataError("no text to classify: give TEXT arguments, `-` or --file PATH (or --file - for stdin)")
+    from textclf.runs import is_run_reference
+
+    if texts and is_run_reference(texts[0], runs_root):  # `predict RUN "text"`: never a text by mistake
+        raise DataError(f"{texts[0]} is a run, not a text: give it as --run {texts[0]} "
+                        f"(textclf predict --run {texts[0]} TEXT...)")
     predictor = load_predictor(run, runs_root, lite=True)  # a one-off process: no TensorFlow when the run allows
     results = predictor.predict(texts, top_k, threshold=threshold) + (
         predictor.predict(lines, top_k, blank_as_none=True, threshold=threshold) if lines else [])

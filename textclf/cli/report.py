@@ -15,7 +15,10 @@ app = typer.Typer()  # registered by textclf.cli
 @app.command("report")
 def report(
     run_refs: Annotated[Optional[list[str]], typer.Argument(
-        help="Run directories, run names or group ids (default: every complete run, groups together).")] = None,
+        help="Runs (as every command names them) or group ids (default: every complete run, groups together).")]
+    = None,
+    run: Annotated[Optional[list[str]], typer.Option(help="A run or group (repeat for several; with the arguments).",
+                                                     show_default=False)] = None,
     out_path: Annotated[str, typer.Option("--out", help="The HTML file to write.")] = "report.html",
     runs_root: Annotated[str, typer.Option(help="Where runs live.")] = "runs",
 ) -> None:
@@ -27,6 +30,7 @@ def report(
     from textclf.reports import write_html_report
     from textclf.runs import by_group, complete_runs, resolve_items
 
+    run_refs = [*(run_refs or []), *(run or [])]
     items = resolve_items(run_refs, runs_root) if run_refs else by_group(complete_runs(runs_root))
     if not items:
         raise RunError(f"no complete run under {runs_root}/ to report on")

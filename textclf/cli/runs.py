@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -31,6 +31,9 @@ def list_runs(
     from textclf.stats import summary
 
     found = runs.list_runs(runs_root)
+    for i in found:  # an interrupted run: the epochs it completed, which a resume continues after
+        if i["status"] == "interrupted" and i.get("epochs") is None:
+            i["epochs"] = runs.Run(i["path"]).epochs_done
     rows = [{"type": "run", "name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"),
              "data": i.get("data"), "epochs": i.get("epochs"), "accuracy": i.get("accuracy"),
              "macro_f1": i.get("macro_f1"), "duration_seconds": i.get("duration_seconds"), "status": i["status"],
@@ -82,6 +85,10 @@ def list_runs(
                 cells = _run_cells(m)
                 table.add_row(f"  └ {cells[0]}", *cells[1:])
     out.print(table)
+    stopped = [r for r in rows if r["status"] == "interrupted"]
+    if stopped:
+        out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']} --runs-root {runs_root} "
+                  "(add --epochs N to train to N epochs)", highlight=False)
 
 
 def _short(data) -> str:
@@ -100,7 +107,10 @@ def _run_cells(r: dict) -> list[str]:
 
 @app.command("compare")
 def compare(
-    run_refs: Annotated[list[str], typer.Argument(help="Run directories, run names or group ids (two or more).")],
+    run_refs: Annotated[Optional[list[str]], typer.Argument(
+        help="Runs (as every command names them) or group ids: two or more.", show_default=False)] = None,
+    run: Annotated[Optional[list[str]], typer.Option(help="A run or group (repeat; with the arguments).",
+                                                     show_default=False)] = None,
     runs_root: Annotated[str, typer.Option(help="Where run names and groups are looked up.")] = "runs",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -113,8 +123,10 @@ def compare(
     from textclf.reports import COMPARED_METRICS, compare_runs, format_summary, verdict_lines
     from textclf.runs import resolve_items
 
+    run_refs = [*(run_refs or []), *(run or [])]
     if len(run_refs) < 2:
-        raise ConfigError("runs compare needs at least two runs or groups")
+        raise ConfigError(f"runs compare needs two or more runs or groups (got {len(run_refs)}), e.g. textclf runs "
+                          "compare ngram-linear transformer (model names: their newest runs); see textclf runs list")
     result = compare_runs(resolve_items(run_refs, runs_root))
     if as_json:
         json_line(result)

@@ -6,15 +6,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import err
+from textclf.cli._render import RUN_HELP, err, one_run
 
 app = typer.Typer()  # registered by textclf.cli
 
 
 @app.command("serve")
 def serve(
-    run: Annotated[Optional[str], typer.Argument(help="Run directory or name (default: the latest complete run).")]
-    = None,
+    run_ref: Annotated[Optional[str], typer.Argument(help=RUN_HELP, show_default=False)] = None,
+    run: Annotated[Optional[str], typer.Option(help="The run (instead of the argument).", show_default=False)] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8501,
     max_batch: Annotated[int, typer.Option(help="Most texts run through the model at once.", min=1)] = 64,
@@ -31,7 +31,7 @@ def serve(
     from textclf.runs import resolve_run
     from textclf.serving import serve as run_server
 
-    path = resolve_run(run, runs_root)
+    path = resolve_run(one_run(run_ref, run), runs_root)
     run_server(path, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, name=name,
                ready=lambda url: (err.print(f"serving {path} on {url} (POST /predict, "
                                             "/v1/models/NAME:predict; GET /health)", highlight=False),

@@ -38,7 +38,8 @@ def _options(
     experiments_file: Annotated[str, typer.Option(
         help="The experiments file.", rich_help_panel=EXPERIMENT)] = "experiments.yaml",
     resume: Annotated[Optional[str], typer.Option(
-        help="Continue an interrupted run directory after its last completed epoch (its saved config).",
+        help="Continue an interrupted run after its last completed epoch, with its saved config (--epochs N "
+             "extends it to N epochs).",
         rich_help_panel=EXPERIMENT)] = None,
     data: Annotated[Optional[str], typer.Option(
         help="Training data: sample, tfds:NAME[:SPLIT], csv:PATH, tsv:PATH or jsonl:PATH "
@@ -138,7 +139,8 @@ def _train(options: dict[str, Any], preset) -> None:
     if flags["resume"] is not None:
         given = {"experiment": flags["experiment"], "run_dir": flags["run_dir"]}
         overrides = cfg.deep_merge(layer, sets, {k: v for k, v in given.items() if v is not None})
-        run_with_progress(lambda listener: resume_run(flags["resume"], overrides, listener=listener))
+        run_with_progress(lambda listener: resume_run(flags["resume"], overrides, listener=listener,
+                                                                   runs_root=flags["runs_root"]))
         return
     config = train_config(layer, sets, preset=preset, experiment=flags["experiment"],
                           experiments_file=flags["experiments_file"])

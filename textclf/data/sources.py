@@ -358,14 +358,14 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
     header = [h.strip() for h in header]
     label_field = label_field or "label"
     if label_field not in header:
-        raise DataError(
+        raise DataError(_header_hint(path, header, reader.dialect.delimiter) or (
             f"{path} line 1: no {label_field!r} column in the header ({', '.join(header)}); "
-            "pass --label-field (and --text-field) naming the columns"
-        )
+            "pass --label-field (and --text-field) naming the columns"))
     fields = list(text_fields) or [h for h in header if h != label_field]
     missing = [f for f in fields if f not in header]
     if missing:
-        raise DataError(f"{path} line 1: no column {missing[0]!r} in the header ({', '.join(header)})")
+        raise DataError(_header_hint(path, header, reader.dialect.delimiter) or
+                        f"{path} line 1: no column {missing[0]!r} in the header ({', '.join(header)})")
     text_idx = [header.index(f) for f in fields]
     label_idx = header.index(label_field)
     for row in rows:
@@ -379,6 +379,20 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
             yield where, text, tuple(_label_name(x, classes, where) for x in several)
         else:
             yield where, text, _label_name(raw, classes, where)
+
+
+def _header_hint(path, header: list[str], delimiter: str) -> str | None:
+    """What is wrong with a first line that names no expected column, when it shows: the other separator,
+    or a line of data rather than a header."""
+    other = {",": ("\t", "tab-separated", "tsv"), "\t": (",", "comma-separated", "csv")}.get(delimiter)
+    if other and len(header) == 1 and other[0] in header[0]:
+        return (f"{path} line 1: the file looks {other[1]} (its first line has no {'comma' if delimiter == ',' else 'tab'}"
+                f" but {'tabs' if other[0] == chr(9) else 'commas'}); read it as {other[2]}:{path}")
+    if any(_number(h) is not None or len(h.split()) > 3 for h in header):
+        shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in header)
+        return (f"{path} line 1: the first line looks like data, not a header ({shown}); add a first line naming "
+                "the columns (e.g. text,label), or give the AG News layout (class number 1-N first, no header)")
+    return None
 
 
 def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|"):
@@ -611,6 +625,14 @@ def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
         result = holdout_split(train, data.eval_fraction, seed)
     _LAST_READ.append((key, result))
     return result
+
+
+def reads_without_tensorflow(data) -> bool:
+    """Whether the data (a DataConfig) is read without TensorFlow: files and the sample, not tfds."""
+    try:
+        return all(parse_spec(s).kind != "tfds" for s in (data.train, data.eval) if s)
+    except DataError:
+        return True  # a malformed spec: reading it says so, at once
 
 
 def _file_stamp(spec: str | None):
