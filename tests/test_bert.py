@@ -151,7 +151,10 @@ def _encoder_weights(run_dir: Path):
 
 
 @pytest.mark.parametrize("command, frozen", [("train-bert-frozen", True), ("finetune-bert-adamw", False)])
-def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen):
+def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen, monkeypatch):
+    from textclf.cli._render import ProgressListener
+
+    monkeypatch.setattr(ProgressListener, "WORK_EVERY", 0.0)  # a progress line per batch of a long step
     root, _ = store
     train, evaluation = data
     runs = tmp_path / "runs"
@@ -164,6 +167,14 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen):
     assert config["training"]["optimizer"] == ("adam" if frozen else "adamw")
     metrics = json.loads((runs / "latest" / "metrics.json").read_text())
     assert metrics["frozen_features_cached"] is frozen
+    # two runs of one encoder are told apart by name
+    assert (runs / "latest").resolve().name.endswith("-tiny-bert-frozen" if frozen else "-tiny-bert-finetune")
+    progress = [ln for ln in result.output.splitlines() if ln.startswith("computing the frozen features: ")]
+    if frozen:  # the encoder's pass over every text (train, validation, eval) reports how far it is
+        total = metrics["train_examples"] + metrics["validation_examples"] + metrics["examples"]
+        assert progress and progress[-1].startswith(f"computing the frozen features: {total:,}/{total:,} (100%)")
+    else:
+        assert not progress
     from textclf.runtime import cpu_bf16_features
 
     precision = json.loads((runs / "latest" / "run.json").read_text())["runtime"]["precision"]

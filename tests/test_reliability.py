@@ -274,7 +274,7 @@ CASES.update({
                                     ["checkpoint", "unreadable", "train it again"]),
     "resume a live run": (lambda t, b: ["train", "--resume", _run_copy(t, b, _edit_info(
         status="running", pid=os.getpid(), host=__import__("socket").gethostname()))], ["still running"]),
-    "compare one run": (lambda t, b: ["runs", "compare", b[2]], ["at least two"]),
+    "compare one run": (lambda t, b: ["runs", "compare", b[2]], ["needs two or more runs or groups (got 1)"]),
     "report with no runs": (lambda t, b: ["report", "--runs-root", t / "none", "--out", t / "r.html"],
                             ["no complete run"]),
     "export into a full folder": (lambda t, b: ["export", b[2], "--out", _write(t / "full" / "x", "x").parent],

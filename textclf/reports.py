@@ -80,9 +80,20 @@ def confusion_matrix_png(report: dict) -> bytes:
 
 
 def learning_curves_png(history: dict[str, list[float]]) -> bytes:
-    """Loss and accuracy per epoch, training and validation."""
+    """Loss and accuracy per epoch, training and validation; for a model fitted without epochs (liblinear's
+    C search: history {"c", "val_accuracy"}), the validation score of each C tried."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
+
+    if history.get("c"):
+        fig, ax = plt.subplots(1, 1, figsize=(4.5, 3.5))
+        ax.plot(history["c"], history["val_accuracy"], "-o", markersize=4)
+        ax.set_xscale("log")
+        ax.set_xticks(history["c"], [f"{c:g}" for c in history["c"]])
+        ax.set_xlabel("C (regularisation: larger fits the training data more closely)")
+        ax.set_title("validation score by C")
+        ax.grid(alpha=0.3)
+        return _png(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, metric in zip(axes, ("loss", "accuracy")):
@@ -375,7 +386,7 @@ def html_report(items: Sequence[Path | Sequence[Path]]) -> str:
         parts += [f"<th>{e(n)}</th>" for n in comparison["runs"]]
         parts.append("</tr>")
         for key, values in comparison["config_differences"].items():
-            parts.append(f"<tr><td>{e(key)}</td>" + "".join(f"<td>{e(json.dumps(v))}</td>" for v in values) + "</tr>")
+            parts.append(f"<tr><td>{e(key)}</td>" + "".join(f"<td>{e(json.dumps(v, ensure_ascii=False))}</td>" for v in values) + "</tr>")
         parts.append("</table>")
     for i, run in enumerate(loaded):
         m = run["metrics"]
@@ -391,7 +402,7 @@ def html_report(items: Sequence[Path | Sequence[Path]]) -> str:
             parts.append(_img(confusion_matrix_png(m), "confusion matrix"))
         if run["history"]:
             parts.append(_img(learning_curves_png(run["history"]), "learning curves"))
-        parts.append(f"<h3>Config</h3><pre>{e(json.dumps(run['config'], indent=2))}</pre></section>")
+        parts.append(f"<h3>Config</h3><pre>{e(json.dumps(run['config'], indent=2, ensure_ascii=False))}</pre></section>")
     parts.append("</body></html>")
     return "".join(parts)
 

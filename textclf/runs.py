@@ -628,7 +628,10 @@ def start(root: str | Path, name: str, config: dict, labels: list[str], *, run_d
     try:
         yield run
     except BaseException as err:
-        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (str(err).splitlines() or [type(err).__name__])[0]
+        # SystemExit: rich ends the process so when its output pipe closes (`textclf train | head`): the run
+        # stopped from outside, like Ctrl-C, and can be resumed
+        stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
+        reason = "interrupted" if stopped else (str(err).splitlines() or [type(err).__name__])[0]
         reason = reason or type(err).__name__
         try:
             run.mark("failed", error=reason[:500], finished=timestamp(), duration_seconds=run.duration_seconds())

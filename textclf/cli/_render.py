@@ -59,16 +59,20 @@ class ProgressListener:
     """Training progress: on a terminal one rich progress bar per epoch with running loss and
     accuracy; otherwise (a log, a pipe, CI) one plain line per epoch, written when it ends."""
 
+    WORK_EVERY = 10.0  # seconds between the plain lines of a long step when not on a terminal
+
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
 
         self.live = err.is_terminal
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[extra]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=err, transient=False,
         )
         self.task = None
+        self.work: dict[str, Any] = {}  # long step -> its task (terminal) or [started, last line, lines] (plain)
         self.epoch_started = time.perf_counter()
         self.pending: list[str] | None = []  # status lines before training starts (not live: see on_status)
         return self
@@ -107,15 +111,43 @@ class ProgressListener:
         self.epoch_started = time.perf_counter()
 
     def on_note(self, line: str) -> None:
+        self._flush_pending()  # the status lines before it come first
         self._line(line, highlight=False)
+
+    def _flush_pending(self) -> None:
+        for line in self.pending or []:
+            self._line(line)
+        self.pending = None
 
     def on_batch(self, epoch: int, step: int, logs: dict) -> None:
         if not self.live:
             return
         if self.task is None:
-            self.task = self.progress.add_task(
-                f"epoch {epoch + 1}/{self.info['epochs']}", total=self.info["steps"], loss=0.0, acc=0.0)
-        self.progress.update(self.task, completed=step, loss=logs.get("loss", 0.0), acc=logs.get("accuracy", 0.0))
+            self.task = self.progress.add_task(f"epoch {epoch + 1}/{self.info['epochs']}", total=self.info["steps"],
+                                               extra="")
+        self.progress.update(self.task, completed=step,
+                             extra=f"loss {logs.get('loss', 0.0):.4f}  acc {logs.get('accuracy', 0.0):.4f}")
+
+    def on_work(self, what: str, done: int, total: int) -> None:
+        """A long step's progress (frozen features, n-gram features, ...): a bar with an estimate on a
+        terminal; else a line every WORK_EVERY seconds, and one when it ends if it took that long."""
+        if self.live:
+            if not self.progress.live.is_started:
+                self.progress.start()
+            if what not in self.work:
+                self.work[what] = self.progress.add_task(what, total=max(total, 1), extra="")
+            self.progress.update(self.work[what], completed=done, total=max(total, 1))
+            return
+        now = time.perf_counter()
+        started, last, lines = self.work.setdefault(what, [now, now, 0])
+        if (now - last < self.WORK_EVERY) if done < total else not lines:
+            return
+        self._flush_pending()  # the status lines so far come first
+        self.work[what][1:] = [now, lines + 1]
+        elapsed = now - started
+        left = f", about {_duration(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+        self._line(f"{what}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%), {_duration(elapsed)}{left}",
+                   highlight=False)
 
     def on_epoch(self, epoch: int, logs: dict) -> None:
         seconds = time.perf_counter() - self.epoch_started
@@ -129,6 +161,11 @@ class ProgressListener:
                                  description=f"epoch {epoch + 1}/{self.info['epochs']} "
                                              f"val_acc {logs.get('val_accuracy', float('nan')):.4f}")
         self.task = None
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def run_summary(result) -> None:

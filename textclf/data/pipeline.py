@@ -224,15 +224,21 @@ def feature_function(model):
     return tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, None], tf.int32)])
 
 
-def predict_by_length(fn, ids: tf.RaggedTensor, batch_size: int) -> Features:
+def predict_by_length(fn, ids: tf.RaggedTensor, batch_size: int, progress=None) -> Features:
     """fn(padded ids) for every row, batched in length order (little padding), in input order.
 
     `fn` is a `feature_function`: reuse one for several id sets and it is traced once. A model
-    with SparseTensor output (a bag of n-grams) gives SparseRows, else an array.
+    with SparseTensor output (a bag of n-grams) gives SparseRows, else an array. `progress(rows
+    done)` is called after each batch.
     """
     batches, inverse = length_order(ids.row_lengths().numpy(), batch_size)
     ids = tf.cast(ids, tf.int32)
-    outputs = [fn(tf.gather(ids, rows).to_tensor(0)) for rows in batches]
+    outputs, done = [], 0
+    for rows in batches:
+        outputs.append(fn(tf.gather(ids, rows).to_tensor(0)))
+        done += len(rows)
+        if progress is not None:
+            progress(done)
     n = len(inverse)
     if outputs and isinstance(outputs[0], tf.SparseTensor):
         offsets = np.cumsum([0] + [int(p.dense_shape[0]) for p in outputs[:-1]])
