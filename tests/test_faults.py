@@ -234,20 +234,31 @@ def test_a_signal_ends_training_with_one_line_and_a_resumable_run(tmp_path, sig,
     assert (run / "checkpoints" / "progress.json").exists()
 
 
-def test_a_resumed_run_no_longer_says_interrupted(tmp_path):
+def test_a_ctrl_c_run_is_listed_interrupted_and_can_be_extended(tmp_path):
+    """A Ctrl-C'd run: listed `interrupted` with the epochs it completed and the command that continues
+    it; resumed by a short name with --epochs N it trains on to N epochs, then no longer says interrupted."""
     log = tmp_path / "log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(_train_cmd(tmp_path, 6), stdout=out, stderr=subprocess.STDOUT)
-        _wait_for(lambda: "epoch 2/6" in log.read_text())
+        proc = subprocess.Popen(_train_cmd(tmp_path, 400), stdout=out, stderr=subprocess.STDOUT)
+        _wait_for(lambda: "epoch 2/400" in log.read_text())
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     [run] = [p for p in (tmp_path / "runs").iterdir() if not p.is_symlink()]
-    if json.loads((run / "run.json").read_text())["status"] == "complete":
-        pytest.skip("the run finished before the signal arrived")
-    result = cli("train", "--resume", run)
+    root = tmp_path / "runs"
+    [row] = [json.loads(line) for line in cli("runs", "list", "--json", "--runs-root", root).stdout.splitlines()]
+    done = row["epochs"]
+    assert row["status"] == "interrupted" and done >= 2
+    listed = cli("runs", "list", "--runs-root", root).stdout
+    assert f"continue with textclf train --resume {run.name} --runs-root {root}" in " ".join(listed.split())
+    result = cli("train", "--resume", "transformer", "--epochs", str(done + 2), "--runs-root", root)  # the model's name
     assert result.exit_code == 0, result.output
+    assert f"training {run.name} to {done + 2} epochs instead of 400 ({done} done)" in result.output
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and "error" not in info and info["resumed"] == 1
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == done + 2
+    assert json.loads((run / "config.json").read_text())["training"]["epochs"] == done + 2
+    refused = cli("train", "--resume", run, "--epochs", str(done + 5))
+    assert refused.exit_code == 1 and "is complete, and a complete run keeps no checkpoint" in refused.output
 
 
 def test_a_log_shows_each_epoch_when_it_ends(tmp_path):

@@ -155,6 +155,10 @@ def _keras_runtime(config: RunConfig):
     return runtime, config
 
 
+def config_epochs(run: "runs.Run") -> Any:
+    return (run.config.get("training") or {}).get("epochs")
+
+
 def run_name(config: RunConfig) -> str:
     """The name a run directory ends with: the model, and for a BERT encoder whether it was frozen or fine-tuned
     (`…-minilm-frozen`, `…-minilm-finetune`: two runs of one encoder, told apart by name)."""
@@ -281,8 +285,8 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
             raise ConfigError(f"--epochs {epochs}: run {path} has completed {done} epochs already; give more to "
                               "extend it")
         config = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=epochs))
-        _Hooks(listener).on_note(f"extending {path.name} from {run.config['training']['epochs']} to {epochs} epochs "
-                                 f"(after epoch {done}): the learning-rate schedule now spans {epochs} epochs")
+        _Hooks(listener).on_note(f"training {path.name} to {epochs} epochs instead of {config_epochs(run)} ({done} done): "
+                                 f"the learning-rate schedule now spans {epochs} epochs")
         runs.write_json(path / runs.CONFIG_FILE, config.to_dict())
     return run_training(config, run_dir=run.path, listener=listener, resume=True,
                         experiment=run.info.get("experiment"))

@@ -87,7 +87,8 @@ def list_runs(
     out.print(table)
     stopped = [r for r in rows if r["status"] == "interrupted"]
     if stopped:
-        out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']} --runs-root {runs_root} "
+        root = "" if runs_root == "runs" else f" --runs-root {runs_root}"
+        out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']}{root} "
                   "(add --epochs N to train to N epochs)", highlight=False)
 
 
