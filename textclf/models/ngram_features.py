@@ -493,7 +493,9 @@ def _stack(parts: list, vocab: Vocabulary):
         indptr[row + 1:row + part.shape[0] + 1] = part.indptr[1:] + at
         at, row = at + part.nnz, row + part.shape[0]
         del part
-    return scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, vocab.width))
+    stacked = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, vocab.width))
+    stacked.has_sorted_indices = True  # each part's are (sum_duplicates): no one need sort them again
+    return stacked
 
 
 def _rows_of(texts: Sequence[str], vocab: Vocabulary):
