@@ -32,7 +32,8 @@ TEXTCLF = Path(sys.executable).parent / "textclf"
 MALFORMED = [b"{oops", b"[]", b'"text"', b"{}", b'{"texts": []}', b'{"texts": "a"}', b'{"texts": [1]}',
              b'{"text": ""}', b'{"text": "   "}', b'{"texts": [null]}', b'{"instances": ["a"]}', b"\xff\xfe",
              b'{"text": 5}', b'{"texts": [["a"]]}', b'{"texts": [{"text": 1}]}', b"", b"null", b"3",
-             b'{"texts": [""]}', b'{"text": null}']
+             b'{"texts": [""]}', b'{"text": null}', b'{"text": "\\ud800 lone"}',  # a lone surrogate
+             b'{"texts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"]  # nested far too deep
 
 
 def free_port() -> int:

@@ -54,3 +54,27 @@ def test_config_roundtrips_through_its_dict():
     cfg = resolve_config({"training": {"epochs": 2}, "data": {"train": "sample"}})
     again = resolve_config(cfg.to_dict())
     assert again == cfg
+
+
+@pytest.mark.parametrize("layer, fragment", [
+    ({"training": {"seed": 99999999999}}, "training.seed"),
+    ({"training": {"seed": 2**32 - 2, "seeds": 5}}, "training.seed"),
+    ({"training": {"seeds": 10**20}}, "training.seeds"),
+    ({"training": {"learning_rate": float("inf")}}, "a finite number"),
+    ({"training": {"learning_rate": float("nan")}}, "training.learning_rate"),
+    ({"training": {"global_batch_size": 10**12}}, "training.global_batch_size"),
+    ({"data": {"folds": 10**6}}, "data.folds"),
+])
+def test_numbers_are_bounded_before_any_run_starts(layer, fragment):
+    """Numbers TensorFlow, numpy or memory cannot take fail in one line naming the field, not after a
+    group's first run (`--seed 99999999999`) or by exhausting memory (`--seeds 1e20`)."""
+    with pytest.raises(ConfigError, match=fragment):
+        resolve_config({"model": "ngram-linear", **layer})
+
+
+def test_names_with_a_trailing_newline_are_refused():
+    from textclf.experiments import NAME
+    from textclf.models.store import NAME_RE
+
+    for pattern in (NAME, NAME_RE):
+        assert pattern.match("minilm") and not pattern.match("minilm\n") and not pattern.match("../x")

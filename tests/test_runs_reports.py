@@ -183,3 +183,81 @@ def test_predict_never_takes_a_run_for_a_text(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == (f"error: {run.name} is a run, not a text: give it as --run {run.name} "
                                      f"(textclf predict --run {run.name} TEXT...)")
+
+
+def test_predictions_of_runs_with_other_class_orders_are_compared_by_name():
+    """Each run saves class indices into its own labels.json: two runs that answer the same names with the
+    classes listed in other orders are the same answers, not a difference."""
+    import numpy as np
+
+    from textclf.reports import _in_order
+
+    saved = {"labels": np.array([0, 1, 1]), "predicted": np.array([0, 1, 0])}  # indices into ["b", "a"]
+    moved = _in_order(saved, ["b", "a"], ["a", "b"])
+    assert moved["labels"].tolist() == [1, 0, 0] and moved["predicted"].tolist() == [1, 0, 1]
+    hot = {"labels": np.array([[1, 0, 0]]), "predicted": np.array([[0, 1, 1]])}
+    assert _in_order(hot, ["c", "a", "b"], ["a", "b", "c"])["predicted"].tolist() == [[1, 1, 0]]
+    assert _in_order(saved, ["x", "y"], ["a", "b"]) is saved  # other classes: left alone
+
+
+def test_a_group_lists_its_planned_size(tmp_path):
+    """A --seeds 3 group interrupted in run 2 is 1/3 complete, not 1/2."""
+    root = tmp_path / "runs"
+    for i, status in enumerate(("complete", "failed")):
+        path = _fake_run(root, f"2026120{i + 1}-100000-x", "ngram-linear", f"2026-12-0{i + 1}T10:00:00",
+                         status=status, group="G")
+        info = json.loads((path / "run.json").read_text())
+        info["group"] = {"id": "G", "index": i, "size": 3}
+        (path / "run.json").write_text(json.dumps(info))
+    rows = [json.loads(line) for line in run("runs", "list", "--json", "--runs-root", root).stdout.splitlines()]
+    [group] = [r for r in rows if r["type"] == "group"]
+    assert (group["complete"], group["size"]) == (1, 3)
+
+
+def test_user_text_and_class_names_are_printed_as_written(tmp_path):
+    """Texts, class names and paths are data, never rich markup or emoji codes."""
+    data = tmp_path / "m.csv"
+    data.write_text("text,label\n" + "".join(f"w{i} a b,{'[/]' if i % 2 else ':train:'}\n" for i in range(20)))
+    root = tmp_path / "runs"
+    trained = run("train", "--data", f"csv:{data}", "--eval-data", f"csv:{data}", "--runs-root", root)
+    assert trained.exit_code == 0, trained.output
+    predicted = run("predict", "[/] oops", "[bold]Stocks[/bold] :smile:", "--runs-root", root)
+    assert predicted.exit_code == 0 and "[/] oops" in predicted.stdout and "[bold]Stocks[/bold] :smile:" in predicted.stdout
+    evaluated = run("evaluate", "--runs-root", root)
+    assert evaluated.exit_code == 0 and "[/]" in evaluated.stdout and ":train:" in evaluated.stdout
+    stats = run("data", "stats", f"csv:{data}")
+    assert stats.exit_code == 0 and "[/]" in stats.stdout and ":train:" in stats.stdout
+    missing = run("train", "--data", f"csv:{tmp_path}/:train:[/].csv")
+    assert missing.exit_code == 1 and f"{tmp_path}/:train:[/].csv" in missing.output
+
+
+def test_ctrl_c_stops_experiments_run_and_json_stays_alone_on_stdout(tmp_path, monkeypatch):
+    """Ctrl-C in one experiment stops the command (130, the resume line), not just that experiment; with
+    --json, stdout is the one JSON document (the runs' summaries go to stderr)."""
+    from textclf import training
+    from textclf.errors import Interrupted
+
+    (tmp_path / "x.yaml").write_text("experiments:\n  one: {model: ngram-linear, data: {train: sample}}\n"
+                                     "  two: {model: ngram-linear, data: {train: sample}}\n")
+    done = run("experiments", "run", "one", "two", "--experiments-file", tmp_path / "x.yaml", "--runs-root",
+               tmp_path / "runs", "--json")
+    assert done.exit_code == 0, done.output
+    [line] = done.stdout.splitlines()
+    assert [r["status"] for r in json.loads(line)["experiments"]] == ["complete", "complete"]
+    started = []
+
+    def interrupted(config, **kw):
+        started.append(kw.get("experiment"))
+        raise Interrupted(tmp_path / "runs" / "x")
+
+    monkeypatch.setattr(training, "run_training", interrupted)
+    stopped = run("experiments", "run", "one", "two", "--experiments-file", tmp_path / "x.yaml", "--runs-root",
+                  tmp_path / "runs", "--fresh")
+    assert stopped.exit_code == 130 and started == ["one"]
+    assert stopped.output.strip().splitlines()[-1].startswith("error: interrupted; resume with textclf train --resume")
+
+
+def test_tune_refuses_a_bad_name_before_any_trial(tmp_path):
+    result = run("tune", "ngram-mlp", "--name", "../../x", "--space", "training.learning_rate=1e-3,2e-3",
+                 "--trials", "2", "--data", "sample", "--out", tmp_path / "t")
+    assert result.exit_code == 1 and "--name '../../x'" in result.output and not (tmp_path / "t").exists()

@@ -33,6 +33,28 @@ def test_the_threshold_for_a_target_accuracy_keeps_the_most_answers():
     assert threshold_for(np.array([1]), np.array([[0.9, 0.1]]), 1.0) is None  # never right
 
 
+def test_the_threshold_keeps_its_promise_when_confidences_tie_at_the_cut():
+    """A threshold answers every text at least as confident: ties at the cut are all answered, so the cut
+    may only fall after the last of them, and the answers' accuracy is what was asked."""
+    from textclf.evaluation import threshold_for
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 0, 0, 0, 0])
+    probs = np.array([[0.9, 0.1]] * 3 + [[0.7, 0.3]] * 6 + [[0.6, 0.4]])  # 6 tied at 0.7, 3 of them wrong
+    chosen = threshold_for(labels, probs, 0.9)
+    assert chosen["threshold"] == 0.9 and chosen["answered"] == 3 and chosen["accuracy_answered"] == 1.0
+    for target in np.linspace(0.5, 1.0, 11):
+        found = threshold_for(labels, probs, float(target))
+        assert found is None or found["accuracy_answered"] >= target
+
+
+def test_threshold_and_target_accuracy_together_are_refused(tmp_path):
+    from textclf.errors import ConfigError
+    from textclf.evaluation import evaluate
+
+    with pytest.raises(ConfigError, match="give one"):
+        evaluate(tmp_path, threshold=0.5, target_accuracy=0.9)
+
+
 def test_coverage_curve_ends_at_full_coverage_and_has_pr_for_two_classes():
     from textclf.evaluation import coverage_curve
 

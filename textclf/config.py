@@ -8,6 +8,8 @@ errors name the field path, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import types
 import typing
@@ -20,6 +22,10 @@ from textclf.registry import ModelParams
 
 
 MAX_TEXT_CHARS = 2_000_000  # the default of data.max_text_chars (predict reads it from runs that lack it)
+
+
+MAX_SEED = 2**32 - 1  # numpy's and Python's seeding take 32 bits
+MAX_RUNS = 1000  # seeds or folds in one group: each is a training run
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,8 @@ class DataConfig:
         check(self.max_text_chars >= 1, "max_text_chars", self.max_text_chars, "an integer >= 1")
         check(0.0 < self.eval_fraction < 1.0, "eval_fraction", self.eval_fraction,
               "a fraction between 0 and 1")
-        check(self.folds == 0 or self.folds >= 2, "folds", self.folds, "0 (no cross-validation) or an integer >= 2")
+        check(self.folds == 0 or 2 <= self.folds <= MAX_RUNS, "folds", self.folds,
+              f"0 (no cross-validation) or an integer in [2, {MAX_RUNS}]")
         check(self.folds == 0 or self.eval is None, "eval", self.eval,
               "no eval data with folds (each fold's run is evaluated on its held-out fold of the training data)")
         check(self.fold is None or (self.folds >= 2 and 0 <= self.fold < self.folds), "fold", self.fold,
@@ -106,7 +113,15 @@ class TrainingConfig:
         choice("schedule", self.schedule, ("constant", "linear", "cosine"))
         check(self.warmup >= 0 and (self.warmup < 1 or float(self.warmup).is_integer()),
               "warmup", self.warmup, "a fraction of the total steps in [0, 1) or a whole number of steps")
-        check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        check(self.seeds <= MAX_RUNS, "seeds", self.seeds, f"an integer in [1, {MAX_RUNS}] (each one is a run)")
+        check(0 <= self.seed and self.seed + self.seeds <= MAX_SEED + 1, "seed", self.seed,
+              f"an integer in [0, {MAX_SEED:,}] (with seeds {self.seeds}: up to {MAX_SEED + 1 - self.seeds:,})")
+        for name in ("learning_rate", "weight_decay", "min_delta", "warmup"):
+            check(math.isfinite(getattr(self, name)), name, getattr(self, name), "a finite number")
+        check(self.learning_rate <= 10, "learning_rate", self.learning_rate, "a number in (0, 10]")
+        check(self.epochs <= 100_000, "epochs", self.epochs, "an integer in [1, 100000]")
+        check(self.global_batch_size <= 1 << 20, "global_batch_size", self.global_batch_size,
+              "an integer in [1, 1048576]")
 
 
 @dataclass(frozen=True)
@@ -249,7 +264,7 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     try:
         return from_dict(RunConfig, merged, params_cls=entry.params_cls)
     except ConfigError as err:
-        if merged.get("selection"):
+        if merged.get("selection") and "model_params" in str(err):  # a setting of the model auto chose
             raise ConfigError(f"{err} (--model auto chose {name}; pass --model to choose another)") from None
         raise
 

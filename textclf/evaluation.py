@@ -141,12 +141,16 @@ def threshold_for(labels: np.ndarray, probs: np.ndarray, target: float) -> dict 
     hits = probs.argmax(axis=1) == labels
     order = np.argsort(-top, kind="stable")
     accuracy = np.cumsum(hits[order]) / np.arange(1, len(order) + 1)
-    ok = np.flatnonzero(accuracy >= target)
+    # A threshold answers every example at least as confident as it: only the last of a run of equal
+    # confidences is a place to cut (cutting inside one answered the whole run, ties below the promise).
+    ranked = top[order]
+    ends = np.append(ranked[1:] < ranked[:-1], True)
+    ok = np.flatnonzero((accuracy >= target) & ends)
     if not len(ok):
         return None
-    # Answers must include every example at least as confident as the last one answered.
-    cut = top[order][ok[-1]]
-    return selective(labels, probs, float(cut)) | {"target_accuracy": float(target)}
+    chosen = selective(labels, probs, float(ranked[ok[-1]])) | {"target_accuracy": float(target)}
+    assert chosen["accuracy_answered"] is not None and chosen["accuracy_answered"] >= target - 1e-12
+    return chosen
 
 
 def report_from_predictions(
@@ -191,8 +195,13 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     """
     from textclf.config import DataConfig, from_dict
     from textclf.data.sources import load_eval
+    from textclf.errors import ConfigError
     from textclf.prediction import load_predictor
     from textclf.runs import Run
+
+    if threshold is not None and target_accuracy is not None:
+        raise ConfigError("--threshold and --target-accuracy both set the confidence threshold; give one "
+                          "(--target-accuracy finds the threshold, --threshold uses yours)")
 
     predictor = load_predictor(run_dir)
     cfg = Run(predictor.run_dir).config

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from textclf.config import RunConfig, deep_merge, resolve_config
 from textclf.errors import ConfigError, DataError, TextclfError
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: no trailing newline ($ allows one)
 TOP_KEYS = ("defaults", "experiments", "groups")
 
 

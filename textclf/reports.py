@@ -308,8 +308,13 @@ def _aligned_predictions(loaded: list[list[dict]]):
     import numpy as np
 
     aligned = []
+    common: list[str] | None = None  # one class order for all: each run saves indices into its own labels.json
     for members in loaded:
-        saved = [(_fingerprint(r), runs.Run(r["path"]).predictions) for r in members]
+        saved = []
+        for r in members:
+            run = runs.Run(r["path"])
+            common = common or run.labels
+            saved.append((_fingerprint(r), _in_order(run.predictions, run.labels, common)))
         if any(p is None for _, p in saved):
             return None
         keys = sorted({k for k, _ in saved})
@@ -322,6 +327,24 @@ def _aligned_predictions(loaded: list[list[dict]]):
             rows = np.concatenate([by_key[k]["predicted"] for k in keys])[None, :]
         aligned.append((labels, rows))
     return aligned
+
+
+def _in_order(saved: dict | None, names: list[str], common: list[str]) -> dict | None:
+    """A run's saved {"labels", "predicted"} with class indices (or multi-hot columns) put in `common`'s
+    order, when both list the same classes (runs of other classes are not comparable anyway)."""
+    import numpy as np
+
+    if saved is None or names == common or sorted(names) != sorted(common):
+        return saved
+    where = np.array([common.index(n) for n in names])
+    if saved["labels"].ndim == 1:
+        return {k: where[v] for k, v in saved.items()}
+    out = {}
+    for key, value in saved.items():
+        moved = np.zeros_like(value)
+        moved[:, where] = value
+        out[key] = moved
+    return out
 
 
 def _paired_test(key: str, predictions, a: int, b: int, num_classes: int) -> dict[str, Any]:

@@ -63,6 +63,10 @@ def _texts_from(body: Any, key: str) -> list[str]:
             raise BadRequest(f"text {i} is empty")
         if len(item) > MAX_TEXT_CHARS:
             raise BadRequest(f"text {i} is longer than {MAX_TEXT_CHARS:,} characters", 413)
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON): no UTF-8 text has it
+            raise BadRequest(f"text {i} is not valid Unicode (it holds a lone surrogate)") from None
         texts.append(item)
     return texts
 
@@ -169,6 +173,8 @@ def create_app(run_dir: str | Path, *, max_batch: int = 64, max_wait_ms: float =
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
             raise BadRequest(f"the request body is not valid JSON ({err})") from None
+        except RecursionError:  # e.g. 100,000 nested lists: the client's fault, not the server's
+            raise BadRequest("the request body is nested too deeply") from None
 
     @app.exception_handler(BadRequest)
     async def bad_request(request, err: BadRequest):

@@ -422,10 +422,16 @@ def class_weights(setting: str, labels: np.ndarray, names: Sequence[str]) -> np.
     weights = np.ones(k)
     for i, name in enumerate(names):
         value = given.get(name, 1.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise DataError(f"class weight file {setting}: weight of {name!r} must be a number > 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_CLASS_WEIGHT:
+            raise DataError(f"class weight file {setting}: weight of {name!r} must be a number in (0, "
+                            f"{MAX_CLASS_WEIGHT:g}], got {value!r}")
         weights[i] = float(value)
     return weights
+
+
+# A larger weight (or Infinity, which JSON files may hold) makes the loss overflow: a model that answers
+# one class for every text, written as complete.
+MAX_CLASS_WEIGHT = 1e6
 
 
 def _build_model(config: RunConfig, entry, runtime, data: _Data, hooks: _Hooks):

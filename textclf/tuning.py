@@ -173,6 +173,11 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
     loaded = load_experiments(experiments_file)
     base = loaded.get(experiment)
     name = name or f"{experiment}-tuned"
+    from textclf.experiments import NAME
+
+    if not NAME.match(name):  # before any trial: it becomes an experiment's name in the file
+        raise ConfigError(f"--name {name!r}: an experiment name is letters, digits, '.', '_' and '-' "
+                          "(starting with a letter or digit)")
     out = Path(out or Path("tuning") / experiment)
     # Scored on one fold of the training data; the experiment's eval data are never read.
     scoring = {"data": {"eval": None, "folds": VALIDATION_FOLDS, "fold": 0}}

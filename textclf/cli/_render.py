@@ -13,13 +13,37 @@ from rich.markup import escape
 
 # Piped or redirected output is read later, often in a wide editor: don't fold tables to 80
 # columns there. A terminal (or $COLUMNS) sets the width itself.
-out = Console(soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
-err = Console(stderr=True, soft_wrap=True)
+# markup=False, emoji=False: what textclf prints holds user text, class names and paths, printed as
+# written (`predict "[/] oops"` raised MarkupError, `:train:` in an error became an emoji); styling is
+# asked for explicitly with styled(), whose data parts are escaped.
+out = Console(soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160,
+              markup=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
+
+
+def styled(markup: str, *data: Any) -> Any:
+    """Rich markup with `data` (user text, class names, paths) put in as written: `styled("[bold]{}[/]", x)`."""
+    from rich.text import Text
+
+    return Text.from_markup(markup.format(*(escape(str(d)) for d in data)), emoji=False)
+
+
+def Table(*args, **kwargs):  # noqa: N802 - stands in for rich's Table
+    """A rich Table whose string cells are shown as they are — texts, labels, names are data, never
+    markup (`[/]` in a text broke predict); a styled cell is given as `styled(...)`."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    class DataTable(RichTable):
+        def add_row(self, *cells, **kw):
+            super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kw)
+
+    return DataTable(*args, **kwargs)
 
 
 def error(message: str) -> None:
     """One red line on stderr (never wrapped, so scripts can grep it)."""
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    err.print(styled("[bold red]error:[/] {}", message), soft_wrap=True, highlight=False)
 
 
 RUN_HELP = ("A run: its directory, its name, the end of its name, a model or experiment name (its newest "
@@ -33,6 +57,16 @@ def one_run(positional: str | None, option: str | None) -> str | None:
     if positional is not None and option is not None and positional != option:
         raise ConfigError(f"two runs given ({positional} and --run {option}); give one")
     return option if option is not None else positional
+
+
+# Where run and group summaries go: stdout, or stderr when the command's stdout is one JSON document
+# (`experiments run --json`, `tune --json`: nothing but the JSON on stdout).
+SUMMARIES = [out]
+
+
+def json_output() -> None:
+    """This command prints JSON on stdout: the summaries of its runs go to stderr."""
+    SUMMARIES[0] = err
 
 
 def json_line(obj: Any) -> None:
@@ -82,7 +116,7 @@ class ProgressListener:
             self.progress.stop()
         return False
 
-    def _line(self, text: str, **kwargs) -> None:
+    def _line(self, text, **kwargs) -> None:
         self.progress.console.print(text, **kwargs)
         if not self.live:
             self.progress.console.file.flush()  # a log shows it now, and keeps it if the run is killed
@@ -90,9 +124,9 @@ class ProgressListener:
     def on_status(self, message: str) -> None:
         if not self.live and self.pending is not None:
             # Written once training starts: bad data before that ends in its one error line alone.
-            self.pending.append(f"[dim]{message}…[/]")
+            self.pending.append(styled("[dim]{}…[/]", message))
             return
-        self._line(f"[dim]{message}…[/]")
+        self._line(styled("[dim]{}…[/]", message))
 
     def on_start(self, info: dict) -> None:
         self.info = info
@@ -169,8 +203,6 @@ def _duration(seconds: float) -> str:
 
 
 def run_summary(result) -> None:
-    from rich.table import Table
-
     m = result.metrics
     skews = [[c["support"] for c in m.get("per_class", []) if c["support"]],
              [n for n in (m.get("train_class_counts") or {}).values() if n]]
@@ -180,7 +212,7 @@ def run_summary(result) -> None:
             per_class.add_column(col, justify="left" if col == "class" else "right")
         for c in m["per_class"]:
             per_class.add_row(str(c["label"]), pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), str(c["support"]))
-        out.print(per_class)
+        SUMMARIES[0].print(per_class)
     table = Table(title="run summary", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -207,7 +239,7 @@ def run_summary(result) -> None:
         table.add_row("epochs", f"{m['epochs_run']} (stopped early; best epoch {m.get('best_epoch')})")
     table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")
     table.add_row("duration", f"{result.info.get('duration_seconds', 0):.1f} s")
-    out.print(table)
+    SUMMARIES[0].print(table)
 
 
 def run_member(index: int, total: int, train_fn):
@@ -218,8 +250,6 @@ def run_member(index: int, total: int, train_fn):
 
 def group_summary(result) -> None:
     """The table that ends a group: its runs' accuracy and macro-F1 as mean ± sd and 95% interval."""
-    from rich.table import Table
-
     from textclf.reports import format_proportion
 
     table = Table(title=f"group summary ({result.kind}, {len(result.results)} runs)", show_header=False)
@@ -229,5 +259,5 @@ def group_summary(result) -> None:
     table.add_row("accuracy", format_proportion(result.summary["accuracy"]))
     table.add_row("macro-F1", format_proportion(result.summary["macro_f1"]))
     table.add_row("runs", ", ".join(str(r.run_dir.name) for r in result.results))
-    out.print(table)
+    SUMMARIES[0].print(table)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import json_line, out, pct
+from textclf.cli._render import json_line, out, pct, styled
 
 # Registered by textclf.cli as `data`.
 app = typer.Typer(help="Look at a data set before training on it.", no_args_is_help=True)
@@ -45,9 +45,9 @@ def stats(
     if as_json:
         json_line(result)
         return
-    from rich.table import Table
+    from textclf.cli._render import Table
 
-    out.print(f"[bold]{result['data']}[/]: {result['examples']:,} examples, {len(result['classes'])} classes"
+    out.print(styled("[bold]{}[/]", result['data']) + f": {result['examples']:,} examples, {len(result['classes'])} classes"
               + (f" (largest / smallest class: {result['imbalance']:.1f}×)" if result["imbalance"] else ""))
     if result["multilabel"]:
         per = result["labels_per_example"]

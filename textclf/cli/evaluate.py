@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import RUN_HELP, json_line, one_run, out, pct
+from textclf.cli._render import RUN_HELP, json_line, one_run, out, pct, styled
 
 
 app = typer.Typer()  # registered by textclf.cli
@@ -56,16 +56,16 @@ def evaluate(
 
 
 def render_report(report) -> None:
-    from rich.table import Table
+    from textclf.cli._render import Table
 
     if report.multilabel:
-        out.print(f"[bold]{report.data}[/]: {report.examples} examples (multi-label) — micro-F1 "
-                  f"[bold green]{pct(report.micro_f1)}[/], macro-F1 [bold]{pct(report.macro_f1)}[/], sample-F1 "
-                  f"{pct(report.samples_f1)}, subset accuracy {pct(report.accuracy)}, hamming loss "
-                  f"{report.hamming_loss:.4f}", highlight=False)
+        out.print(styled("[bold]{}[/]: {} examples (multi-label) — micro-F1 [bold green]{}[/], macro-F1 [bold]{}[/], "
+                         "sample-F1 {}, subset accuracy {}, hamming loss {}", report.data, report.examples,
+                         pct(report.micro_f1), pct(report.macro_f1), pct(report.samples_f1), pct(report.accuracy),
+                         f"{report.hamming_loss:.4f}"), highlight=False)
     else:
-        out.print(f"[bold]{report.data}[/]: {report.examples} examples — accuracy [bold green]{pct(report.accuracy)}[/], "
-                  f"macro-F1 [bold]{pct(report.macro_f1)}[/]")
+        out.print(styled("[bold]{}[/]: {} examples — accuracy [bold green]{}[/], macro-F1 [bold]{}[/]", report.data,
+                         report.examples, pct(report.accuracy), pct(report.macro_f1)))
     per_class = Table(title="per label" if report.multilabel else "per class")
     extra = ("predicted", "threshold") if report.multilabel else ()
     for col in ("label", "precision", "recall", "F1", "support", *extra):
@@ -81,7 +81,7 @@ def render_report(report) -> None:
     for label in report.labels:
         cm.add_column(label, justify="right")
     for label, row in zip(report.labels, report.confusion_matrix):
-        cm.add_row(label, *[f"[bold]{v}[/]" if i == report.labels.index(label) else str(v) for i, v in enumerate(row)])
+        cm.add_row(label, *[styled("[bold]{}[/]", v) if i == report.labels.index(label) else str(v) for i, v in enumerate(row)])
     out.print(cm)
     a = report.abstention
     if a and a.get("threshold") is None:

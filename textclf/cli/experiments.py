@@ -6,8 +6,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli._render import err, group_summary, json_line, out, pct, run_member, run_with_progress
-from textclf.errors import ConfigError, TextclfError
+from textclf.cli._render import (err, group_summary, json_line, json_output, out, pct, run_member, run_with_progress,
+                                 styled)
+from textclf.errors import ConfigError, Interrupted, TextclfError
 
 # Registered by textclf.cli as `experiments`.
 app = typer.Typer(help="Named experiments from experiments.yaml: list them, run and compare them.",
@@ -32,7 +33,7 @@ def list_experiments(
         for name, members in loaded.groups.items():
             json_line({"group": name, "experiments": list(members)})
         return
-    from rich.table import Table
+    from textclf.cli._render import Table
 
     from textclf.experiments import SHIPPED
 
@@ -45,7 +46,7 @@ def list_experiments(
                       "shipped" if e.source == SHIPPED else str(e.source), e.description)
     out.print(table)
     for name, members in loaded.groups.items():
-        out.print(f"group [bold]{name}[/]: {' '.join(members)}", highlight=False)
+        out.print(styled("group [bold]{}[/]: {}", name, " ".join(members)), highlight=False)
 
 
 @app.command("run")
@@ -84,6 +85,8 @@ def run_experiments(
 
     if all_ and names:
         raise ConfigError("give experiment names or --all, not both")
+    if as_json:
+        json_output()
     loaded = load_experiments(experiments_file)
     own = [name for name, e in loaded.experiments.items() if e.source == loaded.path]
     chosen = (own or list(loaded.experiments)) if all_ else loaded.expand(list(names or []))
@@ -113,8 +116,10 @@ def run_experiments(
             else:
                 result = run_with_progress(lambda listener: run_training(
                     config, runs_root=runs_root, listener=listener, experiment=name))
+        except Interrupted:
+            raise  # Ctrl-C stops the whole command (the run says how to resume), not just this experiment
         except TextclfError as failure:
-            err.print(f"[yellow]experiment {name} failed:[/] {failure}", highlight=False)
+            err.print(styled("[yellow]experiment {} failed:[/] {}", name, failure), highlight=False)
             rows.append({"experiment": name, "status": "failed", "error": str(failure)})
             continue
         m = result.metrics
@@ -139,7 +144,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _comparison_table(rows: list[dict[str, Any]], comparison: dict | None) -> None:
-    from rich.table import Table
+    from textclf.cli._render import Table
 
     from textclf.reports import format_proportion, verdict_lines
 
@@ -153,11 +158,11 @@ def _comparison_table(rows: list[dict[str, Any]], comparison: dict | None) -> No
         value = row[key]
         text = format_proportion(value) if isinstance(value, dict) else (pct(value) if key != "train_examples_per_second"
                                                                   else f"{value:,.0f}")
-        return f"[bold green]{text}[/]" if best.get(key) == row["experiment"] else text
+        return styled("[bold green]{}[/]", text) if best.get(key) == row["experiment"] else text
 
     for r in rows:
         if r["status"] != "complete":
-            table.add_row(r["experiment"], "", "", "[red]failed[/]", "", "", "", r.get("error", "")[:80])
+            table.add_row(r["experiment"], "", "", styled("[red]failed[/]"), "", "", "", r.get("error", "")[:80])
             continue
         table.add_row(r["experiment"], r["model"], str(len(r["runs"])) if "runs" in r else "1",
                       cell(r, "accuracy"), cell(r, "macro_f1"), cell(r, "train_examples_per_second"),

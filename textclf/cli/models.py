@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from textclf.cli._render import json_line, out
+from textclf.cli._render import Table, json_line, out, styled
 
 # Registered by textclf.cli as `models`.
 app = typer.Typer(help="List registered models; import Hugging Face BERT checkpoints.", no_args_is_help=True)
@@ -47,5 +46,5 @@ def import_hf(
     from textclf.models.hf_import import import_hf as run_import
 
     path = run_import(directory, name, overwrite=overwrite)
-    out.print(f"imported [bold cyan]{name}[/] → {path}\n"
-              f"use it with: textclf finetune-bert-adamw --model {name}  (or train-bert-frozen, train --model {name})")
+    out.print(styled("imported [bold cyan]{}[/] → {}", name, path))
+    out.print(f"use it with: textclf finetune-bert-adamw --model {name}  (or train-bert-frozen, train --model {name})")

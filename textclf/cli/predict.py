@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import RUN_HELP, json_line, out
+from textclf.cli._render import RUN_HELP, json_line, out, styled
 from textclf.errors import DataError
 
 
@@ -54,7 +54,7 @@ def predict(
         for r in results:
             json_line(r.to_dict())
         return
-    from rich.table import Table
+    from textclf.cli._render import Table
 
     table = Table(show_lines=False)
     table.add_column("text", overflow="ellipsis", max_width=70, no_wrap=True)
@@ -63,14 +63,14 @@ def predict(
     for r in results:
         if r.labels is not None:  # a multi-label run: every label above its threshold
             probs = {t["label"]: t["probability"] for t in r.top_k}
-            table.add_row(r.text, ", ".join(r.labels) or "[dim]none[/]",
+            table.add_row(r.text, ", ".join(r.labels) or styled("[dim]none[/]"),
                           "  ".join(f"{probs[x]:.3f}" if x in probs else "" for x in r.labels).strip())
         elif r.label is None:
-            table.add_row(r.text, "[dim]abstain[/]" if r.abstained else "[dim]–[/]",
+            table.add_row(r.text, styled("[dim]abstain[/]" if r.abstained else "[dim]–[/]"),
                           f"{r.top_k[0]['probability']:.3f}" if r.top_k else "")
         elif top_k > 1:
             extra = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r.top_k[1:])
-            table.add_row(r.text, r.label, f"{r.probability:.3f}  [dim]({extra})[/]")
+            table.add_row(r.text, r.label, styled(f"{r.probability:.3f}  [dim]({{}})[/]", extra))
         else:
             table.add_row(r.text, r.label, f"{r.probability:.3f}")
     out.print(table)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import json_line, out, pct
+from textclf.cli._render import json_line, out, pct, styled
 from textclf.errors import ConfigError
 
 # Registered by textclf.cli as `runs`.
@@ -38,7 +38,9 @@ def list_runs(
              "data": i.get("data"), "epochs": i.get("epochs"), "accuracy": i.get("accuracy"),
              "macro_f1": i.get("macro_f1"), "duration_seconds": i.get("duration_seconds"), "status": i["status"],
              "started": i.get("started"), "path": i["path"], "error": i.get("error"),
-             "group": (i.get("group") or {}).get("id") if isinstance(i.get("group"), dict) else None} for i in found]
+             "group": (i.get("group") or {}).get("id") if isinstance(i.get("group"), dict) else None,
+             "group_size": (i.get("group") or {}).get("size") if isinstance(i.get("group"), dict) else None}
+            for i in found]
     groups: dict[str, dict] = {}
     for r in rows:
         if r["group"]:
@@ -48,7 +50,10 @@ def list_runs(
             g["members"].append(r)
     for g in groups.values():
         done = [m for m in g["members"] if m["status"] == "complete"]
-        g.update(complete=len(done), size=len(g["members"]),
+        sizes = [m["group_size"] for m in g["members"] if isinstance(m["group_size"], int)]
+        # the group's size as planned (run.json), not the runs that exist so far: an interrupted group
+        # whose later runs never started is not "2/2 complete"
+        g.update(complete=len(done), size=max([len(g["members"]), *sizes]),
                  duration_seconds=sum(m["duration_seconds"] or 0 for m in g["members"]),
                  **{k: summary([m[k] for m in done if isinstance(m[k], (int, float))]) for k in ("accuracy", "macro_f1")})
     if as_json:
@@ -61,7 +66,7 @@ def list_runs(
         out.print(f"no runs under {runs_root}/")
         return
     from rich import box
-    from rich.table import Table
+    from textclf.cli._render import Table
 
     table = Table(title=f"runs in {runs_root}/", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("name", "model", "data", "epochs", "acc", "F1", "time", "status"):
@@ -77,9 +82,9 @@ def list_runs(
         shown.add(r["group"])
         g = groups[r["group"]]
         style = "green" if g["complete"] == g["size"] else "yellow"
-        table.add_row(f"[bold]{g['group']}[/]", g["model"] or "", _short(g["data"]), "", format_proportion(g["accuracy"], ci=False),
+        table.add_row(styled("[bold]{}[/]", g['group']), g["model"] or "", _short(g["data"]), "", format_proportion(g["accuracy"], ci=False),
                       format_proportion(g["macro_f1"], ci=False), f"{g['duration_seconds']:.1f} s",
-                      f"[{style}]{g['complete']}/{g['size']} complete[/]")
+                      styled(f"[{style}]{{}}/{{}} complete[/]", g['complete'], g['size']))
         if expand:
             for m in g["members"]:
                 cells = _run_cells(m)
@@ -103,7 +108,7 @@ def _run_cells(r: dict) -> list[str]:
             pct(r["accuracy"]) if isinstance(r["accuracy"], (int, float)) else "",
             pct(r["macro_f1"]) if isinstance(r["macro_f1"], (int, float)) else "",
             f"{r['duration_seconds']:.1f} s" if isinstance(r["duration_seconds"], (int, float)) else "",
-            f"[{style}]{r['status']}[/]"]
+            styled(f"[{style}]{{}}[/]", r['status'])]
 
 
 @app.command("compare")
@@ -132,7 +137,7 @@ def compare(
     if as_json:
         json_line(result)
         return
-    from rich.table import Table
+    from textclf.cli._render import Table
 
     metrics = Table(title="metrics (bold: ahead of all others by more than noise)")
     metrics.add_column("metric")
@@ -142,7 +147,7 @@ def compare(
         cells = []
         for i, name in enumerate(result["runs"]):
             text = format_summary(result, key, i)
-            cells.append(f"[bold green]{text}[/]" if result["best"].get(key) == name else text)
+            cells.append(styled("[bold green]{}[/]", text) if result["best"].get(key) == name else text)
         metrics.add_row(label, *cells)
     out.print(metrics)
     for line in verdict_lines(result):

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import json_line, out, pct, run_member
+from textclf.cli._render import json_line, json_output, out, pct, run_member, styled
 
 app = typer.Typer()  # registered by textclf.cli
 
@@ -37,6 +37,8 @@ def tune(
     from textclf.config import options_layer, parse_sets
     from textclf.tuning import parse_space, tune as run_search
 
+    if as_json:
+        json_output()
     dims = parse_space(space or [])
     overrides = [options_layer({"data": data}), parse_sets(set_ or [])]
     result = run_search(experiment, dims, trials=trials, overrides=overrides, experiments_file=experiments_file,
@@ -44,7 +46,7 @@ def tune(
     if as_json:
         json_line(result.to_dict())
         return
-    from rich.table import Table
+    from textclf.cli._render import Table
 
     table = Table(title=f"trials of {experiment} (scored on a fold of the training data)")
     for col in ("trial", "state", "val accuracy", *[d.path for d in dims], "run"):
@@ -54,12 +56,12 @@ def tune(
         value = pct(row["value"]) if isinstance(row["value"], (int, float)) else ""
         state = row["state"] + (f" after epoch {row['last_epoch']}" if row["state"] == "pruned" and row["last_epoch"]
                                 else "")
-        table.add_row(str(row["number"]), state, f"[bold green]{value}[/]" if best else value,
+        table.add_row(str(row["number"]), state, styled("[bold green]{}[/]", value) if best else value,
                       *[_fmt(row["params"].get(d.path)) for d in dims], row.get("run_dir") or "")
     out.print(table)
-    out.print(f"best: trial {result.best['number']}, validation accuracy {pct(result.best['value'])} → experiment "
-              f"[bold]{result.name}[/] in {result.experiments_file} (`textclf train --experiment {result.name}`)",
-              highlight=False)
+    out.print(styled("best: trial {}, validation accuracy {} → experiment [bold]{}[/] in {} "
+                     "(`textclf train --experiment {}`)", result.best['number'], pct(result.best['value']), result.name,
+                     result.experiments_file, result.name), highlight=False)
 
 
 def _fmt(value) -> str:

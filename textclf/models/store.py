@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 META = "textclf-model.json"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: no trailing newline ($ allows one)
 
 
 def home() -> Path:
