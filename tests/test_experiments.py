@@ -112,3 +112,24 @@ def test_shipped_recipes_work_anywhere_and_a_project_file_adds_and_overrides(tmp
     assert both.expand(["pair"]) == ["mine", "ngram-linear"] and "baselines" in both.groups
     with pytest.raises(ConfigError, match="experiments file not found"):
         load_experiments(tmp_path / "named-but-missing.yaml")
+
+
+def test_a_project_file_is_never_broken_by_shipped_recipes_it_does_not_use(tmp_path, monkeypatch):
+    """Project defaults a shipped recipe cannot take make that recipe unusable (said when it is asked for),
+    not the file; a project experiment named like a shipped group hides the group; a failed add leaves no
+    file behind."""
+    from textclf.experiments import add_experiment
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "defaults: {training: {optimizer: adamw, weight_decay: 0.01}}\n"
+                    "experiments: {mine: {model: transformer}, baselines: {model: ngram-linear}}\n")
+    loaded = load_experiments()
+    assert loaded.get("mine").config.training.weight_decay == 0.01
+    assert loaded.get("baselines").config.model == "ngram-linear" and "baselines" not in loaded.groups
+    with pytest.raises(ConfigError, match="shipped experiment transformer with the defaults of experiments.yaml"):
+        loaded.get("transformer")
+    with pytest.raises(ConfigError, match="unknown model 'no-such-model'"):
+        add_experiment(tmp_path / "new.yaml", "x", {"model": "no-such-model"})
+    assert not (tmp_path / "new.yaml").exists()
+    add_experiment(tmp_path / "new.yaml", "x", {"model": "ngram-linear"})
+    assert load_experiments(tmp_path / "new.yaml").get("x").source == tmp_path / "new.yaml"

@@ -112,3 +112,28 @@ def test_a_damaged_native_model_is_one_line_everywhere(tmp_path):
     for args in (["evaluate"], ["predict", "stocks"], ["export", "--format", "saved_model", "--out", tmp_path / "x"]):
         assert_one_line_error(cli(*args, "--runs-root", runs), "model file is missing or damaged")
     assert not (tmp_path / "x").exists()
+
+
+def test_rows_are_laid_out_for_liblinear_as_its_binding_lays_them_out(monkeypatch):
+    """_convert makes the binding's own layout (each row's nodes, the bias node, a -1 terminator) with numpy,
+    block by block; row by row it must equal the binding's (empty rows and block edges included)."""
+    import scipy.sparse
+    from liblinear.liblinear import problem
+
+    from textclf.models import linear
+
+    def nodes(prob, i):
+        out, j = [], 0
+        while True:
+            node = prob.x[i][j]
+            out.append((node.index, node.value if node.index != -1 else 0.0))
+            if node.index == -1:
+                return out
+            j += 1
+
+    x = scipy.sparse.random(300, 50, density=0.1, format="csr", random_state=1, dtype=np.float32)
+    x = scipy.sparse.vstack([x[:10], scipy.sparse.csr_matrix((2, 50), dtype=np.float32), x[10:]]).tocsr()
+    monkeypatch.setattr(linear, "CONVERT_BLOCK", 17)  # many blocks, some cutting inside a row's budget
+    ours, theirs = linear._convert(x), problem(np.zeros(x.shape[0]), x, bias=1)
+    assert (ours.l, ours.n, ours.bias) == (theirs.l, theirs.n, theirs.bias)
+    assert all(nodes(ours, i) == nodes(theirs, i) for i in range(x.shape[0]))

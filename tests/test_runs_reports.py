@@ -261,3 +261,14 @@ def test_tune_refuses_a_bad_name_before_any_trial(tmp_path):
     result = run("tune", "ngram-mlp", "--name", "../../x", "--space", "training.learning_rate=1e-3,2e-3",
                  "--trials", "2", "--data", "sample", "--out", tmp_path / "t")
     assert result.exit_code == 1 and "--name '../../x'" in result.output and not (tmp_path / "t").exists()
+
+
+def test_resume_by_a_model_name_means_its_interrupted_run(tmp_path):
+    from textclf.runs import resolve_run
+
+    root = tmp_path / "runs"
+    _fake_run(root, "20261201-100000-transformer", "transformer", "2026-12-01T10:00:00")
+    stopped = _fake_run(root, "20261201-090000-transformer", "transformer", "2026-12-01T09:00:00", status="failed",
+                        error="interrupted")
+    assert resolve_run("transformer", root, complete=False, resumable=True) == stopped
+    assert resolve_run("transformer", root).name == "20261201-100000-transformer"

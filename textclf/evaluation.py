@@ -149,7 +149,8 @@ def threshold_for(labels: np.ndarray, probs: np.ndarray, target: float) -> dict 
     if not len(ok):
         return None
     chosen = selective(labels, probs, float(ranked[ok[-1]])) | {"target_accuracy": float(target)}
-    assert chosen["accuracy_answered"] is not None and chosen["accuracy_answered"] >= target - 1e-12
+    if chosen["accuracy_answered"] is None or not chosen["accuracy_answered"] >= target - 1e-12:
+        return None  # e.g. NaN probabilities (a diverged model): no threshold keeps the promise
     return chosen
 
 

@@ -40,8 +40,13 @@ class ExperimentsFile:
     defaults: Mapping[str, Any]
     experiments: Mapping[str, Experiment]
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Shipped recipes the project's defaults make invalid (e.g. weight_decay with a recipe's Adam): the
+    # error, raised when one is asked for, never when loading a file that does not use them.
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> Experiment:
+        if name in self.unusable:
+            raise ConfigError(self.unusable[name])
         if name not in self.experiments:
             groups = f"; groups: {', '.join(self.groups)}" if self.groups else ""
             from textclf.registry import unknown_name
@@ -144,7 +149,7 @@ def _build(path: Path, files: list[dict], sources: dict[str, Path]) -> Experimen
     raw: dict[str, Any] = {}
     for f in reversed(files):  # the project's first, in its order; then the shipped ones it does not replace
         raw.update({k: v for k, v in f["experiments"].items() if k not in raw})
-    experiments = {}
+    experiments, unusable = {}, {}
     for name, body in raw.items():
         where = sources.get(name, SHIPPED)
         layer = dict(body)
@@ -152,12 +157,22 @@ def _build(path: Path, files: list[dict], sources: dict[str, Path]) -> Experimen
         try:
             config = resolve_config(defaults, layer)
         except TextclfError as err:
+            if where == SHIPPED and len(files) > 1:  # valid as shipped: the project's defaults broke it
+                unusable[name] = (f"shipped experiment {name} with the defaults of {path}: {err} (override it "
+                                  f"by name in {path}, or change its defaults)")
+                continue
             raise ConfigError(f"{where}: experiments.{name}: {err}") from None
         experiments[name] = Experiment(name, description.strip(), layer, config, where)
     groups: dict[str, tuple[str, ...]] = {}
+    project = files[-1] if len(files) > 1 else None
     for f in files:
-        groups.update(_groups(f["path"], f["groups"], experiments))
-    return ExperimentsFile(path, defaults, experiments, groups)
+        raw_groups = f["groups"]
+        if f is not project and project is not None and isinstance(raw_groups, dict):
+            # a project's experiment or group of the same name hides a shipped group
+            hidden = set(project["experiments"]) | set(project["groups"] or {})
+            raw_groups = {k: v for k, v in raw_groups.items() if k not in hidden and all(m in experiments for m in v)}
+        groups.update(_groups(f["path"], raw_groups, experiments))
+    return ExperimentsFile(path, defaults, experiments, groups, unusable)
 
 
 def _groups(path: Path, raw: Any, experiments: Mapping[str, Experiment]) -> dict[str, tuple[str, ...]]:
@@ -245,18 +260,28 @@ def add_experiment(path: str | Path, name: str, body: Mapping[str, Any], *, comm
     The entry goes at the end of the `experiments:` block (block style). The new text must load
     as a valid experiments file with the entry in it, else nothing is written. An experiment of
     that name with the same settings already there is left as it is; with other settings it is
-    an error.
+    an error. A project without a file gets one (removed again if the entry cannot be added).
     """
-    import yaml
-
     path = Path(path)
-    if not path.exists():  # the project has no file yet: start one
+    created = not path.exists()
+    if created:
         from textclf.runs import write_bytes
 
         try:
             write_bytes(path, b"# This project's experiments (see textclf/recipes.yaml for the keys).\n\nexperiments:\n")
         except OSError as err:
             raise ConfigError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        _add_entry(path, name, body, comment)
+    except BaseException:
+        if created:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _add_entry(path: Path, name: str, body: Mapping[str, Any], comment: str) -> None:
+    import yaml
+
     current = load_experiments(path)
     if name in current.experiments and current.experiments[name].source == path:
         same = dict(current.experiments[name].layer) == {k: v for k, v in body.items() if k != "description"}
@@ -283,7 +308,10 @@ def add_experiment(path: str | Path, name: str, body: Mapping[str, Any], *, comm
     probe = path.with_name(f".{path.name}.new")
     try:
         probe.write_text(text, encoding="utf-8")
-        loaded = load_experiments(probe)
+        try:
+            loaded = load_experiments(probe)
+        except ConfigError as err:  # say the file's name, not the probe's
+            raise ConfigError(str(err).replace(str(probe), str(path))) from None
         if name not in loaded.experiments or set(loaded.experiments) != set(current.experiments) | {name}:
             raise ConfigError(f"{path}: adding experiment {name} did not give the expected file; add it by hand")
         write_bytes(path, text.encode("utf-8"))

@@ -1,10 +1,10 @@
-"""Work in forked processes: the one place textclf forks (liblinear's fits, the n-gram features).
+"""Work in forked processes: the one place textclf forks (liblinear's fits).
 
-Python-level work holds the GIL, so two threads share one core (the n-gram features of SST-2's
-67,349 short texts took as long on two threads as on one); a process forked for a piece of work
-inherits the parent's memory without a copy, runs on a core of its own, and sends its result back
-pickled through a pipe. A forked child also starts from the parent's state of any library-global
-generator (liblinear's), which is what makes its fits repeat exactly.
+A process forked for a piece of work inherits the parent's memory without a copy, runs on a core
+of its own, and sends its result back pickled through a pipe. A forked child also starts from the
+parent's state of any library-global generator (liblinear's dual solver draws its visiting order
+from one), which is what makes its fits repeat exactly. (The n-gram features were measured in
+forked processes too, and stayed on threads: see ngram_features._in_parallel.)
 """
 
 from __future__ import annotations
@@ -13,13 +13,17 @@ import os
 import pickle
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 from textclf.errors import TextclfError
 
 _FORK = threading.Lock()  # one pipe + fork at a time: a child must not inherit another task's pipe
+
+
+class Children(set):
+    """The pids of running children; once `closed` (kill), no new one is started."""
+
+    closed = False
 
 
 def in_fresh_process(children: set, what: str, fn: Callable, *args) -> Any:
@@ -28,6 +32,8 @@ def in_fresh_process(children: set, what: str, fn: Callable, *args) -> Any:
     if not hasattr(os, "fork"):
         return fn(*args)
     with _FORK:
+        if getattr(children, "closed", False):  # stopped (Ctrl-C, an error) before this task began
+            raise TextclfError(f"{what} was stopped")
         try:
             read, write = os.pipe()
             pid = os.fork()
@@ -66,30 +72,12 @@ def in_fresh_process(children: set, what: str, fn: Callable, *args) -> Any:
 
 
 def kill(children: set) -> None:
-    """Stop these children now (an interrupt, an error elsewhere)."""
+    """Stop these children now and start no more for them (an interrupt, an error elsewhere)."""
+    with _FORK:  # no fork is under way: every child started is in the set
+        if isinstance(children, Children):
+            children.closed = True
     for pid in list(children):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-
-
-def map_in_processes(what: str, work: Callable, items: Iterable, *, workers: int = 2) -> Iterator:
-    """work(item) for each item, in order, each in a process of its own, `workers` at a time (at most
-    that many results waiting). On an error or an interrupt the running children are killed."""
-    items = iter(items)
-    children: set[int] = set()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = [pool.submit(in_fresh_process, children, what, work, item) for item in islice(items, workers)]
-        try:
-            while pending:
-                done = pending.pop(0).result()
-                nxt = next(items, None)
-                if nxt is not None:
-                    pending.append(pool.submit(in_fresh_process, children, what, work, nxt))
-                yield done
-        except BaseException:
-            kill(children)
-            for future in pending:
-                future.cancel()
-            raise

@@ -365,14 +365,16 @@ def by_group(paths: list[Path]) -> list[Path | list[Path]]:
     return [item[0] if isinstance(item, list) and len(item) == 1 else item for item in items]
 
 
-def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, complete: bool = True) -> Path:
+def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, complete: bool = True,
+                resumable: bool = False) -> Path:
     """The run a command reads, from one reference, in the same forms for every command:
 
     None: the newest complete run; a run directory; a run's name under root; the end of one run's name
     (`101500-transformer`); a model or experiment name (its newest complete run). A reference that
     matches several runs is refused with the candidates; a group id is refused with what to do.
     `complete`: the run must be complete with its model (evaluate, predict, export, serve); else any
-    run directory (report, compare).
+    run directory (report, compare). `resumable` (train --resume): a model or experiment name means its
+    newest interrupted run.
     """
     if run is None:
         link = Path(root) / LATEST
@@ -386,7 +388,7 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
     if not path.is_dir() and (Path(root) / str(run)).is_dir():  # a run name
         path = Path(root) / str(run)
     if not path.is_dir():
-        path = _match_run(str(run), root, complete)
+        path = _match_run(str(run), root, complete, resumable)
     if not complete:
         return path
     if not (path / RUN_FILE).exists():
@@ -411,7 +413,7 @@ def is_run_reference(text: str, root: str | Path = DEFAULT_ROOT) -> bool:
         return False
 
 
-def _match_run(ref: str, root: str | Path, complete: bool) -> Path:
+def _match_run(ref: str, root: str | Path, complete: bool, resumable: bool = False) -> Path:
     """The run whose name ends with `ref` (after a `-`), else the newest complete run of model or experiment
     `ref` (with `complete`, complete runs are looked for first); RunError naming the candidates when several
     runs end so, or what `ref` is when it is a group."""
@@ -419,6 +421,10 @@ def _match_run(ref: str, root: str | Path, complete: bool) -> Path:
     usable = lambda i: i["status"] == "complete" and has_model(Path(i["path"]))  # noqa: E731
     ends = [i for i in found if i["name"].endswith("-" + ref)]
     named = [i for i in found if ref in (i.get("model"), i.get("experiment"))]
+    if resumable:
+        stopped = [i for i in [*ends, *named] if _stopped(i)]
+        if stopped:
+            return Path(max(stopped, key=lambda i: (str(i.get("updated", "")), i["name"]))["path"])
     for candidates in ([i for i in ends if usable(i)] if complete else [], ends):
         if len(candidates) == 1 and not (complete and not usable(candidates[0]) and any(map(usable, named))):
             return Path(candidates[0]["path"])

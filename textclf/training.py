@@ -188,8 +188,8 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
 
     _check_native_runtime(config)
     started = time.perf_counter()
-    # matplotlib is imported while the fits run in their processes, not now: the features hold the GIL
-    # (SST-2's took 2.0-2.5 s with the import beside them, 1.8 s without)
+    # matplotlib is imported while the fits run in their processes (fit_linear's `idle`), not now: the
+    # features hold the GIL (SST-2's took 2.0-2.5 s with the import beside them, 1.8 s without)
     data = _load_data(config, hooks, split=False, preload=False)
     load_seconds = time.perf_counter() - started
     _check_resumed_labels(resume, run_dir, data)
@@ -213,9 +213,9 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
         hooks.on_status("fitting (liblinear)")
         from textclf.reports import preload_plotting
 
-        preload_plotting()
         solved = fit_linear(config.model_params, train.texts, train.labels, len(train.label_names), held,
-                            class_weight=data.class_weight, say=hooks.on_note, features=features)
+                            class_weight=data.class_weight, say=hooks.on_note, features=features,
+                            idle=preload_plotting)
         del features
         hooks.on_note(f"C {solved['c']:g} fitted on all {solved['train_examples']} training examples "
                       f"({solved['solve_seconds']:.1f} s of liblinear fits)")
@@ -273,7 +273,7 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
     if given:
         raise ConfigError(f"resuming {run_dir} continues it with its saved config; drop the other config options "
                           f"({', '.join(given)}; --epochs N may extend it)")
-    path = runs.resolve_run(run_dir, runs_root, complete=False)
+    path = runs.resolve_run(run_dir, runs_root, complete=False, resumable=True)
     if epochs is not None and runs.is_complete(path):
         raise RunError(f"run {path} is complete, and a complete run keeps no checkpoint to continue from; "
                        f"train a new run with --epochs {epochs} (only an interrupted run can be extended)")

@@ -21,6 +21,9 @@ class TextclfGroup(TyperGroup):
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from textclf.cli import _render
+
+        _render.SUMMARIES[0] = _render.out  # a command's summaries go to stdout unless it prints JSON
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except Interrupted as err:

@@ -47,6 +47,8 @@ def list_experiments(
     out.print(table)
     for name, members in loaded.groups.items():
         out.print(styled("group [bold]{}[/]: {}", name, " ".join(members)), highlight=False)
+    for name, why in loaded.unusable.items():
+        out.print(f"not usable with your defaults: {why}", highlight=False)
 
 
 @app.command("run")

@@ -234,6 +234,8 @@ def predict_by_length(fn, ids: tf.RaggedTensor, batch_size: int, progress=None) 
     batches, inverse = length_order(ids.row_lengths().numpy(), batch_size)
     ids = tf.cast(ids, tf.int32)
     outputs, done = [], 0
+    if progress is not None:
+        progress(0)
     for rows in batches:
         outputs.append(fn(tf.gather(ids, rows).to_tensor(0)))
         done += len(rows)

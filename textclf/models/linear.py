@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from textclf.models import ngram_features as nf
-from textclf.processes import in_fresh_process, kill
+from textclf.processes import Children, in_fresh_process, kill
 
 # The C values tried; the one with the best validation score is refitted on all training texts.
 C_GRID = {"squared_hinge": (0.1, 0.3, 1.0), "crossentropy": (3.0, 10.0, 30.0)}
@@ -68,40 +68,48 @@ class _Problem:
         return prob
 
 
+CONVERT_BLOCK = 1 << 22  # non-zeros laid out at once by _convert (bounds its temporaries: ~100 MB)
+
+
 def _convert(x):
-    """liblinear's problem of CSR rows `x` (bias feature 1, as LinearSVC's intercept_scaling=1), made in two
-    halves on two threads and joined as one problem whose row pointers point into both.
+    """liblinear's problem of CSR rows `x` with a bias feature of value 1 (LinearSVC's intercept_scaling=1):
+    the binding's own layout (`csr_to_problem` + `set_bias`: each row's nodes, then the bias node, then
+    a -1 terminator, in one array of feature_node), made with numpy.
 
-    Most of a conversion is the first touch of its new memory (16 bytes per non-zero): ag7600-long's 24M
-    non-zeros took 0.9-1.1 s on one thread, 0.5 s on two. The halves are views of `x`'s arrays (no copy)."""
-    from ctypes import POINTER, c_double, c_uint64, cast
+    The binding lays rows out in a Python loop, row by row, unless numba is installed (it is not a
+    dependency): SST-2's 67,349 rows took 0.45 s there, held the GIL, and touched 16 bytes of new memory
+    per non-zero; here whole blocks of rows at a time. tests/test_ngram_features.py compares the two."""
+    from ctypes import POINTER, addressof, c_double, c_uint64, cast, sizeof
 
-    import scipy.sparse
     from liblinear.liblinear import feature_node, problem
 
-    n = x.shape[0]
-    if n < 2 or x.nnz < (1 << 20):
-        return problem(np.zeros(n), x, bias=1)
-    half, cut = n // 2, int(x.indptr[n // 2])
-    parts = []
-    for rows, data, indices, indptr in ((half, x.data[:cut], x.indices[:cut], x.indptr[:half + 1]),
-                                        (n - half, x.data[cut:], x.indices[cut:], x.indptr[half:] - cut)):
-        view = scipy.sparse.csr_matrix((data, indices, indptr), shape=(rows, x.shape[1]), copy=False)
-        view.has_sorted_indices = x.has_sorted_indices
-        parts.append(view)
-    with ThreadPoolExecutor(2) as pool:
-        parts = list(pool.map(lambda rows: problem(np.zeros(rows.shape[0]), rows, bias=1), parts))
-    whole = problem.__new__(problem)
-    whole.l, whole.n, whole.bias = n, parts[0].n, parts[0].bias  # the same width: the bias is feature n in both
-    whole.y = (c_double * n)()
-    whole.x = whole.rows_ptrs = (POINTER(feature_node) * n)()
-    pointers = np.ctypeslib.as_array(cast(whole.x, POINTER(c_uint64)), (n,))
-    at = 0
-    for p in parts:
-        pointers[at:at + p.l] = np.ctypeslib.as_array(cast(p.x, POINTER(c_uint64)), (p.l,))
-        at += p.l
-    whole.parts = parts  # the converted rows stay alive with the joined problem
-    return whole
+    n, width = x.shape
+    indptr = x.indptr.astype(np.int64)
+    rowptr = indptr + 2 * np.arange(n + 1, dtype=np.int64)  # each row: its nodes, the bias node, the terminator
+    space = np.empty(x.nnz + 2 * n, dtype=feature_node)
+    index, value = space["index"], space["value"]
+    ends = rowptr[1:]
+    start = 0
+    while start < n:  # rows in blocks of about CONVERT_BLOCK non-zeros: the features' slots, then the rest
+        stop = int(np.searchsorted(indptr, indptr[start] + CONVERT_BLOCK, side="right")) - 1
+        stop = min(n, max(stop, start + 1))
+        lo, hi = int(rowptr[start]), int(rowptr[stop])
+        slots = np.ones(hi - lo, bool)
+        slots[ends[start:stop] - 2 - lo] = slots[ends[start:stop] - 1 - lo] = False
+        a, b = int(indptr[start]), int(indptr[stop])
+        index[lo:hi][slots] = x.indices[a:b] + 1
+        value[lo:hi][slots] = x.data[a:b]
+        start = stop
+    index[ends - 2], value[ends - 2] = width + 1, 1.0  # the bias feature (index n + 1, value 1)
+    index[ends - 1], value[ends - 1] = -1, 0.0
+    prob = problem.__new__(problem)
+    prob.l, prob.n, prob.bias = n, width + 1, 1.0
+    prob.x_space, prob.rowptr = space, rowptr  # alive as long as the problem
+    prob.y = (c_double * n)()
+    prob.x = (POINTER(feature_node) * n)()
+    base = addressof(space.ctypes.data_as(POINTER(feature_node))[0])
+    np.ctypeslib.as_array(cast(prob.x, POINTER(c_uint64)), (n,))[:] = rowptr[:-1] * sizeof(feature_node) + base
+    return prob
 
 
 def _binary(problem: _Problem, positive: np.ndarray, loss: str, c: float, params, weights=(1.0, 1.0)):
@@ -151,7 +159,7 @@ class _Fits:
         # process forked from this one, which never fits, starts from the generator's first state,
         # and inherits the converted rows without a copy.
         self.pool = ThreadPoolExecutor(2)  # two threads, each waiting on its child
-        self.children: set[int] = set()
+        self.children = Children()
 
     def close(self, abort: bool = False) -> None:
         """Wait for the fits; with `abort` (an interrupt, an error) stop the running ones first."""
@@ -255,14 +263,15 @@ def make_features(params, texts: np.ndarray, say: Callable[[str], None] = lambda
 
 def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, held: np.ndarray | None, *,
                class_weight: np.ndarray | None = None, say: Callable[[str], None] = lambda line: None,
-               features=None) -> dict:
+               features=None, idle: Callable[[], None] | None = None) -> dict:
     """Features of all training `texts` (`features`: make_features' result, when already made), C chosen on
     the `held` rows (fitted on the others), then the chosen C refitted on every row. Returns {"arrays": the
     twin arrays, "history", "c", "softmax_scale", "train_examples", "val_probabilities", "feature_seconds",
     "solve_seconds"}.
 
     The vocabulary and idf come from all training texts (as `training.refit` does for the Keras
-    n-gram models); without `held`, the first C of the grid is fitted (or params.c).
+    n-gram models); without `held`, the first C of the grid is fitted (or params.c). `idle()` is called
+    once the fits are running (this process only waits for them then: e.g. imports for later).
     """
     multilabel = labels.ndim == 2
     vocab, x, feature_seconds = features or make_features(params, texts, say)
@@ -277,7 +286,7 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
     fits = _Fits(params.loss, params, num_classes, class_weight, [problem, part])
     try:
         best, kernel, bias, val_scores, history = _search(fits, problem, part, labels, held, val_x, params,
-                                                          class_weight is not None, say)
+                                                          class_weight is not None, say, idle)
     except BaseException:
         fits.close(abort=True)  # e.g. Ctrl-C: the children stop now rather than finish their fits
         raise
@@ -291,13 +300,17 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
             "val_probabilities": val_probs, "feature_seconds": feature_seconds, "solve_seconds": solve_seconds}
 
 
-def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x, params, balanced: bool, say):
+def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x, params, balanced: bool, say,
+            idle=None):
     """C from the grid by its validation score (fitted on `part`), then refitted on all rows: (C, kernel,
     bias, the chosen C's validation scores or None, history)."""
     grid = (params.c,) if params.c else C_GRID[params.loss]
     history: dict[str, list[float]] = {"c": [], "val_accuracy": []}
     if val_x is None:
-        kernel, bias = fits.result(fits.submit(problem, labels, grid[0], split=2))
+        handle = fits.submit(problem, labels, grid[0], split=2)
+        if idle is not None:
+            idle()
+        kernel, bias = fits.result(handle)
         return grid[0], kernel, bias, None, history
     # With one task per C (one binary fit) the grid leaves a core idle in its last round: the refit of the
     # largest C (SST-2's choice) starts first in it, and is done when the choice is made (else the chosen C
@@ -310,6 +323,8 @@ def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x,
     # of 1.8 + 0.9 and 1.5 + 1.1 s instead of 1.8 + 1.5).
     handles = dict(sorted(((c, fits.submit(part, labels[~held], c, split=2)) for c in sorted(grid, reverse=True))))
     threading.Thread(target=_import_optimize, daemon=True).start()  # for _temperature, while the fits run
+    if idle is not None:
+        idle()
     val_y = labels[held]
     best, best_score, val_scores = grid[0], -1.0, None
     for c in grid:

@@ -332,6 +332,8 @@ def fit_vocabulary(texts: Sequence[str], *, ngrams: int, char_ngrams: int, min_d
     cached: list | None = []
     held = done = 0
     total = sum(map(len, texts)) if progress is not None else 0
+    if progress is not None:
+        progress(0, total)  # the clock of the estimate starts now, not after the first chunk
     count = lambda span: (*span, *_chunk_counts(texts[span[0]:span[1]], ngrams, char_ngrams, hashes))  # noqa: E731
     for start, stop, unique, df, pairs in _in_parallel(count, chunks(texts, budget)):
         found.append((unique, df))
