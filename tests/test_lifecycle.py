@@ -132,8 +132,9 @@ def test_resume_run_refuses_other_settings_naming_them(tmp_path):
     from textclf.errors import ConfigError
     from textclf.training import resume_run
 
-    with pytest.raises(ConfigError, match=r"drop the other config options \(experiment, training.epochs\)"):
-        resume_run(tmp_path, {"training": {"epochs": 3}, "experiment": "a"})
+    with pytest.raises(ConfigError, match=r"drop the other config options \(experiment, training.learning_rate; "
+                                          r"--epochs N may extend it\)"):
+        resume_run(tmp_path, {"training": {"epochs": 3, "learning_rate": 0.1}, "experiment": "a"})
 
 
 def test_interrupted_run_finds_the_newest_stopped_run_of_the_same_config(tmp_path):

@@ -129,8 +129,10 @@ class _progress_in:
 def test_resume_refuses_complete_runs_and_extra_options(reference):
     result = run("train", "--resume", reference)
     assert result.exit_code == 1 and "already complete" in result.stderr
-    result = run("train", "--resume", reference, "--epochs", "3")
-    assert result.exit_code == 1 and "drop the other config options (training.epochs)" in result.stderr
+    result = run("train", "--resume", reference, "--epochs", "3")  # extending: only an interrupted run
+    assert result.exit_code == 1 and "is complete, and a complete run keeps no checkpoint" in result.stderr
+    result = run("train", "--resume", reference, "--learning-rate", "0.1")
+    assert result.exit_code == 1 and "drop the other config options (training.learning_rate" in result.stderr
 
 
 def test_same_seed_same_metrics_with_op_determinism(setup, tmp_path):
