@@ -84,11 +84,10 @@ def run_training(
 ) -> RunResult:
     """Train `config`, evaluate on its eval data and write a complete run directory.
 
-    With `resume`, `run_dir` is an unfinished run of the same config: training continues
-    after its last completed epoch (weights, optimizer and RNG state from the checkpoint,
-    the data order of the remaining epochs as in an uninterrupted run). `listener`: a
-    Listener (or any object with some of its hooks). `group`: this run's place in a group of
-    runs ({"id", "kind", "size", "index"}, see run_group), recorded in run.json.
+    With `resume`, `run_dir` is an unfinished run of the same config: training continues after its last
+    completed epoch (weights, optimizer and RNG state from the checkpoint, the data order of the remaining
+    epochs as in an uninterrupted run). `listener`: a Listener (or any object with some of its hooks).
+    `group`: this run's place in a group of runs ({"id", "kind", "size", "index"}, see run_group).
     """
     from textclf.models.catalog import MODELS
 
@@ -102,11 +101,9 @@ def run_training(
     if trains_without_tensorflow(config):
         return _run_native(config, runs_root=runs_root, run_dir=run_dir, hooks=hooks, resume=resume,
                            experiment=experiment, group=group)
-    from textclf.data.sources import load_train_eval, reads_without_tensorflow
     from textclf.runtime import reset_precision
 
-    if reads_without_tensorflow(config.data):  # a wrong column or label fails before TensorFlow loads (kept
-        load_train_eval(config.data, config.training.seed)  # for _load_data, which reads nothing again)
+    _read_before_tensorflow(config)
     runtime, config = _keras_runtime(config)
     stages = {}  # seconds of the stages before training, recorded in metrics.json
     try:
@@ -135,6 +132,15 @@ def run_training(
             return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs)
     finally:
         reset_precision()
+
+
+def _read_before_tensorflow(config: RunConfig) -> None:
+    """Read (and so check) file data before TensorFlow loads: a wrong column or label fails in a second.
+    The read is kept for _load_data, which reads nothing again."""
+    from textclf.data.sources import load_train_eval, reads_without_tensorflow
+
+    if reads_without_tensorflow(config.data):
+        load_train_eval(config.data, config.training.seed)
 
 
 def _keras_runtime(config: RunConfig):
@@ -575,8 +581,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     history = state.history
     epochs_run = len(history.get("loss", []))
     if t.restore_best and stopping.best_epoch and stopping.best_epoch != epochs_run:
-        hooks.on_status(f"restoring the weights of epoch {stopping.best_epoch} (best {t.monitor}; a later epoch "
-                        f"counts as better only by more than min_delta {t.min_delta:g})")
+        hooks.on_status(f"restoring the weights of epoch {stopping.best_epoch} (best {t.monitor}; later ones improved it by at most min_delta {t.min_delta:g})")  # noqa: E501
         state.restore_best()
         validation.forget()  # its predictions were made with the last epoch's weights
     # Before any refit (which trains on the validation part too): what thresholds are tuned on.

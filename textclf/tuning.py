@@ -154,6 +154,16 @@ class _PruningListener:
                          "below the median of earlier trials")
 
 
+def _checked_name(name: str) -> str:
+    """The tuned experiment's name, checked before any trial (it becomes a name in the experiments file)."""
+    from textclf.experiments import NAME
+
+    if not NAME.match(name):
+        raise ConfigError(f"--name {name!r}: an experiment name is letters, digits, '.', '_' and '-' "
+                          "(starting with a letter or digit)")
+    return name
+
+
 def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides: Sequence[Mapping[str, Any]] = (),
          experiments_file: str | Path = "experiments.yaml", name: str | None = None, out: str | Path | None = None,
          seed: int = 0, each: Callable[..., Any] | None = None) -> TuneResult:
@@ -172,12 +182,7 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
     loaded = load_experiments(experiments_file)
     base = loaded.get(experiment)
-    name = name or f"{experiment}-tuned"
-    from textclf.experiments import NAME
-
-    if not NAME.match(name):  # before any trial: it becomes an experiment's name in the file
-        raise ConfigError(f"--name {name!r}: an experiment name is letters, digits, '.', '_' and '-' "
-                          "(starting with a letter or digit)")
+    name = _checked_name(name or f"{experiment}-tuned")
     out = Path(out or Path("tuning") / experiment)
     # Scored on one fold of the training data; the experiment's eval data are never read.
     scoring = {"data": {"eval": None, "folds": VALIDATION_FOLDS, "fold": 0}}
