@@ -179,10 +179,11 @@ def test_predict_never_takes_a_run_for_a_text(tmp_path):
 
     root = tmp_path / "runs"
     run = _fake_run(root, "20261201-100000-ngram-linear", "ngram-linear", "2026-12-01T10:00:00")
-    result = CliRunner().invoke(app, ["predict", run.name, "some text", "--runs-root", str(root)])
-    assert result.exit_code == 1
-    assert result.output.strip() == (f"error: {run.name} is a run, not a text: give it as --run {run.name} "
-                                     f"(textclf predict --run {run.name} TEXT...)")
+    for ref in (run.name, "100000-ngram-linear", "ngram-linear"):  # a name, its end, its model
+        result = CliRunner().invoke(app, ["predict", ref, "some text", "--runs-root", str(root)])
+        assert result.exit_code == 1
+        assert result.output.strip() == (f"error: {ref} is a run, not a text: give it as --run {ref} (textclf predict "
+                                         f"--run {ref} TEXT...); with --run given, every argument is a text")
 
 
 def test_predictions_of_runs_with_other_class_orders_are_compared_by_name():
@@ -272,3 +273,11 @@ def test_resume_by_a_model_name_means_its_interrupted_run(tmp_path):
                         error="interrupted")
     assert resolve_run("transformer", root, complete=False, resumable=True) == stopped
     assert resolve_run("transformer", root).name == "20261201-100000-transformer"
+
+
+def test_compare_refuses_one_run_named_twice(tmp_path):
+    root = tmp_path / "runs"
+    run_dir = _fake_run(root, "20261201-100000-ngram-linear", "ngram-linear", "2026-12-01T10:00:00")
+    result = run("runs", "compare", "ngram-linear", run_dir.name, "--runs-root", root)
+    assert result.exit_code == 1
+    assert f"ngram-linear and {run_dir.name} name the same run ({run_dir.name})" in result.output

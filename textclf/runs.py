@@ -404,13 +404,20 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
 
 
 def is_run_reference(text: str, root: str | Path = DEFAULT_ROOT) -> bool:
-    """Whether `text` names a run exactly: a run directory, or a run's name under root."""
-    if not text or "\n" in text or len(text) > 4096:
+    """Whether `text` names a run in any of resolve_run's forms: a run directory, a run's name under root,
+    the end of a run's name, a model or experiment name of a run."""
+    if not text or len(text) > 4096 or any(c.isspace() for c in text):
         return False
     try:
-        return any((p / RUN_FILE).is_file() for p in (Path(text), Path(root) / text))
+        if any((p / RUN_FILE).is_file() for p in (Path(text), Path(root) / text)):
+            return True
     except (OSError, ValueError):
         return False
+    try:
+        found = list_runs(root)
+    except RunError:
+        return False
+    return any(i["name"].endswith("-" + text) or text in (i.get("model"), i.get("experiment")) for i in found)
 
 
 def _match_run(ref: str, root: str | Path, complete: bool, resumable: bool = False) -> Path:

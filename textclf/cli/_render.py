@@ -135,7 +135,7 @@ class ProgressListener:
         self.pending = None
         if self.live:
             self.progress.start()  # only now: a failure while loading data prints just its error line
-        self._line(f"training on {info['train_examples']} examples, evaluating on {info['eval_examples']} "
+        self._line(f"training on {info['train_examples']:,} examples, evaluating on {info['eval_examples']:,} "
                    f"({len(info['labels'])} classes) → {info['run_dir']}")
         self._line(info["runtime"])
         for note in info.get("notes", []):

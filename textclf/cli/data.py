@@ -66,7 +66,7 @@ def stats(
         lengths.add_row(unit, *(f"{s[k]:g}" for k in ("min", "mean", "median", "p90", "p99", "max")))
     out.print(lengths)
     d = result["duplicates"]
-    out.print(f"duplicates: {d['texts']:,} texts occur more than once ({d['extra_copies']:,} extra copies), "
+    out.print(f"duplicates: {d['texts']:,} text{'s' if d['texts'] != 1 else ''} occur{'s' if d['texts'] == 1 else ''} more than once ({d['extra_copies']:,} extra copies), "
               f"{d['with_different_labels']:,} of them with different labels", highlight=False)
     long = result["long_texts"]
     out.print(f"texts longer than {long['over_tokens']} tokens (cut by the transformer and BERT): {long['count']:,}",

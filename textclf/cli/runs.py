@@ -133,7 +133,15 @@ def compare(
     if len(run_refs) < 2:
         raise ConfigError(f"runs compare needs two or more runs or groups (got {len(run_refs)}), e.g. textclf runs "
                           "compare ngram-linear transformer (model names: their newest runs); see textclf runs list")
-    result = compare_runs(resolve_items(run_refs, runs_root))
+    items = resolve_items(run_refs, runs_root)
+    seen: dict[str, str] = {}
+    for ref, item in zip(run_refs, items):
+        for path in item if isinstance(item, list) else [item]:
+            key = str(Path(path).resolve())
+            if key in seen:
+                raise ConfigError(f"{seen[key]} and {ref} name the same run ({Path(key).name}); compare different runs")
+            seen[key] = ref
+    result = compare_runs(items)
     if as_json:
         json_line(result)
         return

@@ -275,7 +275,8 @@ def _file_rows(
     # Without a classes.txt beside the file, an existing run's classes name the indices.
     beside = _classes_beside(path)
     classes = beside or (tuple(run_labels) if run_labels else None)
-    named = ClassList(classes, str(path.parent / "classes.txt") if beside else "the run's labels.json")
+    named = ClassList(classes, str(path.parent / "classes.txt") if beside else
+                      "the training data's classes (labels.json of a run)")
     if spec.kind == "jsonl":
         return _jsonl_rows(path, stream, text_fields, label_field or "label", named, separator), classes
     delimiter = "\t" if spec.kind == "tsv" else ","
@@ -365,7 +366,8 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
     missing = [f for f in fields if f not in header]
     if missing:
         raise DataError(_header_hint(path, header, reader.dialect.delimiter) or
-                        f"{path} line 1: no column {missing[0]!r} in the header ({', '.join(header)})")
+                        f"{path} line 1: no column {missing[0]!r} in the header ({', '.join(header)}); pass "
+                        "--text-field naming the text column(s) (it applies to --eval-data too)")
     text_idx = [header.index(f) for f in fields]
     label_idx = header.index(label_field)
     for row in rows:
