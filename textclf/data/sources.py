@@ -276,7 +276,7 @@ def _file_rows(
     beside = _classes_beside(path)
     classes = beside or (tuple(run_labels) if run_labels else None)
     named = ClassList(classes, str(path.parent / "classes.txt") if beside else
-                      "the training data's classes (labels.json of a run)")
+                      "the training data or run (labels.json)")
     if spec.kind == "jsonl":
         return _jsonl_rows(path, stream, text_fields, label_field or "label", named, separator), classes
     delimiter = "\t" if spec.kind == "tsv" else ","
