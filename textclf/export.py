@@ -19,6 +19,28 @@ SIGNATURE = "serving_default"
 META_FILE = "textclf-export.json"  # what the export holds and how to load it
 
 
+def _destination_parent(out: Path) -> Path:
+    """The folder the export goes into, once `out` is known to be new or empty and its folder to exist."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"export destination exists and is not empty: {out}")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise RunError(f"cannot write {out}: folder {parent} does not exist")
+    return parent
+
+
+def _manifest(fmt: str, run_dir: Path, info: dict, labels: list, thresholds, interface: dict) -> dict:
+    """textclf-export.json: what the export is, its signature, and what loading it requires."""
+    if thresholds is not None:
+        interface = {**interface, "multilabel": True, "thresholds": dict(zip(labels, thresholds))}
+    needs = ["tensorflow"] + (["tensorflow_text"] if fmt == "saved_model" and _uses_text_ops(info) else [])
+    return {"format": fmt, "run": str(run_dir), "model": info.get("model"), "labels": labels,
+            "signature": SIGNATURE, **interface,
+            "requires": needs if fmt == "saved_model" else ["tflite runtime (built-in ops only)"],
+            **({"load": "import tensorflow_text before tf.saved_model.load (or saved_model_cli): the BERT "
+                        "preprocessing graph uses its ops"} if "tensorflow_text" in needs else {})}
+
+
 def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str | Path = "runs") -> Path:
     """Write the run's classifier to `out` (a new directory) and return it.
 
@@ -35,11 +57,7 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
         raise ModelError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     run_dir = resolve_run(run, runs_root)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunError(f"export destination exists and is not empty: {out}")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise RunError(f"cannot write {out}: folder {parent} does not exist")
+    parent = _destination_parent(out)
     run_files = Run(run_dir)
     labels = run_files.labels
     thresholds = run_files.thresholds
@@ -58,17 +76,8 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
                 if thresholds is not None else {"label": "string[batch]", "label_id": "int32[batch]"}
             interface = {"inputs": {"text": "string[batch]"},
                          "outputs": {"probabilities": f"float32[batch, {len(labels)}]", **outputs}}
-        if thresholds is not None:
-            interface["multilabel"] = True
-            interface["thresholds"] = dict(zip(labels, thresholds))
-        needs = ["tensorflow"] + (["tensorflow_text"] if fmt == "saved_model" and _uses_text_ops(info) else [])
-        (staging / META_FILE).write_text(json.dumps(
-            {"format": fmt, "run": str(run_dir), "model": info.get("model"), "labels": labels,
-             "signature": SIGNATURE, **interface,
-             "requires": needs if fmt == "saved_model" else ["tflite runtime (built-in ops only)"],
-             **({"load": "import tensorflow_text before tf.saved_model.load (or saved_model_cli): the BERT "
-                         "preprocessing graph uses its ops"} if "tensorflow_text" in needs else {})},
-            indent=2) + "\n")
+        (staging / META_FILE).write_text(json.dumps(_manifest(fmt, run_dir, info, labels, thresholds, interface),
+                                                     indent=2) + "\n")
         staging.chmod(0o777 & ~runs.umask())  # mkdtemp makes 0700; an export is shared like any folder
         if out.exists():
             out.rmdir()

@@ -220,12 +220,7 @@ def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | 
     """
     groups = [[Path(item)] if isinstance(item, (str, Path)) else [Path(p) for p in item] for item in items]
     loaded = [[load_run_summary(p) for p in members] for members in groups]
-    if names is None:
-        names = [g[0]["name"] if len(g) == 1 else str(g[0]["info"].get("group", {}).get("id", g[0]["name"]))
-                 for g in loaded]
-        if len(set(names)) < len(names):
-            names = [g[0]["path"] if len(g) == 1 else f"{n} ({len(g)} runs)" for n, g in zip(names, loaded)]
-    names = list(names)
+    names = list(names) if names is not None else _item_names(loaded)
     flat = [flatten(_group_config(g)) for g in loaded]
     keys = sorted(set().union(*flat)) if flat else []
     differences = {k: [f.get(k) for f in flat] for k in keys
@@ -249,8 +244,23 @@ def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | 
         "comparable": comparable, "not_comparable": None if comparable else _why_not_comparable(names, loaded),
         "leader": {}, "tests": {}, "best": {}, "untested": None,
     }
-    if not comparable or len(loaded) < 2:
-        return result
+    if comparable and len(loaded) > 1:
+        _rank(result, loaded, names, metrics)
+    return result
+
+
+def _item_names(loaded: list[list[dict]]) -> list[str]:
+    """A run's name, a group's id; paths (or "id (N runs)") when names repeat."""
+    names = [g[0]["name"] if len(g) == 1 else str(g[0]["info"].get("group", {}).get("id", g[0]["name"]))
+             for g in loaded]
+    if len(set(names)) < len(names):
+        names = [g[0]["path"] if len(g) == 1 else f"{n} ({len(g)} runs)" for n, g in zip(names, loaded)]
+    return names
+
+
+def _rank(result: dict, loaded: list[list[dict]], names: list[str], metrics: dict) -> None:
+    """Each metric's leader, its paired tests against every other item, and `best` when it beats all by
+    more than noise (into `result`)."""
     predictions = _aligned_predictions(loaded)
     if predictions is None:
         result["untested"] = ("no per-example predictions in some runs (trained before textclf saved "
@@ -272,7 +282,6 @@ def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | 
         result["tests"][key] = tests
         if tests and all(t["significant"] for t in tests):
             result["best"][key] = names[lead]
-    return result
 
 
 def _group_config(members: list[dict]) -> dict:

@@ -125,14 +125,62 @@ class Batcher:
                 start += len(batch)
 
 
+def _predictions(probs, labels: list[str], thresholds) -> list[dict]:
+    """Each text's answer: its label and probability (a multi-label run: every label at or above its
+    threshold, most probable first), and every label's probability."""
+    out = []
+    for p in probs:
+        every = {label: float(v) for label, v in zip(labels, p)}
+        if thresholds is not None:
+            chosen = sorted((j for j in range(len(labels)) if p[j] >= thresholds[j]), key=lambda j: -p[j])
+            out.append({"labels": [labels[j] for j in chosen], "probabilities": every})
+            continue
+        best = int(p.argmax())
+        out.append({"label": labels[best], "probability": float(p[best]), "probabilities": every})
+    return out
+
+
+async def _body_of(request) -> Any:
+    """The request's JSON body; BadRequest (400) when it is not JSON or is nested too deeply."""
+    import json
+
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(f"the request body is not valid JSON ({err})") from None
+    except RecursionError:  # e.g. 100,000 nested lists: the client's fault, not the server's
+        raise BadRequest("the request body is nested too deeply") from None
+
+
+def _add_error_handlers(app) -> None:
+    """Every failure answered as JSON {"error"}: the client's with its 4xx, the model's with 500."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request, err: BadRequest):
+        return JSONResponse({"error": str(err)}, status_code=err.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, err: HTTPException):
+        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, err: RequestValidationError):
+        return JSONResponse({"error": "invalid request"}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request, err: Exception):
+        return JSONResponse({"error": f"the model failed on this request ({type(err).__name__})"}, status_code=500)
+
+
 def create_app(run_dir: str | Path, *, max_batch: int = 64, max_wait_ms: float = 5.0, name: str | None = None):
     """The FastAPI app serving the run in `run_dir` (the model is loaded here, once)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException
 
     from textclf.prediction import load_predictor
     from textclf.runs import Run
@@ -152,45 +200,8 @@ def create_app(run_dir: str | Path, *, max_batch: int = 64, max_wait_ms: float =
     app = FastAPI(title="textclf", lifespan=lifespan)
 
     thresholds = predictor.thresholds  # a multi-label run's, per label
-
-    def predictions(probs) -> list[dict]:
-        out = []
-        for p in probs:
-            every = {label: float(v) for label, v in zip(labels, p)}
-            if thresholds is not None:  # every label at or above its threshold, most probable first
-                chosen = sorted((j for j in range(len(labels)) if p[j] >= thresholds[j]), key=lambda j: -p[j])
-                out.append({"labels": [labels[j] for j in chosen], "probabilities": every})
-                continue
-            best = int(p.argmax())
-            out.append({"label": labels[best], "probability": float(p[best]), "probabilities": every})
-        return out
-
-    async def body_of(request: Request) -> Any:
-        import json
-
-        raw = await request.body()
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise BadRequest(f"the request body is not valid JSON ({err})") from None
-        except RecursionError:  # e.g. 100,000 nested lists: the client's fault, not the server's
-            raise BadRequest("the request body is nested too deeply") from None
-
-    @app.exception_handler(BadRequest)
-    async def bad_request(request, err: BadRequest):
-        return JSONResponse({"error": str(err)}, status_code=err.status)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request, err: HTTPException):
-        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request, err: RequestValidationError):
-        return JSONResponse({"error": "invalid request"}, status_code=400)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request, err: Exception):
-        return JSONResponse({"error": f"the model failed on this request ({type(err).__name__})"}, status_code=500)
+    predictions = lambda probs: _predictions(probs, labels, thresholds)  # noqa: E731
+    _add_error_handlers(app)
 
     @app.get("/health")
     async def health():
@@ -199,7 +210,7 @@ def create_app(run_dir: str | Path, *, max_batch: int = 64, max_wait_ms: float =
 
     @app.post("/predict")
     async def predict(request: Request):
-        texts = _texts_from(await body_of(request), "texts")
+        texts = _texts_from(await _body_of(request), "texts")
         return {"predictions": predictions(await batcher.predict(texts))}
 
     @app.post("/v1/models/{spec}")
@@ -209,7 +220,7 @@ def create_app(run_dir: str | Path, *, max_batch: int = 64, max_wait_ms: float =
             raise BadRequest(f"unknown method {verb!r}: POST /v1/models/{model_name}:predict", 404)
         if wanted != model_name:
             raise BadRequest(f"no model {wanted!r}; this server serves {model_name!r}", 404)
-        texts = _texts_from(await body_of(request), "instances")
+        texts = _texts_from(await _body_of(request), "instances")
         return {"predictions": predictions(await batcher.predict(texts))}
 
     return app

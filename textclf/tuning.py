@@ -175,7 +175,7 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
     """
     import optuna
 
-    from textclf.experiments import add_experiment, load_experiments
+    from textclf.experiments import load_experiments
     from textclf.training import resume_run, run_training
 
     if trials < 1:
@@ -187,22 +187,12 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
     # Scored on one fold of the training data; the experiment's eval data are never read.
     scoring = {"data": {"eval": None, "folds": VALIDATION_FOLDS, "fold": 0}}
     layers = [*loaded.layers(experiment), *overrides, scoring]
-    for dim in space:  # every searched field must exist and take its values: fail before any trial
-        values = dim.choices or ((int(dim.low), int(dim.high)) if dim.integer else (dim.low, dim.high))
-        for value in values:
-            try:
-                loaded.resolve(experiment, *overrides, scoring, _layer({dim.path: value}))
-            except ConfigError as err:
-                raise ConfigError(f"--space {dim.path}={value}: {err}") from None
+    _check_space(loaded, experiment, space, [*overrides, scoring])
     settings = {"experiment": experiment, "space": [d.to_dict() for d in space], "overrides": list(overrides),
                 "seed": seed, "validation_folds": VALIDATION_FOLDS}
     _check_settings(out, settings)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
-    study = optuna.create_study(storage=storage, study_name=experiment, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
+    study = _open_study(out, experiment, seed)
 
     def finish(trial, train) -> None:
         try:
@@ -219,16 +209,7 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
             return
         study.tell(trial.number, result.metrics["accuracy"])
 
-    # A trial left running by a killed search: continue its run from its last epoch.
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        trial = optuna.trial.Trial(study, frozen._trial_id)
-        run_dir = frozen.user_attrs.get("run_dir")
-        try:
-            runs.check_resumable(run_dir)
-        except TextclfError:  # killed before its first epoch ended: nothing to continue
-            study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
-            continue
-        finish(trial, lambda listener, t=trial, p=run_dir: resume_run(p, listener=_PruningListener(t, listener)))
+    _resume_running(study, finish, resume_run)
 
     while _counted(study) < trials:
         trial = study.ask()
@@ -241,6 +222,52 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
             experiment=f"{experiment}-trial-{t.number}"))
 
     rows = [_row(t) for t in study.get_trials(deepcopy=False)]
+    best = _write_best(rows, out, base, experiment, name, experiments_file)
+    return TuneResult(experiment, name, rows, best, str(experiments_file), str(out))
+
+
+def _check_space(loaded, experiment: str, space: Sequence[Dimension], layers: list) -> None:
+    """Every searched field exists and takes the ends (or choices) of its range: fail before any trial."""
+    for dim in space:
+        values = dim.choices or ((int(dim.low), int(dim.high)) if dim.integer else (dim.low, dim.high))
+        for value in values:
+            try:
+                loaded.resolve(experiment, *layers, _layer({dim.path: value}))
+            except ConfigError as err:
+                raise ConfigError(f"--space {dim.path}={value}: {err}") from None
+
+
+def _open_study(out: Path, experiment: str, seed: int):
+    """The search's optuna study in its journal file (created, or continued after a kill)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    return optuna.create_study(storage=storage, study_name=experiment, direction="maximize", load_if_exists=True,
+                               sampler=optuna.samplers.TPESampler(seed=seed),
+                               pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
+
+
+def _resume_running(study, finish, resume_run) -> None:
+    """A trial left running by a killed search: continue its run from its last epoch (or fail it when it
+    had not finished one)."""
+    import optuna
+
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        trial = optuna.trial.Trial(study, frozen._trial_id)
+        run_dir = frozen.user_attrs.get("run_dir")
+        try:
+            runs.check_resumable(run_dir)
+        except TextclfError:
+            study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+            continue
+        finish(trial, lambda listener, t=trial, p=run_dir: resume_run(p, listener=_PruningListener(t, listener)))
+
+
+def _write_best(rows: list[dict], out: Path, base, experiment: str, name: str, experiments_file) -> dict:
+    """The best complete trial, written into the experiments file as experiment `name`."""
+    from textclf.experiments import add_experiment
+
     complete = [r for r in rows if r["state"] == "complete"]
     if not complete:
         raise TextclfError(f"no trial of the search in {out} completed; see the trials' errors with "
@@ -251,7 +278,7 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
                            f"{best['number']} of {len(rows)}, validation accuracy {100 * best['value']:.2f}%.",
             **{k: v for k, v in body.items() if k != "description"}}
     add_experiment(experiments_file, name, body, comment=f"written by textclf tune {experiment} ({out})")
-    return TuneResult(experiment, name, rows, best, str(experiments_file), str(out))
+    return best
 
 
 def _counted(study) -> int:

@@ -45,6 +45,13 @@ def stats(
     if as_json:
         json_line(result)
         return
+    _render_stats(result)
+    if target is not None:
+        out.print(f"wrote {target}")
+
+
+def _render_stats(result: dict) -> None:
+    """data stats as tables and lines."""
     from textclf.cli._render import Table
 
     out.print(styled("[bold]{}[/]", result['data']) + f": {result['examples']:,} examples, {len(result['classes'])} classes"
@@ -77,5 +84,3 @@ def stats(
                   f"{result['eval']['data']} ({leak['eval_examples_seen_in_training']:,} eval examples)",
                   highlight=False)
     out.print(f"--model auto: {result['auto']['reason']}", highlight=False)
-    if target is not None:
-        out.print(f"wrote {target}")

@@ -81,19 +81,13 @@ def run_experiments(
     """
     from textclf.config import options_layer, parse_sets
     from textclf.experiments import load_experiments
-    from textclf.reports import compare_runs
-    from textclf.runs import interrupted_run
-    from textclf.training import resume_run, run_group, run_training
 
     if all_ and names:
         raise ConfigError("give experiment names or --all, not both")
     if as_json:
         json_output()
     loaded = load_experiments(experiments_file)
-    own = [name for name, e in loaded.experiments.items() if e.source == loaded.path]
-    chosen = (own or list(loaded.experiments)) if all_ else loaded.expand(list(names or []))
-    if not chosen:
-        raise ConfigError("name the experiments to run (see `textclf experiments list`) or pass --all")
+    chosen = _chosen(loaded, names, all_)
     overrides = [options_layer({"data": data, "eval_data": eval_data, "epochs": epochs, "seeds": seeds,
                                 "folds": folds}), parse_sets(set_ or [])]
     configs = {name: loaded.resolve(name, *overrides) for name in dict.fromkeys(chosen)}  # all valid first
@@ -102,34 +96,32 @@ def run_experiments(
     for name, config in configs.items():
         err.rule(f"experiment {name}")
         try:
-            if config.training.seeds > 1 or config.data.folds:
-                group = run_group(config, runs_root=runs_root, experiment=name, each=run_member, fresh=fresh)
-                group_summary(group)
-                rows.append({"experiment": name, "status": "complete", "model": config.model, **group.to_dict(),
-                             "train_examples_per_second": _mean([r.metrics["train_examples_per_second"]
-                                                                 for r in group.results]),
-                             "duration_seconds": sum(r.info.get("duration_seconds") or 0 for r in group.results)})
-                items.append([r.run_dir for r in group.results])
-                continue
-            interrupted = None if fresh else interrupted_run(runs_root, name, config.to_dict())
-            if interrupted is not None:
-                err.print(f"resuming the interrupted run {interrupted}")
-                result = run_with_progress(lambda listener: resume_run(interrupted, listener=listener))
-            else:
-                result = run_with_progress(lambda listener: run_training(
-                    config, runs_root=runs_root, listener=listener, experiment=name))
+            row, item = _run_one(name, config, runs_root, fresh)
         except Interrupted:
             raise  # Ctrl-C stops the whole command (the run says how to resume), not just this experiment
         except TextclfError as failure:
             err.print(styled("[yellow]experiment {} failed:[/] {}", name, failure), highlight=False)
             rows.append({"experiment": name, "status": "failed", "error": str(failure)})
             continue
-        m = result.metrics
-        rows.append({"experiment": name, "status": "complete", "run": str(result.run_dir), "model": config.model,
-                     "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-                     "train_examples_per_second": m["train_examples_per_second"],
-                     "duration_seconds": result.info.get("duration_seconds")})
-        items.append(result.run_dir)
+        rows.append(row)
+        items.append(item)
+    _report(rows, items, as_json)
+
+
+def _chosen(loaded, names: list[str] | None, all_: bool) -> list[str]:
+    """The experiments to run: the names (groups expanded), or with --all your file's (the shipped ones
+    when you have none)."""
+    own = [name for name, e in loaded.experiments.items() if e.source == loaded.path]
+    chosen = (own or list(loaded.experiments)) if all_ else loaded.expand(list(names or []))
+    if not chosen:
+        raise ConfigError("name the experiments to run (see `textclf experiments list`) or pass --all")
+    return chosen
+
+
+def _report(rows: list[dict], items: list, as_json: bool) -> None:
+    """The comparison of the experiments that completed (JSON or a table); exit 1 naming the failed ones."""
+    from textclf.reports import compare_runs
+
     done = [r["experiment"] for r in rows if r["status"] == "complete"]
     comparison = compare_runs(items, names=done) if len(items) > 1 else None
     if as_json:
@@ -139,6 +131,33 @@ def run_experiments(
     failed = [r["experiment"] for r in rows if r["status"] != "complete"]
     if failed:
         raise TextclfError(f"{len(failed)} of {len(rows)} experiments failed: {', '.join(failed)}")
+
+
+def _run_one(name: str, config, runs_root: str, fresh: bool):
+    """Train one experiment (a group when it has seeds or folds; an interrupted run resumed unless `fresh`):
+    its row of the results table, and its run directory (a list for a group)."""
+    from textclf.runs import interrupted_run
+    from textclf.training import resume_run, run_group, run_training
+
+    if config.training.seeds > 1 or config.data.folds:
+        group = run_group(config, runs_root=runs_root, experiment=name, each=run_member, fresh=fresh)
+        group_summary(group)
+        return ({"experiment": name, "status": "complete", "model": config.model, **group.to_dict(),
+                 "train_examples_per_second": _mean([r.metrics["train_examples_per_second"] for r in group.results]),
+                 "duration_seconds": sum(r.info.get("duration_seconds") or 0 for r in group.results)},
+                [r.run_dir for r in group.results])
+    interrupted = None if fresh else interrupted_run(runs_root, name, config.to_dict())
+    if interrupted is not None:
+        err.print(f"resuming the interrupted run {interrupted}")
+        result = run_with_progress(lambda listener: resume_run(interrupted, listener=listener))
+    else:
+        result = run_with_progress(lambda listener: run_training(
+            config, runs_root=runs_root, listener=listener, experiment=name))
+    m = result.metrics
+    return ({"experiment": name, "status": "complete", "run": str(result.run_dir), "model": config.model,
+             "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+             "train_examples_per_second": m["train_examples_per_second"],
+             "duration_seconds": result.info.get("duration_seconds")}, result.run_dir)
 
 
 def _mean(values: list[float]) -> float:

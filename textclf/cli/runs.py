@@ -26,21 +26,46 @@ def list_runs(
 
     A group of runs (--seeds, --folds) is one row with its mean ± sd; --expand lists its runs.
     """
+    rows = _run_rows(runs_root)
+    groups = _group_rows(rows)
+    if as_json:
+        for row in rows:
+            json_line(row)
+        for g in groups.values():
+            json_line({k: v for k, v in g.items() if k != "members"})
+        return
+    if not rows:
+        out.print(f"no runs under {runs_root}/")
+        return
+    out.print(_runs_table(rows, groups, runs_root, expand))
+    stopped = [r for r in rows if r["status"] == "interrupted"]
+    if stopped:
+        root = "" if runs_root == "runs" else f" --runs-root {runs_root}"
+        out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']}{root} "
+                  "(add --epochs N to train to N epochs)", highlight=False)
+
+
+def _run_rows(runs_root: str) -> list[dict]:
+    """One row per run (as `runs list --json` prints it); an interrupted run's epochs are those it completed."""
     from textclf import runs
-    from textclf.reports import format_proportion
-    from textclf.stats import summary
 
     found = runs.list_runs(runs_root)
-    for i in found:  # an interrupted run: the epochs it completed, which a resume continues after
+    for i in found:
         if i["status"] == "interrupted" and i.get("epochs") is None:
             i["epochs"] = runs.Run(i["path"]).epochs_done
-    rows = [{"type": "run", "name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"),
+    group = lambda i, key: (i.get("group") or {}).get(key) if isinstance(i.get("group"), dict) else None  # noqa: E731
+    return [{"type": "run", "name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"),
              "data": i.get("data"), "epochs": i.get("epochs"), "accuracy": i.get("accuracy"),
              "macro_f1": i.get("macro_f1"), "duration_seconds": i.get("duration_seconds"), "status": i["status"],
              "started": i.get("started"), "path": i["path"], "error": i.get("error"),
-             "group": (i.get("group") or {}).get("id") if isinstance(i.get("group"), dict) else None,
-             "group_size": (i.get("group") or {}).get("size") if isinstance(i.get("group"), dict) else None}
-            for i in found]
+             "group": group(i, "id"), "group_size": group(i, "size")} for i in found]
+
+
+def _group_rows(rows: list[dict]) -> dict[str, dict]:
+    """Group id -> its row: members, complete/size (the size as planned in run.json, not the runs that exist
+    so far: an interrupted group whose later runs never started is not "2/2 complete"), mean ± sd."""
+    from textclf.stats import summary
+
     groups: dict[str, dict] = {}
     for r in rows:
         if r["group"]:
@@ -51,21 +76,16 @@ def list_runs(
     for g in groups.values():
         done = [m for m in g["members"] if m["status"] == "complete"]
         sizes = [m["group_size"] for m in g["members"] if isinstance(m["group_size"], int)]
-        # the group's size as planned (run.json), not the runs that exist so far: an interrupted group
-        # whose later runs never started is not "2/2 complete"
         g.update(complete=len(done), size=max([len(g["members"]), *sizes]),
                  duration_seconds=sum(m["duration_seconds"] or 0 for m in g["members"]),
                  **{k: summary([m[k] for m in done if isinstance(m[k], (int, float))]) for k in ("accuracy", "macro_f1")})
-    if as_json:
-        for row in rows:
-            json_line(row)
-        for g in groups.values():
-            json_line({k: v for k, v in g.items() if k != "members"})
-        return
-    if not rows:
-        out.print(f"no runs under {runs_root}/")
-        return
+    return groups
+
+
+def _runs_table(rows: list[dict], groups: dict[str, dict], runs_root: str, expand: bool):
     from rich import box
+
+    from textclf.reports import format_proportion
     from textclf.cli._render import Table
 
     table = Table(title=f"runs in {runs_root}/", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -89,12 +109,7 @@ def list_runs(
             for m in g["members"]:
                 cells = _run_cells(m)
                 table.add_row(f"  └ {cells[0]}", *cells[1:])
-    out.print(table)
-    stopped = [r for r in rows if r["status"] == "interrupted"]
-    if stopped:
-        root = "" if runs_root == "runs" else f" --runs-root {runs_root}"
-        out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']}{root} "
-                  "(add --epochs N to train to N epochs)", highlight=False)
+    return table
 
 
 def _short(data) -> str:

@@ -28,7 +28,7 @@ EXPERIMENT = "Experiments and resume"
 _RUN_OPTIONS = ("experiment", "experiments_file", "resume", "set_", "run_dir", "runs_root")
 
 
-def _options(
+def _source_options(
     model: Annotated[Optional[str], typer.Option(
         help="Registered model name (see `textclf models list`), or auto: chosen from the training data's "
              "samples / median words per sample (default: auto).")] = None,
@@ -41,6 +41,17 @@ def _options(
         help="Continue an interrupted run after its last completed epoch, with its saved config (--epochs N "
              "extends it to N epochs).",
         rich_help_panel=EXPERIMENT)] = None,
+    seeds: Annotated[Optional[int], typer.Option(
+        help="Train N runs that differ only in the seed (seed, seed+1, …), grouped; report mean ± sd and "
+             "the 95% interval.", rich_help_panel=EXPERIMENT)] = None,
+    folds: Annotated[Optional[int], typer.Option(
+        help="k-fold cross-validation on the training data (stratified, seeded): K grouped runs, each "
+             "evaluated on its held-out fold.", rich_help_panel=EXPERIMENT)] = None,
+) -> None:
+    """Where the config comes from: the model, an experiment, a resume, seeds and folds. (A signature only: see _command.)"""
+
+
+def _data_options(
     data: Annotated[Optional[str], typer.Option(
         help="Training data: sample, tfds:NAME[:SPLIT], csv:PATH, tsv:PATH or jsonl:PATH "
              "(default: tfds:ag_news_subset).", rich_help_panel=DATA)] = None,
@@ -61,6 +72,11 @@ def _options(
     max_text_chars: Annotated[Optional[int], typer.Option(
         help="Refuse a text longer than this many characters when reading the data (default: 2,000,000).",
         rich_help_panel=DATA)] = None,
+) -> None:
+    """The data options. (A signature only: see _command.)"""
+
+
+def _training_options(
     epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data.", rich_help_panel=TRAIN)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Global batch size.", rich_help_panel=TRAIN)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_help_panel=TRAIN)] = None,
@@ -72,12 +88,6 @@ def _options(
         help="Linear warmup: a fraction of all steps (<1) or a number of steps.", rich_help_panel=TRAIN)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for shuffling and initialisation.",
                                                 rich_help_panel=TRAIN)] = None,
-    seeds: Annotated[Optional[int], typer.Option(
-        help="Train N runs that differ only in the seed (seed, seed+1, …), grouped; report mean ± sd and "
-             "the 95% interval.", rich_help_panel=EXPERIMENT)] = None,
-    folds: Annotated[Optional[int], typer.Option(
-        help="k-fold cross-validation on the training data (stratified, seeded): K grouped runs, each "
-             "evaluated on its held-out fold.", rich_help_panel=EXPERIMENT)] = None,
     class_weight: Annotated[Optional[str], typer.Option(
         help="none, balanced (n / (classes × count) per class) or a JSON file {label: weight} (default: none).",
         rich_help_panel=TRAIN)] = None,
@@ -88,6 +98,14 @@ def _options(
     restore_best: Annotated[Optional[bool], typer.Option(
         "--restore-best/--no-restore-best", help="Keep the weights of the best epoch, not the last.",
         rich_help_panel=TRAIN)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Override any config field, e.g. --set training.epochs=3 (repeatable).",
+        rich_help_panel=TRAIN)] = None,
+) -> None:
+    """The training options. (A signature only: see _command.)"""
+
+
+def _model_options(
     max_length: Annotated[Optional[int], typer.Option(help="Longest token sequence kept.",
                                                       rich_help_panel=MODEL)] = None,
     vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size.", rich_help_panel=MODEL)] = None,
@@ -103,6 +121,11 @@ def _options(
              "bert_en_uncased_preprocess/3).", rich_help_panel=MODEL)] = None,
     pooling: Annotated[Optional[str], typer.Option(help="BERT models: mean, pooled or cls.",
                                                    rich_help_panel=MODEL)] = None,
+) -> None:
+    """The model-size options. (A signature only: see _command.)"""
+
+
+def _runtime_options(
     strategy: Annotated[Optional[str], typer.Option(
         help="auto, default, one_device, mirrored, multi_worker (TF_CONFIG) or tpu.", rich_help_panel=RUNTIME)] = None,
     per_replica_batch_size: Annotated[Optional[int], typer.Option(
@@ -116,14 +139,20 @@ def _options(
     deterministic: Annotated[Optional[bool], typer.Option(
         "--deterministic/--no-deterministic", help="Deterministic ops: same seed and data, same numbers.",
         rich_help_panel=RUNTIME)] = None,
-    set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="Override any config field, e.g. --set training.epochs=3 (repeatable).",
-        rich_help_panel=TRAIN)] = None,
+) -> None:
+    """The device and distribution options. (A signature only: see _command.)"""
+
+
+def _run_dir_options(
     run_dir: Annotated[Optional[str], typer.Option(help="Write the run here (default: RUNS_ROOT/<time>-<model>).",
                                                    rich_help_panel=RUN)] = None,
     runs_root: Annotated[str, typer.Option(help="Where runs and `latest` live.", rich_help_panel=RUN)] = "runs",
 ) -> None:
-    """The options of `train` and of every preset (a signature only: see _command)."""
+    """Where the run is written. (A signature only: see _command.)"""
+
+
+# The options of `train` and of every preset, by help panel: _command joins their signatures.
+_OPTION_GROUPS = (_source_options, _data_options, _training_options, _model_options, _runtime_options, _run_dir_options)
 
 
 def _train(options: dict[str, Any], preset) -> None:
@@ -158,14 +187,16 @@ def _train(options: dict[str, Any], preset) -> None:
 
 
 def _command(name: str, doc: str, preset=None):
-    """The command `name`: `_options`' signature (the model's default is the preset's), one path."""
+    """The command `name`: the option groups' signatures (the model's default is the preset's), one path."""
 
     def command(**options: Any) -> None:
         _train(options, preset)
 
-    hints = typing.get_type_hints(_options, include_extras=True)
-    params = [p.replace(annotation=hints[n], default=preset.model if preset and n == "model" else p.default)
-              for n, p in inspect.signature(_options).parameters.items()]
+    params = []
+    for group in _OPTION_GROUPS:
+        hints = typing.get_type_hints(group, include_extras=True)
+        params += [p.replace(annotation=hints[n], default=preset.model if preset and n == "model" else p.default)
+                   for n, p in inspect.signature(group).parameters.items()]
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__name__ = name.replace("-", "_")
