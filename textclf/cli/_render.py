@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table as RichTable
 
 # Piped or redirected output is read later, often in a wide editor: don't fold tables to 80
 # columns there. A terminal (or $COLUMNS) sets the width itself.
@@ -28,17 +29,14 @@ def styled(markup: str, *data: Any) -> Any:
     return Text.from_markup(markup.format(*(escape(str(d)) for d in data)), emoji=False)
 
 
-def Table(*args, **kwargs):  # noqa: N802 - stands in for rich's Table
+class Table(RichTable):
     """A rich Table whose string cells are shown as they are — texts, labels, names are data, never
     markup (`[/]` in a text broke predict); a styled cell is given as `styled(...)`."""
-    from rich.table import Table as RichTable
-    from rich.text import Text
 
-    class DataTable(RichTable):
-        def add_row(self, *cells, **kw):
-            super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kw)
+    def add_row(self, *cells, **kw):
+        from rich.text import Text
 
-    return DataTable(*args, **kwargs)
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kw)
 
 
 def error(message: str) -> None:
