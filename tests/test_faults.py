@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -232,6 +233,35 @@ def test_a_signal_ends_training_with_one_line_and_a_resumable_run(tmp_path, sig,
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "failed" and info["error"] == "interrupted"
     assert (run / "checkpoints" / "progress.json").exists()
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("after", [0.15, 1.5])  # while the CLI's imports load; while TensorFlow loads
+def test_a_signal_before_training_is_one_line_too(tmp_path, sig, code, word, after):
+    """Typer turns a KeyboardInterrupt inside a command into a silent exit 130, also for SIGTERM; and a
+    signal during the CLI's own imports would be a traceback. Any moment: one line, 130 / 143."""
+    proc = subprocess.Popen(_train_cmd(tmp_path, 400), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err + out
+    [line] = [ln for ln in err.splitlines() if ln.strip()][-1:]
+    assert line.startswith(f"error: {word}")
+    for run in (tmp_path / "runs").glob("2*"):  # a run started before the signal is not left looking complete
+        assert json.loads((run / "run.json").read_text())["status"] != "complete"
+
+
+def test_help_screens_name_values_instead_of_python_types():
+    """`--epochs N`, `--data SPEC`, flags with no value: never Typer's `<str>` / `<bool>` / `<int>`."""
+    for command in (["train"], ["evaluate"], ["predict"], ["runs", "compare"], ["data", "stats"], ["tune"]):
+        text = cli(*command, "--help", env={"COLUMNS": "100"}).output
+        assert not re.search(r"<(str|bool|int|float|list|path)", text), (command, text)
+        if command == ["train"]:
+            rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ --")}
+            assert rows["--epochs"].split()[2] == "N" and rows["--data"].split()[2] == "SPEC"
+            assert rows["--learning-rate"].split()[2] == "X" and rows["--per-replica-batch-size"].split()[2] == "N"
+            assert rows["--restore-best"].split()[2] == "--no-restore-best" and rows["--help"].split()[3] == "Show"
 
 
 def test_a_ctrl_c_run_is_listed_interrupted_and_can_be_extended(tmp_path):

@@ -1,5 +1,5 @@
 """`python -m textclf` runs the CLI."""
 
-from textclf.cli import main
+from textclf.entry import main
 
 main()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import types
 
 import typer
 from typer.core import TyperGroup
@@ -24,6 +26,7 @@ class TextclfGroup(TyperGroup):
         from textclf.cli import _render
 
         _render.SUMMARIES[0] = _render.out  # a command's summaries go to stdout unless it prints JSON
+        _name_values(self)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except Interrupted as err:
@@ -44,6 +47,66 @@ class TextclfGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def make_context(self, *args, **kwargs):
+        with _signals_as_interrupted():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _signals_as_interrupted():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _signals_as_interrupted():
+    """A Ctrl-C or SIGTERM outside a run (loading TensorFlow, reading data) is one line and 130 / 143 too.
+
+    Typer turns any KeyboardInterrupt inside a command into a silent exit 130, also for SIGTERM; as
+    Interrupted (not a KeyboardInterrupt) it reaches TextclfGroup.main like a run's interrupt.
+    """
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        raise Interrupted(terminated=isinstance(err, Terminated)) from None
+
+
+# What an option's value is, in help screens: `--data SPEC`, `--epochs N`; a flag shows none.
+_VALUE_NAMES = {"data": "SPEC", "eval_data": "SPEC", "spec": "SPEC", "unlabeled": "SPEC",
+                "run": "RUN", "resume": "RUN", "run_dir": "RUN", "run_ref": "RUN", "run_refs": "RUN",
+                "teacher": "RUN", "model": "MODEL", "experiment": "EXPERIMENT", "names": "EXPERIMENT",
+                "texts": "TEXT", "directory": "DIR"}
+_PATH_WORDS = ("plot", "curve", "out", "output", "file", "dir", "root", "path", "journal")
+_TYPE_NAMES = {"int": "N", "float": "X"}
+_HELP_NAMES = types.SimpleNamespace(help_option_names=["-h", "--help"])  # as in the app's context_settings
+
+
+def _name_values(command) -> None:
+    """Give every parameter of every command a value name in place of Typer's `<str>`/`<bool>` (once)."""
+    for sub in getattr(command, "commands", {}).values():
+        _name_values(sub)
+    helps = getattr(command, "get_help_option", lambda ctx: None)(_HELP_NAMES)
+    for param in [*getattr(command, "params", ()), *([helps] if helps else [])]:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = _VALUE_NAMES.get(param.name, param.name.upper())
+            param.display_type_rich = lambda ctx: None  # the name says it; Typer would add `<str>`
+        elif getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+        else:
+            param.metavar = _value_name(param)
+
+
+def _value_name(param) -> str:
+    words = param.name.split("_")
+    if param.name == "run_dir" and "--run-dir" in param.opts:  # train's: where to write, not a run to read
+        return "DIR"
+    if param.name in _VALUE_NAMES:
+        return _VALUE_NAMES[param.name]
+    if words[-1] in _PATH_WORDS or param.name in _PATH_WORDS:
+        return "DIR" if words[-1] in ("dir", "root") else "PATH"
+    bare = getattr(param, "bare_type", lambda: "")()
+    return _TYPE_NAMES.get(bare.removeprefix("list[").removesuffix("]"), "TEXT")
 
 
 def _click_exit(err: Exception) -> int:
@@ -133,14 +196,7 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    import signal
-
-    def terminate(signum, frame):  # SIGTERM ends a run like Ctrl-C: marked, resumable, one line
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, terminate)
+    """Run the CLI (textclf.entry installs the signal handlers first)."""
     try:
         app()
     except SystemExit as done:
