@@ -374,12 +374,28 @@ def test_saved_model_export_is_a_shared_folder_and_says_what_it_needs(trained, t
     old = os.umask(0o022)
     try:
         out = tmp_path / "sm"
-        assert cli("export", run, "--out", out).exit_code == 0
+        result = cli("export", run, "--out", out)
+        assert result.exit_code == 0
+        assert result.stderr.splitlines() == [f"loading the model of {run.name}…", "tracing and saving the serving model…"]
     finally:
         os.umask(old)
     assert oct(out.stat().st_mode & 0o777) == oct(0o755)
     assert json.loads((out / "textclf-export.json").read_text())["requires"] == ["tensorflow"]
     assert _uses_text_ops({"model": "bert-small"}) and not _uses_text_ops({"model": "transformer"})
+
+
+def test_evaluate_reports_progress_while_it_predicts(trained, monkeypatch):
+    """A large eval set is not a silent minute: when piped, a line per interval with the texts done."""
+    from textclf.cli._render import ProgressListener
+
+    _, run = trained
+    monkeypatch.setattr(ProgressListener, "WORK_EVERY", 0.0)
+    monkeypatch.setattr("textclf.prediction.PREDICT_BATCH", 2)  # several batches of the tiny eval set
+    result = cli("evaluate", run, "--json")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("predicting ")]
+    total = json.loads(result.stdout)["examples"]
+    assert len(lines) >= 2 and lines[-1].startswith(f"predicting {total} texts: {total}/{total} (100%)")
 
 
 # ---- comparisons and plots

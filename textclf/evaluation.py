@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -187,12 +187,14 @@ def report_from_predictions(
 
 
 def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, threshold: float | None = None,
-             target_accuracy: float | None = None, curve: bool = False) -> Report:
+             target_accuracy: float | None = None, curve: bool = False,
+             progress: Callable[[str, int, int], None] | None = None) -> Report:
     """Evaluate a complete run (default: the latest) on `data` (default: the run's eval data).
 
     `threshold`: also coverage and accuracy when answering only at that confidence;
     `target_accuracy`: the lowest threshold reaching it on `data` (choose it on validation data,
-    not on the test split); `curve`: accuracy vs coverage (and precision/recall for two classes).
+    not on the test split); `curve`: accuracy vs coverage (and precision/recall for two classes);
+    `progress(what, done, total)`: after each batch of texts.
     """
     from textclf.config import DataConfig, from_dict
     from textclf.data.sources import load_eval
@@ -209,7 +211,8 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     data_cfg = from_dict(DataConfig, cfg.get("data", {}), "data")
     seed = int(cfg.get("training", {}).get("seed", 0))
     examples = load_eval(data_cfg, seed, predictor.labels, data, multilabel=predictor.multilabel)
-    probs = predictor.probabilities(examples.texts)
+    what = f"predicting {len(examples.texts):,} texts"
+    probs = predictor.probabilities(examples.texts, progress and (lambda done, total: progress(what, done, total)))
     if predictor.multilabel:
         return _evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy, curve)
     report = report_from_predictions(examples.labels, probs.argmax(axis=1), predictor.labels, examples.source)

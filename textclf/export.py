@@ -7,6 +7,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from textclf import runs
 from textclf.errors import ModelError, RunError, TextclfError
@@ -41,7 +42,8 @@ def _manifest(fmt: str, run_dir: Path, info: dict, labels: list, thresholds, int
                         "preprocessing graph uses its ops"} if "tensorflow_text" in needs else {})}
 
 
-def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str | Path = "runs") -> Path:
+def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str | Path = "runs",
+               say: Callable[[str], None] = lambda step: None) -> Path:
     """Write the run's classifier to `out` (a new directory) and return it.
 
     saved_model: signature `serving_default(text: string[batch])` -> `probabilities`
@@ -52,6 +54,7 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     thresholds are in textclf-export.json as well.
     tflite: `model.tflite` (built-in ops only) from token ids to probabilities, with
     vocab.txt, labels.txt and the tokenization rules (TFLite has no string ops).
+    `say(step)`: the name of each step as it starts (loading, tracing and saving can take a minute).
     """
     if fmt not in FORMATS:
         raise ModelError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -61,6 +64,7 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     run_files = Run(run_dir)
     labels = run_files.labels
     thresholds = run_files.thresholds
+    say(f"loading the model of {run_dir.name}")
     model = load_model(run_dir)
     info = run_files.info
     try:
@@ -69,8 +73,10 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
         raise RunError(f"cannot write {out}: {err.strerror or err}") from None
     try:
         if fmt == "tflite":
+            say("converting to TFLite")
             interface = _write_tflite(model, labels, staging, info.get("model", ""))
         else:
+            say("tracing and saving the serving model")
             _save_serving_model(model, labels, staging, thresholds)
             outputs = {"predicted": f"int32[batch, {len(labels)}] (1: the label's probability >= its threshold)"} \
                 if thresholds is not None else {"label": "string[batch]", "label_id": "int32[batch]"}

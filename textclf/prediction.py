@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -73,7 +73,8 @@ class Predictor:
                                "retrain the run")
         self.model = load_model(run_dir) if self.twin is None else None
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+    def probabilities(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Probabilities of `texts`, in batches of similar length; `progress(done, total)` after each."""
         from textclf.data import length_order
 
         texts = np.asarray([str(t) for t in texts], dtype=object)  # Python strings: no padding to the longest
@@ -81,14 +82,22 @@ class Predictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         batches, inverse = length_order([len(t) for t in texts], PREDICT_BATCH, PREDICT_CHARS)
         if self.twin is not None:
-            probs = np.concatenate([self.twin.probabilities(list(texts[rows])) for rows in batches])
-            check_outputs(probs.shape[1], Run(self.run_dir))
-            return probs[inverse]
-        from textclf._tf import tf
+            forward = lambda rows: self.twin.probabilities(list(texts[rows]))  # noqa: E731
+        else:
+            from textclf._tf import tf
 
-        # One batch: an eager call answers sooner than tracing a graph (cold start).
-        forward = (lambda x: self.model(x, training=False)) if len(batches) == 1 else self._forward
-        probs = np.concatenate([forward(tf.constant(texts[rows])).numpy() for rows in batches])
+            # One batch: an eager call answers sooner than tracing a graph (cold start).
+            call = (lambda x: self.model(x, training=False)) if len(batches) == 1 else self._forward
+            forward = lambda rows: call(tf.constant(texts[rows])).numpy()  # noqa: E731
+        parts, done = [], 0
+        for rows in batches:
+            parts.append(forward(rows))
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(texts))
+        probs = np.concatenate(parts)
+        if self.twin is not None:
+            check_outputs(probs.shape[1], Run(self.run_dir))
         return probs[inverse]
 
     @property

@@ -92,6 +92,10 @@ class ProgressListener:
     accuracy; otherwise (a log, a pipe, CI) one plain line per epoch, written when it ends."""
 
     WORK_EVERY = 10.0  # seconds between the plain lines of a long step when not on a terminal
+    BAR_AFTER = 1.0  # a step done sooner shows no bar on a terminal
+
+    def __init__(self, hold: bool = True) -> None:
+        self.hold = hold  # status lines wait for training to start (a data error alone is one line)
 
     def __enter__(self):
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -105,8 +109,9 @@ class ProgressListener:
         )
         self.task = None
         self.work: dict[str, Any] = {}  # long step -> its task (terminal) or [started, last line, lines] (plain)
+        self.seen: dict[str, float] = {}  # long step -> when it was first reported (terminal)
         self.epoch_started = time.perf_counter()
-        self.pending: list[str] | None = []  # status lines before training starts (not live: see on_status)
+        self.pending: list[str] | None = [] if self.hold else None  # status lines before training starts
         return self
 
     def __exit__(self, *exc):
@@ -164,9 +169,12 @@ class ProgressListener:
         """A long step's progress (frozen features, n-gram features, ...): a bar with an estimate on a
         terminal; else a line every WORK_EVERY seconds, and one when it ends if it took that long."""
         if self.live:
-            if not self.progress.live.is_started:
-                self.progress.start()
             if what not in self.work:
+                first = self.seen.setdefault(what, time.perf_counter())
+                if time.perf_counter() - first < self.BAR_AFTER:
+                    return
+                if not self.progress.live.is_started:
+                    self.progress.start()
                 self.work[what] = self.progress.add_task(what, total=max(total, 1), extra="")
             self.progress.update(self.work[what], completed=done, total=max(total, 1))
             return

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from textclf.cli._render import RUN_HELP, json_line, one_run, out, pct, styled
+from textclf.cli._render import ProgressListener, RUN_HELP, json_line, one_run, out, pct, styled
 
 
 app = typer.Typer()  # registered by textclf.cli
@@ -38,8 +38,9 @@ def evaluate(
     for path in (plot, curve):  # fail before the (slow) evaluation, not after it
         if path is not None:
             check_plot_path(path)
-    report = run_evaluation(resolve_run(one_run(run_dir, run), runs_root), data, threshold=threshold,
-                            target_accuracy=target_accuracy, curve=curve is not None)
+    with ProgressListener(hold=False) as listener:
+        report = run_evaluation(resolve_run(one_run(run_dir, run), runs_root), data, threshold=threshold,
+                                target_accuracy=target_accuracy, curve=curve is not None, progress=listener.on_work)
     if plot is not None:
         from textclf.reports import write_plot
 

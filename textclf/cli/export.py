@@ -8,7 +8,7 @@ import enum
 
 import typer
 
-from textclf.cli._render import RUN_HELP, one_run, out
+from textclf.cli._render import RUN_HELP, ProgressListener, one_run, out
 
 
 app = typer.Typer()  # registered by textclf.cli
@@ -31,7 +31,8 @@ def export(
     from textclf.export import META_FILE, export_run
 
     fmt = Format(fmt).value
-    written = export_run(one_run(run_dir, run), fmt, out_dir, runs_root)
+    with ProgressListener(hold=False) as listener:
+        written = export_run(one_run(run_dir, run), fmt, out_dir, runs_root, say=listener.on_status)
     if fmt == "tflite":
         sig = "serving_default: token_ids (int32) → probabilities; tokenize with vocab.txt"
     else:

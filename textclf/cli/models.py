@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from textclf.cli._render import Table, json_line, out, styled
+from textclf.cli._render import ProgressListener, Table, json_line, out, styled
 
 # Registered by textclf.cli as `models`.
 app = typer.Typer(help="List registered models; import Hugging Face BERT checkpoints.", no_args_is_help=True)
@@ -45,6 +45,7 @@ def import_hf(
     """Convert a Hugging Face BERT checkpoint into TF-Hub-format SavedModels in textclf's model store."""
     from textclf.models.hf_import import import_hf as run_import
 
-    path = run_import(directory, name, overwrite=overwrite)
+    with ProgressListener(hold=False) as listener:
+        path = run_import(directory, name, overwrite=overwrite, say=listener.on_status)
     out.print(styled("imported [bold cyan]{}[/] → {}", name, path))
     out.print(f"use it with: textclf finetune-bert-adamw --model {name}  (or train-bert-frozen, train --model {name})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -156,8 +157,10 @@ def do_lower_case(src: Path) -> bool:
     return True
 
 
-def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length: int = 128) -> Path:
-    """Convert the checkpoint in `src` and install it in the store as `name`; return its folder."""
+def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length: int = 128,
+              say: Callable[[str], None] = lambda step: None) -> Path:
+    """Convert the checkpoint in `src` and install it in the store as `name`; return its folder.
+    `say(step)`: the name of each step as it starts (exporting a base-size encoder takes minutes)."""
     src = Path(src).expanduser()
     if not store.NAME_RE.match(name):
         raise ModelError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
@@ -170,13 +173,14 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
         raise ModelError(f"model {name!r} already exists in {target.parent}; pass --overwrite to replace it")
     tmp = store.prepare(name)  # a store that is a file or read-only fails here, before any reading
     try:
-        return _convert(src, name, target, tmp, seq_length)
+        return _convert(src, name, target, tmp, seq_length, say)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int) -> Path:
+def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, say) -> Path:
+    say(f"reading the checkpoint in {src}")
     config = read_hf_config(src)
     hf = load_hf_weights(src, config)
     lower = do_lower_case(src)
@@ -184,6 +188,7 @@ def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int) -> 
     from official.nlp.configs import encoders
     from official.nlp.tools import export_tfhub_lib
 
+    say("building the encoder and copying its weights")
     enc_cfg = encoder_config(config)
     encoder = encoders.build_encoder(enc_cfg)
     dummy = tf.ones((1, 4), tf.int32)
@@ -197,8 +202,10 @@ def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int) -> 
             raise ModelError(f"{src}: no weights for encoder variable {key}")
     ckpt = tf.train.Checkpoint(encoder=encoder).save(str(tmp / "ckpt" / "encoder"))
     vocab = str(src / "vocab.txt")
+    say("exporting the encoder as a SavedModel")
     export_tfhub_lib.export_model(str(tmp / "encoder"), encoder_config=enc_cfg, model_checkpoint_path=ckpt,
                                   with_mlm=False, vocab_file=vocab, do_lower_case=lower)
+    say("exporting the preprocessing model")
     export_tfhub_lib.export_preprocessing(str(tmp / "preprocess"), vocab_file=vocab, do_lower_case=lower,
                                           tokenize_with_offsets=False,
                                           default_seq_length=min(seq_length, config.get("max_position_embeddings", 512)))
