@@ -31,6 +31,10 @@ experiments:
     model: transformer
     model_params: {{embed_dim: 8, num_heads: 1, ff_dim: 8, max_length: 16, vocab_size: 200, dropout: 0.2}}
     training: {{epochs: {EPOCHS}, global_batch_size: 16, seed: 5}}
+  derived:  # max_length taken from the data: the saved config differs from the requested one
+    model: transformer
+    model_params: {{embed_dim: 8, num_heads: 1, ff_dim: 8, vocab_size: 200}}
+    training: {{epochs: {EPOCHS}, global_batch_size: 16, seed: 5}}
 """)
     return root
 
@@ -111,6 +115,22 @@ def test_rerunning_an_interrupted_experiment_continues_it(setup, reference):
     [row] = json.loads(result.stdout.splitlines()[-1])["experiments"]
     assert row["status"] == "complete" and Path(row["run"]) == killed
     assert_same_run(killed, reference)
+
+
+def test_an_experiment_with_values_derived_from_the_data_resumes_too(setup):
+    """The saved config holds the max_length derived from the data, which the experiment does not give:
+    running the experiment again still finds its interrupted run (by the config as requested)."""
+    runs_root = setup / "derived-runs"
+    start_and_kill(["experiments", "run", "derived", "--experiments-file", "experiments.yaml", "--runs-root",
+                    runs_root], setup, _progress_in(runs_root), after_epochs=1)
+    [killed] = [p for p in runs_root.iterdir() if p.is_dir() and not p.is_symlink()]
+    saved = json.loads((killed / "config.json").read_text())["model_params"]["max_length"]
+    assert saved and json.loads((killed / "run.json").read_text())["requested_config"]["model_params"]["max_length"] != saved
+    result = run("experiments", "run", "derived", "--experiments-file", setup / "experiments.yaml",
+                 "--runs-root", runs_root)
+    assert result.exit_code == 0, result.output
+    assert f"resuming the interrupted run {killed}" in result.stderr
+    assert is_complete(killed) and len([p for p in runs_root.iterdir() if p.is_dir() and not p.is_symlink()]) == 1
 
 
 class _progress_in:

@@ -306,6 +306,10 @@ def _stopped(info: dict) -> bool:
 
 
 def _has_config(info: dict, config: dict) -> bool:
+    """Whether the run was started with `config`: as requested (run.json's requested_config, when the
+    saved config holds values derived from the data, e.g. a transformer's max_length), or as saved."""
+    if info.get("requested_config") == config:
+        return True
     try:
         return read_object(Path(info["path"]) / CONFIG_FILE) == config
     except TextclfError:

@@ -104,6 +104,7 @@ def run_training(
     from textclf.runtime import reset_precision
 
     _read_before_tensorflow(config)
+    requested = config.to_dict()  # before the values derived from the data and machine (to find it again)
     runtime, config = _keras_runtime(config)
     stages = {}  # seconds of the stages before training, recorded in metrics.json
     try:
@@ -119,7 +120,8 @@ def run_training(
         with runs.start(runs_root, experiment or run_name(config), config.to_dict(), list(data.train.label_names),
                         run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
                         experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
-                        runtime=runtime.to_dict(), **({"group": group} if group else {})) as run:
+                        runtime=runtime.to_dict(), **({"group": group} if group else {}),
+                        **({"requested_config": requested} if requested != config.to_dict() and not resume else {})) as run:
             started = time.perf_counter()
             inputs = _prepare_inputs(built, config, data, runtime, hooks)  # tokens (frozen: features) once
             stages["prepare_seconds"] = time.perf_counter() - started
