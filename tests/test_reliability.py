@@ -414,3 +414,76 @@ def test_run_deleted_while_listing_is_skipped_not_fatal(base, tmp_path, monkeypa
     monkeypatch.setattr(runs_module, "status", real_status)
     # comparing a run that is gone: one line
     assert_one_line_error(run("runs", "compare", root / "one", root / "two"), "run not found")
+
+
+def test_a_full_disk_under_any_requested_output_is_one_line(base, tmp_path, monkeypatch):
+    """Plots, curves, histograms and report pages share one write path: ENOSPC while writing any of
+    them is one line, and no partial file is left."""
+    root, train, latest = base
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(runs_module.os, "fsync", full)
+    for args in (["evaluate", latest, "--curve", tmp_path / "c.png"], ["evaluate", latest, "--plot", tmp_path / "p.png"],
+                 ["data", "stats", f"csv:{train}", "--plot", tmp_path / "h.png"],
+                 ["report", latest, "--out", tmp_path / "r.html"]):
+        assert_one_line_error(run(*args), f"cannot write {args[-1]}", "No space left on device", code=1)
+    monkeypatch.setattr(runs_module.os, "fsync", real_fsync)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_predictions_of_a_run_are_one_line(base, copy_of_run):
+    _, _, latest = base
+    data = (copy_of_run / "predictions.npz").read_bytes()
+    for damaged in (data[: len(data) // 2], b"not a zip", b""):
+        (copy_of_run / "predictions.npz").write_bytes(damaged)
+        for command in ("compare", "report"):
+            args = ["runs", "compare", latest, copy_of_run] if command == "compare" else \
+                ["report", latest, copy_of_run, "--out", copy_of_run.parent / "r.html"]
+            assert_one_line_error(run(*args), "predictions.npz is unreadable", "damaged or truncated", code=1)
+    assert not (copy_of_run.parent / "r.html").exists()
+
+
+def test_a_damaged_search_journal_is_one_line_and_a_half_written_line_is_dropped(base, tmp_path):
+    from textclf.tuning import STUDY_FILE, _check_journal
+
+    journal = tmp_path / STUDY_FILE
+    journal.write_bytes(b'{"op_code": 0, "worker_id": "a"}\n{"op_code": 4, "wor')  # a search killed mid-write
+    _check_journal(journal)
+    assert journal.read_bytes() == b'{"op_code": 0, "worker_id": "a"}\n'
+    out = tmp_path / "search"
+    out.mkdir()
+    (out / STUDY_FILE).write_bytes(b'{"op_code": 0, "worker_id": "a"}\ngarbage{\n{"op_code": 1}\n')
+    result = run("tune", "a", "--space", "training.epochs=1,2", "--trials", "1", "--experiments-file",
+                 base[0] / "exp.yaml", "--out", out)
+    assert_one_line_error(result, f"{out / STUDY_FILE} is damaged at line 2", "another --out", code=1)
+
+
+@pytest.mark.parametrize("name,content", [("config.json", "[1, 2]"), ("config.json", "null"),
+                                          ("tokenizer_config.json", '["a"]')])
+def test_checkpoint_json_that_is_not_an_object_is_one_line(tmp_path, monkeypatch, name, content):
+    monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
+    src = tmp_path / "hf"
+    src.mkdir()
+    (src / "config.json").write_text('{"model_type": "bert", "vocab_size": 8, "hidden_size": 4, '
+                                     '"num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 4}')
+    (src / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\na\n")
+    (src / "model.safetensors").write_bytes(b"")
+    (src / name).write_text(content)
+    result = run("models", "import-hf", src, "--name", "x")
+    assert_one_line_error(result, f"{src / name} must hold a JSON object", code=1)
+    assert not (tmp_path / "home" / "models" / "x").exists()
+
+
+def test_a_damaged_imported_model_is_named_not_a_raw_exception(tmp_path, monkeypatch):
+    from textclf.models import store
+
+    monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
+    folder = store.models_dir() / "mini"
+    folder.mkdir(parents=True)
+    (folder / store.META).write_text("[]")
+    assert_one_line_error(run("train", "--data", "sample", "--model", "mini", "--runs-root", tmp_path / "runs"),
+                          "imported model 'mini' is damaged", "--overwrite", code=1)
+    assert store.list_models() == [] and not (tmp_path / "runs").exists()

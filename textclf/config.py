@@ -250,7 +250,9 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     if name not in MODELS.names() and name != AUTO:
         try:
             MODELS.get(name)  # a model a source finds (an imported BERT)
-        except ModelError:
+        except ModelError as err:
+            if not str(err).startswith("unknown model"):  # found, but unusable (a damaged import): say why
+                raise
             from textclf.registry import unknown_name
 
             raise ModelError(unknown_name("model", name, [AUTO, *MODELS.names()])) from None

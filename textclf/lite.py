@@ -32,6 +32,7 @@ import numpy as np
 
 from textclf.models.ngram_features import LOWER_KEPT, ascii_split, lower_like_tensorflow  # noqa: F401
 from textclf.runs import NATIVE  # a twin's "model" when it is the run's only model (no model.keras)
+from textclf.errors import RunError
 
 FORMAT = "textclf-lite-1"
 TOLERANCE = 1e-4  # largest probability difference from the Keras model that a twin may show
@@ -263,15 +264,14 @@ def load(run_dir: Path) -> "Twin | None":
 
 def read_arrays(run_dir: Path) -> dict | None:
     """The arrays of the run's twin file, or None when it is missing or unreadable."""
-    from textclf.runs import LITE_FILE
+    from textclf.runs import LITE_FILE, read_npz
 
     path = Path(run_dir) / LITE_FILE
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except Exception:  # a damaged or truncated file
+        return read_npz(path)
+    except RunError:  # a damaged or truncated file: no twin (the caller says what that means)
         return None
 
 

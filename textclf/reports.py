@@ -167,12 +167,7 @@ def check_plot_path(path: str | Path) -> Path:
 
 def write_plot(path: str | Path, report: dict) -> Path:
     """Write a confusion-matrix PNG for an evaluation to `path`."""
-    path = check_plot_path(path)
-    try:
-        runs.write_bytes(path, confusion_matrix_png(report))
-    except OSError as err:
-        raise RunError(f"cannot write {path}: {err.strerror or err}") from None
-    return path
+    return runs.write_output(check_plot_path(path), confusion_matrix_png(report))
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
@@ -496,9 +491,4 @@ def write_html_report(run_dirs: Sequence[Path | Sequence[Path]], out: str | Path
     out = Path(out)
     if not out.parent.is_dir():
         raise RunError(f"cannot write {out}: folder {out.parent} does not exist")
-    page = html_report(run_dirs)
-    try:
-        runs.write_bytes(out, page.encode("utf-8"))
-    except OSError as err:
-        raise RunError(f"cannot write {out}: {err.strerror or err}") from None
-    return out
+    return runs.write_output(out, html_report(run_dirs).encode("utf-8"))

@@ -78,6 +78,17 @@ def write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def write_output(path: str | Path, data: bytes) -> Path:
+    """A file the user asked for (a plot, a curve, a report page), atomically; any failure to write it
+    (a full disk, a missing folder, no permission) is one RunError and leaves no partial file."""
+    path = Path(path)
+    try:
+        write_bytes(path, data)
+    except OSError as err:
+        raise RunError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
+
+
 def model_signature(model_file: Path) -> str:
     """What identifies a saved model.keras: its members' names, sizes and CRC-32s (from the zip's
     directory, so reading it costs milliseconds for any size). zipfile.BadZipFile/OSError if unreadable."""
@@ -97,6 +108,22 @@ def write_npz(path: Path, arrays: dict, compressed: bool = True) -> None:
     buffer = io.BytesIO()
     (np.savez_compressed if compressed else np.savez)(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
     write_bytes(path, buffer.getvalue())
+
+
+def read_npz(path: Path, keys: tuple[str, ...] | None = None) -> dict:
+    """The arrays of an .npz run file (`keys`, or all); a damaged or truncated file is one RunError."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {key: saved[key] for key in (keys if keys is not None else saved.files)}
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except KeyError as err:
+        raise RunError(f"{path} is unreadable (no {err.args[0]!r} array)") from None
+    except Exception as err:  # BadZipFile, zlib.error, EOFError, ValueError (a pickled array), OSError
+        raise RunError(f"{path} is unreadable ({type(err).__name__}: {str(err) or 'damaged'}); "
+                       "it is damaged or truncated") from None
 
 
 def read_json(path: Path) -> Any:
@@ -538,16 +565,10 @@ class Run:
     @property
     def predictions(self) -> dict | None:
         """{"labels", "predicted"}: the eval examples' true and predicted classes (None for older runs)."""
-        import numpy as np
-
         path = self.path / PREDICTIONS_FILE
         if not path.exists():
             return None
-        try:
-            with np.load(path, allow_pickle=False) as saved:
-                out = {key: saved[key] for key in ("labels", "predicted")}
-        except (OSError, ValueError, KeyError) as err:
-            raise RunError(f"{path} is unreadable ({err})") from None
+        out = read_npz(path, ("labels", "predicted"))
         if out["labels"].shape != out["predicted"].shape or out["labels"].ndim not in (1, 2):
             raise RunError(f"{path} is unreadable (labels and predictions of different shapes)")
         return out

@@ -1,7 +1,7 @@
 """Reading a user's text file (or stdin) with one-line errors for every way it can fail.
 
 The one reader of user files: data files (CSV/TSV/JSONL, gzipped or not), experiments
-files and `predict --file`.
+files, `predict --file`, and JSON files that must hold an object (a checkpoint's config.json).
 """
 
 from __future__ import annotations
@@ -38,3 +38,17 @@ def read_text(path: str, *, what: str = "file") -> str:
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise DataError(f"{path} line {line}: not valid UTF-8 text") from None
+
+
+def read_json_object(path, *, what: str = "file") -> dict:
+    """The JSON object in a file; DataError naming the path when it is unreadable, not JSON, or not an object."""
+    import json
+
+    text = read_text(str(path), what=what)
+    try:
+        obj = json.loads(text)
+    except ValueError as err:
+        raise DataError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path} must hold a JSON object {{...}}, not {type(obj).__name__ if obj is not None else 'null'}")
+    return obj

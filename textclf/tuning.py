@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from textclf import runs
 from textclf.config import deep_merge, resolve_config
-from textclf.errors import ConfigError, Interrupted, TextclfError
+from textclf.errors import ConfigError, Interrupted, RunError, TextclfError
 
 VALIDATION_FOLDS = 5  # the scored part: one fold in five of the training data (20%)
 SETTINGS_FILE = "tune.json"
@@ -242,10 +242,39 @@ def _open_study(out: Path, experiment: str, seed: int):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
-    return optuna.create_study(storage=storage, study_name=experiment, direction="maximize", load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=seed),
-                               pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
+    path = out / STUDY_FILE
+    _check_journal(path)
+    try:
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        return optuna.create_study(storage=storage, study_name=experiment, direction="maximize", load_if_exists=True,
+                                   sampler=optuna.samplers.TPESampler(seed=seed),
+                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:  # records optuna cannot replay
+        raise RunError(f"the search's journal {path} is damaged ({type(err).__name__}: {err}); "
+                       "start the search again with another --out") from None
+
+
+def _check_journal(path: Path) -> None:
+    """A journal a killed search left with a half-written last line loses that line (optuna would append
+    the next record to it and never read either again); a damaged line elsewhere is one RunError."""
+    if not path.exists():
+        return
+    try:
+        data = path.read_bytes()
+        whole = data[:data.rfind(b"\n") + 1]
+        if len(whole) < len(data):
+            with open(path, "r+b") as fh:
+                fh.truncate(len(whole))
+    except OSError as err:
+        raise RunError(f"cannot read the search's journal {path}: {err.strerror or err}") from None
+    for number, line in enumerate(whole.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise RunError(f"the search's journal {path} is damaged at line {number}; "
+                           "start the search again with another --out")
 
 
 def _resume_running(study, finish, resume_run) -> None:

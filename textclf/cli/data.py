@@ -41,7 +41,7 @@ def stats(
     if target is not None:
         from textclf import runs
 
-        runs.write_bytes(target, histogram_png(counts, f"{train.source}: tokens per text"))
+        runs.write_output(target, histogram_png(counts, f"{train.source}: tokens per text"))
     if as_json:
         json_line(result)
         return

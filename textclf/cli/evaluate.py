@@ -49,7 +49,7 @@ def evaluate(
         from textclf import runs
         from textclf.reports import coverage_curve_png
 
-        runs.write_bytes(check_plot_path(curve), coverage_curve_png(report.curve, report.data))
+        runs.write_output(check_plot_path(curve), coverage_curve_png(report.curve, report.data))
     if as_json:
         json_line(report.to_dict())
         return

@@ -20,6 +20,7 @@ from textclf._tf import tf  # before official.*: selects legacy Keras first
 from textclf import runs
 from textclf.errors import ModelError
 from textclf.models import store
+from textclf.textfiles import read_json_object
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.txt")
 ACTIVATIONS = {"gelu": "textclf>exact_gelu", "relu": "relu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu"}
@@ -33,10 +34,7 @@ def read_hf_config(src: Path) -> dict:
     if missing:
         hint = " (PyTorch .bin checkpoints are not read; save with safetensors)" if "model.safetensors" in missing else ""
         raise ModelError(f"{src} is not a Hugging Face BERT checkpoint: missing {', '.join(missing)}{hint}")
-    try:
-        config = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ModelError(f"{src}/config.json is not valid JSON ({err})") from None
+    config = read_json_object(src / "config.json", what="config.json")
     model_type = config.get("model_type")
     if model_type != "bert":
         raise ModelError(f"{src}: model_type is {model_type!r}; only BERT checkpoints (model_type 'bert') can be imported")
@@ -150,10 +148,7 @@ def encoder_config(config: dict):
 def do_lower_case(src: Path) -> bool:
     path = src / "tokenizer_config.json"
     if path.is_file():
-        try:
-            return bool(json.loads(path.read_text(encoding="utf-8")).get("do_lower_case", True))
-        except ValueError:
-            pass
+        return bool(read_json_object(path, what="tokenizer_config.json").get("do_lower_case", True))
     return True
 
 
@@ -182,8 +177,8 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
 def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, say) -> Path:
     say(f"reading the checkpoint in {src}")
     config = read_hf_config(src)
-    hf = load_hf_weights(src, config)
     lower = do_lower_case(src)
+    hf = load_hf_weights(src, config)
 
     from official.nlp.configs import encoders
     from official.nlp.tools import export_tfhub_lib

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
+
+from textclf.errors import DataError, ModelError
+from textclf.textfiles import read_json_object
 
 META = "textclf-model.json"
 NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: no trailing newline ($ allows one)
@@ -34,7 +36,16 @@ def find(name: str) -> Path | None:
 
 
 def read_meta(path: Path) -> dict:
-    return json.loads((path / META).read_text(encoding="utf-8"))
+    """An imported model's meta.json; ModelError when it is damaged (re-import the model)."""
+    try:
+        meta = read_json_object(path / META, what="imported model's meta file")
+    except DataError as err:
+        raise ModelError(f"imported model {path.name!r} is damaged: {err}; import it again with --overwrite") from None
+    for key in ("encoder", "preprocessor"):
+        if not isinstance(meta.get(key), str):
+            raise ModelError(f"imported model {path.name!r} is damaged: {path / META} has no {key!r}; "
+                             "import it again with --overwrite")
+    return meta
 
 
 def list_models() -> list[dict]:
@@ -46,7 +57,7 @@ def list_models() -> list[dict]:
         if path.is_dir() and not path.name.startswith(".") and (path / META).is_file():
             try:
                 found.append({**read_meta(path), "path": str(path)})
-            except (OSError, ValueError):
+            except ModelError:  # a damaged import is not listed (using it by name says why)
                 continue
     return found
 
@@ -57,7 +68,6 @@ def prepare(name: str) -> Path:
     import shutil
     import tempfile
 
-    from textclf.errors import ModelError
 
     root = models_dir()
     hint = "set TEXTCLF_HOME to a folder you can write"
