@@ -433,3 +433,18 @@ def test_a_label_outside_a_runs_classes_names_the_runs_labels_not_classes_txt(tm
     path.write_text("label,text\nWorld,a\nOther,b\n")
     with pytest.raises(DataError, match=r"line 3: label 'Other' is not one of the classes in the training data or run \(labels.json\)"):
         load_examples(f"csv:{path}", label_names=["World", "Sports"])
+
+
+def test_evaluate_reads_other_columns_with_the_options_its_error_names(trained, tmp_path):
+    """The missing-column error names --label-field / --text-field: evaluate has them, for --data."""
+    _, run = trained
+    labels = json.loads((run / "labels.json").read_text())
+    other = tmp_path / "other.csv"
+    other.write_text("sentiment,body\n" + "".join(f"{label},some words about {label}\n" for label in labels))
+    missing = cli("evaluate", run, "--data", f"csv:{other}")
+    assert_one_line_error(missing, "no 'label' column", "--label-field", code=1)
+    result = cli("evaluate", run, "--data", f"csv:{other}", "--label-field", "sentiment", "--text-field", "body",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["examples"] == len(labels)
+    assert_one_line_error(cli("evaluate", run, "--label-field", "sentiment"), "give --data too", code=1)

@@ -188,13 +188,15 @@ def report_from_predictions(
 
 def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, threshold: float | None = None,
              target_accuracy: float | None = None, curve: bool = False,
-             progress: Callable[[str, int, int], None] | None = None) -> Report:
+             progress: Callable[[str, int, int], None] | None = None, text_fields: Sequence[str] | None = None,
+             label_field: str | None = None) -> Report:
     """Evaluate a complete run (default: the latest) on `data` (default: the run's eval data).
 
     `threshold`: also coverage and accuracy when answering only at that confidence;
     `target_accuracy`: the lowest threshold reaching it on `data` (choose it on validation data,
     not on the test split); `curve`: accuracy vs coverage (and precision/recall for two classes);
-    `progress(what, done, total)`: after each batch of texts.
+    `progress(what, done, total)`: after each batch of texts; `text_fields`, `label_field`: the columns
+    of `data` when they differ from the training data's.
     """
     from textclf.config import DataConfig, from_dict
     from textclf.data.sources import load_eval
@@ -209,6 +211,11 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     predictor = load_predictor(run_dir)
     cfg = Run(predictor.run_dir).config
     data_cfg = from_dict(DataConfig, cfg.get("data", {}), "data")
+    if text_fields or label_field:
+        if data is None:
+            raise ConfigError("--text-field and --label-field name the columns of --data; give --data too")
+        data_cfg = dataclasses.replace(data_cfg, **({"text_fields": tuple(text_fields)} if text_fields else {}),
+                                       **({"label_field": label_field} if label_field else {}))
     seed = int(cfg.get("training", {}).get("seed", 0))
     examples = load_eval(data_cfg, seed, predictor.labels, data, multilabel=predictor.multilabel)
     what = f"predicting {len(examples.texts):,} texts"

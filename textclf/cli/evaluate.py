@@ -27,6 +27,10 @@ def evaluate(
              "not the test split).", min=0.0, max=1.0)] = None,
     curve: Annotated[Optional[str], typer.Option(
         help="Write accuracy vs coverage (and precision vs recall for two classes) as a PNG here.")] = None,
+    text_field: Annotated[Optional[list[str]], typer.Option(
+        help="Text column/feature of --data, when not the training data's; repeat to join several.")] = None,
+    label_field: Annotated[Optional[str], typer.Option(
+        help="Label column/feature of --data, when not the training data's.")] = None,
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
@@ -40,7 +44,8 @@ def evaluate(
             check_plot_path(path)
     with ProgressListener(hold=False) as listener:
         report = run_evaluation(resolve_run(one_run(run_dir, run), runs_root), data, threshold=threshold,
-                                target_accuracy=target_accuracy, curve=curve is not None, progress=listener.on_work)
+                                target_accuracy=target_accuracy, curve=curve is not None, progress=listener.on_work,
+                                text_fields=text_field, label_field=label_field)
     if plot is not None:
         from textclf.reports import write_plot
 
