@@ -448,3 +448,29 @@ def test_evaluate_reads_other_columns_with_the_options_its_error_names(trained, 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["examples"] == len(labels)
     assert_one_line_error(cli("evaluate", run, "--label-field", "sentiment"), "give --data too", code=1)
+
+
+def test_a_run_being_resumed_elsewhere_is_not_resumed_twice(tmp_path):
+    """Two resumes of one interrupted run at once: the second stops with one line and leaves the run as
+    it was (the first holds the run directory's lock from before its status check to its end)."""
+    import fcntl
+
+    from textclf.runs import LOCK_FILE
+
+    log = tmp_path / "log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(_train_cmd(tmp_path, 400), stdout=out, stderr=subprocess.STDOUT)
+        _wait_for(lambda: "epoch 2/400" in log.read_text())
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    [run] = [p for p in (tmp_path / "runs").iterdir() if not p.is_symlink()]
+    before = (run / "run.json").read_text()
+    epochs = str(json.loads((run / "checkpoints" / "progress.json").read_text())["epochs_done"] + 1)
+    with open(run / LOCK_FILE, "a") as held:  # what a resume in another process holds while it trains
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = cli("train", "--resume", run, "--epochs", epochs)
+        assert_one_line_error(result, f"run {run} is being trained by another process", code=1)
+        assert (run / "run.json").read_text() == before
+    result = cli("train", "--resume", run, "--epochs", epochs)  # once it is free
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"

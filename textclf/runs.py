@@ -36,6 +36,7 @@ PROGRESS_FILE = "progress.json"  # inside checkpoints/
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
 LATEST = "latest"
+LOCK_FILE = ".lock"  # locked (flock) by the process training in the run directory
 DEFAULT_ROOT = "runs"
 
 
@@ -647,14 +648,46 @@ def start(root: str | Path, name: str, config: dict, labels: list[str], *, run_d
     run), deleted when it finishes. Any exception marks the run failed (Ctrl-C: "interrupted")
     with its duration so far, and a failed write becomes one RunError line.
     """
+    lock = None
     if resume:
         run = Run(Path(run_dir))
+        lock = _lock(run.path)  # then checked again: another resume may have started since the first check
+        check_resumable(run.path)
         previous = run.info
     elif scratch:
         run, previous = Run(Path(tempfile.mkdtemp(prefix="textclf-worker-")), scratch=True), {}
     else:
         run, previous = Run(new_run_dir(root, name, run_dir)), {}
+        lock = _lock(run.path)
     run._clock = (float(previous.get("duration_seconds", 0)), time.time())
+    try:
+        yield from _started(run, previous, config, labels, resume, scratch, info)
+    finally:
+        if lock is not None:
+            lock.close()  # releases it
+
+
+def _lock(path: Path):
+    """The run directory's lock, held until the returned file is closed; RunError when another process
+    holds it (two resumes of one run at once: the second stops before touching it)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: the status check alone
+        return None
+    try:
+        fh = open(path / LOCK_FILE, "a")
+    except OSError as err:
+        raise RunError(f"cannot write the run in {path}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise RunError(f"run {path} is being trained by another process; wait for it to end or stop it first") \
+            from None
+    return fh
+
+
+def _started(run: Run, previous: dict, config: dict, labels: list[str], resume: bool, scratch: bool, info: dict):
     try:
         run.mark("running", name=run.path.name, started=previous.get("started", timestamp()),
                  resumed=previous.get("resumed", -1) + 1 if resume else 0, **info, **process_info())
