@@ -168,3 +168,25 @@ def test_a_model_without_a_twin_gets_none():
     lengths = keras.layers.Lambda(lambda t: tf.cast(tf.strings.length(t), tf.float32)[:, None])(texts)
     model = keras.Model(texts, keras.layers.Dense(2, activation="softmax")(lengths))
     assert lite.twin_arrays(model, ["a", "bb"]) is None
+
+
+def test_a_model_damaged_inside_a_member_is_not_hidden_by_its_twin(runs, tmp_path):
+    """Random bytes inside model.keras's weights leave the zip directory (names, sizes, CRCs) as it was:
+    the twin is bound to the file's bytes, so it is not used, and the Keras path says what is wrong."""
+    import shutil
+    import zipfile
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["ngram-mlp"], run)
+    model = run / "model.keras"
+    with zipfile.ZipFile(model) as archive:
+        member = max(archive.infolist(), key=lambda i: i.compress_size)
+        before = [(i.filename, i.file_size, i.CRC) for i in archive.infolist()]
+    data = bytearray(model.read_bytes())
+    start = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra) + member.compress_size // 2
+    data[start:start + 64] = bytes(range(64))
+    model.write_bytes(bytes(data))
+    with zipfile.ZipFile(model) as archive:
+        assert [(i.filename, i.file_size, i.CRC) for i in archive.infolist()] == before  # the directory looks fine
+    assert lite.load(run) is None and lite.load(runs["ngram-mlp"]) is not None
+    assert_one_line_error(cli("predict", "goal match", "--run", run), "cannot load the model", code=1)

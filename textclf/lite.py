@@ -245,7 +245,7 @@ def load(run_dir: Path) -> "Twin | None":
     """The run's twin, or None: no twin file, an unreadable or foreign one, one made from another
     model.keras than the run's (a damaged or replaced model: the Keras path says what is wrong),
     or (transformer) no LiteRT."""
-    from textclf.runs import MODEL_FILE, model_signature
+    from textclf.runs import MODEL_FILE, model_signature, zip_signature
 
     arrays = read_arrays(run_dir)
     if arrays is None:
@@ -254,8 +254,9 @@ def load(run_dir: Path) -> "Twin | None":
         bound = str(arrays.get("model"))
         model_file = Path(run_dir) / MODEL_FILE
         # "native": the arrays are the run's only model (never a twin copied into a run with a model.keras)
+        signature = model_signature if bound.startswith("sha256:") else zip_signature  # older runs: the zip's
         if str(arrays.get("format")) != FORMAT or (
-                bound != model_signature(model_file) if model_file.exists() else bound != NATIVE):
+                bound != signature(model_file) if model_file.exists() else bound != NATIVE):
             return None
         return Twin(arrays)
     except Exception:  # no LiteRT (ImportError), a damaged file or model.keras, a graph TensorFlow
