@@ -253,6 +253,25 @@ def test_compare_tests_two_multilabel_runs(tmp_path, pair_files):
     assert compared["comparable"] and {"accuracy", "macro_f1"} <= set(compared["tests"])
 
 
+def test_a_multi_label_and_a_single_label_run_of_one_file_are_not_ranked(tmp_path):
+    """One CSV read with `|` as a label separator and without: the same spec, other labels. compare and
+    report say why nothing is ranked (no broadcast error between label sets and class indices)."""
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"world and sports news {i},World|Sports\nmarkets story {i},Business\n"
+                                             for i in range(40)))
+    runs = tmp_path / "runs"
+    for name, extra in (("multi", []), ("single", ["--label-separator", ""])):
+        result = cli("train", "--model", "ngram-linear", "--data", f"csv:{data}", "--run-dir", runs / name,
+                     "--runs-root", runs, *extra)
+        assert result.exit_code == 0, result.output
+    compared = cli("runs", "compare", runs / "multi", runs / "single", "--json", "--runs-root", runs)
+    assert compared.exit_code == 0, compared.output
+    why = json.loads(compared.stdout)["not_comparable"]
+    assert "read as multi-label by one and single-label by another" in why and not json.loads(compared.stdout)["tests"]
+    assert cli("report", runs / "multi", runs / "single", "--out", tmp_path / "r.html").exit_code == 0
+    assert "single-label by another" in (tmp_path / "r.html").read_text()
+
+
 def test_class_weights_are_refused_for_multilabel_data(tmp_path, pair_files):
     result = cli("train", "--model", "ngram-linear", "--data", f"jsonl:{pair_files[0]}", "--label-field", "labels",
                  "--class-weight", "balanced", "--runs-root", tmp_path / "runs")

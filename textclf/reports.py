@@ -298,8 +298,13 @@ def _eval_key(members: list[dict]) -> tuple[str, ...]:
 
 
 def _why_not_comparable(names: list[str], loaded: list[list[dict]]) -> str:
-    described = "; ".join(f"{n}: {', '.join(sorted({str(r['metrics'].get('data')) for r in g}))}"
-                          for n, g in zip(names, loaded))
+    sources = [", ".join(sorted({str(r["metrics"].get("data")) for r in g})) for g in loaded]
+    if len(set(sources)) == 1:  # one data spec: the texts or labels differ (e.g. multi-label and single-label)
+        kinds = {"multi-label" if any(r["metrics"].get("multilabel") for r in g) else "single-label" for g in loaded}
+        why = "read as multi-label by one and single-label by another" if len(kinds) > 1 else \
+            "with different texts or labels (the file changed, or other data options)"
+        return f"not comparable: the runs were evaluated on {sources[0]} {why}"
+    described = "; ".join(f"{n}: {s}" for n, s in zip(names, sources))
     return f"not comparable: the runs were evaluated on different eval data ({described})"
 
 
