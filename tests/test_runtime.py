@@ -80,7 +80,7 @@ TWO_CPUS = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.argv = ["textclf", *sys.argv[1:]]
-    from textclf.entry import main
+    from textclf.__main__ import main
     main()
 """)
 
@@ -104,7 +104,7 @@ def _free_port() -> int:
 def test_multi_worker_strategy_two_local_workers(tmp_path):
     train = write_csv(tmp_path / "d" / "train.csv", ag_rows(12))
     cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
-    code = "import sys; sys.argv = ['textclf', *sys.argv[1:]]; from textclf.entry import main; main()"
+    code = "import sys; sys.argv = ['textclf', *sys.argv[1:]]; from textclf.__main__ import main; main()"
     procs = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}

@@ -1,5 +1,34 @@
-"""`python -m textclf` runs the CLI."""
+"""`textclf` and `python -m textclf`: signals become one line and exit 130 / 143 from the first moment.
 
-from textclf.entry import main
+It runs before the CLI's own imports (Typer, rich: ≈ 0.3 s), so a Ctrl-C or SIGTERM that arrives
+while they load is answered like one during a run: `error: interrupted` (130) or `error: terminated`
+(143), never a traceback or a silent exit.
+"""
 
-main()
+import signal
+import sys
+
+from textclf.errors import Terminated
+
+
+def main() -> None:
+    """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        from textclf.cli import main as run_cli
+
+        run_cli()  # builds the commands, then runs one; it handles the interrupts inside a command itself
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, Terminated)
+        print("error: " + ("terminated" if terminated else "interrupted"), file=sys.stderr)
+        sys.exit(143 if terminated else 130)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends a command like Ctrl-C: a run is marked and resumable, and one line is printed."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated()
+
+
+if __name__ == "__main__":
+    main()

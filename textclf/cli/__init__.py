@@ -196,7 +196,7 @@ _register()
 
 
 def main() -> None:
-    """Run the CLI (textclf.entry installs the signal handlers first)."""
+    """Run the CLI (textclf.__main__ installs the signal handlers first)."""
     try:
         app()
     except SystemExit as done:
