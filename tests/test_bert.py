@@ -95,7 +95,7 @@ def store(tmp_path_factory):
     result = runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "tiny-bert"])
     assert result.exit_code == 0, result.output
     steps = [line for line in result.stderr.splitlines() if line.endswith("…")]  # each step named as it starts
-    assert steps == [f"reading the checkpoint in {ckpt}…", "building the encoder and copying its weights…",
+    assert steps == [f"reading the weights in {ckpt}…", "building the encoder and copying its weights…",
                      "exporting the encoder as a SavedModel…", "exporting the preprocessing model…"]
     yield root, ckpt
     mp.undo()

@@ -40,7 +40,7 @@ def test_finish_saves_marks_complete_moves_latest_and_drops_checkpoints(tmp_path
     assert opened.metrics == {"accuracy": 0.5} and opened.history == {"loss": [1.0]}
     assert opened.model_path.read_bytes() == b"weights"
     assert not run.checkpoints_dir.exists()
-    assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []  # no temp files left
+    assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == [runs.LOCK_FILE]  # no temp files left
 
 
 def test_run_open_refuses_a_folder_that_is_not_a_run(tmp_path):
@@ -229,3 +229,39 @@ def test_a_restored_best_epoch_is_evaluated_again(tmp_path):
     assert metrics["eval_from_last_validation"] is False
     assert metrics["accuracy"] == pytest.approx(history["val_accuracy"][0], abs=1e-6)
 
+
+
+def test_a_run_lock_is_exclusive_released_and_not_kept_by_forked_children(tmp_path, monkeypatch):
+    import errno
+    import signal
+
+    from textclf import runs
+
+    first = runs.lock_dir(tmp_path, "busy")
+    with pytest.raises(runs.RunError, match="busy"):
+        runs.lock_dir(tmp_path, "busy")
+    ready, told = os.pipe()
+    child = os.fork()
+    if child == 0:  # a forked worker (liblinear's fits) outliving its parent's lock
+        import time
+
+        os.write(told, b"x")  # the fork hooks have run
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(ready, 1) == b"x"
+        runs.release(first)
+        second = runs.lock_dir(tmp_path, "busy")  # free although the child still runs
+        assert second is not None
+        runs.release(second)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+    import fcntl
+
+    def no_flock(fh, how):  # e.g. NFS without lock support: no lock, never "busy"
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    assert runs.lock_dir(tmp_path, "busy") is None

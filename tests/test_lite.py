@@ -190,3 +190,21 @@ def test_a_model_damaged_inside_a_member_is_not_hidden_by_its_twin(runs, tmp_pat
         assert [(i.filename, i.file_size, i.CRC) for i in archive.infolist()] == before  # the directory looks fine
     assert lite.load(run) is None and lite.load(runs["ngram-mlp"]) is not None
     assert_one_line_error(cli("predict", "goal match", "--run", run), "cannot load the model", code=1)
+
+
+def test_a_twin_of_an_older_run_bound_to_the_zip_directory_is_still_used(runs, tmp_path):
+    """Runs saved before the SHA-256 binding name their model by the zip directory: still their twin."""
+    import shutil
+
+    from textclf.runs import zip_signature
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["ngram-mlp"], run)
+    arrays = dict(np.load(run / LITE_FILE))
+    assert str(arrays["model"]).startswith("sha256:")
+    arrays["model"] = np.array(zip_signature(run / "model.keras"))
+    np.savez(run / LITE_FILE, **arrays)
+    assert lite.load(run) is not None
+    arrays["model"] = np.array(zip_signature(runs["transformer"] / "model.keras"))  # another model's
+    np.savez(run / LITE_FILE, **arrays)
+    assert lite.load(run) is None

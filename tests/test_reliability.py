@@ -487,3 +487,18 @@ def test_a_damaged_imported_model_is_named_not_a_raw_exception(tmp_path, monkeyp
     assert_one_line_error(run("train", "--data", "sample", "--model", "mini", "--runs-root", tmp_path / "runs"),
                           "imported model 'mini' is damaged", "--overwrite", code=1)
     assert store.list_models() == [] and not (tmp_path / "runs").exists()
+
+
+def test_two_searches_in_one_folder_do_not_share_its_journal(base, tmp_path):
+    """A second `tune` into the folder a running search holds stops with one line before it reads or
+    repairs the journal."""
+    import fcntl
+
+    out = tmp_path / "search"
+    out.mkdir()
+    args = ["tune", "a", "--space", "training.epochs=1,2", "--trials", "1", "--experiments-file", base[0] / "exp.yaml",
+            "--out", out]
+    with open(out / runs_module.LOCK_FILE, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert_one_line_error(run(*args), f"another textclf tune is searching in {out}", code=1)
+    assert not (out / "study.log").exists()

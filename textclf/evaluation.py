@@ -204,6 +204,8 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     from textclf.prediction import load_predictor
     from textclf.runs import Run
 
+    if (text_fields or label_field) and data is None:
+        raise ConfigError("--text-field and --label-field name the columns of --data; give --data too")
     if threshold is not None and target_accuracy is not None:
         raise ConfigError("--threshold and --target-accuracy both set the confidence threshold; give one "
                           "(--target-accuracy finds the threshold, --threshold uses yours)")
@@ -212,8 +214,6 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     cfg = Run(predictor.run_dir).config
     data_cfg = from_dict(DataConfig, cfg.get("data", {}), "data")
     if text_fields or label_field:
-        if data is None:
-            raise ConfigError("--text-field and --label-field name the columns of --data; give --data too")
         data_cfg = dataclasses.replace(data_cfg, **({"text_fields": tuple(text_fields)} if text_fields else {}),
                                        **({"label_field": label_field} if label_field else {}))
     seed = int(cfg.get("training", {}).get("seed", 0))

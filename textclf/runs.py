@@ -130,14 +130,19 @@ def read_npz(path: Path, keys: tuple[str, ...] | None = None) -> dict:
 
     try:
         with np.load(path, allow_pickle=False) as saved:
+            if not hasattr(saved, "files"):  # a bare .npy array, not an archive of named arrays
+                raise ValueError("not an .npz archive")
+            missing = [key for key in keys or () if key not in saved.files]
+            if missing:
+                raise RunError(f"{path} is unreadable: it has no {missing[0]!r} array; it is damaged or "
+                               "was written by another program")
             return {key: saved[key] for key in (keys if keys is not None else saved.files)}
     except FileNotFoundError:
         raise RunError(f"{path} is missing") from None
-    except KeyError as err:
-        raise RunError(f"{path} is unreadable (no {err.args[0]!r} array)") from None
-    except Exception as err:  # BadZipFile, zlib.error, EOFError, ValueError (a pickled array), OSError
-        raise RunError(f"{path} is unreadable ({type(err).__name__}: {str(err) or 'damaged'}); "
-                       "it is damaged or truncated") from None
+    except RunError:
+        raise
+    except Exception as err:  # BadZipFile, zlib.error, EOFError, ValueError (not numpy's format), OSError
+        raise RunError(f"{path} is unreadable ({type(err).__name__}); it is damaged or truncated") from None
 
 
 def read_json(path: Path) -> Any:
@@ -183,7 +188,7 @@ def new_run_dir(root: str | Path, model: str, explicit: str | Path | None = None
     try:
         if explicit is not None:
             path = Path(explicit)
-            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            if path.exists() and (not path.is_dir() or any(p.name != LOCK_FILE for p in path.iterdir())):
                 raise RunError(f"run directory already exists and is not empty: {path}")
             path.mkdir(parents=True, exist_ok=True)
             return path
@@ -261,9 +266,16 @@ def check_resumable(run_dir: str | Path | None, config: Any = None) -> Path:
         raise RunError(f"run {path} is already complete; nothing to resume")
     if state == "running":
         raise RunError(f"run {path} is still running (pid {info.get('pid')}); stop it before resuming")
-    if config is not None and read_object(path / CONFIG_FILE) != config.to_dict():
+    if config is not None and not _same_but_epochs(read_object(path / CONFIG_FILE), config.to_dict()):
         raise RunError(f"cannot resume {path}: its saved config differs from this one")
     return path
+
+
+def _same_but_epochs(saved: dict, config: dict) -> bool:
+    """Whether two configs differ at most in training.epochs (a resume may extend the run)."""
+    def without(c: dict) -> dict:
+        return {**c, "training": {k: v for k, v in (c.get("training") or {}).items() if k != "epochs"}}
+    return without(saved) == without(config)
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -661,43 +673,89 @@ def start(root: str | Path, name: str, config: dict, labels: list[str], *, run_d
     run), deleted when it finishes. Any exception marks the run failed (Ctrl-C: "interrupted")
     with its duration so far, and a failed write becomes one RunError line.
     """
-    lock = None
-    if resume:
-        run = Run(Path(run_dir))
-        lock = _lock(run.path)  # then checked again: another resume may have started since the first check
-        check_resumable(run.path)
-        previous = run.info
-    elif scratch:
-        run, previous = Run(Path(tempfile.mkdtemp(prefix="textclf-worker-")), scratch=True), {}
+    if scratch:
+        run, previous, lock = Run(Path(tempfile.mkdtemp(prefix="textclf-worker-")), scratch=True), {}, None
     else:
-        run, previous = Run(new_run_dir(root, name, run_dir)), {}
-        lock = _lock(run.path)
-    run._clock = (float(previous.get("duration_seconds", 0)), time.time())
+        run = Run(Path(run_dir) if resume else new_run_dir(root, name, run_dir))
+        lock = lock_dir(run.path, f"run {run.path} is being trained by another process; wait for it to end or "
+                                  "stop it first")
     try:
+        previous = {}
+        if resume:  # checked again under the lock: another resume may have started since the first check
+            check_resumable(run.path)
+            previous = run.info
+            saved = read_object(run.path / CONFIG_FILE)
+            epochs = (config.get("training") or {}).get("epochs")
+            if epochs != (saved.get("training") or {}).get("epochs"):  # extended (--epochs N): not as requested
+                write_json(run.path / CONFIG_FILE, {**saved, "training": {**saved["training"], "epochs": epochs}})
+                info = {**info, "requested_config": None}
+        run._clock = (float(previous.get("duration_seconds", 0)), time.time())
         yield from _started(run, previous, config, labels, resume, scratch, info)
     finally:
-        if lock is not None:
-            lock.close()  # releases it
+        release(lock)
 
 
-def _lock(path: Path):
-    """The run directory's lock, held until the returned file is closed; RunError when another process
-    holds it (two resumes of one run at once: the second stops before touching it)."""
+@contextlib.contextmanager
+def locked(path: Path, busy: str) -> Iterator[None]:
+    """`with locked(folder, busy):` the folder's lock held throughout (see lock_dir)."""
+    lock = lock_dir(path, busy)
+    try:
+        yield
+    finally:
+        release(lock)
+
+
+def release(lock) -> None:
+    """Release a lock from lock_dir (None: nothing held)."""
+    if lock is not None:
+        _HELD.discard(lock)
+        lock.close()
+
+
+_HELD: set = set()  # the directory locks this process holds (a forked child closes its copies)
+
+
+def lock_dir(path: Path, busy: str):
+    """An exclusive lock on `path`/LOCK_FILE, held until the returned file is closed (None where flock is
+    unavailable: the caller's status checks alone); RunError(`busy`) when another process holds it."""
     try:
         import fcntl
-    except ImportError:  # no flock on this platform: the status check alone
+    except ImportError:
         return None
     try:
         fh = open(path / LOCK_FILE, "a")
+    except PermissionError:  # another user's run in a shared folder: a read-only descriptor locks too (local)
+        fh = None
     except OSError as err:
-        raise RunError(f"cannot write the run in {path}: {err.strerror or err}") from None
+        raise RunError(f"cannot write in {path}: {err.strerror or err}") from None
+    try:
+        fh = fh or open(path / LOCK_FILE)
+    except OSError as err:
+        raise RunError(f"cannot write in {path}: {err.strerror or err}") from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         fh.close()
-        raise RunError(f"run {path} is being trained by another process; wait for it to end or stop it first") \
-            from None
+        raise RunError(busy) from None
+    except OSError:  # a filesystem without flock (some NFS, CIFS, Lustre): no lock, not "busy"
+        fh.close()
+        return None
+    _HELD.add(fh)
     return fh
+
+
+def _close_held() -> None:
+    """In a forked child: close its copies of the locks (the parent keeps them; a child that outlives a
+    killed parent must not keep a run locked)."""
+    for fh in list(_HELD):
+        try:
+            fh.close()
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held)
 
 
 def _started(run: Run, previous: dict, config: dict, labels: list[str], resume: bool, scratch: bool, info: dict):

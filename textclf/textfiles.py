@@ -50,5 +50,6 @@ def read_json_object(path, *, what: str = "file") -> dict:
     except ValueError as err:
         raise DataError(f"{path} is not valid JSON ({err})") from None
     if not isinstance(obj, dict):
-        raise DataError(f"{path} must hold a JSON object {{...}}, not {type(obj).__name__ if obj is not None else 'null'}")
+        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+        raise DataError(f"{path} must hold a JSON object {{...}}, not {kind.get(type(obj), 'null')}")
     return obj

@@ -117,23 +117,28 @@ def run_training(
         started = time.perf_counter()
         built, config = _build_model(config, entry, runtime, data, hooks)
         stages["build_seconds"] = time.perf_counter() - started
+        derived = {"requested_config": requested} if requested != config.to_dict() and not resume else {}
         with runs.start(runs_root, experiment or run_name(config), config.to_dict(), list(data.train.label_names),
                         run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
                         experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
-                        runtime=runtime.to_dict(), **({"group": group} if group else {}),
-                        **({"requested_config": requested} if requested != config.to_dict() and not resume else {})) as run:
+                        runtime=runtime.to_dict(), **({"group": group} if group else {}), **derived) as run:
             started = time.perf_counter()
             inputs = _prepare_inputs(built, config, data, runtime, hooks)  # tokens (frozen: features) once
             stages["prepare_seconds"] = time.perf_counter() - started
-            hooks.on_start({"epochs": config.training.epochs, "initial_epoch": 0, "steps": inputs.steps, "train_examples": len(data.fit),
-                            "eval_examples": len(data.evaluation),
-                            "validation_examples": len(data.validation) if data.validation is not None else 0,
-                            "labels": list(data.train.label_names), "run_dir": str(run.path),
-                            "runtime": runtime.describe(), "notes": list(built.notes)})
+            hooks.on_start(_start_info(config, data, inputs, run, runtime, built))
             model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
             return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs)
     finally:
         reset_precision()
+
+
+def _start_info(config: RunConfig, data, inputs, run, runtime, built) -> dict[str, Any]:
+    """What the listener's on_start is told about a Keras run."""
+    return {"epochs": config.training.epochs, "initial_epoch": 0, "steps": inputs.steps,
+            "train_examples": len(data.fit), "eval_examples": len(data.evaluation),
+            "validation_examples": len(data.validation) if data.validation is not None else 0,
+            "labels": list(data.train.label_names), "run_dir": str(run.path), "runtime": runtime.describe(),
+            "notes": list(built.notes)}
 
 
 def _read_before_tensorflow(config: RunConfig) -> None:
@@ -295,7 +300,7 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
         config = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=epochs))
         _Hooks(listener).on_note(f"training {path.name} to {epochs} epochs instead of {config_epochs(run)} ({done} done): "
                                  f"the learning-rate schedule now spans {epochs} epochs")
-        runs.write_json(path / runs.CONFIG_FILE, config.to_dict())
+        # config.json says so once the run is resumed, under its lock (runs.start), not before
     return run_training(config, run_dir=run.path, listener=listener, resume=True,
                         experiment=run.info.get("experiment"))
 

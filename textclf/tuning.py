@@ -173,10 +173,7 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
     are dropped: trials are scored on a fold of the training data. `each(number, total, train)`
     runs one trial, `train(listener)` training it (the CLI draws progress this way).
     """
-    import optuna
-
     from textclf.experiments import load_experiments
-    from textclf.training import resume_run, run_training
 
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
@@ -191,6 +188,16 @@ def tune(experiment: str, space: Sequence[Dimension], *, trials: int, overrides:
     settings = {"experiment": experiment, "space": [d.to_dict() for d in space], "overrides": list(overrides),
                 "seed": seed, "validation_folds": VALIDATION_FOLDS}
     _check_settings(out, settings)
+    with runs.locked(out, f"another textclf tune is searching in {out}; wait for it to end, or pass another --out"):
+        return _search(out, experiment, seed, trials, space, layers, each, base, name, experiments_file)
+
+
+def _search(out: Path, experiment: str, seed: int, trials: int, space, layers, each, base, name: str,
+            experiments_file) -> TuneResult:
+    """The trials of a search (tune's work, with the search folder locked)."""
+    import optuna
+
+    from textclf.training import resume_run, run_training
 
     study = _open_study(out, experiment, seed)
 
@@ -249,7 +256,7 @@ def _open_study(out: Path, experiment: str, seed: int):
         return optuna.create_study(storage=storage, study_name=experiment, direction="maximize", load_if_exists=True,
                                    sampler=optuna.samplers.TPESampler(seed=seed),
                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:  # records optuna cannot replay
+    except (ValueError, KeyError) as err:  # records optuna cannot replay
         raise RunError(f"the search's journal {path} is damaged ({type(err).__name__}: {err}); "
                        "start the search again with another --out") from None
 

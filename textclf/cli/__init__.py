@@ -76,7 +76,7 @@ _VALUE_NAMES = {"data": "SPEC", "eval_data": "SPEC", "spec": "SPEC", "unlabeled"
                 "teacher": "RUN", "model": "MODEL", "experiment": "EXPERIMENT", "names": "EXPERIMENT",
                 "texts": "TEXT", "directory": "DIR"}
 _PATH_WORDS = ("plot", "curve", "out", "output", "file", "dir", "root", "path", "journal")
-_TYPE_NAMES = {"int": "N", "float": "X"}
+_TYPE_NAMES = {"int": "N", "integer": "N", "float": "X"}  # Typer's type names, and click's
 _HELP_NAMES = types.SimpleNamespace(help_option_names=["-h", "--help"])  # as in the app's context_settings
 
 
@@ -88,13 +88,20 @@ def _name_values(command) -> None:
     for param in [*getattr(command, "params", ()), *([helps] if helps else [])]:
         if param.metavar is not None:
             continue
+        if _is_choice(param):
+            continue  # Typer shows the choices: `saved_model|tflite`
         if param.param_type_name == "argument":
-            param.metavar = _VALUE_NAMES.get(param.name, param.name.upper())
+            param.metavar = _VALUE_NAMES.get(param.name, param.name.upper())  # usage: `[RUN]...` when repeated
             param.display_type_rich = lambda ctx: None  # the name says it; Typer would add `<str>`
         elif getattr(param, "is_flag", False) or getattr(param, "count", False):
             param.metavar = ""
         else:
             param.metavar = _value_name(param)
+
+
+def _is_choice(param) -> bool:
+    desc = getattr(param, "type_descriptor", None)  # Typer >= 0.2x; older ones have click's param.type
+    return bool(getattr(desc, "is_choice", False)) or hasattr(getattr(param, "type", None), "choices")
 
 
 def _value_name(param) -> str:
@@ -105,8 +112,8 @@ def _value_name(param) -> str:
         return _VALUE_NAMES[param.name]
     if words[-1] in _PATH_WORDS or param.name in _PATH_WORDS:
         return "DIR" if words[-1] in ("dir", "root") else "PATH"
-    bare = getattr(param, "bare_type", lambda: "")()
-    return _TYPE_NAMES.get(bare.removeprefix("list[").removesuffix("]"), "TEXT")
+    bare = getattr(param, "bare_type", lambda: getattr(getattr(param, "type", None), "name", ""))()
+    return _TYPE_NAMES.get(bare.removeprefix("list[").removesuffix("]").removesuffix(" range"), "TEXT")
 
 
 def _click_exit(err: Exception) -> int:

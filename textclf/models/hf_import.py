@@ -175,9 +175,9 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
 
 
 def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, say) -> Path:
-    say(f"reading the checkpoint in {src}")
     config = read_hf_config(src)
     lower = do_lower_case(src)
+    say(f"reading the weights in {src}")
     hf = load_hf_weights(src, config)
 
     from official.nlp.configs import encoders
