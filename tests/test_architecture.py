@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +110,21 @@ def test_the_registry_is_generic():
     imports = set(_imports(ast.parse(registry), "textclf.registry"))
     assert not {i for i in imports if i.startswith(("textclf.models", "textclf.config"))}, imports
     assert "bert" not in registry.lower().replace("bert_", ""), "registry.py names a model"
+
+
+# The task's decision rule (textclf/task.py): a multi-label run answers every label whose probability
+# reaches its threshold, a single-label run the most probable class.
+DECISION = re.compile(r">=\s*(self\.)?(thresholds|cut)\b|\bprobs\.argmax\(|\bp\.argmax\(|tf\.argmax\(probs")
+
+
+def test_the_decision_rule_is_written_once():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "textclf/task.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if DECISION.search(line.split("#")[0]):
+                found.append(f"{rel}:{number}: {line.strip()}")
+    assert not found, "the decision rule outside textclf/task.py (use task.decide / task.chosen):\n" + "\n".join(found)
+    assert DECISION.search("chosen = [j for j in ranked if p[j] >= cut[j]]")  # the pattern finds the old copies

@@ -174,7 +174,8 @@ def test_epoch_validation_logs_what_keras_evaluate_computes():
 
     from textclf._tf import keras, tf
     from textclf.data.pipeline import Batches
-    from textclf.training import EpochValidation, TrainTimer, _accuracy_metric
+    from textclf.task import accuracy_metric as _accuracy_metric
+    from textclf.training import EpochValidation, TrainTimer
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(50, 6)).astype("float32"), rng.integers(0, 3, size=50)

@@ -1,5 +1,5 @@
-"""The Keras side of training: losses and metrics, callbacks (checkpoints, early stopping, validation,
-timing, progress) and the multi-worker train step. Imported by textclf.training only for models
+"""The Keras side of training: callbacks (checkpoints, early stopping, validation, timing, progress)
+and the multi-worker train step (the task's loss and metric: textclf.task). Imported by textclf.training only for models
 that train with Keras (the default n-gram model trains without TensorFlow)."""
 
 from __future__ import annotations
@@ -13,26 +13,6 @@ import numpy as np
 from textclf import runs
 from textclf._tf import keras
 from textclf.errors import RunError, TextclfError, write_failure
-
-
-def _default_loss(multilabel: bool):
-    """Cross-entropy on the model's probabilities: over the classes, or per label (multi-label data)."""
-    return keras.losses.BinaryCrossentropy() if multilabel else keras.losses.SparseCategoricalCrossentropy()
-
-
-def subset_accuracy(y_true, y_pred):
-    """Multi-label accuracy (scikit-learn's accuracy_score on label sets): 1 when every label's
-    probability is on the right side of 0.5, else 0."""
-    from textclf._tf import tf
-
-    match = tf.equal(tf.cast(y_true > 0.5, tf.bool), tf.cast(y_pred >= 0.5, tf.bool))
-    return tf.cast(tf.reduce_all(match, axis=-1), tf.float32)
-
-
-def _accuracy_metric(multilabel: bool):
-    if multilabel:
-        return keras.metrics.MeanMetricWrapper(subset_accuracy, name="accuracy")
-    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
 
 def _create_optimizer_slots(model: keras.Model) -> None:

@@ -9,6 +9,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from textclf import task
+
 
 @dataclass(frozen=True)
 class Report:
@@ -109,7 +111,7 @@ def selective(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
     """Answer only when the top probability reaches `threshold`: coverage and accuracy of the answers."""
     top = probs.max(axis=1)
     answered = top >= threshold
-    hits = probs.argmax(axis=1) == labels
+    hits = task.decide(probs) == labels
     n = int(answered.sum())
     return {"threshold": float(threshold), "coverage": float(n / max(len(labels), 1)), "answered": n,
             "abstained": int(len(labels) - n), "accuracy_answered": float(hits[answered].mean()) if n else None,
@@ -119,7 +121,7 @@ def selective(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
 def coverage_curve(labels: np.ndarray, probs: np.ndarray, points: int = 101) -> dict:
     """Accuracy of the answers vs coverage, thresholds from 0 to the highest confidence."""
     top = probs.max(axis=1)
-    hits = probs.argmax(axis=1) == labels
+    hits = task.decide(probs) == labels
     order = np.argsort(-top, kind="stable")
     cum = np.cumsum(hits[order]) / np.arange(1, len(order) + 1)
     keep = np.unique(np.linspace(0, len(order) - 1, min(points, len(order))).astype(int))
@@ -138,7 +140,7 @@ def coverage_curve(labels: np.ndarray, probs: np.ndarray, points: int = 101) -> 
 def threshold_for(labels: np.ndarray, probs: np.ndarray, target: float) -> dict | None:
     """The lowest threshold whose answers reach accuracy `target` on these examples (most coverage), or None."""
     top = probs.max(axis=1)
-    hits = probs.argmax(axis=1) == labels
+    hits = task.decide(probs) == labels
     order = np.argsort(-top, kind="stable")
     accuracy = np.cumsum(hits[order]) / np.arange(1, len(order) + 1)
     # A threshold answers every example at least as confident as it: only the last of a run of equal
@@ -222,7 +224,7 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     probs = predictor.probabilities(examples.texts, progress and (lambda done, total: progress(what, done, total)))
     if predictor.multilabel:
         return _evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy, curve)
-    report = report_from_predictions(examples.labels, probs.argmax(axis=1), predictor.labels, examples.source)
+    report = report_from_predictions(examples.labels, task.decide(probs), predictor.labels, examples.source)
     extra = {}
     if target_accuracy is not None:
         chosen = threshold_for(examples.labels, probs, target_accuracy)
@@ -244,6 +246,6 @@ def _evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy,
                           "multi-label run has a threshold per label, tuned when it trained (--threshold P "
                           "sets one for all labels)")
     thresholds = np.full(len(predictor.labels), threshold) if threshold is not None else predictor.thresholds
-    report = multilabel_report(examples.labels, (probs >= thresholds).astype(np.uint8), predictor.labels,
+    report = multilabel_report(examples.labels, task.decide(probs, thresholds), predictor.labels,
                                examples.source, thresholds)
     return dataclasses.replace(report, curve=pr_curve(examples.labels, probs)) if curve else report

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from textclf import runs
+from textclf import runs, task
 from textclf.errors import ModelError, RunError, TextclfError
 from textclf.lite import tflite_flatbuffer
 from textclf.models.saving import load_model
@@ -118,7 +118,7 @@ def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[f
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(self, text):
             probs = tf.cast(self.model(text, training=False), tf.float32)
-            ids = tf.argmax(probs, axis=1, output_type=tf.int32)
+            ids = task.decide_graph(probs)
             return {"probabilities": probs, "label": tf.gather(self.labels, ids), "label_id": ids}
 
     class MultiLabelClassifier(Classifier):
@@ -129,7 +129,7 @@ def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[f
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(self, text):
             probs = tf.cast(self.model(text, training=False), tf.float32)
-            return {"probabilities": probs, "predicted": tf.cast(probs >= self.thresholds, tf.int32)}
+            return {"probabilities": probs, "predicted": task.decide_graph(probs, self.thresholds)}
 
     module = MultiLabelClassifier() if thresholds is not None else Classifier()
     tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from textclf import task
 from textclf.errors import DataError, RunError
 from textclf.models.saving import check_outputs, load_model
 from textclf.runs import Run, resolve_run
@@ -140,10 +141,11 @@ class Predictor:
             ranked = np.argsort(-p, kind="stable")
             if self.multilabel:
                 cut = np.asarray(self.thresholds) if threshold is None else np.full(len(p), threshold)
-                chosen = [self.labels[j] for j in ranked if p[j] >= cut[j]]
+                picked = task.chosen(p, cut)
+                chosen = [self.labels[j] for j in picked]
                 # top_k: the k most probable and every chosen label (thresholds differ per label, so a
                 # chosen label may rank below one that is not), so each answer comes with its probability
-                shown = set(ranked[:k].tolist()) | {j for j in ranked if p[j] >= cut[j]}
+                shown = set(ranked[:k].tolist()) | set(picked)
                 tops = [{"label": self.labels[j], "probability": float(p[j])} for j in ranked if j in shown]
                 top = chosen[0] if chosen else None
                 results.append(Prediction(text, top, float(p[self.labels.index(top)]) if top else None, tops,

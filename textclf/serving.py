@@ -25,6 +25,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from textclf import task
+
 MAX_TEXTS_PER_REQUEST = 1024
 MAX_TEXT_CHARS = 100_000
 
@@ -129,13 +131,14 @@ def _predictions(probs, labels: list[str], thresholds) -> list[dict]:
     """Each text's answer: its label and probability (a multi-label run: every label at or above its
     threshold, most probable first), and every label's probability."""
     out = []
-    for p in probs:
+    answers = task.decide(probs) if thresholds is None else None
+    for i, p in enumerate(probs):
         every = {label: float(v) for label, v in zip(labels, p)}
         if thresholds is not None:
-            chosen = sorted((j for j in range(len(labels)) if p[j] >= thresholds[j]), key=lambda j: -p[j])
+            chosen = task.chosen(p, thresholds)
             out.append({"labels": [labels[j] for j in chosen], "probabilities": every})
             continue
-        best = int(p.argmax())
+        best = int(answers[i])
         out.append({"label": labels[best], "probability": float(p[best]), "probabilities": every})
     return out
 

@@ -17,8 +17,7 @@ from textclf.errors import ConfigError, RunError, TextclfError
 
 
 # Defined in textclf.callbacks (Keras), importable from here as before this module stopped importing TensorFlow.
-_FROM_CALLBACKS = frozenset(["_default_loss", "subset_accuracy", "_accuracy_metric", "_create_optimizer_slots",
-                             "_generators", "EarlyStopping", "NanGuard", "EpochCheckpoint", "_DenseGradients",
+_FROM_CALLBACKS = frozenset(["_create_optimizer_slots", "_generators", "EarlyStopping", "NanGuard", "EpochCheckpoint", "_DenseGradients",
                              "TrainTimer", "EpochValidation", "_ListenerCallback"])
 
 
@@ -532,7 +531,8 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
 
 def _compiled(model, built, t, data: _Data, runtime, steps: int):
     """`model` compiled for training in the strategy's scope, its optimizer's variables made."""
-    from textclf.callbacks import _DenseGradients, _accuracy_metric, _create_optimizer_slots, _default_loss
+    from textclf import task
+    from textclf.callbacks import _DenseGradients, _create_optimizer_slots
     from textclf.optim import build_optimizer
 
     with runtime.strategy.scope():
@@ -540,8 +540,8 @@ def _compiled(model, built, t, data: _Data, runtime, steps: int):
             model = _DenseGradients(model.inputs, model(model.inputs))
         model.compile(
             optimizer=build_optimizer(t, steps * t.epochs),
-            loss=built.loss or _default_loss(data.train.multilabel),
-            metrics=[_accuracy_metric(data.train.multilabel)],
+            loss=built.loss or task.loss(data.train.multilabel),
+            metrics=[task.accuracy_metric(data.train.multilabel)],
             # Several steps per tf.function call: small models on CPU are otherwise
             # dominated by per-step Python overhead.
             steps_per_execution=t.steps_per_execution,
@@ -554,8 +554,9 @@ def _compiled(model, built, t, data: _Data, runtime, steps: int):
 def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
     """Epochs of the optimizer, with checkpoints, early stopping and an optional refit: the model, history, metrics."""
     from textclf._tf import keras
+    from textclf import task
     from textclf.callbacks import (EarlyStopping, EpochCheckpoint, EpochValidation, NanGuard, TrainTimer,
-                                   _ListenerCallback, _accuracy_metric)
+                                   _ListenerCallback)
 
     t = config.training
     train_data = inputs.batches(0)
@@ -574,7 +575,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     on_eval = inputs.val_data is None
     validation = EpochValidation(inputs.eval_data if on_eval else inputs.val_data,
                                  data.evaluation.labels if on_eval else data.validation.labels,
-                                 model.loss, _accuracy_metric(data.train.multilabel), timer)
+                                 model.loss, task.accuracy_metric(data.train.multilabel), timer)
     callbacks = [validation, timer, guard, state,
                  keras.callbacks.TensorBoard(log_dir=str(run.logs_dir), write_graph=False)]
     if hooks.listener is not None:
@@ -647,6 +648,7 @@ def _save_run(run, served, lite, data: _Data, validation, probs: np.ndarray, val
     Multi-label runs first tune a threshold per label on `val_probs` (the `validation` part's
     probabilities) and save them with the run. `served`: the Keras model (None: `lite` is the model).
     """
+    from textclf import task
     from textclf.evaluation import multilabel_report, report_from_predictions, tune_thresholds
     from textclf.reports import save_run_plots
 
@@ -656,12 +658,12 @@ def _save_run(run, served, lite, data: _Data, validation, probs: np.ndarray, val
     if data.train.multilabel:
         thresholds = tune_thresholds(validation.labels, val_probs) if val_probs is not None \
             else np.full(len(names), 0.5)
-        predicted = (probs >= thresholds).astype(np.uint8)
+        predicted = task.decide(probs, thresholds)
         report = multilabel_report(evaluation.labels, predicted, names, evaluation.source, thresholds)
         thresholds = {"thresholds": dict(zip(names, map(float, thresholds))),
                       "tuned_on": f"{len(validation)} validation examples" if val_probs is not None else None}
     else:
-        predicted = probs.argmax(axis=1)
+        predicted = task.decide(probs)
         report = report_from_predictions(evaluation.labels, predicted, names, evaluation.source)
     metrics = {**report.to_dict(), **fit_metrics,
                "validation_examples": len(validation) if validation is not None else 0,
@@ -696,7 +698,8 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
     `built.model` becomes features -> the new head, so the saved run predicts with it.
     """
     from textclf._tf import keras
-    from textclf.callbacks import TrainTimer, _create_optimizer_slots, _default_loss
+    from textclf import task
+    from textclf.callbacks import TrainTimer, _create_optimizer_slots
     from textclf.data.pipeline import feature_batches
     from textclf.optim import build_optimizer
 
@@ -705,7 +708,7 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
     with runtime.strategy.scope():
         head = keras.models.clone_model(built.head)
         head.compile(optimizer=build_optimizer(t, data.steps * epochs),
-                     loss=built.loss or _default_loss(labels.ndim == 2),
+                     loss=built.loss or task.loss(labels.ndim == 2),
                      steps_per_execution=t.steps_per_execution)
         _create_optimizer_slots(head)
     timer = TrainTimer()

@@ -73,12 +73,6 @@ class BuiltModel:
         return keras.Model(texts, self.model(self.text_to_ids(texts)), name="textclf_classifier")
 
 
-def output_activation(multilabel: bool) -> str:
-    """The output layer's activation: one probability per class summing to 1, or one independent
-    probability per label (multi-label data: any number of labels per text)."""
-    return "sigmoid" if multilabel else "softmax"
-
-
 LENGTH_PERCENTILE = 99
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from textclf import task
 from textclf._tf import keras, tf
 from textclf.errors import ModelError
 from textclf.models import store
-from textclf.models.base import (PACKAGE, WEIGHTS_FOLLOW, BuiltModel, GraphLayer, max_length_from_data,
-                                 output_activation)
+from textclf.models.base import PACKAGE, WEIGHTS_FOLLOW, BuiltModel, GraphLayer, max_length_from_data
 from textclf.models.catalog import BERT_PREPROCESS, MAX_SEQUENCE, BertParams
 
 
@@ -251,7 +251,7 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
                            name="bert_features")
     pooled = keras.Input(shape=(features.output.shape[-1],), name="pooled")
     x = keras.layers.Dropout(params.dropout)(pooled)
-    head = keras.Model(pooled, keras.layers.Dense(num_classes, activation=output_activation(multilabel), dtype="float32",
+    head = keras.Model(pooled, keras.layers.Dense(num_classes, activation=task.activation(multilabel), dtype="float32",
                                                   name="probs")(x), name="head")
     model = keras.Model(ids, head(features(ids)), name="bert_classifier")
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from textclf._tf import keras, tf
 from textclf.errors import ModelError
-from textclf.models.base import PACKAGE, GraphLayer, BuiltModel, output_activation
+from textclf import task
+from textclf.models.base import PACKAGE, GraphLayer, BuiltModel
 from textclf.models.catalog import NgramParams
 from textclf.models.ngram_features import HASH_BITS, MULTIPLIER, PUNCTUATION  # noqa: F401  (PUNCTUATION: lite, tests)
 
@@ -278,7 +279,7 @@ def _keras_ngram(params: NgramParams, keys: np.ndarray, idf: np.ndarray, char_st
     penalty = params.l2 + (1.0 / (2.0 * params.c * n_texts) if params.c else 0.0)
     regularizer = keras.regularizers.l2(penalty) if penalty else None
     hinge = params.loss == "squared_hinge"
-    output = None if hinge else output_activation(multilabel)  # hinge: the head gives scores, softmax comes after it
+    output = None if hinge else task.activation(multilabel)  # hinge: the head gives scores, softmax comes after it
     if params.num_layers == 0:
         probs = SparseDense(num_classes, activation=output, kernel_regularizer=regularizer, name="probs")(bag)
     else:

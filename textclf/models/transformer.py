@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from textclf import task
 from textclf._tf import keras, tf
-from textclf.models.base import (PACKAGE, BuiltModel, GraphLayer, SequenceIds, max_length_from_data,
-                                 output_activation)
+from textclf.models.base import PACKAGE, BuiltModel, GraphLayer, SequenceIds, max_length_from_data
 from textclf.models.catalog import MAX_SEQUENCE, TransformerParams
 
 
@@ -98,7 +98,7 @@ def build_transformer(
     x = keras.layers.Dropout(params.dropout)(x)
     x = keras.layers.Dense(params.hidden_dim, activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(params.dropout)(x)
-    probs = keras.layers.Dense(num_classes, activation=output_activation(multilabel), dtype="float32", name="probs")(x)
+    probs = keras.layers.Dense(num_classes, activation=task.activation(multilabel), dtype="float32", name="probs")(x)
     model = keras.Model(ids, probs, name="transformer")
 
     def encode(batch: tf.Tensor) -> tf.RaggedTensor:
