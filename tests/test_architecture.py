@@ -128,3 +128,23 @@ def test_the_decision_rule_is_written_once():
                 found.append(f"{rel}:{number}: {line.strip()}")
     assert not found, "the decision rule outside textclf/task.py (use task.decide / task.chosen):\n" + "\n".join(found)
     assert DECISION.search("chosen = [j for j in ranked if p[j] >= cut[j]]")  # the pattern finds the old copies
+
+
+# The text rules (textclf/textrules.py): the punctuation set, ASCII lower-casing, TensorFlow's
+# whitespace, what a tokenizer keeps. Another copy would drift from the one the twins are checked on.
+TEXT_RULES = re.compile(r'#\$%&|ABCDEFGHIJKLMNOPQRSTUVWXYZ|"A" <= \w+ <= "Z"|\\t\\n\\v\\f\\r|\\t\\n\\r\\v\\f|x1c-\\x1f')
+
+
+def test_the_text_rules_are_written_once():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "textclf/textrules.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if TEXT_RULES.search(line):
+                found.append(f"{rel}:{number}: {line.strip()}")
+    assert not found, "text rules outside textclf/textrules.py:\n" + "\n".join(found)
+    rules = (PACKAGE / "textrules.py").read_text(encoding="utf-8")
+    assert TEXT_RULES.search(rules)  # the pattern finds the owner's own definitions
+    assert TEXT_RULES.search('lowered = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)')

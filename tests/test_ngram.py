@@ -54,7 +54,7 @@ def _reference(char_ngrams: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_union
 
-    from textclf.models.ngram import PUNCTUATION
+    from textclf.textrules import PUNCTUATION
 
     def words(text: str) -> list[str]:
         tokens = re.sub(PUNCTUATION, " ", text.lower()).split()

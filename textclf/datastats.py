@@ -9,22 +9,15 @@ model `--model auto` would choose.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
 
-PUNCTUATION = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']")
-ASCII_SPACE = re.compile(r"[ \t\n\r\v\f]+")  # not U+00A0 and the other Unicode spaces, as TensorFlow's split
+from textclf.textrules import vectorizer_tokens as tokens  # the transformer's tokens
+
 LONG_TOKENS = 512  # longer than this, the transformer and BERT cut the text
 EXAMPLES = 5  # how many texts each finding quotes
-
-
-def tokens(text: str) -> list[str]:
-    """The transformer's tokens (Keras TextVectorization's lower_and_strip_punctuation + whitespace)."""
-    lowered = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
-    return [t for t in ASCII_SPACE.split(PUNCTUATION.sub("", lowered)) if t]
 
 
 def _lengths(values: Sequence[int]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from textclf import runs, task
+from textclf.textrules import TOKENIZER_RULES
 from textclf.errors import ModelError, RunError, TextclfError
 from textclf.lite import tflite_flatbuffer
 from textclf.models.saving import load_model
@@ -175,14 +176,5 @@ def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> d
                           "test_vectors": vectors}}
 
 
-# Keras' TextVectorization (lower_and_strip_punctuation, whitespace), exactly: what an app must
-# do before looking tokens up in vocab.txt. Checked by the test vectors written with each export.
-TOKENIZER_RULES = [
-    "lower-case ASCII letters only (A-Z -> a-z); other letters, e.g. 'É', are kept as they are",
-    "delete every character of !\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~' (ASCII punctuation; other punctuation is kept)",
-    "split on runs of ASCII whitespace (space, \\t, \\n, \\r, \\v, \\f); other spaces such as U+00A0 "
-    "(no-break space) are part of a token",
-    "look each token up in vocab.txt (unknown: id 1), keep the first max_length ids",
-]
 TEST_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu",
               "no\u00a0break\u00a0spaces here", "tabs\tand\nnewlines", ""]

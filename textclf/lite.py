@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from textclf.models.ngram_features import LOWER_KEPT, ascii_split, lower_like_tensorflow  # noqa: F401
+from textclf.textrules import LOWER_KEPT, lower_like_tensorflow, vectorizer_tokens  # noqa: F401 (tests: LOWER_KEPT)
 from textclf.runs import NATIVE  # a twin's "model" when it is the run's only model (no model.keras)
 from textclf.errors import RunError
 
@@ -108,7 +108,8 @@ def _all_layers(model) -> dict:
 
 def _ngram_arrays(layers: dict, train_texts: Sequence[str]) -> dict | None:
     from textclf._tf import keras, tf
-    from textclf.models.ngram import PUNCTUATION, ScaledSoftmax, SparseDense
+    from textclf.models.ngram import ScaledSoftmax, SparseDense
+    from textclf.textrules import PUNCTUATION
 
     keys, lookup, tfidf = layers["NgramKeys"], layers.get("NgramIds"), layers.get("TfidfBag")
     if lookup is None or tfidf is None or keys.ngrams < 1:
@@ -336,9 +337,6 @@ def _activate(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
 class _TransformerTwin:
     """TextVectorization + SequenceIds in Python, the classifier in LiteRT."""
 
@@ -356,8 +354,7 @@ class _TransformerTwin:
         self.shape = None
 
     def ids(self, text: str) -> list[int]:
-        text = self.punctuation.sub("", text.translate(_ASCII_LOWER))
-        return [self.vocab.get(token, 1) for token in ascii_split(text)][: self.max_length] or [1]
+        return [self.vocab.get(token, 1) for token in vectorizer_tokens(text, self.punctuation)][: self.max_length] or [1]
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         rows = [self.ids(t) for t in texts]

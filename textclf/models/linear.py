@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from textclf import textrules
 from textclf.models import ngram_features as nf
 from textclf.processes import Children, in_fresh_process, kill
 
@@ -361,7 +362,7 @@ def twin_arrays(vocab: nf.Vocabulary, kernel: np.ndarray, bias: np.ndarray, scal
     table = vocab.hashes.table
     words = sorted(table)  # in a fixed order: the same run writes the same file
     return {"format": np.array(FORMAT), "kind": np.array("ngram"), "ngrams": np.array(vocab.ngrams),
-            "char_ngrams": np.array(vocab.char_ngrams), "punctuation": np.array(nf.PUNCTUATION),
+            "char_ngrams": np.array(vocab.char_ngrams), "punctuation": np.array(textrules.PUNCTUATION),
             "keys": vocab.keys, "idf": vocab.idf, "char_start": np.array(vocab.char_start),
             "words": np.frombuffer("\n".join(words).encode("utf-8", "surrogatepass"), np.uint8),
             "word_hashes": np.fromiter((table[w] for w in words), np.int64, len(words)),

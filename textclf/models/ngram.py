@@ -23,7 +23,8 @@ from textclf.errors import ModelError
 from textclf import task
 from textclf.models.base import PACKAGE, GraphLayer, BuiltModel
 from textclf.models.catalog import NgramParams
-from textclf.models.ngram_features import HASH_BITS, MULTIPLIER, PUNCTUATION  # noqa: F401  (PUNCTUATION: lite, tests)
+from textclf.models.ngram_features import HASH_BITS, MULTIPLIER
+from textclf.textrules import PUNCTUATION
 
 PAD, OOV = 0, 1
 

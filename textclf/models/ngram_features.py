@@ -23,38 +23,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-# tf_keras TextVectorization's punctuation, replaced by a space (a word boundary, as in
-# scikit-learn's token pattern) rather than deleted: "New York-based" -> new, york, based.
-PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
+from textclf.textrules import PUNCTUATION, ascii_split, lower_like_tensorflow, punctuation_to_spaces  # noqa: F401
+
 HASH_BITS = 56  # an n-gram's key: its kind (word n, or character n + 8) in the bits above these
 MULTIPLIER = 0x9E3779B97F4A7C15 - (1 << 64)  # odd 64-bit constant (as int64) for mixing
 WORD_BUCKETS = 1 << 62  # words hash to Fingerprint64 % 2^62 (tf.strings.to_hash_bucket_fast)
 CHUNK_CHARS = 1 << 19  # characters of text featurized at once (two chunks at a time): ~100 MB of temporaries each
 
-# Letters Python's str.lower changes and TensorFlow 2.20's ICU keeps (newer than Unicode 13);
-# tests/test_lite.py checks this list against tf.strings.lower over every code point.
-LOWER_KEPT = frozenset([0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8, *range(0x10570, 0x1057B), *range(0x1057C, 0x1058B),
-                        *range(0x1058C, 0x10593), 0x10594, 0x10595])
-_KEPT = re.compile("([" + "".join(map(chr, sorted(LOWER_KEPT))) + "])")
-_ASCII_SPACE = re.compile(r"[\t\n\v\f\r ]+")  # tf.strings.split's whitespace (not U+00A0 and friends)
-_PUNCT = re.compile(PUNCTUATION)
-_CONTROL_SPACE = re.compile("[\x1c-\x1f]")  # ASCII characters str.split splits at and TensorFlow does not
 _MULT = np.int64(MULTIPLIER)
-
-
-def lower_like_tensorflow(text: str) -> str:
-    """`tf.strings.lower(text, encoding="utf-8")` without TensorFlow."""
-    text = text.split("\x00", 1)[0]
-    if text.isascii() or not _KEPT.search(text):
-        return text.lower()
-    return "".join(part if i % 2 else part.lower() for i, part in enumerate(_KEPT.split(text)))
-
-
-def ascii_split(text: str) -> list[str]:
-    """`text` split at ASCII whitespace (str.split's C loop when that is all it would split at)."""
-    if text.isascii() and not _CONTROL_SPACE.search(text):
-        return text.split()
-    return [w for w in _ASCII_SPACE.split(text) if w]
 
 
 def is_char_key(keys: np.ndarray) -> np.ndarray:
@@ -125,11 +101,11 @@ def _split(texts: Sequence[str], char_ngrams: int):
     """
     if any("\x00" in t or _MARK in t for t in texts):
         lowered = [lower_like_tensorflow(t) for t in texts]
-        words, word_rows = _flatten([ascii_split(_PUNCT.sub(" ", t)) for t in lowered])
+        words, word_rows = _flatten([ascii_split(punctuation_to_spaces(t)) for t in lowered])
         tokens = _flatten([ascii_split(t) for t in lowered]) if char_ngrams else None
     else:
         joined = lower_like_tensorflow(_SEP.join(texts))
-        words, word_rows = _split_marks(ascii_split(_PUNCT.sub(" ", joined)))
+        words, word_rows = _split_marks(ascii_split(punctuation_to_spaces(joined)))
         tokens = _split_marks(ascii_split(joined)) if char_ngrams else None
     return words, word_rows, tokens
 
