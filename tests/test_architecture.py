@@ -6,13 +6,14 @@ import ast
 import re
 from pathlib import Path
 
+from textclf import runs
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "textclf"
 
 # The files of a run directory are named in runs.py only. Two other modules read files that
 # happen to share a name: a Hugging Face checkpoint's config.json and a .keras archive's.
-RUN_FILES = {"run.json", "config.json", "labels.json", "history.json", "metrics.json", "progress.json",
-             "model.keras", "checkpoints", "logs"}
+RUN_FILES = set(runs.RUN_FILES) - {runs.LOCK_FILE}  # ".lock" is also a search folder's (tuning.py uses lock_dir)
 ALLOWED = {"textclf/runs.py": RUN_FILES, "textclf/models/hf_import.py": {"config.json"},
            "textclf/models/saving.py": {"config.json"}}
 
@@ -43,6 +44,7 @@ def _imports(tree: ast.AST, module: str):
 
 
 def test_run_file_names_are_defined_only_in_runs_py():
+    assert {"model-lite.npz", "predictions.npz", "thresholds.json", "confusion_matrix.png"} <= RUN_FILES
     found = []
     for rel, tree in _sources("textclf", "bench"):
         for node in ast.walk(tree):

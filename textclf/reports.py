@@ -12,8 +12,6 @@ from typing import Any, Sequence
 from textclf import runs
 from textclf.errors import RunError
 
-CONFUSION_PNG = "confusion_matrix.png"
-CURVES_PNG = "learning_curves.png"
 
 
 def _pyplot():
@@ -147,8 +145,8 @@ def _png(fig) -> bytes:
 
 def save_run_plots(run_dir: Path, report: dict, history: dict[str, list[float]]) -> None:
     """Write the run's confusion_matrix.png and learning_curves.png (atomically)."""
-    runs.write_bytes(Path(run_dir) / CONFUSION_PNG, confusion_matrix_png(report))
-    runs.write_bytes(Path(run_dir) / CURVES_PNG, learning_curves_png(history))
+    runs.write_bytes(Path(run_dir) / runs.CONFUSION_PNG, confusion_matrix_png(report))
+    runs.write_bytes(Path(run_dir) / runs.CURVES_PNG, learning_curves_png(history))
 
 
 def check_plot_path(path: str | Path) -> Path:

@@ -35,8 +35,13 @@ THRESHOLDS_FILE = "thresholds.json"  # multi-label runs: the probability each la
 PROGRESS_FILE = "progress.json"  # inside checkpoints/
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
-LATEST = "latest"
 LOCK_FILE = ".lock"  # locked (flock) by the process training in the run directory
+CONFUSION_PNG = "confusion_matrix.png"
+CURVES_PNG = "learning_curves.png"
+# Every file and folder a run directory may hold (tests/test_architecture.py: named nowhere else).
+RUN_FILES = (RUN_FILE, CONFIG_FILE, LABELS_FILE, MODEL_FILE, LITE_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE,
+             THRESHOLDS_FILE, CONFUSION_PNG, CURVES_PNG, CHECKPOINTS_DIR, PROGRESS_FILE, LOGS_DIR, LOCK_FILE)
+LATEST = "latest"
 DEFAULT_ROOT = "runs"
 
 
