@@ -176,11 +176,18 @@ def run_textclf(model: str, train: str, evaluation: str, seed: int, tmp: Path, q
     from textclf.runs import Run
 
     metrics, config = Run(run).metrics, Run(run).config
-    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-            "train_seconds": metrics["train_seconds"], "train_examples_per_second": metrics["train_examples_per_second"],
-            "epochs_run": metrics["epochs_run"], "wall_seconds": wall, "peak_rss_mb": rss,
-            "model": config["model"], "selection": (config.get("selection") or {}).get("reason"),
-            "max_length": (config.get("model_params") or {}).get("max_length")}
+    return {
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "train_seconds": metrics["train_seconds"],
+        "train_examples_per_second": metrics["train_examples_per_second"],
+        "epochs_run": metrics["epochs_run"],
+        "wall_seconds": wall,
+        "peak_rss_mb": rss,
+        "model": config["model"],
+        "selection": (config.get("selection") or {}).get("reason"),
+        "max_length": (config.get("model_params") or {}).get("max_length"),
+    }
 
 
 def run_svc(train: str, evaluation: str, seed: int, tmp: Path, quiet: bool) -> dict:

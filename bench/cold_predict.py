@@ -90,12 +90,17 @@ def main() -> None:
             copy = Path(tmp) / "keras-only" / kind
             shutil.copytree(d, copy, ignore=shutil.ignore_patterns(LITE_FILE))
             keras_only[kind] = copy
-        commands = {"python -c pass": [sys.executable, "-c", "pass"],
-                    "import textclf._tf": [sys.executable, "-c", "import textclf._tf"],
-                    **{f"predict, {kind} run": [str(TEXTCLF), "predict", HEADLINE, "--run", str(d)]
-                       for kind, d in runs.items()},
-                    **{f"predict, {kind} run, Keras model (no twin)": [str(TEXTCLF), "predict", HEADLINE, "--run", str(d)]
-                       for kind, d in keras_only.items()}}
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "import textclf._tf": [sys.executable, "-c", "import textclf._tf"],
+            **{
+                f"predict, {kind} run": [str(TEXTCLF), "predict", HEADLINE, "--run", str(d)] for kind, d in runs.items()
+            },
+            **{
+                f"predict, {kind} run, Keras model (no twin)": [str(TEXTCLF), "predict", HEADLINE, "--run", str(d)]
+                for kind, d in keras_only.items()
+            },
+        }
         times: dict[str, list[float]] = {name: [] for name in commands}
         names = list(commands)
         for r in range(args.rounds):

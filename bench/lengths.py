@@ -78,12 +78,18 @@ def main() -> None:
                                           "max_length": config["model_params"]["max_length"], "peak_rss_mb": rss})
                     print(name, setting, seed, json.dumps(runs[setting][-1]), flush=True)
             for setting, got in runs.items():
-                rows.append({"texts": name, "setting": setting, "max_length": got[0]["max_length"],
-                             "accuracy": statistics.mean(r["accuracy"] for r in got),
-                             "accuracies": [r["accuracy"] for r in got],
-                             "train_examples_per_second": statistics.median(r["train_examples_per_second"] for r in got),
-                             "wall_seconds": statistics.median(r["wall_seconds"] for r in got),
-                             "peak_rss_mb": max(r["peak_rss_mb"] for r in got)})
+                rows.append(
+                    {
+                        "texts": name,
+                        "setting": setting,
+                        "max_length": got[0]["max_length"],
+                        "accuracy": statistics.mean(r["accuracy"] for r in got),
+                        "accuracies": [r["accuracy"] for r in got],
+                        "train_examples_per_second": statistics.median(r["train_examples_per_second"] for r in got),
+                        "wall_seconds": statistics.median(r["wall_seconds"] for r in got),
+                        "peak_rss_mb": max(r["peak_rss_mb"] for r in got),
+                    }
+                )
     lines = ["## Sequence length: max_length 128 vs from the data (transformer)", "",
              f"    python bench/lengths.py {' '.join(sys.argv[1:])}".rstrip(), "",
              f"Seeds {', '.join(map(str, args.seeds))}; the long texts are synthetic (each ag7600 article followed by "

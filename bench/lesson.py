@@ -127,9 +127,15 @@ def bert(train, evaluation, *, preprocess: Path, encoder: Path, finetune: bool, 
     masks = np.concatenate([vectorizer(tf.constant(train.texts[i:i + 1024].astype(str)))["input_mask"].numpy()
                             for i in range(0, len(train), 1024)])
     encoder_vars = bert_layer.variables
-    return {"train_seconds": timer.train_seconds, "eval_accuracy": float(acc), "epochs": 1,
-            "analysis_seconds": time.perf_counter() - start, "token_lengths": masks.sum(axis=1), "padded_length": masks.shape[1],
-            "variables": encoder_vars if finetune else [],
-            "frozen_variables": [] if finetune else encoder_vars}
+    return {
+        "train_seconds": timer.train_seconds,
+        "eval_accuracy": float(acc),
+        "epochs": 1,
+        "analysis_seconds": time.perf_counter() - start,
+        "token_lengths": masks.sum(axis=1),
+        "padded_length": masks.shape[1],
+        "variables": encoder_vars if finetune else [],
+        "frozen_variables": [] if finetune else encoder_vars,
+    }
 
 

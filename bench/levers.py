@@ -157,12 +157,18 @@ def finetune_section(args, data, runs: Path, group, rows: list[dict]) -> None:
                                   experiment="minilm-finetune"), rounds=args.finetune_rounds)
     f32, bf16 = rows[first:first + 2]
     speedup = bf16["train_examples_per_second"] / f32["train_examples_per_second"]
-    lines = ["## Fine-tuning precision, end to end (`bench/levers.py --groups finetune`)", "",
-             f"    python bench/levers.py {' '.join(sys.argv[1:])}", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}: `textclf train --experiment minilm-finetune --set training.epochs=1 "
-             f"--precision P` on ag7600, {args.finetune_rounds} rounds, the two settings alternating (the order flips "
-             "every round), round r with seed 42 + r on both sides. Train ex/s counts training steps only.", "",
-             "| precision | train ex/s, per round | mean ± sd | eval acc, per round | mean ± sd |", "|---|---|---|---|---|"]
+    lines = [
+        "## Fine-tuning precision, end to end (`bench/levers.py --groups finetune`)",
+        "",
+        f"    python bench/levers.py {' '.join(sys.argv[1:])}",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M')}: `textclf train --experiment minilm-finetune --set training.epochs=1 "
+        f"--precision P` on ag7600, {args.finetune_rounds} rounds, the two settings alternating (the order flips "
+        "every round), round r with seed 42 + r on both sides. Train ex/s counts training steps only.",
+        "",
+        "| precision | train ex/s, per round | mean ± sd | eval acc, per round | mean ± sd |",
+        "|---|---|---|---|---|",
+    ]
     for r in (f32, bf16):
         lines.append(f"| {r['setting']} | {', '.join(f'{x:.1f}' for x in r['runs'])} | {r['speed_mean']:.1f} ± "
                      f"{r['speed_sd']:.1f} | {', '.join(f'{x:.2f}%' for x in r['accuracies'])} | "
@@ -267,7 +273,9 @@ def main() -> None:
             group("MiniLM fine-tune steps", {"float32, batch 32": "float32:32", "mixed_bfloat16": "mixed_bfloat16:32",
                                              "batch 16": "float32:16", "batch 64": "float32:64"},
                   lambda how, r: _child("minilm-steps", how, tmp))
-        specs = [data[0], data[1]] + [f"tsv:{ROOT.parent / 'shared/data/sst2' / f}" for f in ("train.tsv.gz", "dev.tsv")]
+        specs = [data[0], data[1]] + [
+            f"tsv:{ROOT.parent / 'shared/data/sst2' / f}" for f in ("train.tsv.gz", "dev.tsv")
+        ]
         if PREPROCESS.exists():
             tok = _child("tokenizers", json.dumps(specs), tmp)
             row("WordPiece tokenization (ag7600 + SST-2)", "hub preprocessing tokenize", seconds=tok["hub_seconds"],
@@ -292,7 +300,9 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     shown = ("lever", "setting", "train_examples_per_second", "accuracy", "speed_vs_default", "accuracy_vs_default_pt")
     for r in rows:
-        other = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in shown)
+        other = ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in shown
+        )
         speed, acc = r.get("train_examples_per_second"), r.get("accuracy")
         ratio, delta = r.get("speed_vs_default"), r.get("accuracy_vs_default_pt")
         lines.append(f"| {r['lever']} | {r['setting']} | {'' if speed is None else f'{speed:,.0f}'} | "

@@ -117,8 +117,11 @@ def main() -> None:
     summary = []
     for system in dict.fromkeys(r["system"] for r in rows):
         got = [r for r in rows if r["system"] == system]
-        cell = lambda key: (f"{100 * np.mean([r[key] for r in got]):.2f} ± {100 * np.std([r[key] for r in got], ddof=1):.2f}"
-                            if len(got) > 1 else f"{100 * got[0][key]:.2f}")
+        cell = lambda key: (
+            f"{100 * np.mean([r[key] for r in got]):.2f} ± {100 * np.std([r[key] for r in got], ddof=1):.2f}"
+            if len(got) > 1
+            else f"{100 * got[0][key]:.2f}"
+        )
         summary.append(f"| {system} | {len(got)} | {cell('micro_f1')} | {cell('macro_f1')} | {cell('subset_accuracy')} "
                        f"| {np.mean([r['wall_seconds'] for r in got]):.1f} |")
     table = "\n".join(["| system | seeds | micro-F1 % | macro-F1 % | subset accuracy % | wall s |",
@@ -126,15 +129,19 @@ def main() -> None:
     print(table)
     save_result(args.out, "multilabel", rows, table=table)
     if args.write_docs:
-        write_section(ROOT / "docs" / "BENCHMARKS.md", "multilabel",
-                      "## Multi-label data (`bench/multilabel.py`)\n\n"
-                      f"Produced by `{' '.join(['python', 'bench/multilabel.py', *sys.argv[1:]])}` "
-                      f"({time.strftime('%Y-%m-%d %H:%M')}; mean ± sd over seeds {', '.join(map(str, range(42, 42 + args.seeds)))}): "
-                      "agpairs, 6,000 train / 1,600 eval texts from ag7600, half of them two AG News items "
-                      "of different classes joined and carrying both; scored on agpairs eval at each run's "
-                      "per-label thresholds (tuned on its validation part). The LinearSVC baseline is "
-                      "deterministic (one row) and predicts a label where its score is > 0.\n\n"
-                      f"{table}\n")
+        write_section(
+            ROOT / "docs" / "BENCHMARKS.md",
+            "multilabel",
+            "## Multi-label data (`bench/multilabel.py`)\n\n"
+            f"Produced by `{' '.join(['python', 'bench/multilabel.py', *sys.argv[1:]])}` "
+            f"({time.strftime('%Y-%m-%d %H:%M')}; mean ± sd over seeds "
+            f"{', '.join(map(str, range(42, 42 + args.seeds)))}): "
+            "agpairs, 6,000 train / 1,600 eval texts from ag7600, half of them two AG News items "
+            "of different classes joined and carrying both; scored on agpairs eval at each run's "
+            "per-label thresholds (tuned on its validation part). The LinearSVC baseline is "
+            "deterministic (one row) and predicts a label where its score is > 0.\n\n"
+            f"{table}\n",
+        )
 
 
 if __name__ == "__main__":

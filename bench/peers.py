@@ -109,14 +109,23 @@ def run_finetune(train: str, evaluation: str, seed: int, tmp: Path, quiet: bool)
     t = config["training"]
     assert (t["global_batch_size"], t["learning_rate"], t["weight_decay"], t["warmup"]) == (
         RECIPE["batch_size"], RECIPE["learning_rate"], RECIPE["weight_decay"], RECIPE["warmup"]), t
-    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "train_seconds": m["train_seconds"],
-            "train_examples_per_second": m["train_examples_per_second"], "wall_seconds": wall, "peak_rss_mb": rss,
-            # where the whole command's seconds go (the rest: imports, saving the run, process exit)
-            **{k: m.get(k) for k in ("load_seconds", "build_seconds", "prepare_seconds", "validation_seconds",
-                                     "eval_seconds")},
-            "eval_from_last_validation": m.get("eval_from_last_validation"),
-            "max_length": config["model_params"]["max_length"], "precision": run.info.get("runtime", {}).get("precision"),
-            "model": "textclf minilm-finetune"}
+    return {
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "train_seconds": m["train_seconds"],
+        "train_examples_per_second": m["train_examples_per_second"],
+        "wall_seconds": wall,
+        "peak_rss_mb": rss,
+        # where the whole command's seconds go (the rest: imports, saving the run, process exit)
+        **{
+            k: m.get(k)
+            for k in ("load_seconds", "build_seconds", "prepare_seconds", "validation_seconds", "eval_seconds")
+        },
+        "eval_from_last_validation": m.get("eval_from_last_validation"),
+        "max_length": config["model_params"]["max_length"],
+        "precision": run.info.get("runtime", {}).get("precision"),
+        "model": "textclf minilm-finetune",
+    }
 
 
 def combine(rows: list[dict]) -> dict:
@@ -156,9 +165,11 @@ def verdicts_ngrams(rows: dict[str, dict], name: str = "") -> list[str]:
         if not r or "accuracy" not in r:
             continue
         gap = 100 * (auto["accuracy"] - r["accuracy"])
-        out.append(f"textclf default vs {peer}: {gap:+.2f} pt accuracy (target ≥ 0: {'met' if gap >= 0 else 'MISSED'}), "
-                   f"{auto['wall_seconds'] / r['wall_seconds']:.1f}× its wall time, "
-                   f"{auto['train_examples_per_second'] / r['train_examples_per_second']:.2g}× its training ex/s")
+        out.append(
+            f"textclf default vs {peer}: {gap:+.2f} pt accuracy (target ≥ 0: {'met' if gap >= 0 else 'MISSED'}), "
+            f"{auto['wall_seconds'] / r['wall_seconds']:.1f}× its wall time, "
+            f"{auto['train_examples_per_second'] / r['train_examples_per_second']:.2g}× its training ex/s"
+        )
     return out
 
 
@@ -176,8 +187,11 @@ def verdicts_finetune(rows: dict[str, dict]) -> list[str]:
 
 def table(rows: dict[str, dict], ours_key: str) -> list[str]:
     ours = rows.get(ours_key, {})
-    lines = ["| side | eval acc | train ex/s | train s | wall s | peak RSS MB | textclf's ex/s ÷ it | its wall ÷ textclf's | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| side | eval acc | train ex/s | train s | wall s | peak RSS MB | textclf's ex/s ÷ it "
+        "| its wall ÷ textclf's | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, r in rows.items():
         if "error" in r:
             lines.append(f"| {label} | failed | | | | | | | {r['error']} |")
@@ -185,8 +199,9 @@ def table(rows: dict[str, dict], ours_key: str) -> list[str]:
         mine = label == ours_key or "accuracy" not in ours
         speed = "" if mine else f"{ours['train_examples_per_second'] / r['train_examples_per_second']:.2f}×"
         wall = "" if mine else f"{r['wall_seconds'] / ours['wall_seconds']:.2f}×"
-        note = r.get("selection") or ", ".join(x for x in (r.get("precision") or "",
-                                                          f"max_length {r['max_length']}" if r.get("max_length") else "") if x)
+        note = r.get("selection") or ", ".join(
+            x for x in (r.get("precision") or "", f"max_length {r['max_length']}" if r.get("max_length") else "") if x
+        )
         lines.append(f"| {label} | {100 * r['accuracy']:.2f}% ± {100 * r['accuracy_sd']:.2f} | "
                      f"{r['train_examples_per_second']:,.1f} | {r['train_seconds']:.1f} | {r['wall_seconds']:.1f} | "
                      f"{r['peak_rss_mb']:,.0f} | {speed} | {wall} | {note} |")
@@ -320,7 +335,8 @@ def main() -> None:
                     if label == "textclf":
                         row = run_finetune(train, evaluation, seed, tmp, args.quiet)
                     else:
-                        # textclf's max_length (from the training texts alone, so the same every round); round 0 runs textclf first
+                        # textclf's max_length (from the training texts alone, so the same every round);
+                        # round 0 runs textclf first
                         max_length = next((x["max_length"] for x in runs["textclf"] if "max_length" in x), 128)
                         row = run_peer(python, "hf", {"train": str(train_jsonl), "eval": str(eval_jsonl), "seed": seed,
                                                       "model": str(MINILM), "num_labels": classes,

@@ -35,7 +35,10 @@ def read(path: str) -> tuple[list[str], list[int]]:
 def scores(y_true, y_pred) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
-    return {"accuracy": float(accuracy_score(y_true, y_pred)), "macro_f1": float(f1_score(y_true, y_pred, average="macro"))}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
+    }
 
 
 def svc(cfg: dict) -> dict:

@@ -289,10 +289,29 @@ def cli_latency(rows: list[dict], args, out_dir: Path) -> dict:
 def _child(kind: str, recipe: str, args, out_dir: Path) -> dict:
     """Run one worker process; its result plus wall time and peak RSS (from wait4)."""
     out = out_dir / f"{kind}-{recipe}-{args.seed}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--recipes", recipe,
-           "--data", args.data, "--eval-data", args.eval_data, "--seed", str(args.seed),
-           "--lesson-epochs", str(args.lesson_epochs), "--limit", str(args.limit), "--runs-root",
-           str(getattr(args, "runs_root", None) or out_dir / "runs"), "--worker-out", str(out), *sum((["--set", s] for s in args.set), [])]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--recipes",
+        recipe,
+        "--data",
+        args.data,
+        "--eval-data",
+        args.eval_data,
+        "--seed",
+        str(args.seed),
+        "--lesson-epochs",
+        str(args.lesson_epochs),
+        "--limit",
+        str(args.limit),
+        "--runs-root",
+        str(getattr(args, "runs_root", None) or out_dir / "runs"),
+        "--worker-out",
+        str(out),
+        *sum((["--set", s] for s in args.set), []),
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL if args.quiet else None)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -336,9 +355,12 @@ def _ensure_minilm() -> None:
 
 
 def _lesson_label(recipe: str, args) -> str:
-    return {"transformer": f"lesson transformer (pad 256, {args.lesson_epochs} epoch{'s' if args.lesson_epochs > 1 else ''})",
-            "bert-frozen": "lesson frozen BERT (pad 128, pooled)",
-            "bert-finetune": "lesson fine-tune (pad 128, AdamW; after its frozen fit)"}[recipe]
+    return {
+        "transformer": f"lesson transformer (pad 256, {args.lesson_epochs} "
+        f"epoch{'s' if args.lesson_epochs > 1 else ''})",
+        "bert-frozen": "lesson frozen BERT (pad 128, pooled)",
+        "bert-finetune": "lesson fine-tune (pad 128, AdamW; after its frozen fit)",
+    }[recipe]
 
 
 def _fmt(value, spec: str, missing: str = "-") -> str:
@@ -346,20 +368,30 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 
 
 def _rows_table(rows: list[dict]) -> list[list[str]]:
-    return [[r["label"], _fmt(r.get("train_examples_per_second"), ",.1f"),
-             _fmt(None if r.get("eval_accuracy") is None else 100 * r["eval_accuracy"], ".2f") + ("%" if r.get("eval_accuracy") is not None else ""),
-             _fmt(r.get("peak_rss_mb"), ",.0f"), _fmt(r.get("wall_seconds"), ",.1f"),
-             _fmt(None if r.get("mfu") is None else 100 * r["mfu"], ".1f") + ("%" if r.get("mfu") is not None else ""),
-             r.get("error") or _seed_note(r)]
-            for r in rows]
+    return [
+        [
+            r["label"],
+            _fmt(r.get("train_examples_per_second"), ",.1f"),
+            _fmt(None if r.get("eval_accuracy") is None else 100 * r["eval_accuracy"], ".2f")
+            + ("%" if r.get("eval_accuracy") is not None else ""),
+            _fmt(r.get("peak_rss_mb"), ",.0f"),
+            _fmt(r.get("wall_seconds"), ",.1f"),
+            _fmt(None if r.get("mfu") is None else 100 * r["mfu"], ".1f") + ("%" if r.get("mfu") is not None else ""),
+            r.get("error") or _seed_note(r),
+        ]
+        for r in rows
+    ]
 
 
 def _seed_note(row: dict) -> str:
     accs = row.get("eval_accuracies")
     if not accs:
         return ""
-    return (f"{len(accs)} seeds ({row['seeds'][0]}–{row['seeds'][-1]}): acc " + " / ".join(f"{100 * a:.2f}" for a in accs)
-            + "%, ex/s median")
+    return (
+        f"{len(accs)} seeds ({row['seeds'][0]}–{row['seeds'][-1]}): acc "
+        + " / ".join(f"{100 * a:.2f}" for a in accs)
+        + "%, ex/s median"
+    )
 
 
 HEADER = ["recipe", "train ex/s", "eval acc", "peak RSS MB", "wall s", "MFU", "note"]
@@ -425,8 +457,11 @@ def _verdicts(rows: list[dict], recipes: list[str]) -> list[str]:
                  f"{'met' if speedup >= targets['speedup'] else 'NOT met'})"]
         if "accuracy" in targets:
             acc = ours["eval_accuracy"]
-            seeds = f" (mean of {len(ours['eval_accuracies'])} seeds, lowest {100 * min(ours['eval_accuracies']):.2f}%)" \
-                if ours.get("eval_accuracies") else ""
+            seeds = (
+                f" (mean of {len(ours['eval_accuracies'])} seeds, lowest {100 * min(ours['eval_accuracies']):.2f}%)"
+                if ours.get("eval_accuracies")
+                else ""
+            )
             parts.append(f"eval accuracy {100 * acc:.2f}%{seeds} (target ≥ {100 * targets['accuracy']:g}%: "
                          f"{'met' if acc >= targets['accuracy'] else 'NOT met'})")
         out.append(f"{recipe}: " + "; ".join(parts))
@@ -460,7 +495,9 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "bench" / "out" / "benchmarks.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--quiet", action="store_true", help="hide the children's output")
-    parser.add_argument("--worker", choices=["lesson", "textclf", "peak", "pipeline", "predict"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=["lesson", "textclf", "peak", "pipeline", "predict"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     parser.add_argument("--runs-root", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -97,7 +97,9 @@ def sst2_splits(out_dir: Path, folds: int, held_rows: int = 2000, min_words: int
     long_rows = [i for i, (_, text) in enumerate(rows) if len(text.split()) >= min_words]
     random.Random(0).shuffle(long_rows)
     if len(long_rows) < folds * held_rows:
-        raise SystemExit(f"SST-2 has {len(long_rows)} phrases of >= {min_words} words, fewer than {folds} x {held_rows}")
+        raise SystemExit(
+            f"SST-2 has {len(long_rows)} phrases of >= {min_words} words, fewer than {folds} x {held_rows}"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for f in range(folds):

@@ -44,7 +44,9 @@ def bert_forward(weights: dict, config: dict, ids: np.ndarray, mask: np.ndarray)
         probs = scores / scores.sum(-1, keepdims=True)
         context = (probs @ v).transpose(0, 2, 1, 3).reshape(b, t, h)
         attn = _linear(context, w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"])
-        x = _layer_norm(x + attn, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps)
+        x = _layer_norm(
+            x + attn, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps
+        )
         inner = _gelu(_linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]))
         out = _linear(inner, w[p + "output.dense.weight"], w[p + "output.dense.bias"])
         x = _layer_norm(x + out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)

@@ -69,7 +69,11 @@ def test_bench_run_writes_table_json_and_markdown(tmp_path):
     assert pred["cold_seconds"] > 0 and pred["warm_texts_per_second"] > 0
     assert result["verdicts"][0].startswith("transformer: ")
     md = out_md.read_text()
-    assert "| lesson transformer (pad 256, 1 epoch) |" in md and "2 seeds (7–8)" in md and "python bench/run.py --recipes transformer" in md
+    assert (
+        "| lesson transformer (pad 256, 1 epoch) |" in md
+        and "2 seeds (7–8)" in md
+        and "python bench/run.py --recipes transformer" in md
+    )
     assert "textclf transformer-tuned" in proc.stdout and "MFU" in proc.stdout
 
 
@@ -114,10 +118,14 @@ def test_peers_worker_svc_reads_the_shared_examples_and_scores(tmp_path):
             for label, title, desc in part:
                 f.write(json.dumps({"text": f"{title} {desc}", "label": int(label) - 1}) + "\n")
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"train": str(tmp_path / "train.jsonl"), "eval": str(tmp_path / "eval.jsonl"), "seed": 1}))
+    cfg.write_text(
+        json.dumps({"train": str(tmp_path / "train.jsonl"), "eval": str(tmp_path / "eval.jsonl"), "seed": 1})
+    )
     # scikit-learn is in textclf's environment too (tf-models-official), so the worker's protocol is testable here
-    subprocess.run([sys.executable, str(ROOT / "bench" / "peers_worker.py"), "svc", str(cfg), str(tmp_path / "out.json")],
-                   check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "peers_worker.py"), "svc", str(cfg), str(tmp_path / "out.json")],
+        check=True,
+    )
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["train_examples"] == 80 and out["accuracy"] > 0.9  # class words separate the synthetic classes
     assert out["train_examples_per_second"] == pytest.approx(80 / out["train_seconds"])
@@ -127,8 +135,9 @@ def test_peers_worker_svc_reads_the_shared_examples_and_scores(tmp_path):
 def test_peers_verdicts_hold_the_issue_targets():
     peers = _load("peers")
     ours = {"accuracy": 0.905, "train_examples_per_second": 30.0, "wall_seconds": 300.0}
-    fast = peers.verdicts_finetune({"textclf": ours, "hf-trainer": {"accuracy": 0.909, "train_examples_per_second": 10.0,
-                                                                     "wall_seconds": 600.0}})
+    fast = peers.verdicts_finetune(
+        {"textclf": ours, "hf-trainer": {"accuracy": 0.909, "train_examples_per_second": 10.0, "wall_seconds": 600.0}}
+    )
     assert [v.rsplit(": ", 1)[1] for v in fast] == ["met)", "met)", "met)"]
     slow = peers.verdicts_finetune({"textclf": ours, "hf-trainer": {"accuracy": 0.92, "train_examples_per_second": 20.0,
                                                                      "wall_seconds": 400.0}})

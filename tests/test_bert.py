@@ -40,9 +40,15 @@ def make_checkpoint(d: Path, hidden=32, layers=2, heads=2, inner=48, seed=0) -> 
     (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
     rng = np.random.default_rng(seed)
     r = lambda *shape: (rng.standard_normal(shape) * 0.2).astype(np.float32)  # noqa: E731
-    w = {"embeddings.word_embeddings.weight": r(len(vocab), hidden), "embeddings.position_embeddings.weight": r(64, hidden),
-         "embeddings.token_type_embeddings.weight": r(2, hidden), "embeddings.LayerNorm.weight": 1 + r(hidden),
-         "embeddings.LayerNorm.bias": r(hidden), "pooler.dense.weight": r(hidden, hidden), "pooler.dense.bias": r(hidden)}
+    w = {
+        "embeddings.word_embeddings.weight": r(len(vocab), hidden),
+        "embeddings.position_embeddings.weight": r(64, hidden),
+        "embeddings.token_type_embeddings.weight": r(2, hidden),
+        "embeddings.LayerNorm.weight": 1 + r(hidden),
+        "embeddings.LayerNorm.bias": r(hidden),
+        "pooler.dense.weight": r(hidden, hidden),
+        "pooler.dense.bias": r(hidden),
+    }
     for i in range(layers):
         p = f"encoder.layer.{i}."
         for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
@@ -195,7 +201,12 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen, monke
     assert [w.name for w in fast.weights] == [w.name for w in plain.weights]
     assert all(np.array_equal(a, b) for a, b in zip(fast.get_weights(), plain.get_weights()))
     predicted = runner.invoke(app, ["predict", "goal match striker", "--json", "--runs-root", str(runs)])
-    assert predicted.exit_code == 0 and json.loads(predicted.stdout)["label"] in ("World", "Sports", "Business", "Sci/Tech")
+    assert predicted.exit_code == 0 and json.loads(predicted.stdout)["label"] in (
+        "World",
+        "Sports",
+        "Business",
+        "Sci/Tech",
+    )
     # `predict` answered with the run's frozen-graph twin, which gives the Keras model's probabilities
     from textclf import lite
     from textclf.prediction import Predictor

@@ -86,7 +86,11 @@ def test_predict_texts_file_and_stdin_json(trained, tmp_path):
     texts.write_text("shares profit bank\n\nchip software internet\n")
     from_file = run("predict", "--file", texts, "--json", "--run", root / "runs" / "latest")
     # one row per line: the blank one kept, without a label
-    assert [json.loads(x)["text"] for x in from_file.stdout.splitlines()] == ["shares profit bank", "", "chip software internet"]
+    assert [json.loads(x)["text"] for x in from_file.stdout.splitlines()] == [
+        "shares profit bank",
+        "",
+        "chip software internet",
+    ]
     stdin = runner.invoke(app, ["predict", "--file", "-", "--runs-root", str(root / "runs")], input="goal cup\n")
     assert stdin.exit_code == 0 and "goal cup" in stdin.stdout
 
@@ -123,7 +127,9 @@ def test_models_list_json():
     (["predict", "--file", "/no/such/texts.txt"], ["file not found: /no/such/texts.txt"]),
 ])
 def test_bad_input_is_one_line(args, fragments, tmp_path):
-    assert_one_line_error(run(*args, *(["--runs-root", tmp_path] if args[0] != "models" and "--nope" not in args else [])), *fragments)
+    assert_one_line_error(
+        run(*args, *(["--runs-root", tmp_path] if args[0] != "models" and "--nope" not in args else [])), *fragments
+    )
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -191,8 +197,13 @@ def test_help_is_fast_and_does_not_import_tensorflow():
 
 def test_console_script_error_has_no_traceback(tmp_path):
     env = {**os.environ, "COLUMNS": "60"}
-    proc = subprocess.run([sys.executable, "-m", "textclf", "train", "--data", f"csv:{tmp_path}/missing-" + "x" * 80 + ".csv"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "textclf", "train", "--data", f"csv:{tmp_path}/missing-" + "x" * 80 + ".csv"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr  # not wrapped at 60 columns
     assert proc.stderr.startswith("error: data file not found")

@@ -25,9 +25,15 @@ def test_every_shipped_experiment_resolves():
     assert (ft.training.optimizer, ft.training.schedule, ft.training.warmup) == ("adamw", "linear", 0.1)
     assert ft.model_params.trainable and not loaded.get("bert-frozen").config.model_params.trainable
     lesson_tf = loaded.get("transformer").config
-    assert (lesson_tf.model_params.max_length, lesson_tf.model_params.vocab_size, lesson_tf.training.epochs) == (256, 20000, 1)
+    assert (lesson_tf.model_params.max_length, lesson_tf.model_params.vocab_size, lesson_tf.training.epochs) == (
+        256,
+        20000,
+        1,
+    )
     tuned = loaded.get("transformer-tuned").config
-    assert tuned.training.learning_rate == 2e-3 and tuned.model_params.max_length == 0  # the model's defaults: from the data
+    assert (
+        tuned.training.learning_rate == 2e-3 and tuned.model_params.max_length == 0
+    )  # the model's defaults: from the data
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -12,8 +12,12 @@ import pytest
 
 from conftest import cli as run, train_tiny
 
-TEXTS = ["Stocks RALLY as oil prices fall!", "Striker scores; the cup final goes on", "NASA's new chip, software & space",
-         "zzz unknownword"]
+TEXTS = [
+    "Stocks RALLY as oil prices fall!",
+    "Striker scores; the cup final goes on",
+    "NASA's new chip, software & space",
+    "zzz unknownword",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,9 @@ def trained(tmp_path_factory):
     predicted = run("predict", *TEXTS, "--runs-root", root / "runs", "--json", "--top-k", "4")
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     labels = json.loads((root / "runs" / "latest" / "labels.json").read_text())
-    probs = np.array([[next(t["probability"] for t in r["top_k"] if t["label"] == lab) for lab in labels] for r in rows])
+    probs = np.array(
+        [[next(t["probability"] for t in r["top_k"] if t["label"] == lab) for lab in labels] for r in rows]
+    )
     return root, probs, [r["label"] for r in rows]
 
 
@@ -83,4 +89,6 @@ def test_export_refuses_a_non_empty_destination_and_unknown_format(trained):
     assert result.exit_code == 1 and "not empty" in result.stderr
     assert (root / "busy" / "x").read_text() == "keep"
     result = run("export", "--runs-root", root / "runs", "--format", "onnx", "--out", root / "o")
-    assert result.exit_code == 2 and "'saved_model', 'tflite'" in result.stderr and not (root / "o").exists()  # a usage error
+    assert (
+        result.exit_code == 2 and "'saved_model', 'tflite'" in result.stderr and not (root / "o").exists()
+    )  # a usage error

@@ -431,7 +431,9 @@ def test_a_label_outside_a_runs_classes_names_the_runs_labels_not_classes_txt(tm
 
     path = tmp_path / "eval.csv"
     path.write_text("label,text\nWorld,a\nOther,b\n")
-    with pytest.raises(DataError, match=r"line 3: label 'Other' is not one of the classes in the training data or run \(labels.json\)"):
+    with pytest.raises(
+        DataError, match=r"line 3: label 'Other' is not one of the classes in the training data or run \(labels.json\)"
+    ):
         load_examples(f"csv:{path}", label_names=["World", "Sports"])
 
 

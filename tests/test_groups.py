@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ag_rows, ag_split, cli, write_csv
+from conftest import ag_split, cli
 
 TINY_T = ["--embed-dim", "8", "--num-heads", "1", "--ff-dim", "8", "--max-length", "16", "--vocab-size", "200",
           "--batch-size", "16"]

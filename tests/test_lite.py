@@ -21,10 +21,19 @@ from textclf.runs import LITE_FILE
 
 # Characters a user's text may hold: ASCII, punctuation, every kind of space, accents, Greek
 # (final sigma), Turkish dotted I, CJK, emoji, the letters TensorFlow's ICU does not lower, NUL.
-POOL = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-        + [" "] * 12 + ["\t", "\n", "\r", "\v", "\f", "\u00a0", "\u2009", "\u3000", "\x1c", "\u0085"]
-        + list("éÉàÀçÇüÜßẞøØñÑ") + list("ΑΣΟΔσςπ") + ["\u0130", "\u0131"] + list("日本語中文") + ["😀", "👍🏽"]
-        + [chr(c) for c in sorted(lite.LOWER_KEPT)][:6] + ["\x00"])
+POOL = (
+    list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    + list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+    + [" "] * 12
+    + ["\t", "\n", "\r", "\v", "\f", "\u00a0", "\u2009", "\u3000", "\x1c", "\u0085"]
+    + list("éÉàÀçÇüÜßẞøØñÑ")
+    + list("ΑΣΟΔσςπ")
+    + ["\u0130", "\u0131"]
+    + list("日本語中文")
+    + ["😀", "👍🏽"]
+    + [chr(c) for c in sorted(lite.LOWER_KEPT)][:6]
+    + ["\x00"]
+)
 
 
 def fuzz_texts(n: int, seed: int = 0) -> list[str]:
@@ -55,8 +64,11 @@ def runs(tmp_path_factory):
         row[2] += [" Café déjà-vu", " ΟΔΟΣ naïve", " 日本 😀", " Ⱟ\u00a0x"][i % 4]
     train = write_csv(root / "ag" / "train.csv", rows)
     made = {}
-    for name, args in {"ngram-linear": ["--model", "ngram-linear"], "ngram-mlp": ["--model", "ngram-mlp", "--epochs", "3"],
-                       "transformer": [*TINY, "--epochs", "2"]}.items():
+    for name, args in {
+        "ngram-linear": ["--model", "ngram-linear"],
+        "ngram-mlp": ["--model", "ngram-mlp", "--epochs", "3"],
+        "transformer": [*TINY, "--epochs", "2"],
+    }.items():
         result = cli("train", "--data", f"csv:{train}", "--run-dir", root / name, "--runs-root", root / "runs", *args)
         assert result.exit_code == 0, result.output
         made[name] = root / name

@@ -30,7 +30,13 @@ def test_a_50_mb_text_is_refused_in_one_line_naming_the_option(tmp_path, kind):
         extra = []
     runs = tmp_path / "runs"
     result = cli("train", "--data", f"{kind}:{data}", *extra, "--runs-root", runs)
-    assert_one_line_error(result, "line 5" if kind == "csv" else "line 4", "a text of 52,428,", "longer than the limit of 2,000,000", "--max-text-chars")
+    assert_one_line_error(
+        result,
+        "line 5" if kind == "csv" else "line 4",
+        "a text of 52,428,",
+        "longer than the limit of 2,000,000",
+        "--max-text-chars",
+    )
     assert not runs.exists()  # refused while reading: no run directory
     # the option raises the limit (here only to show it is the one read: the text is then taken)
     small = tmp_path / "small.jsonl"

@@ -299,7 +299,9 @@ def test_agpairs_is_a_real_multilabel_set_built_from_ag7600(tmp_path):
     # each eval text is one of ag7600's eval rows, or two of them joined: nothing from the training rows
     import csv
 
-    rows = {". ".join(x.strip() for x in r[1:] if x.strip()) for r in csv.reader((tmp_path / "ag7600" / "eval.csv").open())}
+    rows = {
+        ". ".join(x.strip() for x in r[1:] if x.strip()) for r in csv.reader((tmp_path / "ag7600" / "eval.csv").open())
+    }
     for line in evaluation.read_text().splitlines()[:300]:
         text = json.loads(line)["text"]
         assert text in rows or any(text.startswith(r + " ") and text[len(r) + 1:] in rows for r in rows), text[:80]

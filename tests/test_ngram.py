@@ -117,7 +117,11 @@ def test_cli_trains_evaluates_predicts_and_reloads(tmp_path, model):
     assert metrics["accuracy"] > 0.9  # class words are disjoint: a bag of words separates them
     if model == "ngram-linear":  # C chosen on 10% of the training data, never the eval data; then all of it
         assert metrics["validation_examples"] == 24 and metrics["train_examples"] == 240
-        assert metrics["solver"] == "liblinear" and metrics["c_tried"] == [0.1, 0.3, 1.0] and metrics["c"] in [0.1, 0.3, 1.0]
+        assert (
+            metrics["solver"] == "liblinear"
+            and metrics["c_tried"] == [0.1, 0.3, 1.0]
+            and metrics["c"] in [0.1, 0.3, 1.0]
+        )
         history = json.loads((latest / "history.json").read_text())
         assert len(history["val_accuracy"]) == 3 and history["c"] == [0.1, 0.3, 1.0]
     else:  # early stopping watched 10% of the training data, never the eval data
@@ -130,9 +134,12 @@ def test_cli_trains_evaluates_predicts_and_reloads(tmp_path, model):
     assert [json.loads(line)["label"] for line in predicted.stdout.splitlines()] == ["Business", "Sports"]
     # In a fresh process: ngram-linear's run holds its model as arrays (no model.keras), and its Keras
     # form is built from them; ngram-mlp's model.keras loads with Keras alone.
-    load = (f"from textclf.models.saving import load_model\nm = load_model({str(latest.resolve())!r})\n"
-            if model == "ngram-linear" else
-            f"import textclf.models.ngram\nm = keras.models.load_model({str(latest / 'model.keras')!r}, compile=False)\n")
+    load = (
+        f"from textclf.models.saving import load_model\nm = load_model({str(latest.resolve())!r})\n"
+        if model == "ngram-linear"
+        else "import textclf.models.ngram\n"
+        f"m = keras.models.load_model({str(latest / 'model.keras')!r}, compile=False)\n"
+    )
     code = ("from textclf._tf import keras, tf\n" + load +
             "print(m(tf.constant(['stocks profit shares'])).numpy().argmax())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -197,8 +204,19 @@ def test_squared_hinge_is_linearsvc_loss_and_serves_probabilities(tmp_path):
     np.testing.assert_allclose(one_vs_rest_squared_hinge(tf.constant([0, 2]), scores).numpy(), [2.25, 3.0])
     train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(30, seed=1))
     runs = tmp_path / "runs"
-    result = cli("train", "--model", "ngram-linear", "--data", f"csv:{train}", "--set", "model_params.loss=squared_hinge",
-                 "--set", "model_params.c=1", "--runs-root", runs)
+    result = cli(
+        "train",
+        "--model",
+        "ngram-linear",
+        "--data",
+        f"csv:{train}",
+        "--set",
+        "model_params.loss=squared_hinge",
+        "--set",
+        "model_params.c=1",
+        "--runs-root",
+        runs,
+    )
     assert result.exit_code == 0, result.output
     predicted = cli("predict", "--json", "--top-k", "4", "--runs-root", runs, "stocks profit shares")
     row = json.loads(predicted.stdout)
@@ -208,7 +226,9 @@ def test_squared_hinge_is_linearsvc_loss_and_serves_probabilities(tmp_path):
 @pytest.mark.parametrize("model", [["--model", "ngram-mlp"], ["--set", "model_params.char_ngrams=0"]])
 def test_training_texts_without_words_fail_in_one_line(tmp_path, model):
     data = tmp_path / "p.csv"
-    data.write_text("text,label\n" + "".join(f'"{p}",{"ab"[i % 2]}\n' for i, p in enumerate(["!!!", "??", "...", "--"] * 3)))
+    data.write_text(
+        "text,label\n" + "".join(f'"{p}",{"ab"[i % 2]}\n' for i, p in enumerate(["!!!", "??", "...", "--"] * 3))
+    )
     # words only (ngram-linear's character n-grams would still see the punctuation); the default trains
     # without TensorFlow and must refuse as the Keras path does, before any run directory exists
     result = cli("train", *model, "--data", f"csv:{data}", "--runs-root", tmp_path / "runs")
@@ -233,7 +253,9 @@ def test_numpy_features_are_the_keras_layers_and_the_fit_is_linearsvc():
     texts = list(TEXTS) + fuzzed
     # ASCII-only texts take str.split's fast path (a chunk of them, alone), which must still split only at
     # the whitespace TensorFlow splits at (not at \x1c-\x1f)
-    ascii_texts = ["".join(rng.choice(list("abc ,.-\t\n\x0b\x1c\x1f"), size=int(rng.integers(0, 40)))) for _ in range(100)]
+    ascii_texts = [
+        "".join(rng.choice(list("abc ,.-\t\n\x0b\x1c\x1f"), size=int(rng.integers(0, 40)))) for _ in range(100)
+    ]
     for group in (texts, ascii_texts, ascii_texts[:50] + ["Unicode \u00e9 \x1c"]):
         keys = NgramKeys(2, 5)(tf.constant(group))
         ours, rows = nf.text_keys(group, 2, 5, nf.WordHashes())

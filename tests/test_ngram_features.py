@@ -86,7 +86,9 @@ def test_the_default_trains_evaluates_and_predicts_without_importing_tensorflow(
                               capture_output=True, text=True, env=env, timeout=300)
         imported = {ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
         assert proc.returncode == 0, proc.stderr[-2000:]
-        assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "tf_keras", "keras")}, "TensorFlow imported"
+        assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "tf_keras", "keras")}, (
+            "TensorFlow imported"
+        )
         return proc.stdout
 
     textclf("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--runs-root", runs)

@@ -45,7 +45,9 @@ def test_fixed_shapes_pad_to_bucket_boundaries_and_keep_every_example():
 
 def test_shuffle_is_seeded():
     ids, labels = _ragged([5] * 64), np.arange(64)
-    order = lambda seed: [y.numpy().tolist() for _, y in training_batches(ids, labels, global_batch_size=8, seed=seed).dataset]
+    order = lambda seed: [
+        y.numpy().tolist() for _, y in training_batches(ids, labels, global_batch_size=8, seed=seed).dataset
+    ]
     assert order(1) == order(1)
     assert order(1) != order(2)
 

@@ -26,7 +26,9 @@ def no_false_complete(root: Path) -> None:
         except ValueError:
             continue  # a damaged run.json says nothing is complete
         if isinstance(info, dict) and info.get("status") == "complete":
-            assert {"model.keras", "metrics.json", "history.json", "config.json"} <= {p.name for p in path.parent.iterdir()}
+            assert {"model.keras", "metrics.json", "history.json", "config.json"} <= {
+                p.name for p in path.parent.iterdir()
+            }
 
 
 @pytest.fixture(scope="module")
@@ -77,40 +79,80 @@ LABEL_7 = b'"1","a","b"\n"7","c","d"\n'
 
 CASES = {
     # name: (setup(tmp_path, base) -> args, expected fragments)
-    "bad yaml": (lambda t, b: ["train", "--experiment", "a", "--experiments-file",
-                                _write(t / "x.yaml", "experiments:\n  a: {model: [\n")],
-                 ["x.yaml", "invalid YAML", "line"]),
-    "yaml wrong type": (lambda t, b: ["experiments", "list", "--experiments-file",
-                                      _write(t / "x.yaml", "experiments:\n  a: {training: {epochs: 1.5}}\n")],
-                        ["experiments.a", "training.epochs", "1.5", "integer"]),
-    "non-UTF-8 yaml": (lambda t, b: ["experiments", "list", "--experiments-file",
-                                     _write(t / "x.yaml", b"experiments:\n  a: {description: caf\xe9}\n")],
-                       ["x.yaml line 2", "not valid UTF-8"]),
-    "unknown experiment": (lambda t, b: ["experiments", "run", "nope", "--experiments-file", b[0] / "exp.yaml"],
-                           ["unknown experiment 'nope'", "available: a, b"]),
-    "missing experiments file": (lambda t, b: ["train", "--experiment", "a", "--experiments-file", t / "none.yaml"],
-                                 ["experiments file not found"]),
-    "names and --all": (lambda t, b: ["experiments", "run", "a", "--all", "--experiments-file", b[0] / "exp.yaml"],
-                        ["names or --all, not both"]),
-    "resume with other options": (lambda t, b: ["train", "--resume", b[2], "--learning-rate", "1e-3"],
-                                  ["continues it with its saved config", "drop the other config options",
-                                   "training.learning_rate"]),
+    "bad yaml": (
+        lambda t, b: [
+            "train",
+            "--experiment",
+            "a",
+            "--experiments-file",
+            _write(t / "x.yaml", "experiments:\n  a: {model: [\n"),
+        ],
+        ["x.yaml", "invalid YAML", "line"],
+    ),
+    "yaml wrong type": (
+        lambda t, b: [
+            "experiments",
+            "list",
+            "--experiments-file",
+            _write(t / "x.yaml", "experiments:\n  a: {training: {epochs: 1.5}}\n"),
+        ],
+        ["experiments.a", "training.epochs", "1.5", "integer"],
+    ),
+    "non-UTF-8 yaml": (
+        lambda t, b: [
+            "experiments",
+            "list",
+            "--experiments-file",
+            _write(t / "x.yaml", b"experiments:\n  a: {description: caf\xe9}\n"),
+        ],
+        ["x.yaml line 2", "not valid UTF-8"],
+    ),
+    "unknown experiment": (
+        lambda t, b: ["experiments", "run", "nope", "--experiments-file", b[0] / "exp.yaml"],
+        ["unknown experiment 'nope'", "available: a, b"],
+    ),
+    "missing experiments file": (
+        lambda t, b: ["train", "--experiment", "a", "--experiments-file", t / "none.yaml"],
+        ["experiments file not found"],
+    ),
+    "names and --all": (
+        lambda t, b: ["experiments", "run", "a", "--all", "--experiments-file", b[0] / "exp.yaml"],
+        ["names or --all, not both"],
+    ),
+    "resume with other options": (
+        lambda t, b: ["train", "--resume", b[2], "--learning-rate", "1e-3"],
+        ["continues it with its saved config", "drop the other config options", "training.learning_rate"],
+    ),
     "bad --set": (lambda t, b: ["train", "--data", "sample", "--set", "training.epochs"], ["KEY=VALUE"]),
-    "unknown --set key": (lambda t, b: ["train", "--data", "sample", "--set", "training.epoks=2"],
-                          ["training.epoks: unknown key"]),
+    "unknown --set key": (
+        lambda t, b: ["train", "--data", "sample", "--set", "training.epoks=2"],
+        ["training.epoks: unknown key"],
+    ),
     "negative patience": (lambda t, b: ["train", "--data", "sample", "--patience", "-1"], ["patience", "-1"]),
-    "non-UTF-8 csv": (lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "l.csv", LATIN1)),
-                                    "--runs-root", t / "runs"], ["line 1", "not valid UTF-8"]),
-    "csv short row": (lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "s.csv", SHORT_ROW)),
-                                    "--runs-root", t / "runs"], ["line 3", "expected 3 fields"]),
-    "label out of range": (lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "r.csv", LABEL_7)),
-                                         "--runs-root", t / "runs"], ["line 2", "7"]),
-    "empty file": (lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "e.csv", b"")), "--runs-root", t / "runs"],
-                   ["empty"]),
-    "unknown run for compare": (lambda t, b: ["runs", "compare", b[2], t / "gone", "--runs-root", b[0] / "runs"],
-                                ["run not found", "gone"]),
-    "report into a missing folder": (lambda t, b: ["report", "--runs-root", b[0] / "runs", "--out", t / "no" / "r.html"],
-                                     ["does not exist"]),
+    "non-UTF-8 csv": (
+        lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "l.csv", LATIN1)), "--runs-root", t / "runs"],
+        ["line 1", "not valid UTF-8"],
+    ),
+    "csv short row": (
+        lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "s.csv", SHORT_ROW)), "--runs-root", t / "runs"],
+        ["line 3", "expected 3 fields"],
+    ),
+    "label out of range": (
+        lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "r.csv", LABEL_7)), "--runs-root", t / "runs"],
+        ["line 2", "7"],
+    ),
+    "empty file": (
+        lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "e.csv", b"")), "--runs-root", t / "runs"],
+        ["empty"],
+    ),
+    "unknown run for compare": (
+        lambda t, b: ["runs", "compare", b[2], t / "gone", "--runs-root", b[0] / "runs"],
+        ["run not found", "gone"],
+    ),
+    "report into a missing folder": (
+        lambda t, b: ["report", "--runs-root", b[0] / "runs", "--out", t / "no" / "r.html"],
+        ["does not exist"],
+    ),
     "plot with a wrong suffix": (lambda t, b: ["evaluate", b[2], "--plot", t / "cm.jpg"], [".png"]),
     "export an unknown run": (lambda t, b: ["export", t / "nothing", "--out", t / "e"], ["not found"]),
 }
@@ -187,130 +229,303 @@ D = "d"  # the folder of the data files the cases write
 HEADERED_EMPTY_LABEL = b"label,text\nWorld,war news\n,sports news\nSports,match\n"
 JSONL_EMPTY_LABEL = b'{"text": "war news", "label": "World"}\n{"text": "match", "label": ""}\n'
 AG_HALF = b'"2.5","a title","a text"\n"1.0","b","c"\n'
-TWO_CLASSES = "label,text\n" + "\n".join(f"{'World' if i % 2 else 'Sports'},text number {i} words here" for i in range(40))
+TWO_CLASSES = "label,text\n" + "\n".join(
+    f"{'World' if i % 2 else 'Sports'},text number {i} words here" for i in range(40)
+)
 
-CASES.update({
-    # ---- data files
-    "empty label (csv)": (_train_on("e.csv", HEADERED_EMPTY_LABEL), ["line 3", "empty label"]),
-    "empty label (jsonl)": (_train_on("e.jsonl", JSONL_EMPTY_LABEL), ["line 2", "empty label"]),
-    "fractional AG label": (_train_on("f.csv", AG_HALF),
-                            ["line 1", "'2.5' is not an integer class index"]),
-    "corrupt deflate stream": (_train_on("c.csv.gz", _gz(b'"1","a","b"\n', "deflate")), ["not a valid gzip file"]),
-    "truncated gzip": (_train_on("c.csv.gz", _gz(b'"1","a","b"\n', "truncated")), ["not a valid gzip file"]),
-    "invalid JSON line": (_train_on("j.jsonl", b'{"text": "a", "label": "x"}\n{oops\n'), ["line 2", "invalid JSON"]),
-    "JSON line not an object": (_train_on("j.jsonl", b'["a", "b"]\n'), ["line 1", "expected a JSON object"]),
-    "JSON line without the label": (_train_on("j.jsonl", b'{"text": "a"}\n'), ["line 1", "no field 'label'"]),
-    "JSON text not a string": (_train_on("j.jsonl", b'{"text": 5, "label": "x"}\n'), ["line 1", "text fields must be strings"]),
-    "JSON label an object": (_train_on("j.jsonl", b'{"text": "a", "label": {}}\n'), ["line 1", "label must be"]),
-    "no label column": (_train_on("h.csv", b"category,text\nx,y\n"), ["no 'label' column", "--label-field"]),
-    "unknown text field": (_train_on("h.csv", b"label,text\nx,y\n", "--text-field", "body"), ["no column 'body'"]),
-    "data path is a folder": (lambda t, b: ["train", "--data", f"csv:{t}", "--runs-root", t / "runs"],
-                              ["is a directory"]),
-    "one class only": (_train_on("o.csv", b"label,text\nx,a\nx,b\n"), ["at least 2 classes"]),
-    "empty text": (_train_on("t.csv", b"label,text\nx,a\ny, \n"), ["line 3", "empty text"]),
-    "unterminated quote": (_train_on("n.csv", b'label,text\nx,"abc\ny,d\n'), ["line", "malformed CSV"]),
-    "unknown data kind": (lambda t, b: ["train", "--data", "xml:file.xml", "--runs-root", t / "runs"], ["xml"]),
-    "eval label unseen in training": (lambda t, b: [
-        "train", "--data", _data(t, "a.csv", TWO_CLASSES), "--eval-data",
-        f"csv:{_write(t / 'e' / 'b.csv', b'label,text' + bytes(chr(10), 'ascii') + b'Business,stocks up')}",
-        "--runs-root", t / "runs"], ["line 2", "'Business' is not one of the classes"]),
-    "label index past classes.txt": (lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "r.csv", LABEL_7)),
-                                                   "--runs-root", t / "runs"], ["1..4 in", "classes.txt"]),
-    # ---- config
-    "zero epochs": (lambda t, b: ["train", "--data", "sample", "--epochs", "0"], ["epochs", "0", ">= 1"]),
-    "negative learning rate": (lambda t, b: ["train", "--data", "sample", "--learning-rate", "-1"], ["learning_rate"]),
-    "unknown optimizer": (lambda t, b: ["train", "--data", "sample", "--optimizer", "sgd"], ["optimizer", "adamw"]),
-    "weight decay with adam": (lambda t, b: ["train", "--data", "sample", "--model", "transformer",
-                                             "--weight-decay", "0.1"], ["weight decay is AdamW's"]),
-    "unknown model": (lambda t, b: ["train", "--data", "sample", "--model", "nosuch"], ["nosuch", "transformer"]),
-    "model larger than memory": (lambda t, b: ["train", "--data", "sample", "--model", "transformer",
-                                               "--embed-dim", "1000000000"], ["does not fit in memory", "GB"]),
-    "one fold": (lambda t, b: ["train", "--data", "sample", "--folds", "1"], ["folds", "[2, 1000]"]),
-    "folds with eval data": (lambda t, b: ["train", "--data", "sample", "--eval-data", "sample:eval", "--folds", "3"],
-                             ["no eval data with folds"]),
-    "zero seeds": (lambda t, b: ["train", "--data", "sample", "--seeds", "0"], ["seeds", ">= 1"]),
-    "seeds with --run-dir": (lambda t, b: ["train", "--data", "sample", "--model", "transformer", "--seeds", "2",
-                                           "--run-dir", t / "one"], ["--run-dir names one run"]),
-    "--set of a bad type": (lambda t, b: ["train", "--data", "sample", "--set", "training.seed=abc"],
-                            ["training.seed", "abc"]),
-    "unknown precision": (lambda t, b: ["train", "--data", "sample", "--precision", "float8"], ["precision"]),
-    "bert preset on a transformer": (lambda t, b: ["train-bert-frozen", "--model", "transformer", "--data", "sample"],
-                                     ["needs a BERT model"]),
-    "preset with an experiment": (lambda t, b: ["train-transformer", "--experiment", "a", "--experiments-file",
-                                                b[0] / "exp.yaml", "--data", "sample"], ["cannot run experiment 'a'"]),
-    "unknown top-level yaml key": (lambda t, b: ["experiments", "list", "--experiments-file",
-                                                 _write(t / "x.yaml", "runs: {}\nexperiments:\n  a: {}\n")],
-                                   ["runs: unknown key"]),
-    "model sizes in yaml defaults": (lambda t, b: ["experiments", "list", "--experiments-file", _write(
-        t / "x.yaml", "defaults: {model_params: {embed_dim: 8}}\nexperiments:\n  a: {model: transformer}\n")],
-        ["defaults.model_params"]),
-    "TF_CONFIG a list": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"], ["TF_CONFIG", "list"],
-                         None, {"TF_CONFIG": "[]"}),
-    "TF_CONFIG cluster a string": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
-                                   ["TF_CONFIG: cluster"], None, {"TF_CONFIG": '{"cluster": "x"}'}),
-    "TF_CONFIG not JSON": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
-                           ["TF_CONFIG is not valid JSON"], None, {"TF_CONFIG": "{oops"}),
-    "TF_CONFIG task outside the cluster": (lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
-                                           ["task index 2"], None,
-                                           {"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, '
-                                                         '"task": {"type": "worker", "index": 2}}'}),
-    # ---- run directories
-    "run.json a list": (lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_json("run.json", []))],
-                        ["run.json", "JSON object"]),
-    "config.json a list": (lambda t, b: ["evaluate", _run_copy(t, b, _edit_json("config.json", []))],
-                           ["config.json", "JSON object"]),
-    "labels.json too short": (lambda t, b: ["predict", "hello", "--run",
-                                            _run_copy(t, b, _edit_json("labels.json", ["World", "Sports"]))],
-                              ["4 outputs", "names 2 classes"]),
-    "labels.json one name": (lambda t, b: ["export", _run_copy(t, b, _edit_json("labels.json", ["World"])),
-                                           "--out", t / "e"], ["4 outputs", "names 1 classes"]),
-    "a run still running": (lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_info(status="running"))],
-                            ["not complete", "running"]),
-    "resume a complete run": (lambda t, b: ["train", "--resume", _run_copy(t, b)], ["already complete"]),
-    "resume a folder that is no run": (lambda t, b: ["train", "--resume", t], ["not a textclf run directory"]),
-    "resume a truncated checkpoint": (lambda t, b: ["train", "--resume", _resumable_copy(t, b, "truncated")],
-                                      ["checkpoint", "unreadable", "train it again"]),
-    "resume a deleted checkpoint": (lambda t, b: ["train", "--resume", _resumable_copy(t, b, "deleted")],
-                                    ["checkpoint", "unreadable", "train it again"]),
-    "resume a live run": (lambda t, b: ["train", "--resume", _run_copy(t, b, _edit_info(
-        status="running", pid=os.getpid(), host=__import__("socket").gethostname()))], ["still running"]),
-    "compare one run": (lambda t, b: ["runs", "compare", b[2]], ["needs two or more runs or groups (got 1)"]),
-    "report with no runs": (lambda t, b: ["report", "--runs-root", t / "none", "--out", t / "r.html"],
-                            ["no complete run"]),
-    "export into a full folder": (lambda t, b: ["export", b[2], "--out", _write(t / "full" / "x", "x").parent],
-                                  ["exists and is not empty"]),
-    "export format unknown": (lambda t, b: ["export", b[2], "--format", "onnx", "--out", t / "e"],
-                              ["--format", "onnx"], 2),
-    "predict nothing": (lambda t, b: ["predict", "--run", b[2]], ["no text to classify"]),
-    "predict an empty text": (lambda t, b: ["predict", "", "--run", b[2]], ["text 1 is empty"]),
-    "predict a missing file": (lambda t, b: ["predict", "--file", t / "none.txt", "--run", b[2]], ["not found"]),
-    "predict a non-UTF-8 file": (lambda t, b: ["predict", "--file", _write(t / "l.txt", b"caf\xe9\n"), "--run", b[2]],
-                                 ["line 1", "not valid UTF-8"]),
-    # ---- model store
-    "model store is a file": (lambda t, b: ["models", "import-hf", t, "--name", "m"], ["is not a directory"],
-                              None, lambda t: {"TEXTCLF_HOME": str(_write(t / "home", "x"))}),
-    "import a folder without a checkpoint": (lambda t, b: ["models", "import-hf", t, "--name", "m"],
-                                             ["config.json"], None, lambda t: {"TEXTCLF_HOME": str(t / "h")}),
-    # ---- the other commands
-    "data stats of a missing file": (lambda t, b: ["data", "stats", f"csv:{t / 'none.csv'}"], ["data file not found"]),
-    "data stats plot not a png": (lambda t, b: ["data", "stats", "sample", "--plot", t / "x.jpg"], [".png"]),
-    "compare an unknown group": (lambda t, b: ["runs", "compare", "no-such-group", b[2], "--runs-root", b[0] / "runs"],
-                                 ["run not found: no-such-group"]),
-    "threshold above 1": (lambda t, b: ["predict", "x", "--run", b[2], "--threshold", "2"], ["--threshold"], 2),
-    "class weight neither none nor balanced nor a file": (
-        lambda t, b: ["train", "--data", "sample", "--model", "transformer", "--class-weight", "weird",
-                      "--runs-root", t / "runs"], ["class weight file not found: weird", "none, balanced"]),
-    "serve a folder that is no run": (lambda t, b: ["serve", t, "--port", "1"], ["not a textclf run directory"]),
-    "tune with no trials": (lambda t, b: ["tune", "a", "--space", "training.epochs=1,2", "--trials", "0",
-                                          "--experiments-file", b[0] / "exp.yaml", "--out", t / "s"], ["--trials"]),
-    # ---- tune
-    "tune without a space": (lambda t, b: ["tune", "a", "--experiments-file", b[0] / "exp.yaml", "--out", t / "s"],
-                             ["--space"]),
-    "tune with a bad space": (lambda t, b: ["tune", "a", "--space", "training.epochs", "--experiments-file",
-                                            b[0] / "exp.yaml", "--out", t / "s"], ["KEY=CHOICES"]),
-    "tune an unknown experiment": (lambda t, b: ["tune", "zzz", "--space", "training.epochs=1,2", "--experiments-file",
-                                                 b[0] / "exp.yaml", "--out", t / "s"], ["unknown experiment 'zzz'"]),
-})
+CASES.update(
+    {
+        # ---- data files
+        "empty label (csv)": (_train_on("e.csv", HEADERED_EMPTY_LABEL), ["line 3", "empty label"]),
+        "empty label (jsonl)": (_train_on("e.jsonl", JSONL_EMPTY_LABEL), ["line 2", "empty label"]),
+        "fractional AG label": (_train_on("f.csv", AG_HALF), ["line 1", "'2.5' is not an integer class index"]),
+        "corrupt deflate stream": (_train_on("c.csv.gz", _gz(b'"1","a","b"\n', "deflate")), ["not a valid gzip file"]),
+        "truncated gzip": (_train_on("c.csv.gz", _gz(b'"1","a","b"\n', "truncated")), ["not a valid gzip file"]),
+        "invalid JSON line": (
+            _train_on("j.jsonl", b'{"text": "a", "label": "x"}\n{oops\n'),
+            ["line 2", "invalid JSON"],
+        ),
+        "JSON line not an object": (_train_on("j.jsonl", b'["a", "b"]\n'), ["line 1", "expected a JSON object"]),
+        "JSON line without the label": (_train_on("j.jsonl", b'{"text": "a"}\n'), ["line 1", "no field 'label'"]),
+        "JSON text not a string": (
+            _train_on("j.jsonl", b'{"text": 5, "label": "x"}\n'),
+            ["line 1", "text fields must be strings"],
+        ),
+        "JSON label an object": (_train_on("j.jsonl", b'{"text": "a", "label": {}}\n'), ["line 1", "label must be"]),
+        "no label column": (_train_on("h.csv", b"category,text\nx,y\n"), ["no 'label' column", "--label-field"]),
+        "unknown text field": (_train_on("h.csv", b"label,text\nx,y\n", "--text-field", "body"), ["no column 'body'"]),
+        "data path is a folder": (
+            lambda t, b: ["train", "--data", f"csv:{t}", "--runs-root", t / "runs"],
+            ["is a directory"],
+        ),
+        "one class only": (_train_on("o.csv", b"label,text\nx,a\nx,b\n"), ["at least 2 classes"]),
+        "empty text": (_train_on("t.csv", b"label,text\nx,a\ny, \n"), ["line 3", "empty text"]),
+        "unterminated quote": (_train_on("n.csv", b'label,text\nx,"abc\ny,d\n'), ["line", "malformed CSV"]),
+        "unknown data kind": (lambda t, b: ["train", "--data", "xml:file.xml", "--runs-root", t / "runs"], ["xml"]),
+        "eval label unseen in training": (
+            lambda t, b: [
+                "train",
+                "--data",
+                _data(t, "a.csv", TWO_CLASSES),
+                "--eval-data",
+                f"csv:{_write(t / 'e' / 'b.csv', b'label,text' + bytes(chr(10), 'ascii') + b'Business,stocks up')}",
+                "--runs-root",
+                t / "runs",
+            ],
+            ["line 2", "'Business' is not one of the classes"],
+        ),
+        "label index past classes.txt": (
+            lambda t, b: ["train", "--data", "csv:" + str(_csv(t, "r.csv", LABEL_7)), "--runs-root", t / "runs"],
+            ["1..4 in", "classes.txt"],
+        ),
+        # ---- config
+        "zero epochs": (lambda t, b: ["train", "--data", "sample", "--epochs", "0"], ["epochs", "0", ">= 1"]),
+        "negative learning rate": (
+            lambda t, b: ["train", "--data", "sample", "--learning-rate", "-1"],
+            ["learning_rate"],
+        ),
+        "unknown optimizer": (lambda t, b: ["train", "--data", "sample", "--optimizer", "sgd"], ["optimizer", "adamw"]),
+        "weight decay with adam": (
+            lambda t, b: ["train", "--data", "sample", "--model", "transformer", "--weight-decay", "0.1"],
+            ["weight decay is AdamW's"],
+        ),
+        "unknown model": (lambda t, b: ["train", "--data", "sample", "--model", "nosuch"], ["nosuch", "transformer"]),
+        "model larger than memory": (
+            lambda t, b: ["train", "--data", "sample", "--model", "transformer", "--embed-dim", "1000000000"],
+            ["does not fit in memory", "GB"],
+        ),
+        "one fold": (lambda t, b: ["train", "--data", "sample", "--folds", "1"], ["folds", "[2, 1000]"]),
+        "folds with eval data": (
+            lambda t, b: ["train", "--data", "sample", "--eval-data", "sample:eval", "--folds", "3"],
+            ["no eval data with folds"],
+        ),
+        "zero seeds": (lambda t, b: ["train", "--data", "sample", "--seeds", "0"], ["seeds", ">= 1"]),
+        "seeds with --run-dir": (
+            lambda t, b: [
+                "train",
+                "--data",
+                "sample",
+                "--model",
+                "transformer",
+                "--seeds",
+                "2",
+                "--run-dir",
+                t / "one",
+            ],
+            ["--run-dir names one run"],
+        ),
+        "--set of a bad type": (
+            lambda t, b: ["train", "--data", "sample", "--set", "training.seed=abc"],
+            ["training.seed", "abc"],
+        ),
+        "unknown precision": (lambda t, b: ["train", "--data", "sample", "--precision", "float8"], ["precision"]),
+        "bert preset on a transformer": (
+            lambda t, b: ["train-bert-frozen", "--model", "transformer", "--data", "sample"],
+            ["needs a BERT model"],
+        ),
+        "preset with an experiment": (
+            lambda t, b: [
+                "train-transformer",
+                "--experiment",
+                "a",
+                "--experiments-file",
+                b[0] / "exp.yaml",
+                "--data",
+                "sample",
+            ],
+            ["cannot run experiment 'a'"],
+        ),
+        "unknown top-level yaml key": (
+            lambda t, b: [
+                "experiments",
+                "list",
+                "--experiments-file",
+                _write(t / "x.yaml", "runs: {}\nexperiments:\n  a: {}\n"),
+            ],
+            ["runs: unknown key"],
+        ),
+        "model sizes in yaml defaults": (
+            lambda t, b: [
+                "experiments",
+                "list",
+                "--experiments-file",
+                _write(
+                    t / "x.yaml", "defaults: {model_params: {embed_dim: 8}}\nexperiments:\n  a: {model: transformer}\n"
+                ),
+            ],
+            ["defaults.model_params"],
+        ),
+        "TF_CONFIG a list": (
+            lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
+            ["TF_CONFIG", "list"],
+            None,
+            {"TF_CONFIG": "[]"},
+        ),
+        "TF_CONFIG cluster a string": (
+            lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
+            ["TF_CONFIG: cluster"],
+            None,
+            {"TF_CONFIG": '{"cluster": "x"}'},
+        ),
+        "TF_CONFIG not JSON": (
+            lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
+            ["TF_CONFIG is not valid JSON"],
+            None,
+            {"TF_CONFIG": "{oops"},
+        ),
+        "TF_CONFIG task outside the cluster": (
+            lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
+            ["task index 2"],
+            None,
+            {"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 2}}'},
+        ),
+        # ---- run directories
+        "run.json a list": (
+            lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_json("run.json", []))],
+            ["run.json", "JSON object"],
+        ),
+        "config.json a list": (
+            lambda t, b: ["evaluate", _run_copy(t, b, _edit_json("config.json", []))],
+            ["config.json", "JSON object"],
+        ),
+        "labels.json too short": (
+            lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_json("labels.json", ["World", "Sports"]))],
+            ["4 outputs", "names 2 classes"],
+        ),
+        "labels.json one name": (
+            lambda t, b: ["export", _run_copy(t, b, _edit_json("labels.json", ["World"])), "--out", t / "e"],
+            ["4 outputs", "names 1 classes"],
+        ),
+        "a run still running": (
+            lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_info(status="running"))],
+            ["not complete", "running"],
+        ),
+        "resume a complete run": (lambda t, b: ["train", "--resume", _run_copy(t, b)], ["already complete"]),
+        "resume a folder that is no run": (lambda t, b: ["train", "--resume", t], ["not a textclf run directory"]),
+        "resume a truncated checkpoint": (
+            lambda t, b: ["train", "--resume", _resumable_copy(t, b, "truncated")],
+            ["checkpoint", "unreadable", "train it again"],
+        ),
+        "resume a deleted checkpoint": (
+            lambda t, b: ["train", "--resume", _resumable_copy(t, b, "deleted")],
+            ["checkpoint", "unreadable", "train it again"],
+        ),
+        "resume a live run": (
+            lambda t, b: [
+                "train",
+                "--resume",
+                _run_copy(t, b, _edit_info(status="running", pid=os.getpid(), host=__import__("socket").gethostname())),
+            ],
+            ["still running"],
+        ),
+        "compare one run": (lambda t, b: ["runs", "compare", b[2]], ["needs two or more runs or groups (got 1)"]),
+        "report with no runs": (
+            lambda t, b: ["report", "--runs-root", t / "none", "--out", t / "r.html"],
+            ["no complete run"],
+        ),
+        "export into a full folder": (
+            lambda t, b: ["export", b[2], "--out", _write(t / "full" / "x", "x").parent],
+            ["exists and is not empty"],
+        ),
+        "export format unknown": (
+            lambda t, b: ["export", b[2], "--format", "onnx", "--out", t / "e"],
+            ["--format", "onnx"],
+            2,
+        ),
+        "predict nothing": (lambda t, b: ["predict", "--run", b[2]], ["no text to classify"]),
+        "predict an empty text": (lambda t, b: ["predict", "", "--run", b[2]], ["text 1 is empty"]),
+        "predict a missing file": (lambda t, b: ["predict", "--file", t / "none.txt", "--run", b[2]], ["not found"]),
+        "predict a non-UTF-8 file": (
+            lambda t, b: ["predict", "--file", _write(t / "l.txt", b"caf\xe9\n"), "--run", b[2]],
+            ["line 1", "not valid UTF-8"],
+        ),
+        # ---- model store
+        "model store is a file": (
+            lambda t, b: ["models", "import-hf", t, "--name", "m"],
+            ["is not a directory"],
+            None,
+            lambda t: {"TEXTCLF_HOME": str(_write(t / "home", "x"))},
+        ),
+        "import a folder without a checkpoint": (
+            lambda t, b: ["models", "import-hf", t, "--name", "m"],
+            ["config.json"],
+            None,
+            lambda t: {"TEXTCLF_HOME": str(t / "h")},
+        ),
+        # ---- the other commands
+        "data stats of a missing file": (
+            lambda t, b: ["data", "stats", f"csv:{t / 'none.csv'}"],
+            ["data file not found"],
+        ),
+        "data stats plot not a png": (lambda t, b: ["data", "stats", "sample", "--plot", t / "x.jpg"], [".png"]),
+        "compare an unknown group": (
+            lambda t, b: ["runs", "compare", "no-such-group", b[2], "--runs-root", b[0] / "runs"],
+            ["run not found: no-such-group"],
+        ),
+        "threshold above 1": (lambda t, b: ["predict", "x", "--run", b[2], "--threshold", "2"], ["--threshold"], 2),
+        "class weight neither none nor balanced nor a file": (
+            lambda t, b: [
+                "train",
+                "--data",
+                "sample",
+                "--model",
+                "transformer",
+                "--class-weight",
+                "weird",
+                "--runs-root",
+                t / "runs",
+            ],
+            ["class weight file not found: weird", "none, balanced"],
+        ),
+        "serve a folder that is no run": (lambda t, b: ["serve", t, "--port", "1"], ["not a textclf run directory"]),
+        "tune with no trials": (
+            lambda t, b: [
+                "tune",
+                "a",
+                "--space",
+                "training.epochs=1,2",
+                "--trials",
+                "0",
+                "--experiments-file",
+                b[0] / "exp.yaml",
+                "--out",
+                t / "s",
+            ],
+            ["--trials"],
+        ),
+        # ---- tune
+        "tune without a space": (
+            lambda t, b: ["tune", "a", "--experiments-file", b[0] / "exp.yaml", "--out", t / "s"],
+            ["--space"],
+        ),
+        "tune with a bad space": (
+            lambda t, b: [
+                "tune",
+                "a",
+                "--space",
+                "training.epochs",
+                "--experiments-file",
+                b[0] / "exp.yaml",
+                "--out",
+                t / "s",
+            ],
+            ["KEY=CHOICES"],
+        ),
+        "tune an unknown experiment": (
+            lambda t, b: [
+                "tune",
+                "zzz",
+                "--space",
+                "training.epochs=1,2",
+                "--experiments-file",
+                b[0] / "exp.yaml",
+                "--out",
+                t / "s",
+            ],
+            ["unknown experiment 'zzz'"],
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -426,9 +641,12 @@ def test_a_full_disk_under_any_requested_output_is_one_line(base, tmp_path, monk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(runs_module.os, "fsync", full)
-    for args in (["evaluate", latest, "--curve", tmp_path / "c.png"], ["evaluate", latest, "--plot", tmp_path / "p.png"],
-                 ["data", "stats", f"csv:{train}", "--plot", tmp_path / "h.png"],
-                 ["report", latest, "--out", tmp_path / "r.html"]):
+    for args in (
+        ["evaluate", latest, "--curve", tmp_path / "c.png"],
+        ["evaluate", latest, "--plot", tmp_path / "p.png"],
+        ["data", "stats", f"csv:{train}", "--plot", tmp_path / "h.png"],
+        ["report", latest, "--out", tmp_path / "r.html"],
+    ):
         assert_one_line_error(run(*args), f"cannot write {args[-1]}", "No space left on device", code=1)
     monkeypatch.setattr(runs_module.os, "fsync", real_fsync)
     assert list(tmp_path.iterdir()) == []

@@ -125,7 +125,10 @@ def test_an_experiment_with_values_derived_from_the_data_resumes_too(setup):
                     runs_root], setup, _progress_in(runs_root), after_epochs=1)
     [killed] = [p for p in runs_root.iterdir() if p.is_dir() and not p.is_symlink()]
     saved = json.loads((killed / "config.json").read_text())["model_params"]["max_length"]
-    assert saved and json.loads((killed / "run.json").read_text())["requested_config"]["model_params"]["max_length"] != saved
+    assert (
+        saved
+        and json.loads((killed / "run.json").read_text())["requested_config"]["model_params"]["max_length"] != saved
+    )
     result = run("experiments", "run", "derived", "--experiments-file", setup / "experiments.yaml",
                  "--runs-root", runs_root)
     assert result.exit_code == 0, result.output

@@ -67,7 +67,10 @@ def test_runs_list_json(two_runs):
 
 def test_runs_compare_shows_differences_and_best(two_runs):
     root, _ = two_runs
-    names = [json.loads(line)["name"] for line in run("runs", "list", "--runs-root", root / "runs", "--json").stdout.splitlines()]
+    names = [
+        json.loads(line)["name"]
+        for line in run("runs", "list", "--runs-root", root / "runs", "--json").stdout.splitlines()
+    ]
     result = run("runs", "compare", *names, "--runs-root", root / "runs", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -110,7 +113,9 @@ def test_experiments_list(two_runs):
     assert [(r["name"], r["model"], r["description"]) for r in own] == [
         ("narrow", "transformer", "embed 8"), ("wide", "transformer", "embed 16")]
     shipped = {r["name"]: r["source"] for r in rows if "name" in r and r not in own}
-    assert shipped["bert-finetune-adamw"].endswith("recipes.yaml") and {"group": "baselines"}.items() <= rows[-1].items()
+    assert (
+        shipped["bert-finetune-adamw"].endswith("recipes.yaml") and {"group": "baselines"}.items() <= rows[-1].items()
+    )
 
 
 def test_a_failing_experiment_does_not_stop_the_others(two_runs, tmp_path):
@@ -125,8 +130,16 @@ experiments:
     model_params: {{embed_dim: 8, num_heads: 1, ff_dim: 8, max_length: 16, vocab_size: 200}}
     training: {{epochs: 1, global_batch_size: 16}}
 """)
-    result = run("experiments", "run", "--all", "--experiments-file", tmp_path / "x.yaml", "--runs-root", tmp_path / "runs",
-                 "--json")
+    result = run(
+        "experiments",
+        "run",
+        "--all",
+        "--experiments-file",
+        tmp_path / "x.yaml",
+        "--runs-root",
+        tmp_path / "runs",
+        "--json",
+    )
     assert result.exit_code == 1
     rows = json.loads(result.stdout.splitlines()[-1])["experiments"]
     assert [(r["experiment"], r["status"]) for r in rows] == [("broken", "failed"), ("fine", "complete")]
@@ -223,7 +236,11 @@ def test_user_text_and_class_names_are_printed_as_written(tmp_path):
     trained = run("train", "--data", f"csv:{data}", "--eval-data", f"csv:{data}", "--runs-root", root)
     assert trained.exit_code == 0, trained.output
     predicted = run("predict", "[/] oops", "[bold]Stocks[/bold] :smile:", "--runs-root", root)
-    assert predicted.exit_code == 0 and "[/] oops" in predicted.stdout and "[bold]Stocks[/bold] :smile:" in predicted.stdout
+    assert (
+        predicted.exit_code == 0
+        and "[/] oops" in predicted.stdout
+        and "[bold]Stocks[/bold] :smile:" in predicted.stdout
+    )
     evaluated = run("evaluate", "--runs-root", root)
     assert evaluated.exit_code == 0 and "[/]" in evaluated.stdout and ":train:" in evaluated.stdout
     stats = run("data", "stats", f"csv:{data}")

@@ -47,7 +47,12 @@ def test_tsv_header_with_label_column_is_detected(tmp_path):
 
 def test_jsonl(tmp_path):
     path = tmp_path / "d.jsonl"
-    path.write_text(json.dumps({"text": "goal!", "label": "sport"}) + "\n\n" + json.dumps({"text": "rates", "label": "money"}) + "\n")
+    path.write_text(
+        json.dumps({"text": "goal!", "label": "sport"})
+        + "\n\n"
+        + json.dumps({"text": "rates", "label": "money"})
+        + "\n"
+    )
     ex = load_examples(f"jsonl:{path}")
     assert list(ex.texts) == ["goal!", "rates"] and ex.label_names == ("money", "sport")
 

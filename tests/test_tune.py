@@ -57,8 +57,21 @@ def test_tune_never_reads_the_eval_data_and_writes_the_best_experiment(tmp_path,
     read: list[str] = []
     real = sources.load_examples
     monkeypatch.setattr(sources, "load_examples", lambda spec, *a, **k: (read.append(spec), real(spec, *a, **k))[1])
-    result = cli("tune", "mlp", "--space", "training.learning_rate=1e-3,3e-3", "--space", "model_params.dropout=0.1,0.2",
-                 "--trials", 3, "--experiments-file", path, "--out", tmp_path / "search", "--json")
+    result = cli(
+        "tune",
+        "mlp",
+        "--space",
+        "training.learning_rate=1e-3,3e-3",
+        "--space",
+        "model_params.dropout=0.1,0.2",
+        "--trials",
+        3,
+        "--experiments-file",
+        path,
+        "--out",
+        tmp_path / "search",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert read and all("eval.csv" not in spec for spec in read), read
     data = json.loads(result.stdout.strip().splitlines()[-1])

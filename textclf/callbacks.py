@@ -140,8 +140,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # silently resumed with fresh Adam moments.
             status.assert_existing_objects_matched()
         except AssertionError:
-            raise TextclfError(f"cannot resume: the checkpoint in {self.directory} does not match this "
-                               "model and optimizer (written by another textclf version?); start the run again") from None
+            raise TextclfError(f"cannot resume: the checkpoint in {self.directory} does not match this model and "
+                               "optimizer (written by another textclf version?); start the run again") from None
         done = int(self.epoch.numpy())
         progress = runs.read_object(self.progress_path)
         self.history = {k: list(v)[:done] for k, v in progress.get("history", {}).items()}
@@ -237,7 +237,8 @@ class EpochValidation(keras.callbacks.Callback):
 
     def __init__(self, batches, labels: np.ndarray, loss, metric, timer: TrainTimer) -> None:
         super().__init__()
-        self.batches, self.labels, self.loss, self.metric, self.timer = batches, labels, keras.losses.get(loss), metric, timer
+        self.batches, self.labels, self.metric, self.timer = batches, labels, metric, timer
+        self.loss = keras.losses.get(loss)
         self.probs: np.ndarray | None = None
         self.seconds = 0.0
 

@@ -184,7 +184,8 @@ def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
 OPTION_FIELDS = {
     "model": "model",
     "data": "data.train", "eval_data": "data.eval", "text_field": "data.text_fields",
-    "label_field": "data.label_field", "label_separator": "data.label_separator", "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
+    "label_field": "data.label_field", "label_separator": "data.label_separator",
+    "eval_fraction": "data.eval_fraction", "tfds_data_dir": "data.tfds_data_dir",
     "max_text_chars": "data.max_text_chars",
     "folds": "data.folds", "seeds": "training.seeds", "class_weight": "training.class_weight",
     "epochs": "training.epochs", "batch_size": "training.global_batch_size",

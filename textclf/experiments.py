@@ -1,8 +1,9 @@
 """Config resolution for runs: experiments.yaml's named experiments, the presets, and `train_config`.
 
 The shipped recipes (textclf/recipes.yaml) with the project's experiments.yaml over them hold
-`defaults:` plus named experiments, each a config layer, validated at load: every experiment is resolved when the file is loaded, so a typo anywhere fails at once
-with the experiment, the field path, the value and what is allowed — not hours into a sweep.
+`defaults:` plus named experiments, each a config layer, validated at load: every experiment is
+resolved when the file is loaded, so a typo anywhere fails at once with the experiment, the
+field path, the value and what is allowed — not hours into a sweep.
 A preset (`train-bert-frozen`, …) is a built-in layer with its own default model.
 """
 
@@ -268,7 +269,8 @@ def add_experiment(path: str | Path, name: str, body: Mapping[str, Any], *, comm
         from textclf.runs import write_bytes
 
         try:
-            write_bytes(path, b"# This project's experiments (see textclf/recipes.yaml for the keys).\n\nexperiments:\n")
+            write_bytes(path, b"# This project's experiments (see textclf/recipes.yaml for the keys).\n\n"
+                              b"experiments:\n")
         except OSError as err:
             raise ConfigError(f"cannot write {path}: {err.strerror or err}") from None
     try:

@@ -165,7 +165,8 @@ def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> d
     (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     cfg = vectorizer.get_config()
     ids = text_to_ids(tf.constant(TEST_TEXTS)).numpy()
-    vectors = [{"text": text, "token_ids": [int(i) for i in row if i != 0] or [1]} for text, row in zip(TEST_TEXTS, ids)]
+    vectors = [{"text": text, "token_ids": [int(i) for i in row if i != 0] or [1]}
+               for text, row in zip(TEST_TEXTS, ids)]
     return {"inputs": {"token_ids": "int32[batch, time], 0 = padding"},
             "outputs": {"probabilities": f"float32[batch, {len(labels)}]"},
             "tokenizer": {"vocab": "vocab.txt (line i = id i; 0 padding, 1 unknown)",

@@ -128,7 +128,8 @@ def _ngram_arrays(layers: dict, train_texts: Sequence[str]) -> dict | None:
             isinstance(layer, SparseDense) for layer in dense[1:]):
         return None
     arrays = {"format": np.array(FORMAT), "kind": np.array("ngram"), "ngrams": np.array(keys.ngrams),
-              "char_ngrams": np.array(keys.char_ngrams), "punctuation": np.array(PUNCTUATION), "keys": lookup.keys.numpy(),
+              "char_ngrams": np.array(keys.char_ngrams), "punctuation": np.array(PUNCTUATION),
+              "keys": lookup.keys.numpy(),
               "idf": tfidf.idf.numpy(), "char_start": np.array(tfidf.char_start),
               "words": np.frombuffer("\n".join(words).encode("utf-8"), np.uint8),
               "word_hashes": hashes.astype(np.int64), "layers": np.array(len(dense))}
@@ -354,7 +355,8 @@ class _TransformerTwin:
         self.shape = None
 
     def ids(self, text: str) -> list[int]:
-        return [self.vocab.get(token, 1) for token in vectorizer_tokens(text, self.punctuation)][: self.max_length] or [1]
+        ids = [self.vocab.get(token, 1) for token in vectorizer_tokens(text, self.punctuation)]
+        return ids[: self.max_length] or [1]
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         rows = [self.ids(t) for t in texts]

@@ -223,7 +223,8 @@ def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | 
     for key, _, _ in COMPARED_METRICS:
         values = [[r["metrics"].get(key) for r in g] for g in loaded]
         numbers = [[v for v in vs if isinstance(v, (int, float))] for vs in values]
-        metrics[key] = [vs[0] if len(vs) == 1 else (sum(ns) / len(ns) if ns else None) for vs, ns in zip(values, numbers)]
+        metrics[key] = [vs[0] if len(vs) == 1 else (sum(ns) / len(ns) if ns else None)
+                        for vs, ns in zip(values, numbers)]
         if key in TESTED_METRICS:
             from textclf import stats
 
@@ -416,7 +417,8 @@ def html_report(items: Sequence[Path | Sequence[Path]]) -> str:
         parts += [f"<th>{e(n)}</th>" for n in comparison["runs"]]
         parts.append("</tr>")
         for key, values in comparison["config_differences"].items():
-            parts.append(f"<tr><td>{e(key)}</td>" + "".join(f"<td>{e(json.dumps(v, ensure_ascii=False))}</td>" for v in values) + "</tr>")
+            cells = "".join(f"<td>{e(json.dumps(v, ensure_ascii=False))}</td>" for v in values)
+            parts.append(f"<tr><td>{e(key)}</td>{cells}</tr>")
         parts.append("</table>")
     for i, run in enumerate(loaded):
         m = run["metrics"]
@@ -432,7 +434,8 @@ def html_report(items: Sequence[Path | Sequence[Path]]) -> str:
             parts.append(_img(confusion_matrix_png(m), "confusion matrix"))
         if run["history"]:
             parts.append(_img(learning_curves_png(run["history"]), "learning curves"))
-        parts.append(f"<h3>Config</h3><pre>{e(json.dumps(run['config'], indent=2, ensure_ascii=False))}</pre></section>")
+        config = json.dumps(run["config"], indent=2, ensure_ascii=False)
+        parts.append(f"<h3>Config</h3><pre>{e(config)}</pre></section>")
     parts.append("</body></html>")
     return "".join(parts)
 

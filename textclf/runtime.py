@@ -109,8 +109,8 @@ def batch_sizes(global_batch_size: int, per_replica_batch_size: int, replicas: i
 def cpu_bf16_features() -> list[str]:
     """The CPU's bfloat16 instruction sets (AMX / AVX512-BF16), from /proc/cpuinfo on Linux."""
     try:
-        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo", encoding="ascii", errors="replace")
-                      if line.startswith("flags")), [])
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
     except OSError:
         return []
     return sorted({f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile")})

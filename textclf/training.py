@@ -12,13 +12,14 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from textclf import runs
+from textclf import task
 from textclf.config import RunConfig
 from textclf.errors import ConfigError, RunError, TextclfError
 
 
 # Defined in textclf.callbacks (Keras), importable from here as before this module stopped importing TensorFlow.
-_FROM_CALLBACKS = frozenset(["_create_optimizer_slots", "_generators", "EarlyStopping", "NanGuard", "EpochCheckpoint", "_DenseGradients",
-                             "TrainTimer", "EpochValidation", "_ListenerCallback"])
+_FROM_CALLBACKS = frozenset(["_create_optimizer_slots", "_generators", "EarlyStopping", "NanGuard", "EpochCheckpoint",
+                             "_DenseGradients", "TrainTimer", "EpochValidation", "_ListenerCallback"])
 
 
 def __getattr__(name: str):
@@ -157,7 +158,7 @@ def _keras_runtime(config: RunConfig):
     # The strategy comes first: MultiWorkerMirroredStrategy must exist before other TF work.
     runtime = setup_runtime(config.runtime, config.training.global_batch_size,
                             cpu_bf16_model=config.model_params.cpu_bf16)
-    if runtime.global_batch_size != config.training.global_batch_size:  # --per-replica-batch-size: record the batch used
+    if runtime.global_batch_size != config.training.global_batch_size:  # --per-replica-batch-size: the batch used
         config = dataclasses.replace(config, training=dataclasses.replace(
             config.training, global_batch_size=runtime.global_batch_size))
     keras.utils.set_random_seed(config.training.seed)
@@ -297,8 +298,8 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
             raise ConfigError(f"--epochs {epochs}: run {path} has completed {done} epochs already; give more to "
                               "extend it")
         config = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=epochs))
-        _Hooks(listener).on_note(f"training {path.name} to {epochs} epochs instead of {config_epochs(run)} ({done} done): "
-                                 f"the learning-rate schedule now spans {epochs} epochs")
+        _Hooks(listener).on_note(f"training {path.name} to {epochs} epochs instead of {config_epochs(run)} "
+                                 f"({done} done): the learning-rate schedule now spans {epochs} epochs")
         # config.json says so once the run is resumed, under its lock (runs.start), not before
     return run_training(config, run_dir=run.path, listener=listener, resume=True,
                         experiment=run.info.get("experiment"))
@@ -500,7 +501,8 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
         return _Inputs(True, False, batches, batches(0).steps, val_data,
                        array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
     hooks.on_status("tokenizing")
-    train_ids = built.train_ids if built.train_ids is not None and not t.refit else encode_texts(fit.texts, built.encode)
+    reuse = built.train_ids is not None and not t.refit
+    train_ids = built.train_ids if reuse else encode_texts(fit.texts, built.encode)
     eval_ids = encode_texts(evaluation.texts, built.encode)
     val_ids = encode_texts(validation.texts, built.encode) if validation is not None else None
     frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
@@ -523,7 +525,8 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
     with float32_graphs() as changed:  # the eval features as `evaluate` will compute them
         eval_x = predict_by_length(feature_function(built.features) if changed else featurize, eval_ids, feature_batch,
                                    progress(sizes[0] + sizes[1]))
-    batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed, start_epoch=start)
+    batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,  # noqa: E731
+                                            start_epoch=start)
     val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
     return _Inputs(True, built.solve is not None, batches, batches(0).steps, val_data,
                    array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
@@ -531,7 +534,6 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
 
 def _compiled(model, built, t, data: _Data, runtime, steps: int):
     """`model` compiled for training in the strategy's scope, its optimizer's variables made."""
-    from textclf import task
     from textclf.callbacks import _DenseGradients, _create_optimizer_slots
     from textclf.optim import build_optimizer
 
@@ -554,7 +556,6 @@ def _compiled(model, built, t, data: _Data, runtime, steps: int):
 def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
     """Epochs of the optimizer, with checkpoints, early stopping and an optional refit: the model, history, metrics."""
     from textclf._tf import keras
-    from textclf import task
     from textclf.callbacks import (EarlyStopping, EpochCheckpoint, EpochValidation, NanGuard, TrainTimer,
                                    _ListenerCallback)
 
@@ -648,7 +649,6 @@ def _save_run(run, served, lite, data: _Data, validation, probs: np.ndarray, val
     Multi-label runs first tune a threshold per label on `val_probs` (the `validation` part's
     probabilities) and save them with the run. `served`: the Keras model (None: `lite` is the model).
     """
-    from textclf import task
     from textclf.evaluation import multilabel_report, report_from_predictions, tune_thresholds
     from textclf.reports import save_run_plots
 
@@ -698,7 +698,6 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
     `built.model` becomes features -> the new head, so the saved run predicts with it.
     """
     from textclf._tf import keras
-    from textclf import task
     from textclf.callbacks import TrainTimer, _create_optimizer_slots
     from textclf.data.pipeline import feature_batches
     from textclf.optim import build_optimizer

@@ -205,7 +205,9 @@ class ProgressListener:
 
 def _duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def run_summary(result) -> None:
@@ -240,7 +242,8 @@ def run_summary(result) -> None:
         table.add_row("class weights", ", ".join(f"{k} {v:.3g}" for k, v in m["class_weight"].items()))
     if m.get("solver"):
         tried = ", ".join(f"{c:g}" for c in m.get("c_tried", []))
-        table.add_row("fit", f"{m['solver']}, C {m['c']:g}" + (f" (chosen on validation from {tried})" if tried else ""))
+        chosen = f" (chosen on validation from {tried})" if tried else ""
+        table.add_row("fit", f"{m['solver']}, C {m['c']:g}{chosen}")
     if m.get("stopped_early"):
         table.add_row("epochs", f"{m['epochs_run']} (stopped early; best epoch {m.get('best_epoch')})")
     table.add_row("training speed", f"{m['train_examples_per_second']:,.0f} examples/s")

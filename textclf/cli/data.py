@@ -54,7 +54,8 @@ def _render_stats(result: dict) -> None:
     """data stats as tables and lines."""
     from textclf.cli._render import Table
 
-    out.print(styled("[bold]{}[/]", result['data']) + f": {result['examples']:,} examples, {len(result['classes'])} classes"
+    out.print(styled("[bold]{}[/]", result['data'])
+              + f": {result['examples']:,} examples, {len(result['classes'])} classes"
               + (f" (largest / smallest class: {result['imbalance']:.1f}×)" if result["imbalance"] else ""))
     if result["multilabel"]:
         per = result["labels_per_example"]
@@ -73,7 +74,8 @@ def _render_stats(result: dict) -> None:
         lengths.add_row(unit, *(f"{s[k]:g}" for k in ("min", "mean", "median", "p90", "p99", "max")))
     out.print(lengths)
     d = result["duplicates"]
-    out.print(f"duplicates: {d['texts']:,} text{'s' if d['texts'] != 1 else ''} occur{'s' if d['texts'] == 1 else ''} more than once ({d['extra_copies']:,} extra copies), "
+    out.print(f"duplicates: {d['texts']:,} text{'s' if d['texts'] != 1 else ''} occur{'s' if d['texts'] == 1 else ''} "
+              f"more than once ({d['extra_copies']:,} extra copies), "
               f"{d['with_different_labels']:,} of them with different labels", highlight=False)
     long = result["long_texts"]
     out.print(f"texts longer than {long['over_tokens']} tokens (cut by the transformer and BERT): {long['count']:,}",

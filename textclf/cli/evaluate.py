@@ -16,7 +16,8 @@ app = typer.Typer()  # registered by textclf.cli
 def evaluate(
     run_dir: Annotated[Optional[str], typer.Argument(help=RUN_HELP, show_default=False)] = None,
     run: Annotated[Optional[str], typer.Option(help="The run (instead of the argument).", show_default=False)] = None,
-    data: Annotated[Optional[str], typer.Option(help="Data spec to evaluate on (default: the run's eval data).")] = None,
+    data: Annotated[Optional[str], typer.Option(
+        help="Data spec to evaluate on (default: the run's eval data).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     plot: Annotated[Optional[str], typer.Option(help="Also write the confusion matrix as a PNG here.")] = None,
     threshold: Annotated[Optional[float], typer.Option(
@@ -87,7 +88,8 @@ def render_report(report) -> None:
     for label in report.labels:
         cm.add_column(label, justify="right")
     for label, row in zip(report.labels, report.confusion_matrix):
-        cm.add_row(label, *[styled("[bold]{}[/]", v) if i == report.labels.index(label) else str(v) for i, v in enumerate(row)])
+        own = report.labels.index(label)
+        cm.add_row(label, *[styled("[bold]{}[/]", v) if i == own else str(v) for i, v in enumerate(row)])
     out.print(cm)
     a = report.abstention
     if a and a.get("threshold") is None:

@@ -55,7 +55,9 @@ def list_experiments(
 def run_experiments(
     names: Annotated[Optional[list[str]], typer.Argument(
         help="Experiments or groups of experiments (groups: in the file) to run, in order.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Run every experiment of your experiments file (the shipped recipes when there is none).")] = False,
+    all_: Annotated[bool, typer.Option(
+        "--all", help="Run every experiment of your experiments file (the shipped recipes when there is none)."
+    )] = False,
     data: Annotated[Optional[str], typer.Option(help="Training data spec for every experiment.")] = None,
     eval_data: Annotated[Optional[str], typer.Option(help="Eval data spec for every experiment.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs for every experiment.")] = None,
@@ -177,8 +179,10 @@ def _comparison_table(rows: list[dict[str, Any]], comparison: dict | None) -> No
 
     def cell(row: dict, key: str) -> str:
         value = row[key]
-        text = format_proportion(value) if isinstance(value, dict) else (pct(value) if key != "train_examples_per_second"
-                                                                  else f"{value:,.0f}")
+        if isinstance(value, dict):
+            text = format_proportion(value)
+        else:
+            text = pct(value) if key != "train_examples_per_second" else f"{value:,.0f}"
         return styled("[bold green]{}[/]", text) if best.get(key) == row["experiment"] else text
 
     for r in rows:

@@ -38,7 +38,8 @@ def list_models(
 
 @app.command("import-hf")
 def import_hf(
-    directory: Annotated[str, typer.Argument(help="Hugging Face BERT folder: config.json, model.safetensors, vocab.txt.")],
+    directory: Annotated[str, typer.Argument(
+        help="Hugging Face BERT folder: config.json, model.safetensors, vocab.txt.")],
     name: Annotated[str, typer.Option(help="Name to use with --model / --encoder.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an imported model of the same name.")] = False,
 ) -> None:

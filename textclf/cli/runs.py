@@ -78,7 +78,8 @@ def _group_rows(rows: list[dict]) -> dict[str, dict]:
         sizes = [m["group_size"] for m in g["members"] if isinstance(m["group_size"], int)]
         g.update(complete=len(done), size=max([len(g["members"]), *sizes]),
                  duration_seconds=sum(m["duration_seconds"] or 0 for m in g["members"]),
-                 **{k: summary([m[k] for m in done if isinstance(m[k], (int, float))]) for k in ("accuracy", "macro_f1")})
+                 **{k: summary([m[k] for m in done if isinstance(m[k], (int, float))])
+                    for k in ("accuracy", "macro_f1")})
     return groups
 
 
@@ -102,7 +103,8 @@ def _runs_table(rows: list[dict], groups: dict[str, dict], runs_root: str, expan
         shown.add(r["group"])
         g = groups[r["group"]]
         style = "green" if g["complete"] == g["size"] else "yellow"
-        table.add_row(styled("[bold]{}[/]", g['group']), g["model"] or "", _short(g["data"]), "", format_proportion(g["accuracy"], ci=False),
+        table.add_row(styled("[bold]{}[/]", g['group']), g["model"] or "", _short(g["data"]), "",
+                      format_proportion(g["accuracy"], ci=False),
                       format_proportion(g["macro_f1"], ci=False), f"{g['duration_seconds']:.1f} s",
                       styled(f"[{style}]{{}}/{{}} complete[/]", g['complete'], g['size']))
         if expand:
@@ -138,8 +140,8 @@ def compare(
     """Runs or groups side by side: metrics, whether the leader is ahead by more than noise, config differences.
 
     Groups show mean ± sd and the 95% interval; the tests are McNemar's exact test and a paired
-    bootstrap interval on the saved per-example predictions. Bold marks a leader only when it beats every other by more than noise; runs evaluated on
-    different data are not ranked at all.
+    bootstrap interval on the saved per-example predictions. Bold marks a leader only when it beats
+    every other by more than noise; runs evaluated on different data are not ranked at all.
     """
     from textclf.reports import COMPARED_METRICS, compare_runs, format_summary, verdict_lines
     from textclf.runs import resolve_items

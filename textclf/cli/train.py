@@ -48,7 +48,8 @@ def _source_options(
         help="k-fold cross-validation on the training data (stratified, seeded): K grouped runs, each "
              "evaluated on its held-out fold.", rich_help_panel=EXPERIMENT)] = None,
 ) -> None:
-    """Where the config comes from: the model, an experiment, a resume, seeds and folds. (A signature only: see _command.)"""
+    """Where the config comes from: the model, an experiment, a resume, seeds and folds.
+    (A signature only: see _command.)"""
 
 
 def _data_options(

@@ -32,7 +32,8 @@ def tune(
 ) -> None:
     """Search an experiment's hyperparameters on a fold of its training data; the best become a new experiment.
 
-    Never reads the eval data; weak trials are pruned (optuna). Run the same command again after an interruption: the search continues where it stopped.
+    Never reads the eval data; weak trials are pruned (optuna). Run the same command again after an
+    interruption: the search continues where it stopped.
     """
     from textclf.config import options_layer, parse_sets
     from textclf.tuning import parse_space, tune as run_search

@@ -176,7 +176,8 @@ Features = "np.ndarray | SparseRows"
 def concat_features(parts: list) -> Features:
     """Precomputed features of several sets, one after another."""
     if isinstance(parts[0], SparseRows):
-        return SparseRows(tf.concat([p.cols for p in parts], 0), tf.concat([p.values for p in parts], 0), parts[0].width)
+        cols, values = tf.concat([p.cols for p in parts], 0), tf.concat([p.values for p in parts], 0)
+        return SparseRows(cols, values, parts[0].width)
     return np.concatenate(parts)
 
 

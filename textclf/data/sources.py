@@ -388,7 +388,8 @@ def _header_hint(path, header: list[str], delimiter: str) -> str | None:
     or a line of data rather than a header."""
     other = {",": ("\t", "tab-separated", "tsv"), "\t": (",", "comma-separated", "csv")}.get(delimiter)
     if other and len(header) == 1 and other[0] in header[0]:
-        return (f"{path} line 1: the file looks {other[1]} (its first line has no {'comma' if delimiter == ',' else 'tab'}"
+        return (f"{path} line 1: the file looks {other[1]} "
+                f"(its first line has no {'comma' if delimiter == ',' else 'tab'}"
                 f" but {'tabs' if other[0] == chr(9) else 'commas'}); read it as {other[2]}:{path}")
     if any(_number(h) is not None or len(h.split()) > 3 for h in header):
         shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in header)
@@ -479,7 +480,8 @@ def _tfds_rows(spec: Spec, text_fields, label_field, data_dir):
         try:
             builder.download_and_prepare()
         except Exception as err:
-            raise DataError(_offline_message(name, str(err).splitlines()[0] if str(err) else type(err).__name__)) from None
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DataError(_offline_message(name, first)) from None
     features = builder.info.features
     label_field = label_field or "label"
     if label_field not in features:

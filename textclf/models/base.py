@@ -61,7 +61,8 @@ class BuiltModel:
     # pipeline reuses it rather than tokenizing the same texts again.
     train_ids: tf.RaggedTensor | None = None
     # Fits the head exactly on the precomputed features, instead of epochs of SGD (a convex head):
-    # solve(fit_x=, fit_y=, val_x=, val_y=, say=) -> {"history", "c", "train_examples", ...}: C chosen on val, then fit and val together.
+    # solve(fit_x=, fit_y=, val_x=, val_y=, say=) -> {"history", "c", "train_examples", ...}: C chosen on val,
+    # then fit and val together.
     solve: Callable[..., dict] | None = None
     # Bags of n-grams: texts -> their TF-IDF rows (a scipy CSR matrix) in numpy, and those of the
     # builder's training texts; the pipeline computes frozen features with them (nothing padded).

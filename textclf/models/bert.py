@@ -1,8 +1,8 @@
 """BERT classifiers on TF Hub-format encoders: frozen or fine-tuned, any sequence length.
 
 string -> WordPiece ids (tf-text FastBertTokenizer on the preprocessing model's vocab, or
-the model's own `tokenize`) -> [CLS] ids[:max_length-2] [SEP] padded to the batch's longest -> encoder (`hub.KerasLayer`, `trainable` flag) ->
-mean / pooled / [CLS] pooling -> dropout -> dense softmax (float32).
+the model's own `tokenize`) -> [CLS] ids[:max_length-2] [SEP] padded to the batch's longest ->
+encoder (`hub.KerasLayer`, `trainable` flag) -> mean / pooled / [CLS] pooling -> dropout -> dense softmax (float32).
 """
 
 from __future__ import annotations
@@ -202,7 +202,8 @@ class HubBertEncoder(GraphLayer):
             options = tf.saved_model.LoadOptions(experimental_skip_checkpoint=True) if WEIGHTS_FOLLOW.get() else None
             self.encoder = _plain_keras_layer()(hub.load(handle, options=options), trainable=trainable, name="encoder")
         except Exception as err:
-            raise ModelError(f"cannot load BERT encoder {handle}: {(str(err).splitlines() or ['?'])[0][:200]}") from None
+            first = (str(err).splitlines() or ["?"])[0][:200]
+            raise ModelError(f"cannot load BERT encoder {handle}: {first}") from None
 
     def call(self, ids: tf.Tensor, training=None) -> tf.Tensor:
         ids = tf.cast(ids, tf.int32)

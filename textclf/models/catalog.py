@@ -43,11 +43,11 @@ class TransformerParams(ModelParams):
     """Sizes of the from-scratch Transformer.
 
     The lesson used vocab 20000, padding to 256, embed 32, 2 heads of width 32, ff 32, one
-    block; textclf keeps its architecture but does not pad (and takes max_length from the data when it is 0: the 99th percentile of the
-    training texts' token counts, at most 512), gives each head embed_dim / num_heads = 16, the usual Transformer split, and keeps
-    15,000 words (bench/tune.py on ag7600's training split, 6 seeds: 85.99% vs 84.67% with
-    20,000 and 85.72% with 10,000) and dropout 0.3 instead of 0.1 (4 seeds: 86.60% vs 85.98%;
-    0.2: 86.06%, 0.4: 86.35%, 0.5: 86.08%).
+    block; textclf keeps its architecture but does not pad (and takes max_length from the data when
+    it is 0: the 99th percentile of the training texts' token counts, at most 512), gives each head
+    embed_dim / num_heads = 16, the usual Transformer split, and keeps 15,000 words (bench/tune.py on
+    ag7600's training split, 6 seeds: 85.99% vs 84.67% with 20,000 and 85.72% with 10,000) and
+    dropout 0.3 instead of 0.1 (4 seeds: 86.60% vs 85.98%; 0.2: 86.06%, 0.4: 86.35%, 0.5: 86.08%).
     """
 
     vocab_size: int = 15000  # the lesson's 20000, less rare words: +1.3 pt on held-out training data
@@ -106,8 +106,9 @@ _NGRAM_TRAINING = {"epochs": 40, "global_batch_size": 128, "learning_rate": 1e-3
                                    "min_delta": 0.005},
                 param_defaults={"num_layers": 1, "min_df": 2, "vocab_size": 0, "char_ngrams": 0})
 @register_model("ngram-linear", description="Linear SVM (one-vs-rest squared hinge, LinearSVC's loss) on " + _NGRAM_DOC
-                + " stacked on TF-IDF of character 2-5-grams inside words; fitted by LIBLINEAR (LinearSVC's solver) without "
-                "TensorFlow, C chosen on 10% of the training data, then refitted on all of it.", builder="textclf.models.ngram:build_ngram",
+                + " stacked on TF-IDF of character 2-5-grams inside words; fitted by LIBLINEAR (LinearSVC's solver) "
+                "without TensorFlow, C chosen on 10% of the training data, then refitted on all of it.",
+                builder="textclf.models.ngram:build_ngram",
                 training_defaults={**_NGRAM_TRAINING, "global_batch_size": 256, "learning_rate": 3e-2, "refit": True},
                 param_defaults={"num_layers": 0, "solver": "liblinear", "loss": "squared_hinge"})
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ class ImportedBerts:
         meta = store.read_meta(path)
         return ModelEntry(
             name,
-            f"imported BERT ({meta.get('num_layers')} layers, hidden {meta.get('hidden_size')}) from {meta.get('source')}",
+            f"imported BERT ({meta.get('num_layers')} layers, hidden {meta.get('hidden_size')}) "
+            f"from {meta.get('source')}",
             base.params_cls, base.builder, base.training_defaults, {**base.param_defaults, "encoder": name})
 
     def names(self) -> list[str]:

@@ -32,12 +32,14 @@ def read_hf_config(src: Path) -> dict:
         raise ModelError(f"checkpoint directory not found: {src}")
     missing = [f for f in REQUIRED_FILES if not (src / f).is_file()]
     if missing:
-        hint = " (PyTorch .bin checkpoints are not read; save with safetensors)" if "model.safetensors" in missing else ""
+        hint = (" (PyTorch .bin checkpoints are not read; save with safetensors)"
+                if "model.safetensors" in missing else "")
         raise ModelError(f"{src} is not a Hugging Face BERT checkpoint: missing {', '.join(missing)}{hint}")
     config = read_json_object(src / "config.json", what="config.json")
     model_type = config.get("model_type")
     if model_type != "bert":
-        raise ModelError(f"{src}: model_type is {model_type!r}; only BERT checkpoints (model_type 'bert') can be imported")
+        raise ModelError(f"{src}: model_type is {model_type!r}; only BERT checkpoints (model_type 'bert') "
+                         "can be imported")
     if config.get("hidden_act", "gelu") not in ACTIVATIONS:
         raise ModelError(f"{src}: hidden_act {config.get('hidden_act')!r} is not supported ({', '.join(ACTIVATIONS)})")
     if config.get("position_embedding_type", "absolute") != "absolute":
@@ -110,7 +112,8 @@ def garden_weights(hf: dict[str, np.ndarray], config: dict) -> dict[str, np.ndar
             w, b = hf[f"{p}attention.self.{hf_name}.weight"], hf[f"{p}attention.self.{hf_name}.bias"]
             out[f"{g}self_attention/{g_name}/kernel"] = w.T.reshape(h, heads, d)  # [out,in] -> [in,heads,d]
             out[f"{g}self_attention/{g_name}/bias"] = b.reshape(heads, d)
-        out[f"{g}self_attention/attention_output/kernel"] = hf[f"{p}attention.output.dense.weight"].T.reshape(heads, d, h)
+        kernel = hf[f"{p}attention.output.dense.weight"].T
+        out[f"{g}self_attention/attention_output/kernel"] = kernel.reshape(heads, d, h)
         out[f"{g}self_attention/attention_output/bias"] = hf[f"{p}attention.output.dense.bias"]
         out[f"{g}self_attention_layer_norm/gamma"] = hf[f"{p}attention.output.LayerNorm.weight"]
         out[f"{g}self_attention_layer_norm/beta"] = hf[f"{p}attention.output.LayerNorm.bias"]
@@ -203,7 +206,8 @@ def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, say
     say("exporting the preprocessing model")
     export_tfhub_lib.export_preprocessing(str(tmp / "preprocess"), vocab_file=vocab, do_lower_case=lower,
                                           tokenize_with_offsets=False,
-                                          default_seq_length=min(seq_length, config.get("max_position_embeddings", 512)))
+                                          default_seq_length=min(seq_length,
+                                                                 config.get("max_position_embeddings", 512)))
     shutil.rmtree(tmp / "ckpt")
     meta = {"name": name, "kind": "bert", "source": str(src.resolve()), "imported": runs.timestamp(),
             "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"],

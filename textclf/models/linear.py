@@ -317,7 +317,10 @@ def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x,
     # largest C (SST-2's choice) starts first in it, and is done when the choice is made (else the chosen C
     # is refitted after it). With two tasks per C both cores are busy throughout, and a refit guessed
     # wrong would be a round of work thrown away.
-    columns = 1 if labels.ndim == 1 and fits.num_classes == 2 else (labels.shape[1] if labels.ndim == 2 else fits.num_classes)
+    if labels.ndim == 2:
+        columns = labels.shape[1]
+    else:
+        columns = 1 if fits.num_classes == 2 else fits.num_classes
     guess = len(grid) > 1 and columns == 1
     speculative = {max(grid): fits.submit(problem, labels, max(grid), split=2)} if guess else {}
     # Largest C first: its fits take longest, and the short ones fill in behind them (SST-2: two rounds

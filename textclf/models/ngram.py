@@ -31,7 +31,8 @@ PAD, OOV = 0, 1
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class TfidfBag(GraphLayer):
-    """Ragged (or padded) n-gram ids (batch, None) -> L2-normalised sublinear TF-IDF rows, a SparseTensor (batch, vocab).
+    """Ragged (or padded) n-gram ids (batch, None) -> L2-normalised sublinear TF-IDF rows, a SparseTensor
+    (batch, vocab).
 
     Padding and unknown ids carry no weight (as a vectorizer ignores words outside its
     vocabulary); a text with no known n-gram is an all-zero row.

@@ -16,7 +16,6 @@ length); nothing is padded to the longest text.
 from __future__ import annotations
 
 import ctypes
-import re
 from itertools import chain, repeat
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -380,7 +379,8 @@ def _chunk_counts(texts: Sequence[str], ngrams: int, char_ngrams: int, hashes: W
     chars, char_keys = _char_counts(*tokens, len(texts), char_ngrams, None)
     del tokens
     char_rows = np.repeat(np.arange(len(texts), dtype=np.int32), np.diff(chars.indptr))
-    return (np.concatenate([unique, char_keys]), np.concatenate([df, np.bincount(chars.indices, minlength=len(char_keys))]),
+    char_df = np.bincount(chars.indices, minlength=len(char_keys))
+    return (np.concatenate([unique, char_keys]), np.concatenate([df, char_df]),
             tuple(np.concatenate(p) for p in zip(pairs, (char_rows, (chars.indices + len(unique)).astype(np.int32),
                                                          chars.data.astype(np.int32)))))
 
