@@ -231,7 +231,7 @@ def test_a_signal_ends_training_with_one_line_and_a_resumable_run(tmp_path, sig,
     [run] = [p for p in (tmp_path / "runs").iterdir() if not p.is_symlink()]
     assert lines == [f"error: {word}; resume with textclf train --resume {run}"]
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "failed" and info["error"] == "interrupted"
+    assert info["status"] == "interrupted" and info["error"] == "interrupted"
     assert (run / "checkpoints" / "progress.json").exists()
 
 
@@ -478,3 +478,22 @@ def test_a_run_being_resumed_elsewhere_is_not_resumed_twice(tmp_path):
     result = cli("train", "--resume", run, "--epochs", epochs)  # once it is free
     assert result.exit_code == 0, result.output
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+def test_a_model_without_epochs_is_not_extended_in_epochs(tmp_path):
+    """ngram-linear is fitted by LIBLINEAR: --epochs on its resume is refused, and an interrupted one's
+    `runs list` hint does not offer it."""
+    from textclf import runs
+
+    train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(20, seed=1))
+    root = tmp_path / "runs"
+    with pytest.raises(Exception):
+        with runs.start(root, "ngram-linear", {"model": "ngram-linear", "data": {"train": f"csv:{train}"}},
+                        ["a", "b"], model="ngram-linear"):
+            raise KeyboardInterrupt
+    [run] = [p for p in root.iterdir() if not p.is_symlink()]
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert_one_line_error(cli("train", "--resume", run, "--epochs", "5"), "fitted by its solver, not in epochs",
+                          code=1)
+    listed = " ".join(cli("runs", "list", "--runs-root", root).stdout.split())
+    assert f"continue with textclf train --resume {run.name} --runs-root {root}" in listed and "--epochs" not in listed

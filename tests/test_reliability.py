@@ -493,6 +493,14 @@ CASES.update(
             ],
             ["--trials"],
         ),
+        "fields with the built-in sample data": (
+            lambda t, b: ["train", "--data", "sample", "--text-field", "txt", "--runs-root", t / "runs"],
+            ["no --text-field", "sample"],
+        ),
+        "a plot under a file": (
+            lambda t, b: ["evaluate", b[2], "--curve", b[2] / "run.json" / "c.png"],
+            ["run.json is not a folder"],
+        ),
         # ---- tune
         "tune without a space": (
             lambda t, b: ["tune", "a", "--experiments-file", b[0] / "exp.yaml", "--out", t / "s"],

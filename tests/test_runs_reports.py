@@ -196,7 +196,47 @@ def test_predict_never_takes_a_run_for_a_text(tmp_path):
         result = CliRunner().invoke(app, ["predict", ref, "some text", "--runs-root", str(root)])
         assert result.exit_code == 1
         assert result.output.strip() == (f"error: {ref} is a run, not a text: give it as --run {ref} (textclf predict "
-                                         f"--run {ref} TEXT...); with --run given, every argument is a text")
+                                         f"--run {ref} TEXT...); with --run given, every argument is a text "
+                                         f"(so --run RUN {ref} classifies the word itself)")
+
+
+def test_a_group_id_is_never_a_text_and_a_common_word_is_not_a_run(tmp_path):
+    from textclf.runs import is_run_reference, resolve_items
+
+    root = tmp_path / "runs"
+    _fake_run(root, "20261201-100000-ngram-linear", "ngram-linear", "2026-12-01T10:00:00")
+    _fake_run(root, "20261201-110000-ngram-linear", "ngram-linear", "2026-12-01T11:00:00")
+    member = _fake_run(root, "20261201-120000-g", "ngram-mlp", "2026-12-01T12:00:00",
+                       group="20261201-120000-ngram-mlp-seeds2")
+    for ref in ("20261201-120000-ngram-mlp-seeds2", "120000-ngram-mlp-seeds2", "ngram-mlp-seeds2"):
+        assert is_run_reference(ref, root), ref  # a group id or its end: refused as a text
+        assert resolve_items([ref], root) == [[member]]  # and named by its end like a run
+    assert not is_run_reference("linear", root)  # two runs end with it and it has no `-`: a word to classify
+    assert is_run_reference("ngram-linear", root) and is_run_reference("110000-ngram-linear", root)
+
+
+def test_a_copied_run_is_listed_under_its_own_folder_name(tmp_path):
+    import shutil
+
+    from textclf.runs import list_runs, resolve_run
+
+    root = tmp_path / "runs"
+    run = _fake_run(root, "20261201-100000-ngram-linear", "ngram-linear", "2026-12-01T10:00:00")
+    shutil.copytree(run, root / "ngram-linear-copy")
+    assert sorted(i["name"] for i in list_runs(root)) == ["20261201-100000-ngram-linear", "ngram-linear-copy"]
+    assert resolve_run("linear-copy", root, complete=False) == root / "ngram-linear-copy"
+
+
+def test_tests_that_disagree_are_called_borderline_not_noise():
+    from textclf.reports import verdict_lines
+
+    test = {"other": "b", "difference": 0.1333, "interval": [0.025, 0.25], "p_value": 0.0574, "test": "McNemar",
+            "significant": False}
+    comparison = {"comparable": True, "untested": None, "leader": {"accuracy": "a"}, "tests": {"accuracy": [test]}}
+    [line] = verdict_lines(comparison)
+    assert "not ahead by more than noise by its test, though the bootstrap interval excludes 0: borderline" in line
+    comparison["tests"]["accuracy"][0] = {**test, "interval": [-0.01, 0.25]}
+    assert verdict_lines(comparison)[0].endswith("— not ahead by more than noise")
 
 
 def test_predictions_of_runs_with_other_class_orders_are_compared_by_name():

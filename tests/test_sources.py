@@ -176,3 +176,20 @@ def test_the_same_data_is_read_once_per_process_until_its_file_changes(tmp_path,
     os.utime(path, ns=(1, 1))  # a different stamp even within the file system's time resolution
     changed = load_train_eval(data, seed=2)
     assert len(reads) == 3 and "new text x" in set(changed[0].texts) | set(changed[1].texts)
+
+
+def test_a_headerless_csv_with_short_fields_is_named_data_by_its_repeated_labels(tmp_path):
+    """`Federer wins,Sports` as a first line: no number, no sentence, but `Sports` recurs in the column
+    below, as labels do: the first line is data, and the message says to add a header."""
+    import pytest
+
+    from textclf.data.sources import load_examples
+    from textclf.errors import DataError
+
+    path = tmp_path / "d.csv"
+    path.write_text("Federer wins,Sports\nMarkets fall,Business\nCup final,Sports\n")
+    with pytest.raises(DataError, match="the first line looks like data, not a header .*add a first line naming"):
+        load_examples(f"csv:{path}")
+    path.write_text("headline,topic\nFederer wins,Sports\nCup final,Sports\n")  # a real header: the usual hint
+    with pytest.raises(DataError, match="no 'label' column in the header .headline, topic.; pass --label-field"):
+        load_examples(f"csv:{path}")

@@ -125,7 +125,7 @@ def test_a_killed_search_continues_where_it_stopped(tmp_path, sig):
     assert first["status"] == "complete"
     killed = json.loads((out / "trials" / "trial-1" / "run.json").read_text())
     assert (killed["status"], killed.get("error")) == (("running", None) if sig == signal.SIGKILL
-                                                       else ("failed", "interrupted"))
+                                                       else ("interrupted", "interrupted"))
 
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -59,6 +59,13 @@ class DataConfig:
               "no eval data with folds (each fold's run is evaluated on its held-out fold of the training data)")
         check(self.fold is None or (self.folds >= 2 and 0 <= self.fold < self.folds), "fold", self.fold,
               f"a fold index in [0, {self.folds}) with folds >= 2")
+        builtin = self.train.strip() == "sample" and (self.eval is None or self.eval.strip() == "sample")
+        check(not (builtin and self.text_fields), "text_fields", list(self.text_fields),
+              "no --text-field with the built-in `sample` data (it has one text and one label; the fields name "
+              "columns of csv/tsv/jsonl files and tfds features)")
+        check(not (builtin and self.label_field), "label_field", self.label_field,
+              "no --label-field with the built-in `sample` data (the fields name columns of csv/tsv/jsonl files "
+              "and tfds features)")
 
 
 @dataclass(frozen=True)

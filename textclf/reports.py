@@ -156,11 +156,18 @@ def check_plot_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise RunError(f"--plot writes a PNG; give a path ending in .png, not {path.name!r}")
-    if not path.parent.is_dir():
-        raise RunError(f"cannot write {path}: folder {path.parent} does not exist")
+    _check_folder(path)
     if not os.access(path.parent, os.W_OK):
         raise RunError(f"cannot write {path}: folder {path.parent} is not writable")
     return path
+
+
+def _check_folder(path: Path) -> None:
+    """RunError when `path`'s folder is missing or is not a folder."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise RunError(f"cannot write {path}: {path.parent} is not a folder")
+    if not path.parent.is_dir():
+        raise RunError(f"cannot write {path}: folder {path.parent} does not exist")
 
 
 def write_plot(path: str | Path, report: dict) -> Path:
@@ -478,6 +485,9 @@ def verdict_lines(comparison: dict) -> list[str]:
         for t in tests:
             low, high = t["interval"]
             verdict = "ahead by more than noise" if t["significant"] else "not ahead by more than noise"
+            if not t["significant"] and (low > 0 or high < 0):  # the two tests disagree: say so, not just "noise"
+                verdict += (" by its test, though the bootstrap interval excludes 0: borderline — more eval "
+                            "examples or seeds would settle it")
             lines.append(f"{labels[key]}: {leader} vs {t['other']}: {100 * t['difference']:+.2f} pt, 95% interval "
                          f"[{100 * low:+.2f}, {100 * high:+.2f}], p = {t['p_value']:.3g} ({t['test']}) — {verdict}")
     return lines
@@ -495,6 +505,5 @@ def format_metric(key: str, value: Any) -> str:
 def write_html_report(run_dirs: Sequence[Path | Sequence[Path]], out: str | Path) -> Path:
     """Write the report atomically to `out`."""
     out = Path(out)
-    if not out.parent.is_dir():
-        raise RunError(f"cannot write {out}: folder {out.parent} does not exist")
+    _check_folder(out)
     return runs.write_output(out, html_report(run_dirs).encode("utf-8"))

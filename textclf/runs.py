@@ -3,9 +3,9 @@
 A run directory holds config.json, labels.json, model.keras, history.json, metrics.json,
 predictions.npz, thresholds.json (multi-label runs), model-lite.npz (the model's twin for a cold `predict`),
 logs/ (TensorBoard), checkpoints/ (while unfinished) and run.json; every name is defined here
-and nowhere else. run.json's `status` is "running" while training, then "failed" or
-"complete"; it becomes "complete" only after everything else is written, and only complete
-runs are used by evaluate/predict or pointed to by `latest`.
+and nowhere else. run.json's `status` is "running" while training, then "failed", "interrupted"
+(Ctrl-C, SIGTERM: resumable) or "complete"; it becomes "complete" only after everything else is
+written, and only complete runs are used by evaluate/predict or pointed to by `latest`.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def status(info: dict) -> str:
 
     state = info.get("status", "unknown")
     state = state if isinstance(state, str) else "unknown"
-    if state == "failed" and info.get("error") == "interrupted":
+    if state == "failed" and info.get("error") == "interrupted":  # how earlier versions recorded a Ctrl-C
         return "interrupted"
     if state == "running" and info.get("host") == socket.gethostname():
         pid = info.get("pid")
@@ -336,8 +336,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
         if not isinstance(info, dict):
             continue
         info = clean_info(info)
-        info = {**info, "path": str(path), "status": status(info)}
-        info.setdefault("name", path.name)
+        info = {**info, "path": str(path), "status": status(info), "name": path.name}  # a copied run: its own name
         found.append(info)
     return sorted(found, key=lambda i: (str(i.get("started", "")), i["name"]))
 
@@ -393,10 +392,17 @@ def unfinished_group(root: str | Path, experiment: str, configs: list[dict]) -> 
 
 
 def resolve_group(ref: str, root: str | Path = DEFAULT_ROOT) -> list[Path] | None:
-    """The complete runs of group `ref` under root (None when no group has that id)."""
-    members = groups(root).get(str(ref))
+    """The complete runs of group `ref` (its id, or the end of one group's id) under root (None when no group
+    has that id)."""
+    found = groups(root)
+    members = found.get(str(ref))
     if members is None:
-        return None
+        ends = [g for g in found if g.endswith("-" + str(ref))]
+        if len(ends) > 1:
+            raise RunError(f"{ref} matches {len(ends)} groups ({', '.join(ends)}); give more of the id")
+        if not ends:
+            return None
+        ref, members = ends[0], found[ends[0]]
     done = [Path(i["path"]) for i in members if i["status"] == "complete"]
     if not done:
         raise RunError(f"group {ref} has no complete run yet")
@@ -467,7 +473,9 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
 
 def is_run_reference(text: str, root: str | Path = DEFAULT_ROOT) -> bool:
     """Whether `text` names a run in any of resolve_run's forms: a run directory, a run's name under root,
-    the end of a run's name, a model or experiment name of a run."""
+    a model or experiment name of a run, a group id (or its end), or the end of a run's name — one with a
+    `-` in it (`101500-transformer`), or that only one run has: a word like `linear` that the names of
+    several runs end with is a text."""
     if not text or len(text) > 4096 or any(c.isspace() for c in text):
         return False
     try:
@@ -479,7 +487,12 @@ def is_run_reference(text: str, root: str | Path = DEFAULT_ROOT) -> bool:
         found = list_runs(root)
     except RunError:
         return False
-    return any(i["name"].endswith("-" + text) or text in (i.get("model"), i.get("experiment")) for i in found)
+    if any(text in (i.get("model"), i.get("experiment")) for i in found):
+        return True
+    if any(g == text or g.endswith("-" + text) for g in {i["group"]["id"] for i in found if "group" in i}):
+        return True
+    ends = [i for i in found if i["name"].endswith("-" + text)]
+    return bool(ends) and ("-" in text or len(ends) == 1)
 
 
 def _match_run(ref: str, root: str | Path, complete: bool, resumable: bool = False) -> Path:
@@ -781,7 +794,8 @@ def _started(run: Run, previous: dict, config: dict, labels: list[str], resume: 
         reason = "interrupted" if stopped else (str(err).splitlines() or [type(err).__name__])[0]
         reason = reason or type(err).__name__
         try:
-            run.mark("failed", error=reason[:500], finished=timestamp(), duration_seconds=run.duration_seconds())
+            run.mark("interrupted" if stopped else "failed", error=reason[:500], finished=timestamp(),
+                     duration_seconds=run.duration_seconds())
         except OSError:  # e.g. the disk is full: run.json still says "running", never "complete"
             pass
         if isinstance(err, OSError):

@@ -292,6 +292,9 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
                        f"train a new run with --epochs {epochs} (only an interrupted run can be extended)")
     run = runs.Run(runs.check_resumable(path))
     config = resolve_config(run.config)
+    if epochs is not None and trains_without_tensorflow(config):
+        raise ConfigError(f"--epochs: {config.model} is fitted by its solver, not in epochs; resume {path.name} "
+                          "without --epochs")
     if epochs is not None and epochs != config.training.epochs:
         done = run.epochs_done or 0
         if epochs <= done:
@@ -635,7 +638,7 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     if inputs.frozen:  # the head's output (scores, for a hinge head) -> probabilities
         probs = np.asarray(built.to_probabilities(probs))
     served = built.inference_model()
-    hooks.on_status("saving")
+    hooks.on_status("making the model's twin for a fast predict")
     lite = twin_arrays(served, data.train.texts)
     return _save_run(run, served, lite, data, data.validation, probs, val_probs, history,
                      {**fit_metrics, "eval_seconds": eval_seconds, "eval_from_last_validation": reused}, hooks,

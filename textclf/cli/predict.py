@@ -46,7 +46,8 @@ def predict(
 
     if run is None and texts and is_run_reference(texts[0], runs_root):  # `predict RUN "text"`: never a text by mistake
         raise DataError(f"{texts[0]} is a run, not a text: give it as --run {texts[0]} "
-                        f"(textclf predict --run {texts[0]} TEXT...); with --run given, every argument is a text")
+                        f"(textclf predict --run {texts[0]} TEXT...); with --run given, every argument is a text "
+                        f"(so --run RUN {texts[0]} classifies the word itself)")
     predictor = load_predictor(run, runs_root, lite=True)  # a one-off process: no TensorFlow when the run allows
     results = predictor.predict(texts, top_k, threshold=threshold) + (
         predictor.predict(lines, top_k, blank_as_none=True, threshold=threshold) if lines else [])

@@ -41,8 +41,9 @@ def list_runs(
     stopped = [r for r in rows if r["status"] == "interrupted"]
     if stopped:
         root = "" if runs_root == "runs" else f" --runs-root {runs_root}"
-        out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']}{root} "
-                  "(add --epochs N to train to N epochs)", highlight=False)
+        extend = " (add --epochs N to train to N epochs)" if stopped[-1].get("epochs") is not None else ""
+        out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']}{root}{extend}",
+                  highlight=False)
 
 
 def _run_rows(runs_root: str) -> list[dict]:

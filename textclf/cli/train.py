@@ -22,6 +22,7 @@ TRAIN = "Training"
 MODEL = "Model sizes"
 RUN = "Run directory"
 RUNTIME = "Devices and distribution"
+COMPUTE = "Compilation and determinism"  # apart from RUNTIME: their --no-… column would squeeze its names
 EXPERIMENT = "Experiments and resume"
 
 # Options that are not config fields: where the config comes from and where the run goes.
@@ -136,10 +137,10 @@ def _runtime_options(
         ">= 7.0, mixed_bfloat16 on TPU and for frozen BERT encoders on CPUs with bf16 instructions, else float32.",
         rich_help_panel=RUNTIME)] = None,
     jit_compile: Annotated[Optional[bool], typer.Option(
-        "--jit-compile/--no-jit-compile", help="Compile the train step with XLA.", rich_help_panel=RUNTIME)] = None,
+        "--jit-compile/--no-jit-compile", help="Compile the train step with XLA.", rich_help_panel=COMPUTE)] = None,
     deterministic: Annotated[Optional[bool], typer.Option(
         "--deterministic/--no-deterministic", help="Deterministic ops: same seed and data, same numbers.",
-        rich_help_panel=RUNTIME)] = None,
+        rich_help_panel=COMPUTE)] = None,
 ) -> None:
     """The device and distribution options. (A signature only: see _command.)"""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import socket
@@ -359,7 +360,7 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
     header = [h.strip() for h in header]
     label_field = label_field or "label"
     if label_field not in header:
-        raise DataError(_header_hint(path, header, reader.dialect.delimiter) or (
+        raise DataError(_header_hint(path, header, reader.dialect.delimiter, rows) or (
             f"{path} line 1: no {label_field!r} column in the header ({', '.join(header)}); "
             "pass --label-field (and --text-field) naming the columns"))
     fields = list(text_fields) or [h for h in header if h != label_field]
@@ -383,15 +384,22 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
             yield where, text, _label_name(raw, classes, where)
 
 
-def _header_hint(path, header: list[str], delimiter: str) -> str | None:
+def _header_hint(path, header: list[str], delimiter: str, rows=()) -> str | None:
     """What is wrong with a first line that names no expected column, when it shows: the other separator,
-    or a line of data rather than a header."""
+    or a line of data rather than a header (a number, a sentence, or a value the next `rows` repeat in the
+    same column, as a label does)."""
     other = {",": ("\t", "tab-separated", "tsv"), "\t": (",", "comma-separated", "csv")}.get(delimiter)
     if other and len(header) == 1 and other[0] in header[0]:
         return (f"{path} line 1: the file looks {other[1]} "
                 f"(its first line has no {'comma' if delimiter == ',' else 'tab'}"
                 f" but {'tabs' if other[0] == chr(9) else 'commas'}); read it as {other[2]}:{path}")
-    if any(_number(h) is not None or len(h.split()) > 3 for h in header):
+    below = []
+    try:
+        below.extend(itertools.islice(rows, 200))
+    except DataError:  # a malformed row further down: the first line's problem is still the one to name
+        pass
+    repeated = any(h and any(len(row) > j and row[j].strip() == h for row in below) for j, h in enumerate(header))
+    if repeated or any(_number(h) is not None or len(h.split()) > 3 for h in header):
         shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in header)
         return (f"{path} line 1: the first line looks like data, not a header ({shown}); add a first line naming "
                 "the columns (e.g. text,label), or give the AG News layout (class number 1-N first, no header)")
