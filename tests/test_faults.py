@@ -162,7 +162,7 @@ def test_one_damaged_run_json_does_not_break_runs_list(trained, tmp_path):
     result = cli("runs", "list", "--runs-root", root, "--json")
     assert result.exit_code == 0, result.output
     rows = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, result.stdout.splitlines())}
-    assert rows["named-7"]["name"] == "7" and rows["good"]["status"] == "complete"
+    assert rows["named-7"]["name"] == "named-7" and rows["good"]["status"] == "complete"  # the folder names it
     assert rows["bad-pid"]["status"] == "interrupted"  # no process can be writing it
     assert cli("runs", "list", "--runs-root", root).exit_code == 0
 
@@ -376,7 +376,8 @@ def test_saved_model_export_is_a_shared_folder_and_says_what_it_needs(trained, t
         out = tmp_path / "sm"
         result = cli("export", run, "--out", out)
         assert result.exit_code == 0
-        assert result.stderr.splitlines() == ["tracing and saving the serving model…"]
+        steps = [f"loading the model of {run.name}…", "tracing and saving the serving model…"]
+        assert result.stderr.splitlines() == steps
     finally:
         os.umask(old)
     assert oct(out.stat().st_mode & 0o777) == oct(0o755)
@@ -393,6 +394,7 @@ def test_evaluate_reports_progress_while_it_predicts(trained, monkeypatch):
     monkeypatch.setattr("textclf.prediction.PREDICT_BATCH", 2)  # several batches of the tiny eval set
     result = cli("evaluate", run, "--json")
     assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == f"loading the model of {run.name}…"  # after the data is checked
     lines = [line for line in result.stderr.splitlines() if line.startswith("predicting ")]
     total = json.loads(result.stdout)["examples"]
     assert len(lines) >= 2 and lines[-1].startswith(f"predicting {total} texts: {total}/{total} (100%)")

@@ -191,20 +191,19 @@ def report_from_predictions(
 def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, threshold: float | None = None,
              target_accuracy: float | None = None, curve: bool = False,
              progress: Callable[[str, int, int], None] | None = None, text_fields: Sequence[str] | None = None,
-             label_field: str | None = None) -> Report:
+             label_field: str | None = None, say: Callable[[str], None] = lambda step: None) -> Report:
     """Evaluate a complete run (default: the latest) on `data` (default: the run's eval data).
 
     `threshold`: also coverage and accuracy when answering only at that confidence;
     `target_accuracy`: the lowest threshold reaching it on `data` (choose it on validation data,
     not on the test split); `curve`: accuracy vs coverage (and precision/recall for two classes);
     `progress(what, done, total)`: after each batch of texts; `text_fields`, `label_field`: the columns
-    of `data` when they differ from the training data's.
+    of `data` when they differ from the training data's; `say(step)`: loading the model (after the data
+    is read and checked, so a data mistake is found before TensorFlow loads).
     """
-    from textclf.config import DataConfig, from_dict
-    from textclf.data.sources import load_eval
     from textclf.errors import ConfigError
     from textclf.prediction import load_predictor
-    from textclf.runs import Run
+    from textclf.runs import Run, resolve_run
 
     if (text_fields or label_field) and data is None:
         raise ConfigError("--text-field and --label-field name the columns of --data; give --data too")
@@ -212,14 +211,10 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
         raise ConfigError("--threshold and --target-accuracy both set the confidence threshold; give one "
                           "(--target-accuracy finds the threshold, --threshold uses yours)")
 
-    predictor = load_predictor(run_dir)
-    cfg = Run(predictor.run_dir).config
-    data_cfg = from_dict(DataConfig, cfg.get("data", {}), "data")
-    if text_fields or label_field:
-        data_cfg = dataclasses.replace(data_cfg, **({"text_fields": tuple(text_fields)} if text_fields else {}),
-                                       **({"label_field": label_field} if label_field else {}))
-    seed = int(cfg.get("training", {}).get("seed", 0))
-    examples = load_eval(data_cfg, seed, predictor.labels, data, multilabel=predictor.multilabel)
+    run = Run(resolve_run(run_dir))
+    examples = _examples(run, data, text_fields, label_field)
+    say(f"loading the model of {run.path.name}")
+    predictor = load_predictor(run.path)
     what = f"predicting {len(examples.texts):,} texts"
     probs = predictor.probabilities(examples.texts, progress and (lambda done, total: progress(what, done, total)))
     if predictor.multilabel:
@@ -235,6 +230,21 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     if curve:
         extra["curve"] = coverage_curve(examples.labels, probs)
     return dataclasses.replace(report, **extra) if extra else report
+
+
+def _examples(run, data: str | None, text_fields, label_field):
+    """The examples to evaluate `run` on: `data` (read with the run's data options, or these columns), else
+    the run's own eval data."""
+    from textclf.config import DataConfig, from_dict
+    from textclf.data.sources import load_eval
+
+    cfg = run.config
+    data_cfg = from_dict(DataConfig, cfg.get("data", {}), "data")
+    if text_fields or label_field:
+        data_cfg = dataclasses.replace(data_cfg, **({"text_fields": tuple(text_fields)} if text_fields else {}),
+                                       **({"label_field": label_field} if label_field else {}))
+    seed = int(cfg.get("training", {}).get("seed", 0))
+    return load_eval(data_cfg, seed, run.labels, data, multilabel=run.thresholds is not None)
 
 
 def _evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy, curve) -> Report:

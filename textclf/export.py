@@ -65,7 +65,8 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     run_files = Run(run_dir)
     labels = run_files.labels
     thresholds = run_files.thresholds
-    model = load_model(run_dir)  # a damaged run fails here: its one error line, no step named before it
+    say(f"loading the model of {run_dir.name}")
+    model = load_model(run_dir)
     info = run_files.info
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))

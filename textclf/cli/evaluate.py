@@ -46,7 +46,7 @@ def evaluate(
     with ProgressListener(hold=False) as listener:
         report = run_evaluation(resolve_run(one_run(run_dir, run), runs_root), data, threshold=threshold,
                                 target_accuracy=target_accuracy, curve=curve is not None, progress=listener.on_work,
-                                text_fields=text_field, label_field=label_field)
+                                text_fields=text_field, label_field=label_field, say=listener.on_status)
     if plot is not None:
         from textclf.reports import write_plot
 
