@@ -119,15 +119,21 @@ def test_the_registry_is_generic():
 DECISION = re.compile(r">=\s*(self\.)?(thresholds|cut)\b|\bprobs\.argmax\(|\bp\.argmax\(|tf\.argmax\(probs")
 
 
-def test_the_decision_rule_is_written_once():
+def _lines_matching(pattern: re.Pattern, owner: str, code_only: bool = False) -> list[str]:
+    """Lines of textclf/ outside `owner` that match `pattern` (`code_only`: comments left out)."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel == "textclf/task.py":
+        if rel == owner:
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if DECISION.search(line.split("#")[0]):
+            if pattern.search(line.split("#")[0] if code_only else line):
                 found.append(f"{rel}:{number}: {line.strip()}")
+    return found
+
+
+def test_the_decision_rule_is_written_once():
+    found = _lines_matching(DECISION, "textclf/task.py", code_only=True)
     assert not found, "the decision rule outside textclf/task.py (use task.decide / task.chosen):\n" + "\n".join(found)
     assert DECISION.search("chosen = [j for j in ranked if p[j] >= cut[j]]")  # the pattern finds the old copies
 
@@ -138,14 +144,7 @@ TEXT_RULES = re.compile(r'#\$%&|ABCDEFGHIJKLMNOPQRSTUVWXYZ|"A" <= \w+ <= "Z"|\\t
 
 
 def test_the_text_rules_are_written_once():
-    found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
-        if rel == "textclf/textrules.py":
-            continue
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if TEXT_RULES.search(line):
-                found.append(f"{rel}:{number}: {line.strip()}")
+    found = _lines_matching(TEXT_RULES, "textclf/textrules.py")
     assert not found, "text rules outside textclf/textrules.py:\n" + "\n".join(found)
     rules = (PACKAGE / "textrules.py").read_text(encoding="utf-8")
     assert TEXT_RULES.search(rules)  # the pattern finds the owner's own definitions
