@@ -149,3 +149,15 @@ def test_the_text_rules_are_written_once():
     rules = (PACKAGE / "textrules.py").read_text(encoding="utf-8")
     assert TEXT_RULES.search(rules)  # the pattern finds the owner's own definitions
     assert TEXT_RULES.search('lowered = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)')
+
+
+# Private TensorFlow / tf_keras / TF Hub hooks (textclf/compat.py, each with the version it was checked
+# against): in one module, so an upgrade reviews one file.
+PRIVATE_HOOKS = re.compile(r"_should_use_autograph|_create_all_weights|[\"'.]_random_generator|tensorflow\.python|"
+                           r"convert_variables_to_constants")
+
+
+def test_private_tensorflow_hooks_live_in_compat():
+    found = _lines_matching(PRIVATE_HOOKS, "textclf/compat.py")
+    assert not found, "private TensorFlow/Keras hooks outside textclf/compat.py:\n" + "\n".join(found)
+    assert PRIVATE_HOOKS.search((PACKAGE / "compat.py").read_text(encoding="utf-8"))

@@ -207,7 +207,8 @@ def test_resume_refuses_a_checkpoint_of_another_optimizer(tmp_path):
 
     from textclf._tf import keras
     from textclf.errors import TextclfError
-    from textclf.training import EpochCheckpoint, TrainTimer, _create_optimizer_slots
+    from textclf.compat import create_optimizer_slots as _create_optimizer_slots
+    from textclf.training import EpochCheckpoint, TrainTimer
 
     def model(optimizer):
         m = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(2)])

@@ -10,31 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from textclf import runs
+from textclf import compat, runs
 from textclf._tf import keras
 from textclf.errors import RunError, TextclfError, write_failure
-
-
-def _create_optimizer_slots(model: keras.Model) -> None:
-    """Create the optimizer's variables (Adam's moments, the step count) now, in the strategy's scope.
-
-    Left to the first training step, they are created inside the traced train function, and a
-    tf.function that creates variables is traced twice: 0.2-0.5 s of ngram-mlp's first epoch.
-    OptimizerV2 (Adam, AdamWeightDecay) has no public method for it; without one, creation stays lazy.
-    """
-    create = getattr(model.optimizer, "_create_all_weights", None)
-    if create is not None:
-        create(model.trainable_variables)
-
-
-def _generators(model: keras.Model) -> list:
-    """The tf.random.Generator of every random (e.g. dropout) layer, in a stable order."""
-    found = []
-    for layer in model.submodules:
-        gen = getattr(getattr(layer, "_random_generator", None), "_generator", None)
-        if gen is not None:
-            found.append(gen)
-    return found
 
 
 class EarlyStopping:
@@ -111,7 +89,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory, self.timer, self.guard, self.stopping = Path(directory), timer, guard, stopping
         self.progress_path = self.directory / runs.PROGRESS_FILE
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-        self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer, rng=_generators(model),
+        self.ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer, rng=compat.random_generators(model),
                                         epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(self.directory / "last"), max_to_keep=1)
         self.best_ckpt = tf.train.Checkpoint(model=model)
@@ -135,7 +113,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             raise TextclfError(f"cannot resume: the checkpoint in {self.directory} is unreadable ({first}); "
                                "the run cannot continue, train it again from the start") from None
         try:
-            # The optimizer's variables exist before this (`_create_optimizer_slots`), so a checkpoint
+            # The optimizer's variables exist before this (`compat.create_optimizer_slots`), so a checkpoint
             # without them (e.g. written by textclf's earlier optimizer class) is found here, not
             # silently resumed with fresh Adam moments.
             status.assert_existing_objects_matched()

@@ -176,13 +176,12 @@ def _graph_arrays(model) -> dict:
     graph and no functions to restore. It still needs TensorFlow and tensorflow_text (the
     WordPiece op), but not hub, Keras deserialization or the model store.
     """
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     from textclf._tf import tf
+    from textclf.compat import frozen_graph
 
     function = tf.function(lambda t: model(t, training=False)).get_concrete_function(
         tf.TensorSpec([None], tf.string, name="text"))
-    frozen = convert_variables_to_constants_v2(function)
+    frozen = frozen_graph(function)
     graph = frozen.graph.as_graph_def()
     return {"format": np.array(FORMAT), "kind": np.array("graph"),
             "graph": np.frombuffer(graph.SerializeToString(), np.uint8),

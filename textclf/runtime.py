@@ -219,11 +219,9 @@ def reset_precision() -> None:
 
     keras.mixed_precision.set_global_policy("float32")
     tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": False})
-    # The public API can only enable it; in-process callers (tests, `experiments run`)
-    # need each run to start from the default again.
-    from tensorflow.python.framework import config as tf_config
+    from textclf.compat import disable_op_determinism
 
-    tf_config.disable_op_determinism()
+    disable_op_determinism()
 
 
 class float32_graphs:

@@ -18,8 +18,8 @@ from textclf.errors import ConfigError, RunError, TextclfError
 
 
 # Defined in textclf.callbacks (Keras), importable from here as before this module stopped importing TensorFlow.
-_FROM_CALLBACKS = frozenset(["_create_optimizer_slots", "_generators", "EarlyStopping", "NanGuard", "EpochCheckpoint",
-                             "_DenseGradients", "TrainTimer", "EpochValidation", "_ListenerCallback"])
+_FROM_CALLBACKS = frozenset(["EarlyStopping", "NanGuard", "EpochCheckpoint", "_DenseGradients", "TrainTimer",
+                             "EpochValidation", "_ListenerCallback"])
 
 
 def __getattr__(name: str):
@@ -537,7 +537,8 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
 
 def _compiled(model, built, t, data: _Data, runtime, steps: int):
     """`model` compiled for training in the strategy's scope, its optimizer's variables made."""
-    from textclf.callbacks import _DenseGradients, _create_optimizer_slots
+    from textclf.callbacks import _DenseGradients
+    from textclf.compat import create_optimizer_slots
     from textclf.optim import build_optimizer
 
     with runtime.strategy.scope():
@@ -552,7 +553,7 @@ def _compiled(model, built, t, data: _Data, runtime, steps: int):
             steps_per_execution=t.steps_per_execution,
             jit_compile=runtime.jit_compile,
         )
-        _create_optimizer_slots(model)
+        create_optimizer_slots(model)
     return model
 
 
@@ -701,7 +702,8 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
     `built.model` becomes features -> the new head, so the saved run predicts with it.
     """
     from textclf._tf import keras
-    from textclf.callbacks import TrainTimer, _create_optimizer_slots
+    from textclf.callbacks import TrainTimer
+    from textclf.compat import create_optimizer_slots
     from textclf.data.pipeline import feature_batches
     from textclf.optim import build_optimizer
 
@@ -712,7 +714,7 @@ def _refit(built, t, runtime, features, labels: np.ndarray, epochs: int, class_w
         head.compile(optimizer=build_optimizer(t, data.steps * epochs),
                      loss=built.loss or task.loss(labels.ndim == 2),
                      steps_per_execution=t.steps_per_execution)
-        _create_optimizer_slots(head)
+        create_optimizer_slots(head)
     timer = TrainTimer()
     head.fit(data.dataset, epochs=epochs, steps_per_epoch=data.steps, callbacks=[timer], verbose=0,
              class_weight=None if class_weight is None else dict(enumerate(class_weight.tolist())))

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from textclf._tf import keras, tf
+from textclf.compat import NoAutograph
 
 PACKAGE = "textclf"
 
@@ -19,16 +20,13 @@ PACKAGE = "textclf"
 WEIGHTS_FOLLOW: contextvars.ContextVar[bool] = contextvars.ContextVar("textclf_weights_follow", default=False)
 
 
-class GraphLayer(keras.layers.Layer):
+class GraphLayer(NoAutograph, keras.layers.Layer):
     """A layer whose `call` is plain TensorFlow ops, with no Python control flow on tensors.
 
     Keras runs every subclassed layer's `call` through AutoGraph when it builds or loads
     a model; for these layers that conversion only costs time (≈ 0.5 s of a cold
-    `textclf predict`), so it is switched off.
+    `textclf predict`), so it is switched off (textclf.compat.NoAutograph).
     """
-
-    def _should_use_autograph(self) -> bool:  # tf_keras hook, see base_layer.py
-        return False
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 
 from textclf import task
 from textclf._tf import keras, tf
+from textclf.compat import NoAutograph
 from textclf.errors import ModelError
 from textclf.models import store
 from textclf.models.base import PACKAGE, WEIGHTS_FOLLOW, BuiltModel, GraphLayer, max_length_from_data
@@ -171,9 +172,8 @@ def _plain_keras_layer():
     if not _PLAIN_KERAS_LAYER:
         import tensorflow_hub as hub
 
-        class PlainKerasLayer(hub.KerasLayer):
-            def _should_use_autograph(self) -> bool:  # tf_keras hook, see base_layer.py
-                return False
+        class PlainKerasLayer(NoAutograph, hub.KerasLayer):
+            pass
 
         _PLAIN_KERAS_LAYER.append(PlainKerasLayer)
     return _PLAIN_KERAS_LAYER[0]
