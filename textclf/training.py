@@ -308,6 +308,24 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
                         experiment=run.info.get("experiment"))
 
 
+def train(config: RunConfig, *, runs_root: str | Path = runs.DEFAULT_ROOT, run_dir: str | Path | None = None,
+          experiment: str | None = None, fresh: bool = True, listener: Any = None,
+          each: Callable[..., RunResult] | None = None) -> "RunResult | GroupResult":
+    """The one entry for training `config`: one run, or its group (training.seeds > 1 or data.folds: see
+    run_group, `each` runs a member); unless `fresh`, what an interrupted earlier attempt of `experiment`
+    with this config left is continued (its run resumed, or its group's unfinished runs).
+    `listener` follows a single run (see run_training)."""
+    if config.training.seeds > 1 or config.data.folds:
+        if run_dir is not None:
+            raise ConfigError("--run-dir names one run; a group of runs (--seeds, --folds) goes under --runs-root")
+        return run_group(config, runs_root=runs_root, experiment=experiment, each=each, fresh=fresh)
+    stopped = None if fresh or not experiment else runs.interrupted_run(runs_root, experiment, config.to_dict())
+    if stopped is not None:
+        _Hooks(listener).on_note(f"resuming the interrupted run {stopped}")
+        return resume_run(stopped, listener=listener, runs_root=runs_root)
+    return run_training(config, runs_root=runs_root, run_dir=run_dir, listener=listener, experiment=experiment)
+
+
 @dataclass
 class GroupResult:
     """A finished group: its runs and the mean, sd and 95% interval of their metrics."""

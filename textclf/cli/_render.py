@@ -87,6 +87,16 @@ def run_with_progress(train_fn):
     return result
 
 
+def train_and_show(**settings):
+    """textclf.training.train with its progress drawn (per member of a group) and its summary printed."""
+    from textclf.training import GroupResult, train
+
+    with ProgressListener() as listener:  # a group's members draw their own (run_member): it stays idle
+        result = train(**settings, listener=listener, each=run_member)
+    group_summary(result) if isinstance(result, GroupResult) else run_summary(result)
+    return result
+
+
 class ProgressListener:
     """Training progress: on a terminal one rich progress bar per epoch with running loss and
     accuracy; otherwise (a log, a pipe, CI) one plain line per epoch, written when it ends."""

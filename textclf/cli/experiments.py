@@ -6,8 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli._render import (err, group_summary, json_line, json_output, out, pct, run_member, run_with_progress,
-                                 styled)
+from textclf.cli._render import err, json_line, json_output, out, pct, styled, train_and_show
 from textclf.errors import ConfigError, Interrupted, TextclfError
 
 # Registered by textclf.cli as `experiments`.
@@ -138,23 +137,15 @@ def _report(rows: list[dict], items: list, as_json: bool) -> None:
 def _run_one(name: str, config, runs_root: str, fresh: bool):
     """Train one experiment (a group when it has seeds or folds; an interrupted run resumed unless `fresh`):
     its row of the results table, and its run directory (a list for a group)."""
-    from textclf.runs import interrupted_run
-    from textclf.training import resume_run, run_group, run_training
+    from textclf.training import GroupResult
 
-    if config.training.seeds > 1 or config.data.folds:
-        group = run_group(config, runs_root=runs_root, experiment=name, each=run_member, fresh=fresh)
-        group_summary(group)
+    result = train_and_show(config=config, runs_root=runs_root, experiment=name, fresh=fresh)
+    if isinstance(result, GroupResult):
+        group = result
         return ({"experiment": name, "status": "complete", "model": config.model, **group.to_dict(),
                  "train_examples_per_second": _mean([r.metrics["train_examples_per_second"] for r in group.results]),
                  "duration_seconds": sum(r.info.get("duration_seconds") or 0 for r in group.results)},
                 [r.run_dir for r in group.results])
-    interrupted = None if fresh else interrupted_run(runs_root, name, config.to_dict())
-    if interrupted is not None:
-        err.print(f"resuming the interrupted run {interrupted}")
-        result = run_with_progress(lambda listener: resume_run(interrupted, listener=listener))
-    else:
-        result = run_with_progress(lambda listener: run_training(
-            config, runs_root=runs_root, listener=listener, experiment=name))
     m = result.metrics
     return ({"experiment": name, "status": "complete", "run": str(result.run_dir), "model": config.model,
              "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],

@@ -12,8 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from textclf.cli._render import err, group_summary, run_member, run_with_progress
-from textclf.errors import ConfigError
+from textclf.cli._render import err, run_with_progress, train_and_show
 
 app = typer.Typer()
 
@@ -160,7 +159,7 @@ _OPTION_GROUPS = (_source_options, _data_options, _training_options, _model_opti
 def _train(options: dict[str, Any], preset) -> None:
     from textclf import config as cfg
     from textclf.experiments import train_config
-    from textclf.training import resume_run, run_group, run_training
+    from textclf.training import resume_run
 
     flags = {name: options.pop(name) for name in _RUN_OPTIONS}
     if preset is not None and options["model"] == preset.model:  # the preset's default, not the user's choice
@@ -177,15 +176,8 @@ def _train(options: dict[str, Any], preset) -> None:
                           experiments_file=flags["experiments_file"])
     if config.selection:
         err.print(f"model auto: {config.selection['reason']}", highlight=False)
-    if config.training.seeds > 1 or config.data.folds:
-        if flags["run_dir"]:
-            raise ConfigError("--run-dir names one run; a group of runs (--seeds, --folds) goes under --runs-root")
-        group_summary(run_group(config, runs_root=flags["runs_root"], experiment=flags["experiment"],
-                                each=run_member))
-        return
-    run_with_progress(lambda listener: run_training(
-        config, runs_root=flags["runs_root"], run_dir=flags["run_dir"], listener=listener,
-        experiment=flags["experiment"]))
+    train_and_show(config=config, runs_root=flags["runs_root"], run_dir=flags["run_dir"],
+                   experiment=flags["experiment"])
 
 
 def _command(name: str, doc: str, preset=None):
