@@ -161,3 +161,15 @@ def test_private_tensorflow_hooks_live_in_compat():
     found = _lines_matching(PRIVATE_HOOKS, "textclf/compat.py")
     assert not found, "private TensorFlow/Keras hooks outside textclf/compat.py:\n" + "\n".join(found)
     assert PRIVATE_HOOKS.search((PACKAGE / "compat.py").read_text(encoding="utf-8"))
+
+
+def test_the_library_never_prints():
+    """Output is the CLI's (cli/, and __main__'s one line for a signal during its imports): the library
+    reports through return values, exceptions and listener hooks."""
+    found = []
+    for rel, tree in _sources("textclf"):
+        if rel.startswith("textclf/cli/") or rel == "textclf/__main__.py":
+            continue
+        found += [f"{rel}:{node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Call)
+                  and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert not found, found
