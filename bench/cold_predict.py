@@ -5,7 +5,7 @@ from ../shared — a frozen run: prediction loads the same encoder + head as a f
 or takes `--run KIND=DIR`. Then `--rounds` rounds, each running every command once in turn
 (the order rotating by round): `python -c pass` (the interpreter), `import textclf._tf` (what
 TensorFlow + tf_keras cost), and `textclf predict "…" --run DIR` for each run, as saved (with its
-twin, textclf/lite.py) and copied without its twin (the Keras model). Reports the
+twin, textclf/twins.py) and copied without its twin (the Keras model). Reports the
 median over the rounds; bounds: BERT ≤ 4 s, transformer and n-gram ≤ 2.5 s. Writes JSON and
 the `cold-predict` section of docs/BENCHMARKS.md.
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from ag7600 import ROOT, publish, write_section, write_split  # noqa: E402
 
-from textclf.runs import LITE_FILE  # noqa: E402
+from textclf.runs import TWIN_FILE  # noqa: E402
 
 TEXTCLF = Path(sys.executable).parent / "textclf"
 HEADLINE = "Oil prices jump as OPEC cuts output"
@@ -88,7 +88,7 @@ def main() -> None:
         keras_only = {}
         for kind, d in runs.items():
             copy = Path(tmp) / "keras-only" / kind
-            shutil.copytree(d, copy, ignore=shutil.ignore_patterns(LITE_FILE))
+            shutil.copytree(d, copy, ignore=shutil.ignore_patterns(TWIN_FILE))
             keras_only[kind] = copy
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -148,7 +148,7 @@ def markdown(result: dict) -> str:
              f"2 cores, {result['date']}. `textclf predict \"{HEADLINE}\" --run DIR`, process start to "
              f"exit; {result['rounds']} rounds, each command once per round, the order rotating; medians. The runs "
              "were trained on ag7600 (BERT: MiniLM, the same encoder + head a fine-tuned run loads). A run as saved "
-             "answers with its twin (`model-lite.npz`, textclf/lite.py: numpy for n-grams and LiteRT for the "
+             "answers with its twin (`model-lite.npz`, textclf/twins.py: numpy for n-grams and LiteRT for the "
              "transformer, neither importing TensorFlow; a frozen graph for BERT); the \"no twin\" rows are the same "
              "runs copied without it (the Keras model, as before twins). The last "
              "column divides by the TensorFlow import measured in the same rounds, which says how much of a "

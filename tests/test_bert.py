@@ -208,14 +208,14 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen, monke
         "Sci/Tech",
     )
     # `predict` answered with the run's frozen-graph twin, which gives the Keras model's probabilities
-    from textclf import lite
+    from textclf import twins
     from textclf.prediction import Predictor
 
     run_dir = (runs / "latest").resolve()
-    twin = lite.load(run_dir)
+    twin = twins.load(run_dir)
     assert twin is not None and twin.kind == "graph"
-    texts = ["goal match striker", *lite.CHECK_TEXTS]
-    assert np.abs(twin.probabilities(texts) - Predictor(run_dir).probabilities(texts)).max() <= lite.TOLERANCE
+    texts = ["goal match striker", *twins.CHECK_TEXTS]
+    assert np.abs(twin.probabilities(texts) - Predictor(run_dir).probabilities(texts)).max() <= twins.TOLERANCE
     report = runner.invoke(app, ["evaluate", "--json", "--runs-root", str(runs)])
     assert json.loads(report.stdout)["examples"] == 16
     # the reloaded run (its encoder's own checkpoint not read, every weight from model.keras)

@@ -198,13 +198,13 @@ def test_trains_evaluates_predicts_exports_and_serves(tmp_path, pair_files, mode
     everything = json.loads(cli("predict", text, "--json", "--threshold", "0", "--runs-root", runs).stdout)
     assert len(everything["labels"]) == 4
     # `predict` answered with the run's TensorFlow-free twin: one sigmoid per label, as the Keras model
-    from textclf import lite
+    from textclf import twins
     from textclf.prediction import Predictor
 
-    twin = lite.load(run)
+    twin = twins.load(run)
     assert twin is not None and twin.kind == ("transformer" if "transformer" in model_args else "ngram")
-    texts = [text, *lite.CHECK_TEXTS]
-    assert np.abs(twin.probabilities(texts) - Predictor(run).probabilities(texts)).max() <= lite.TOLERANCE
+    texts = [text, *twins.CHECK_TEXTS]
+    assert np.abs(twin.probabilities(texts) - Predictor(run).probabilities(texts)).max() <= twins.TOLERANCE
 
     exported = tmp_path / "export"
     assert cli("export", "--out", exported, "--runs-root", runs).exit_code == 0

@@ -241,7 +241,7 @@ def test_numpy_features_are_the_keras_layers_and_the_fit_is_linearsvc():
     the Keras layers' own (export builds the Keras model from the arrays), and its fit LinearSVC's."""
     from sklearn.svm import LinearSVC
 
-    from textclf.lite import Twin
+    from textclf.twins import Twin
     from textclf.models import ngram_features as nf
     from textclf.models.catalog import NgramParams
     from textclf.models.linear import fit_linear

@@ -12,7 +12,7 @@ from typing import Callable
 from textclf import runs, task
 from textclf.textrules import TOKENIZER_RULES
 from textclf.errors import ModelError, RunError, TextclfError
-from textclf.lite import tflite_flatbuffer
+from textclf.twins import tflite_flatbuffer
 from textclf.models.saving import load_model
 from textclf.runs import Run, resolve_run
 

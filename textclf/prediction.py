@@ -47,11 +47,11 @@ class Prediction:
 class Predictor:
     """A loaded run: labels plus the string-in, probabilities-out model.
 
-    `lite`: answer with the run's TensorFlow-free twin (textclf.lite) when it has one, so a
+    `use_twin`: answer with the run's TensorFlow-free twin (textclf.twins) when it has one, so a
     short-lived process never imports TensorFlow; else (or without a twin) the Keras model.
     """
 
-    def __init__(self, run_dir: Path, lite: bool = False) -> None:
+    def __init__(self, run_dir: Path, use_twin: bool = False) -> None:
         self.run_dir = run_dir
         run = Run(run_dir)
         self.labels = run.labels
@@ -65,8 +65,8 @@ class Predictor:
             self.max_text_chars = DEFAULT_MAX_TEXT_CHARS
         self.twin = None
         native = not run.model_path.exists()  # trained without TensorFlow: the arrays are the model
-        if lite or native:
-            from textclf.lite import load
+        if use_twin or native:
+            from textclf.twins import load
 
             self.twin = load(run_dir)
             if self.twin is None and native:
@@ -157,6 +157,6 @@ class Predictor:
         return results
 
 
-def load_predictor(run: str | Path | None = None, root: str | Path = "runs", lite: bool = False) -> Predictor:
-    """Load a complete run (default: the latest under root); `lite`: see Predictor."""
-    return Predictor(resolve_run(run, root), lite=lite)
+def load_predictor(run: str | Path | None = None, root: str | Path = "runs", use_twin: bool = False) -> Predictor:
+    """Load a complete run (default: the latest under root); `use_twin`: see Predictor."""
+    return Predictor(resolve_run(run, root), use_twin=use_twin)

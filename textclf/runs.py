@@ -24,8 +24,8 @@ from textclf.errors import Interrupted, RunError, Terminated, TextclfError, writ
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
-LITE_FILE = "model-lite.npz"  # textclf.lite's twin of the model, for a cold `predict`
-NATIVE = "native"  # LITE_FILE's binding when its arrays are the run's only model (no MODEL_FILE)
+TWIN_FILE = "model-lite.npz"  # the model's twin (textclf.twins) for a cold `predict`; its first name, kept
+NATIVE = "native"  # TWIN_FILE's binding when its arrays are the run's only model (no MODEL_FILE)
 CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.json"
@@ -39,7 +39,7 @@ LOCK_FILE = ".lock"  # locked (flock) by the process training in the run directo
 CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "learning_curves.png"
 # Every file and folder a run directory may hold (tests/test_architecture.py: named nowhere else).
-RUN_FILES = (RUN_FILE, CONFIG_FILE, LABELS_FILE, MODEL_FILE, LITE_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE,
+RUN_FILES = (RUN_FILE, CONFIG_FILE, LABELS_FILE, MODEL_FILE, TWIN_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE,
              THRESHOLDS_FILE, CONFUSION_PNG, CURVES_PNG, CHECKPOINTS_DIR, PROGRESS_FILE, LOGS_DIR, LOCK_FILE)
 LATEST = "latest"
 DEFAULT_ROOT = "runs"
@@ -293,7 +293,7 @@ def is_complete(run_dir: Path) -> bool:
 
 def has_model(run_dir: Path) -> bool:
     """The run holds its model: model.keras, or (a model trained without TensorFlow) only the arrays file."""
-    return (Path(run_dir) / MODEL_FILE).exists() or (Path(run_dir) / LITE_FILE).exists()
+    return (Path(run_dir) / MODEL_FILE).exists() or (Path(run_dir) / TWIN_FILE).exists()
 
 
 def update_latest(run_dir: Path) -> None:
@@ -644,14 +644,14 @@ class Run:
         return mark(self.path, state, **info)
 
     def finish(self, model: Any, metrics: dict, history: dict, info: dict | None = None,
-               predictions: dict | None = None, thresholds: dict | None = None, lite: dict | None = None) -> dict:
+               predictions: dict | None = None, thresholds: dict | None = None, twin: dict | None = None) -> dict:
         """Save the model (atomically), history, predictions and metrics; mark complete; move `latest`;
         drop checkpoints.
 
         `model` is a Keras model (anything with `save(path)`); `info` goes into run.json;
         `predictions`: {"labels", "predicted"} integer arrays over the eval examples (multi-hot rows for
-        a multi-label run); `thresholds`: a multi-label run's {"thresholds": {label: p}, ...}; `lite`: the
-        arrays of the model's TensorFlow-free twin (textclf.lite), if it has one.
+        a multi-label run); `thresholds`: a multi-label run's {"thresholds": {label: p}, ...}; `twin`: the
+        arrays of the model's TensorFlow-free twin (textclf.twins), if it has one.
         """
         if model is not None:
             tmp_model = self.path / f".{MODEL_FILE}.tmp.keras"
@@ -662,12 +662,12 @@ class Run:
                 tmp_model.unlink(missing_ok=True)
                 raise RunError(f"cannot write the run in {self.path}: {write_failure(err)}") from None
         write_json(self.path / HISTORY_FILE, history)
-        if lite is not None:
+        if twin is not None:
             # Uncompressed: read by every cold `predict`. Bound to the model.keras just written
-            # (textclf.lite.load ignores a twin whose signature is not the run's model's); without a
+            # (textclf.twins.load ignores a twin whose signature is not the run's model's); without a
             # Keras model (`model` None) the arrays are the run's model ("native").
             bound = model_signature(self.model_path) if model is not None else NATIVE
-            write_npz(self.path / LITE_FILE, {**lite, "model": bound}, compressed=False)
+            write_npz(self.path / TWIN_FILE, {**twin, "model": bound}, compressed=False)
         if thresholds is not None:
             write_json(self.path / THRESHOLDS_FILE, thresholds)
         if predictions is not None:

@@ -1,9 +1,9 @@
 """Text rules: how a text becomes tokens, the way TensorFlow's string ops do it, without TensorFlow.
 
 The one owner of these rules. The n-gram features (textclf.models.ngram_features), the twins
-(textclf.lite), `data stats` and the TFLite export's tokenizer description all use them, so a
+(textclf.twins), `data stats` and the TFLite export's tokenizer description all use them, so a
 token counted by `data stats`, hashed by the n-gram model and looked up by a twin is the same
-token the Keras model sees. tests/test_lite.py and tests/test_ngram_features.py compare them with
+token the Keras model sees. tests/test_twins.py and tests/test_ngram_features.py compare them with
 TensorFlow's ops on fuzzed text.
 """
 
@@ -15,7 +15,7 @@ import re
 PUNCTUATION = r'[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~\']'
 
 # Letters Python's str.lower changes and TensorFlow 2.20's ICU keeps (newer than Unicode 13);
-# tests/test_lite.py checks this list against tf.strings.lower over every code point.
+# tests/test_twins.py checks this list against tf.strings.lower over every code point.
 LOWER_KEPT = frozenset([0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8, *range(0x10570, 0x1057B), *range(0x1057C, 0x1058B),
                         *range(0x1058C, 0x10593), 0x10594, 0x10595])
 _KEPT = re.compile("([" + "".join(map(chr, sorted(LOWER_KEPT))) + "])")

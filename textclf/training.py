@@ -196,7 +196,7 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     save. The run holds the model as arrays (model-lite.npz, the numpy twin format) and no model.keras;
     its eval predictions come from the very code `evaluate` runs, so both give one number."""
     from textclf.data.sources import holdout_mask
-    from textclf.lite import Twin
+    from textclf.twins import Twin
     from textclf.models.linear import fit_linear, make_features
 
     _check_native_runtime(config)
@@ -640,7 +640,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
 def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metrics, hooks: _Hooks,
             val_probs=None) -> RunResult:
     """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete."""
-    from textclf.lite import twin_arrays
+    from textclf.twins import twin_arrays
     from textclf.runtime import float32_graphs
 
     hooks.on_status("evaluating")
@@ -658,18 +658,18 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
         probs = np.asarray(built.to_probabilities(probs))
     served = built.inference_model()
     hooks.on_status("making the model's twin for a fast predict")
-    lite = twin_arrays(served, data.train.texts)
-    return _save_run(run, served, lite, data, data.validation, probs, val_probs, history,
+    twin = twin_arrays(served, data.train.texts)
+    return _save_run(run, served, twin, data, data.validation, probs, val_probs, history,
                      {**fit_metrics, "eval_seconds": eval_seconds, "eval_from_last_validation": reused}, hooks,
                      solved=False)
 
 
-def _save_run(run, served, lite, data: _Data, validation, probs: np.ndarray, val_probs, history, fit_metrics,
+def _save_run(run, served, twin, data: _Data, validation, probs: np.ndarray, val_probs, history, fit_metrics,
               hooks: _Hooks, solved: bool) -> RunResult:
     """The report of the eval predictions `probs`, then the run's files; marks it complete.
 
     Multi-label runs first tune a threshold per label on `val_probs` (the `validation` part's
-    probabilities) and save them with the run. `served`: the Keras model (None: `lite` is the model).
+    probabilities) and save them with the run. `served`: the Keras model (None: `twin` is the model).
     """
     from textclf.evaluation import multilabel_report, report_from_predictions, tune_thresholds
     from textclf.reports import save_run_plots
@@ -698,7 +698,7 @@ def _save_run(run, served, lite, data: _Data, validation, probs: np.ndarray, val
     info = run.finish(served, metrics, history,
                       {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1},
                       predictions={"labels": evaluation.labels.astype(predicted.dtype), "predicted": predicted},
-                      thresholds=thresholds, lite=lite)
+                      thresholds=thresholds, twin=twin)
     return RunResult(run.path, metrics, history, info)
 
 

@@ -48,7 +48,7 @@ def predict(
         raise DataError(f"{texts[0]} is a run, not a text: give it as --run {texts[0]} "
                         f"(textclf predict --run {texts[0]} TEXT...); with --run given, every argument is a text "
                         f"(so --run RUN {texts[0]} classifies the word itself)")
-    predictor = load_predictor(run, runs_root, lite=True)  # a one-off process: no TensorFlow when the run allows
+    predictor = load_predictor(run, runs_root, use_twin=True)  # a one-off process: no TensorFlow when the run allows
     results = predictor.predict(texts, top_k, threshold=threshold) + (
         predictor.predict(lines, top_k, blank_as_none=True, threshold=threshold) if lines else [])
     if as_json:

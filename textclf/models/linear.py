@@ -9,7 +9,7 @@ fast, with the rows converted once and shared by every fit (scikit-learn convert
 for each). Every (C, class) fit is a task on both cores (the ctypes call releases the GIL). C
 is chosen on the validation part, then refitted on all training rows.
 
-The fitted model is saved as arrays in the n-gram twin format (textclf.lite: vocabulary keys,
+The fitted model is saved as arrays in the n-gram twin format (textclf.twins: vocabulary keys,
 idf, word hashes, kernel, bias, softmax scale), which `predict`, `evaluate` and `serve` run
 with numpy; `export` builds the equivalent Keras model from them (models/ngram.py's layers).
 """
@@ -359,8 +359,8 @@ def _temperature(val_scores: np.ndarray, val_y: np.ndarray) -> tuple[float, np.n
 
 
 def twin_arrays(vocab: nf.Vocabulary, kernel: np.ndarray, bias: np.ndarray, scale: float, multilabel: bool) -> dict:
-    """The model in textclf.lite's n-gram format: what predict, evaluate, serve and export read."""
-    from textclf.lite import FORMAT
+    """The model in textclf.twins's n-gram format: what predict, evaluate, serve and export read."""
+    from textclf.twins import FORMAT
 
     table = vocab.hashes.table
     words = sorted(table)  # in a fixed order: the same run writes the same file

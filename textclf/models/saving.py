@@ -42,10 +42,10 @@ def _native_model(run: Run):
     import numpy as np
 
     from textclf.config import resolve_config
-    from textclf.lite import CHECK_TEXTS, TOLERANCE, Twin, read_arrays
+    from textclf.twins import CHECK_TEXTS, TOLERANCE, Twin, read_arrays
     from textclf.models.ngram import keras_from_twin
 
-    from textclf.lite import FORMAT, NATIVE
+    from textclf.twins import FORMAT, NATIVE
 
     arrays = read_arrays(run.path)
     damaged = RunError(f"cannot load the model in {run.path}: its model file is missing or damaged; retrain the run")

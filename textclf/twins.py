@@ -34,7 +34,7 @@ from textclf.textrules import LOWER_KEPT, lower_like_tensorflow, vectorizer_toke
 from textclf.runs import NATIVE  # a twin's "model" when it is the run's only model (no model.keras)
 from textclf.errors import RunError
 
-FORMAT = "textclf-lite-1"
+FORMAT = "textclf-lite-1"  # as written since twins began (their first name: lite); kept so they load
 TOLERANCE = 1e-4  # largest probability difference from the Keras model that a twin may show
 # Texts a twin must agree on besides training texts: accents, ICU's kept letters, a NUL,
 # no-break spaces, final sigma, punctuation only, empty.
@@ -47,7 +47,7 @@ CHECK_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e
 
 def twin_arrays(model, train_texts: Sequence[str]) -> dict | None:
     """The arrays of `model`'s twin (a string-in Keras model), or None when it has none or it
-    disagrees with the model on the check texts (tests/test_lite.py sees that every n-gram and
+    disagrees with the model on the check texts (tests/test_twins.py sees that every n-gram and
     transformer run gets one: a twin that cannot be made costs speed, never the run)."""
     try:
         return _checked_twin(model, train_texts)
@@ -266,9 +266,9 @@ def load(run_dir: Path) -> "Twin | None":
 
 def read_arrays(run_dir: Path) -> dict | None:
     """The arrays of the run's twin file, or None when it is missing or unreadable."""
-    from textclf.runs import LITE_FILE, read_npz
+    from textclf.runs import TWIN_FILE, read_npz
 
-    path = Path(run_dir) / LITE_FILE
+    path = Path(run_dir) / TWIN_FILE
     if not path.is_file():
         return None
     try:

@@ -1,4 +1,4 @@
-"""The TensorFlow-free twins of n-gram and transformer runs (textclf/lite.py): same probabilities
+"""The TensorFlow-free twins of n-gram and transformer runs (textclf/twins.py): same probabilities
 as the Keras model on any text, and `predict` answers with them without importing TensorFlow."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from conftest import TINY, WORDS, ag_rows, assert_one_line_error, cli, write_csv
 
-from textclf import lite
-from textclf.runs import LITE_FILE
+from textclf import twins
+from textclf.runs import TWIN_FILE
 
 # Characters a user's text may hold: ASCII, punctuation, every kind of space, accents, Greek
 # (final sigma), Turkish dotted I, CJK, emoji, the letters TensorFlow's ICU does not lower, NUL.
@@ -31,7 +31,7 @@ POOL = (
     + ["\u0130", "\u0131"]
     + list("日本語中文")
     + ["😀", "👍🏽"]
-    + [chr(c) for c in sorted(lite.LOWER_KEPT)][:6]
+    + [chr(c) for c in sorted(twins.LOWER_KEPT)][:6]
     + ["\x00"]
 )
 
@@ -51,7 +51,7 @@ def fuzz_texts(n: int, seed: int = 0) -> list[str]:
                 parts.append("".join(rng.choice(POOL) for _ in range(rng.randint(1, 6))))
             parts.append(rng.choice([" ", " ", "-", ", ", "\u00a0", "\t"]))
         texts.append("".join(parts))
-    return texts + lite.CHECK_TEXTS
+    return texts + twins.CHECK_TEXTS
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +80,12 @@ def test_lowercasing_matches_tensorflow_on_every_code_point():
 
     chars = [chr(c) for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
     lowered = tf.strings.lower(tf.constant([c.encode("utf-8") for c in chars]), encoding="utf-8").numpy()
-    differ = [hex(ord(c)) for c, t in zip(chars, lowered) if lite.lower_like_tensorflow(c) != t.decode("utf-8")]
+    differ = [hex(ord(c)) for c, t in zip(chars, lowered) if twins.lower_like_tensorflow(c) != t.decode("utf-8")]
     assert differ == []
     for text in ["ΟΔΟΣ ΣΑΣ Σ", "\u0130stanbul", "a\x00b C", "\u2c2fX\u2c2f\u00c9", ""]:
-        assert lite.lower_like_tensorflow(text) == tf.strings.lower(text, encoding="utf-8").numpy().decode("utf-8")
+        assert twins.lower_like_tensorflow(text) == tf.strings.lower(text, encoding="utf-8").numpy().decode("utf-8")
     # the kept letters really are kept by TensorFlow and lowered by Python: the list is not padded
-    assert all(chr(c).lower() != chr(c) for c in lite.LOWER_KEPT)
+    assert all(chr(c).lower() != chr(c) for c in twins.LOWER_KEPT)
 
 
 @pytest.mark.parametrize("name", ["ngram-linear", "ngram-mlp", "transformer"])
@@ -94,14 +94,14 @@ def test_twin_gives_the_keras_models_probabilities_on_any_text(runs, name):
     from textclf.models.saving import load_model
 
     run = runs[name]
-    assert (run / LITE_FILE).is_file()
-    twin = lite.load(run)
+    assert (run / TWIN_FILE).is_file()
+    twin = twins.load(run)
     assert twin is not None and twin.kind == ("transformer" if name == "transformer" else "ngram")
     texts = fuzz_texts(600)
     expected = load_model(run)(tf.constant(texts), training=False).numpy()
     got = twin.probabilities(texts, batch_size=64)
     assert got.shape == expected.shape and got.dtype == np.float32
-    assert np.abs(got - expected).max() <= lite.TOLERANCE
+    assert np.abs(got - expected).max() <= twins.TOLERANCE
     assert (got.argmax(1) == expected.argmax(1)).mean() > 0.99  # (ties between equal scores may flip)
     assert np.allclose(got.sum(1), 1.0, atol=1e-5)
 
@@ -131,34 +131,34 @@ def test_predict_answers_without_importing_tensorflow(runs, tmp_path):
 
 def test_a_damaged_twin_falls_back_to_the_keras_model_and_a_foreign_one_is_refused(runs, tmp_path):
     run = runs["transformer"]
-    saved = (run / LITE_FILE).read_bytes()
+    saved = (run / TWIN_FILE).read_bytes()
     expected = json.loads(cli("predict", "goal match", "--run", run, "--json").stdout)
     try:
-        (run / LITE_FILE).write_bytes(saved[: len(saved) // 2])  # cut short: not a readable npz
-        assert lite.load(run) is None
+        (run / TWIN_FILE).write_bytes(saved[: len(saved) // 2])  # cut short: not a readable npz
+        assert twins.load(run) is None
         result = cli("predict", "goal match", "--run", run, "--json")
         assert result.exit_code == 0 and json.loads(result.stdout)["label"] == expected["label"]
         # a twin with an output too many for labels.json: one line, as the Keras model's own check says
         with np.load(io.BytesIO(saved)) as data:
             arrays = {k: data[k] for k in data.files}
-        ngram = dict(np.load(runs["ngram-linear"] / LITE_FILE))
+        ngram = dict(np.load(runs["ngram-linear"] / TWIN_FILE))
         last = int(ngram["layers"]) - 1
         ngram[f"kernel_{last}"] = np.pad(ngram[f"kernel_{last}"], [(0, 0), (0, 1)])
         ngram[f"bias_{last}"] = np.pad(ngram[f"bias_{last}"], [(0, 1)])
         ngram["model"] = arrays["model"]  # bound to this run's model.keras, as if written with it
-        np.savez(run / LITE_FILE, **ngram)
+        np.savez(run / TWIN_FILE, **ngram)
         result = cli("predict", "goal match", "--run", run)
         assert result.exit_code != 0 and "5 outputs but labels.json names 4 classes" in result.stderr
         assert "Traceback" not in result.output
         arrays["format"] = np.array("textclf-lite-999")  # a later textclf's twin: ignored
-        np.savez(run / LITE_FILE, **arrays)
-        assert lite.load(run) is None
+        np.savez(run / TWIN_FILE, **arrays)
+        assert twins.load(run) is None
         # a twin made from another model.keras than the run's (another run's twin copied in) is ignored
-        (run / LITE_FILE).write_bytes((runs["ngram-linear"] / LITE_FILE).read_bytes())
-        assert lite.load(run) is None and lite.load(runs["ngram-linear"]) is not None
+        (run / TWIN_FILE).write_bytes((runs["ngram-linear"] / TWIN_FILE).read_bytes())
+        assert twins.load(run) is None and twins.load(runs["ngram-linear"]) is not None
     finally:
-        (run / LITE_FILE).write_bytes(saved)
-    assert lite.load(run) is not None
+        (run / TWIN_FILE).write_bytes(saved)
+    assert twins.load(run) is not None
 
 
 def test_text_that_is_not_utf8_is_one_line_with_and_without_a_twin(runs, tmp_path):
@@ -166,11 +166,11 @@ def test_text_that_is_not_utf8_is_one_line_with_and_without_a_twin(runs, tmp_pat
     bad = "caf\udcff match"  # how Python hands over a command-line argument holding byte 0xff
     assert_one_line_error(cli("predict", "goal", bad, "--run", run), "text 2 is not valid UTF-8 (at character 4)")
     keras_run = runs["transformer"]  # the Keras path: a run whose twin is set aside
-    (keras_run / LITE_FILE).rename(tmp_path / "twin.npz")
+    (keras_run / TWIN_FILE).rename(tmp_path / "twin.npz")
     try:
         assert_one_line_error(cli("predict", bad, "--run", keras_run), "text 1 is not valid UTF-8")
     finally:
-        (tmp_path / "twin.npz").rename(keras_run / LITE_FILE)
+        (tmp_path / "twin.npz").rename(keras_run / TWIN_FILE)
 
 
 def test_a_model_without_a_twin_gets_none():
@@ -179,7 +179,7 @@ def test_a_model_without_a_twin_gets_none():
     texts = keras.Input(shape=(), dtype=tf.string)
     lengths = keras.layers.Lambda(lambda t: tf.cast(tf.strings.length(t), tf.float32)[:, None])(texts)
     model = keras.Model(texts, keras.layers.Dense(2, activation="softmax")(lengths))
-    assert lite.twin_arrays(model, ["a", "bb"]) is None
+    assert twins.twin_arrays(model, ["a", "bb"]) is None
 
 
 def test_a_model_damaged_inside_a_member_is_not_hidden_by_its_twin(runs, tmp_path):
@@ -200,7 +200,7 @@ def test_a_model_damaged_inside_a_member_is_not_hidden_by_its_twin(runs, tmp_pat
     model.write_bytes(bytes(data))
     with zipfile.ZipFile(model) as archive:
         assert [(i.filename, i.file_size, i.CRC) for i in archive.infolist()] == before  # the directory looks fine
-    assert lite.load(run) is None and lite.load(runs["ngram-mlp"]) is not None
+    assert twins.load(run) is None and twins.load(runs["ngram-mlp"]) is not None
     assert_one_line_error(cli("predict", "goal match", "--run", run), "cannot load the model", code=1)
 
 
@@ -212,11 +212,11 @@ def test_a_twin_of_an_older_run_bound_to_the_zip_directory_is_still_used(runs, t
 
     run = tmp_path / "run"
     shutil.copytree(runs["ngram-mlp"], run)
-    arrays = dict(np.load(run / LITE_FILE))
+    arrays = dict(np.load(run / TWIN_FILE))
     assert str(arrays["model"]).startswith("sha256:")
     arrays["model"] = np.array(zip_signature(run / "model.keras"))
-    np.savez(run / LITE_FILE, **arrays)
-    assert lite.load(run) is not None
+    np.savez(run / TWIN_FILE, **arrays)
+    assert twins.load(run) is not None
     arrays["model"] = np.array(zip_signature(runs["transformer"] / "model.keras"))  # another model's
-    np.savez(run / LITE_FILE, **arrays)
-    assert lite.load(run) is None
+    np.savez(run / TWIN_FILE, **arrays)
+    assert twins.load(run) is None
