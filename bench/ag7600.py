@@ -1,93 +1,11 @@
-"""The offline ag7600 benchmark split of the real AG News test file.
+"""The offline ag7600 benchmark split of the real AG News test file (see benchlib.write_split):
+`python bench/ag7600.py [OUT_DIR]` writes train.csv, eval.csv and classes.txt."""
 
-Within each class, the k-th row (0-based, file order) goes to eval when k % 19 < 4, else to
-train: 6,000 train / 1,600 eval rows, written unchanged (AG News CSV layout) with the
-dataset's classes.txt beside them.
-"""
-
-from __future__ import annotations
-
-import csv
-import gzip
-import io
-import shutil
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-AG_TEST = SHARED / "data" / "ag_news" / "test.csv.gz"
-
-
-def write_split(out_dir: Path, source: Path = AG_TEST) -> tuple[Path, Path]:
-    """Write train.csv and eval.csv (+ classes.txt) into out_dir; return their paths."""
-    if not source.exists():
-        raise SystemExit(f"ag7600 needs {source} (the shared AG News test split); it is not there")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = list(csv.reader(io.StringIO(gzip.decompress(source.read_bytes()).decode("utf-8"))))
-    seen: dict[str, int] = {}
-    train, evaluation = [], []
-    for row in rows:
-        k = seen.get(row[0], 0)
-        seen[row[0]] = k + 1
-        (evaluation if k % 19 < 4 else train).append(row)
-    paths = out_dir / "train.csv", out_dir / "eval.csv"
-    for path, part in zip(paths, (train, evaluation)):
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(part)
-    shutil.copy(source.parent / "classes.txt", out_dir / "classes.txt")
-    assert (len(train), len(evaluation)) == (6000, 1600), (len(train), len(evaluation))
-    return paths
-
-
-def save_result(path: str | Path, benchmark: str, rows: list[dict], **extra) -> None:
-    """Write the rows, the command and the machine as JSON."""
-    import json
-    import os
-    import platform
-    import sys
-
-    from textclf._tf import tf
-
-    result = {"benchmark": benchmark, "command": " ".join(sys.argv), "rows": rows, **extra,
-              "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                          "platform": platform.platform(), "tensorflow": tf.__version__}}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
-
-
-def write_section(path: str | Path, name: str, text: str) -> None:
-    """Put `text` between `<!-- begin NAME -->` and `<!-- end NAME -->` in a Markdown file, keeping the rest.
-
-    Each benchmark script owns one section of docs/BENCHMARKS.md, so re-running one keeps the others.
-    """
-    path = Path(path)
-    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
-    block = f"{begin}\n{text.rstrip()}\n{end}\n"
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if begin in old and end in old:
-        rest = old[old.index(end) + len(end):].lstrip("\n")
-        new = old[: old.index(begin)] + block + ("\n" + rest if rest else "")  # one blank line before what follows
-    else:
-        new = (old.rstrip() + "\n\n" if old.strip() else "") + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
-
-
-def publish(result: dict, json_path: str | Path, markdown_path: str | Path | None, section: str, text: str) -> None:
-    """A benchmark's result as JSON, its Markdown printed and (with `markdown_path`) written as `section`."""
-    import json
-
-    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
-    print(text)
-    if markdown_path:
-        write_section(markdown_path, section, text)
-    print(f"wrote {json_path}" + (f" and {markdown_path}" if markdown_path else ""))
-
+from benchlib import ROOT, write_split
 
 if __name__ == "__main__":
-    import sys
-
     for p in write_split(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "bench" / "out" / "ag7600")):
         print(p)

@@ -17,17 +17,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchlib import ROOT, SHARED, run_child, write_section, write_split
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from ag7600 import ROOT, SHARED, write_section, write_split  # noqa: E402
-
 TEXTCLF = Path(sys.executable).parent / "textclf"
 MODELS = ("auto", "ngram-linear", "ngram-mlp", "transformer")
 SVC = "tfidf-linearsvc"
@@ -156,20 +153,12 @@ def triples_split(train_csv: Path, eval_csv: Path, out: Path) -> tuple[str, str]
     return f"csv:{paths[0]}", f"csv:{paths[1]}"
 
 
-def _child(cmd: list[str], quiet: bool) -> tuple[float, float, int]:
-    """Run a command; wall seconds, peak RSS MB, exit code."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL if quiet else None,
-                            stderr=subprocess.DEVNULL if quiet else None)
-    _, status, usage = os.wait4(proc.pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
-
-
 def run_textclf(model: str, train: str, evaluation: str, seed: int, tmp: Path, quiet: bool) -> dict:
     runs_root = tmp / f"runs-{model}-{seed}"
     cmd = [str(TEXTCLF), "train", "--data", train, "--eval-data", evaluation, "--seed", str(seed),
            "--runs-root", str(runs_root)] + ([] if model == "auto" else ["--model", model])
-    wall, rss, code = _child(cmd, quiet)
+    child = run_child(cmd, quiet)
+    wall, rss, code = child["wall_seconds"], child["peak_rss_mb"], child["code"]
     if code != 0:
         return {"error": f"exit {code}: {' '.join(cmd)}"}
     run = runs_root / "latest"
@@ -192,7 +181,8 @@ def run_textclf(model: str, train: str, evaluation: str, seed: int, tmp: Path, q
 
 def run_svc(train: str, evaluation: str, seed: int, tmp: Path, quiet: bool) -> dict:
     out = tmp / f"svc-{seed}.json"
-    wall, rss, code = _child([sys.executable, "-c", SVC_CODE, train, evaluation, str(seed), str(out)], quiet)
+    child = run_child([sys.executable, "-c", SVC_CODE, train, evaluation, str(seed), str(out)], quiet)
+    wall, rss, code = child["wall_seconds"], child["peak_rss_mb"], child["code"]
     if code != 0:
         return {"error": f"exit {code}: scikit-learn baseline"}
     row = json.loads(out.read_text())

@@ -26,13 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import ROOT, publish, write_section, write_split
+
+from textclf.runs import TWIN_FILE
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from ag7600 import ROOT, publish, write_section, write_split  # noqa: E402
-
-from textclf.runs import TWIN_FILE  # noqa: E402
-
 TEXTCLF = Path(sys.executable).parent / "textclf"
 HEADLINE = "Oil prices jump as OPEC cuts output"
 TRAIN = {"transformer": ["--model", "transformer", "--epochs", "1"], "ngram-linear": ["--model", "ngram-linear"],

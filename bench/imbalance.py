@@ -21,9 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ag7600 import ROOT, SHARED, write_section  # noqa: E402
+from benchlib import ROOT, SHARED, write_section
 
 TEXTCLF = Path(sys.executable).parent / "textclf"
 SST2 = SHARED / "data" / "sst2"

@@ -21,12 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchlib import ROOT, run_child, write_section, write_split
+from baselines import TEXTCLF
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from ag7600 import ROOT, write_section, write_split  # noqa: E402
-from baselines import _child, TEXTCLF  # noqa: E402
-
 
 def long_split(source: Path, out: Path, per_text: int = 10, seed: int = 0) -> Path:
     """Each row's description extended with per_text - 1 other same-class descriptions of the file."""
@@ -65,9 +63,10 @@ def main() -> None:
             for seed in args.seeds:
                 for setting, flags in settings.items():
                     root = Path(tmp) / f"{len(rows)}-{setting}-{seed}".replace(" ", "_")
-                    wall, rss, code = _child([str(TEXTCLF), "train", "--model", "transformer", "--data", f"csv:{train}",
-                                              "--eval-data", f"csv:{evaluation}", "--seed", str(seed),
-                                              "--runs-root", str(root), *flags], quiet=True)
+                    child = run_child([str(TEXTCLF), "train", "--model", "transformer", "--data", f"csv:{train}",
+                                       "--eval-data", f"csv:{evaluation}", "--seed", str(seed),
+                                       "--runs-root", str(root), *flags], quiet=True)
+                    wall, rss, code = child["wall_seconds"], child["peak_rss_mb"], child["code"]
                     if code:
                         raise SystemExit(f"{name} / {setting}: textclf exited {code}")
                     from textclf.runs import Run

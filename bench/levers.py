@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import run_child
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 HOME = ROOT / "bench" / "out" / "home"
@@ -127,10 +129,12 @@ def _worker(kind: str, arg: str) -> dict:
 
 
 def _child(kind: str, arg: str, tmp: Path) -> dict:
+    """One worker of this script in its own process (benchlib.run_child); what it measured."""
     out = tmp / f"{kind}-{abs(hash(arg))}.json"
-    subprocess.run([sys.executable, __file__, "--worker", kind, arg, str(out)], check=True,
-                   stdout=subprocess.DEVNULL)
-    return json.loads(out.read_text())
+    child = run_child([sys.executable, __file__, "--worker", kind, arg, str(out)], result=out, show_errors=True)
+    if child["code"]:
+        raise SystemExit(f"worker {kind} exited {child['code']}")
+    return child["result"]
 
 
 FINETUNE = "MiniLM fine-tune (minilm-finetune recipe, 1 epoch)"
@@ -141,7 +145,7 @@ def finetune_section(args, data, runs: Path, group, rows: list[dict]) -> None:
 
     Writes the `finetune-precision` section of --markdown (below its Notes, so a full re-run keeps it).
     """
-    from ag7600 import write_section
+    from benchlib import write_section
 
     from textclf.models import store
     from textclf.models.catalog import BertParams
@@ -198,14 +202,11 @@ def main() -> None:
     if not groups or groups - set(GROUPS):
         raise SystemExit(f"--groups: choose from {', '.join(GROUPS)}")
     os.environ.setdefault("TEXTCLF_HOME", str(HOME))
-    sys.path.insert(0, str(ROOT))
     if args.worker:
         kind, arg, out = args.worker
         Path(out).write_text(json.dumps(_worker(kind, arg)))
         return
-
-    sys.path.insert(0, str(HERE))
-    from ag7600 import write_split
+    from benchlib import write_split
 
     from textclf.runtime import cpu_bf16_features
 

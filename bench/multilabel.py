@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from ag7600 import save_result, write_section, write_split  # noqa: E402
+from benchlib import save_result, write_section, write_split
 
+ROOT = Path(__file__).resolve().parents[1]
 PAIRED_SHARE = 0.5
 
 

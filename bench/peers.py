@@ -35,12 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import ROOT, SHARED, publish, run_child, write_section
+from baselines import DATASETS, datasets, run_textclf
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from ag7600 import ROOT, SHARED, publish, write_section  # noqa: E402
-from baselines import DATASETS, _child, datasets, run_textclf  # noqa: E402
-
 MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
 VENV = ROOT / "bench" / "out" / "peers-venv"
 WORKER = HERE / "peers_worker.py"
@@ -88,7 +86,8 @@ def run_peer(python: Path, kind: str, cfg: dict, tmp: Path, quiet: bool, label: 
     config, out = tmp / f"{label}.config.json", tmp / f"{label}.out.json"
     config.write_text(json.dumps(cfg))
     out.unlink(missing_ok=True)
-    wall, rss, code = _child([str(python), str(WORKER), kind, str(config), str(out)], quiet)
+    child = run_child([str(python), str(WORKER), kind, str(config), str(out)], quiet)
+    wall, rss, code = child["wall_seconds"], child["peak_rss_mb"], child["code"]
     if code != 0 or not out.exists():
         return {"error": f"exit {code}: {kind} peer"}
     return {**json.loads(out.read_text()), "wall_seconds": wall, "peak_rss_mb": rss, "model": label}
@@ -99,7 +98,8 @@ def run_finetune(train: str, evaluation: str, seed: int, tmp: Path, quiet: bool)
     cmd = [str(Path(sys.executable).parent / "textclf"), "train", "--experiment", "minilm-finetune",
            "--experiments-file", str(ROOT / "experiments.yaml"), "--set", f"training.epochs={RECIPE['epochs']}",
            "--data", train, "--eval-data", evaluation, "--seed", str(seed), "--runs-root", str(runs_root)]
-    wall, rss, code = _child(cmd, quiet)
+    child = run_child(cmd, quiet)
+    wall, rss, code = child["wall_seconds"], child["peak_rss_mb"], child["code"]
     if code != 0:
         return {"error": f"exit {code}: {' '.join(cmd)}"}
     from textclf.runs import Run

@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import run_child
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared"
@@ -312,16 +314,13 @@ def _child(kind: str, recipe: str, args, out_dir: Path) -> dict:
         str(out),
         *sum((["--set", s] for s in args.set), []),
     ]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL if args.quiet else None)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0 or not out.exists():
-        return {"error": f"{kind} {recipe} exited with {proc.returncode}", "wall_seconds": wall}
-    result = json.loads(out.read_text())
+    child = run_child(cmd, quiet=args.quiet, show_errors=True, result=out)
+    wall = child["wall_seconds"]
+    if child["code"] != 0 or "result" not in child:
+        return {"error": f"{kind} {recipe} exited with {child['code']}", "wall_seconds": wall}
+    result = child["result"]
     # Wall time of the recipe itself: without the FLOP/token analysis the worker does after it.
-    result.update(wall_seconds=wall - result.pop("analysis_seconds", 0.0), peak_rss_mb=usage.ru_maxrss / 1024)
+    result.update(wall_seconds=wall - result.pop("analysis_seconds", 0.0), peak_rss_mb=child["peak_rss_mb"])
     return result
 
 
@@ -502,8 +501,6 @@ def main() -> None:
     parser.add_argument("--runs-root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TEXTCLF_HOME", str(HOME))
-    sys.path.insert(0, str(HERE))
-    sys.path.insert(0, str(ROOT))
 
     if args.worker:
         args.recipe = args.recipes
@@ -517,7 +514,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     if args.data is None:
-        from ag7600 import write_split
+        from benchlib import write_split
 
         train_csv, eval_csv = write_split(ROOT / "bench" / "out" / "ag7600")
         args.data, args.eval_data = f"csv:{train_csv}", args.eval_data or f"csv:{eval_csv}"
@@ -575,7 +572,7 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
     if args.markdown:
-        from ag7600 import write_section
+        from benchlib import write_section
 
         write_section(args.markdown, "run", _markdown(result))
     print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))

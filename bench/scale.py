@@ -27,12 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import ROOT, SHARED, publish, run_child, write_section, write_split
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from ag7600 import ROOT, SHARED, publish, write_section, write_split  # noqa: E402
-from baselines import _child  # noqa: E402
-
 SST2 = SHARED / "data" / "sst2"
 OUT = ROOT / "bench" / "out" / "scale"
 SIZES = ("6k", "67k", "670k")
@@ -90,7 +87,8 @@ def run(model: str, train: str, evaluation: str, tmp: Path, quiet: bool) -> dict
     runs_root = tmp / f"runs-{model}-{len(list(tmp.iterdir()))}"
     cmd = [str(Path(sys.executable).parent / "textclf"), "train", "--data", train, "--eval-data", evaluation,
            "--epochs", "1", "--seed", "1", "--runs-root", str(runs_root), *MODELS[model]]
-    wall, rss, code = _child(cmd, quiet)
+    child = run_child(cmd, quiet)
+    wall, rss, code = child["wall_seconds"], child["peak_rss_mb"], child["code"]
     if code != 0:
         return {"error": f"exit {code}: {' '.join(cmd)}"}
     from textclf.runs import Run

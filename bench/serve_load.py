@@ -24,9 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ag7600 import ROOT, write_section, write_split  # noqa: E402
+from benchlib import ROOT, write_section, write_split
 
 TEXTCLF = Path(sys.executable).parent / "textclf"
 MALFORMED = [b"{oops", b"[]", b'"text"', b"{}", b'{"texts": []}', b'{"texts": "a"}', b'{"texts": [1]}',

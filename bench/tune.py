@@ -18,14 +18,10 @@ import csv
 import json
 import shlex
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ag7600 import ROOT, save_result, write_split  # noqa: E402
+from benchlib import ROOT, save_result, write_split
 
 
 def tune_split(train_csv: Path, out_dir: Path) -> tuple[Path, Path]:
@@ -80,7 +76,7 @@ def sst2_splits(out_dir: Path, folds: int, held_rows: int = 2000, min_words: int
     import gzip
     import random
 
-    from ag7600 import SHARED
+    from benchlib import SHARED
 
     path = SHARED / "data" / "sst2" / "train.tsv.gz"
     if not path.exists():

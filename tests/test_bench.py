@@ -78,7 +78,6 @@ def test_bench_run_writes_table_json_and_markdown(tmp_path):
 
 
 def _load(name: str):
-    sys.path.insert(0, str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

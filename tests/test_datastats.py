@@ -66,11 +66,7 @@ def test_sst2_counts_match_an_independent_read():
 
 @pytest.mark.skipif(not (SHARED / "data" / "ag_news" / "test.csv.gz").exists(), reason="needs ../shared AG News")
 def test_ag7600_counts(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from ag7600 import write_split
+    from benchlib import write_split
 
     train, evaluation = write_split(tmp_path / "ag7600")
     data = json.loads(cli("data", "stats", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--json").stdout)

@@ -223,8 +223,6 @@ def test_trains_evaluates_predicts_exports_and_serves(tmp_path, pair_files, mode
         return  # one served run is enough: the server's multi-label answers do not depend on the model
     import subprocess
     import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from serve_load import free_port
     from test_serve import _post
 
@@ -284,9 +282,6 @@ SHARED_AG = Path(__file__).resolve().parents[2] / "shared" / "data" / "ag_news" 
 
 @pytest.mark.skipif(not SHARED_AG.exists(), reason=f"needs the shared AG News file {SHARED_AG}")
 def test_agpairs_is_a_real_multilabel_set_built_from_ag7600(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from multilabel import write_agpairs
 
     train, evaluation = write_agpairs(tmp_path)

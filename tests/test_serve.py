@@ -13,10 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from conftest import assert_one_line_error, cli, train_tiny  # noqa: E402
-from serve_load import MALFORMED, free_port  # noqa: E402
+from conftest import assert_one_line_error, cli, train_tiny
+from serve_load import MALFORMED, free_port
 
 TEXTCLF = Path(sys.executable).with_name("textclf")
 
