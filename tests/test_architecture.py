@@ -173,3 +173,10 @@ def test_the_library_never_prints():
         found += [f"{rel}:{node.lineno}" for node in ast.walk(tree) if isinstance(node, ast.Call)
                   and isinstance(node.func, ast.Name) and node.func.id == "print"]
     assert not found, found
+
+
+def test_training_is_a_package_of_short_modules():
+    """training/ holds one module per step; none grows back into a grab bag."""
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (PACKAGE / "training").glob("*.py")}
+    assert {"run.py", "data.py", "steps.py", "native.py", "hooks.py"} <= set(sizes)
+    assert max(sizes.values()) <= 350, sizes

@@ -76,7 +76,7 @@ def test_one_huge_text_does_not_pad_every_text_to_its_length():
 
 
 def test_memory_exhaustion_is_one_line(monkeypatch, tmp_path):
-    import textclf.training as training
+    import textclf.training.run as training  # where run_training finds _load_data
 
     def exhausted(*args, **kwargs):
         raise MemoryError()

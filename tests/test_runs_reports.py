@@ -292,8 +292,8 @@ def test_user_text_and_class_names_are_printed_as_written(tmp_path):
 def test_ctrl_c_stops_experiments_run_and_json_stays_alone_on_stdout(tmp_path, monkeypatch):
     """Ctrl-C in one experiment stops the command (130, the resume line), not just that experiment; with
     --json, stdout is the one JSON document (the runs' summaries go to stderr)."""
-    from textclf import training
     from textclf.errors import Interrupted
+    from textclf.training import run as training  # where train() finds run_training
 
     (tmp_path / "x.yaml").write_text("experiments:\n  one: {model: ngram-linear, data: {train: sample}}\n"
                                      "  two: {model: ngram-linear, data: {train: sample}}\n")
