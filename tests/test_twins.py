@@ -179,7 +179,18 @@ def test_a_model_without_a_twin_gets_none():
     texts = keras.Input(shape=(), dtype=tf.string)
     lengths = keras.layers.Lambda(lambda t: tf.cast(tf.strings.length(t), tf.float32)[:, None])(texts)
     model = keras.Model(texts, keras.layers.Dense(2, activation="softmax")(lengths))
-    assert twins.twin_arrays(model, ["a", "bb"]) is None
+    assert twins.twin_arrays(model, ["a", "bb"], family="toy") is None  # a family without twins
+    assert twins.twin_arrays(model, ["a", "bb"], family="transformer") is None  # not made: it lacks the parts
+
+
+def test_twins_and_export_know_a_model_by_its_family_not_its_layer_names():
+    from textclf.models.catalog import MODELS
+
+    families = {name: MODELS.get(name).family for name in ("ngram-linear", "ngram-mlp", "transformer", "bert-tiny")}
+    assert families == {"ngram-linear": "ngram", "ngram-mlp": "ngram", "transformer": "transformer",
+                        "bert-tiny": "bert"}
+    source = (Path(twins.__file__)).read_text(encoding="utf-8")
+    assert '"vectorizer" in layers' not in source and '"NgramKeys" in layers' not in source
 
 
 def test_a_model_damaged_inside_a_member_is_not_hidden_by_its_twin(runs, tmp_path):
@@ -220,3 +231,14 @@ def test_a_twin_of_an_older_run_bound_to_the_zip_directory_is_still_used(runs, t
     arrays["model"] = np.array(zip_signature(runs["transformer"] / "model.keras"))  # another model's
     np.savez(run / TWIN_FILE, **arrays)
     assert twins.load(run) is None
+
+
+def test_tflite_export_of_a_model_without_a_tflite_family_fails_before_tensorflow(runs, tmp_path):
+    """The run's family (ngram) says there is no TFLite form: one line, no TensorFlow loaded first."""
+    code = ("import sys; sys.argv = ['textclf', 'export', sys.argv[1], '--format', 'tflite', '--out', sys.argv[2]]\n"
+            "from textclf.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('tensorflow' in sys.modules, e.code)")
+    done = subprocess.run([sys.executable, "-c", code, str(runs["ngram-mlp"]), str(tmp_path / "t")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-2:] == ["False", "1"], done.stdout + done.stderr
+    assert "no TFLite built-in kernel" in done.stderr and not (tmp_path / "t").exists()

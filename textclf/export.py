@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -65,9 +64,13 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     run_files = Run(run_dir)
     labels = run_files.labels
     thresholds = run_files.thresholds
+    info = run_files.info
+    if fmt == "tflite" and _family(info) != "transformer":  # before TensorFlow loads: the model's family says it
+        raise ModelError(f"TFLite export needs a model that tokenizes with TextVectorization (transformer); the "
+                         f"{info.get('model') or 'run'} model's tokenizer uses ops with no TFLite built-in kernel — "
+                         "export it with --format saved_model instead")
     say(f"loading the model of {run_dir.name}")
     model = load_model(run_dir)
-    info = run_files.info
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as err:
@@ -100,12 +103,17 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
 
 def _uses_text_ops(info: dict) -> bool:
     """A BERT model's SavedModel needs tensorflow_text's ops (its preprocessing graph) to load."""
+    return _family(info) == "bert"
+
+
+def _family(info: dict) -> str:
+    """The model family of a run (run.json's model, see ModelEntry.family); "" for an unknown model."""
     from textclf.models.catalog import MODELS
 
     try:
-        return "encoder" in {f.name for f in dataclasses.fields(MODELS.get(str(info.get("model"))).params_cls)}
+        return MODELS.get(str(info.get("model"))).family
     except TextclfError:
-        return False
+        return ""
 
 
 def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[float] | None = None) -> None:

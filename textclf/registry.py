@@ -37,6 +37,12 @@ class ModelEntry:
     training_defaults: Mapping[str, Any] = field(default_factory=dict)
     param_defaults: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def family(self) -> str:
+        """The model family: its builder's module (`textclf.models.ngram:build_ngram` -> `ngram`), what
+        the twins and export dispatch on (never the layers' names)."""
+        return self.builder.partition(":")[0].rsplit(".", 1)[-1]
+
     def load_builder(self) -> Callable[..., Any]:
         """Import and return the builder function."""
         module, _, func = self.builder.partition(":")

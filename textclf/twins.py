@@ -45,12 +45,13 @@ CHECK_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e
 
 # --- writing (TensorFlow loaded: called when a run finishes) -----------------------------------------
 
-def twin_arrays(model, train_texts: Sequence[str]) -> dict | None:
-    """The arrays of `model`'s twin (a string-in Keras model), or None when it has none or it
-    disagrees with the model on the check texts (tests/test_twins.py sees that every n-gram and
-    transformer run gets one: a twin that cannot be made costs speed, never the run)."""
+def twin_arrays(model, train_texts: Sequence[str], family: str) -> dict | None:
+    """The arrays of `model`'s twin (a string-in Keras model of model family `family`, see
+    ModelEntry.family), or None when its family has none or it disagrees with the model on the check
+    texts (tests/test_twins.py sees that every n-gram and transformer run gets one: a twin that cannot
+    be made costs speed, never the run)."""
     try:
-        return _checked_twin(model, train_texts)
+        return _checked_twin(model, train_texts, family)
     except Exception:
         import os
 
@@ -59,18 +60,15 @@ def twin_arrays(model, train_texts: Sequence[str]) -> dict | None:
         return None
 
 
-def _checked_twin(model, train_texts: Sequence[str]) -> dict | None:
+def _checked_twin(model, train_texts: Sequence[str], family: str) -> dict | None:
     from textclf._tf import tf
 
     layers = _all_layers(model)
-    if "NgramKeys" in layers:
-        arrays = _ngram_arrays(layers, train_texts)
-    elif "vectorizer" in layers and "embedding" in layers:
-        arrays = _transformer_arrays(model, layers)
-    elif "HubBertEncoder" in layers:
-        arrays = _graph_arrays(model)
-    else:
+    makers = {"ngram": lambda: _ngram_arrays(layers, train_texts),
+              "transformer": lambda: _transformer_arrays(model, layers), "bert": lambda: _graph_arrays(model)}
+    if family not in makers:
         return None
+    arrays = makers[family]()
     if arrays is None:
         return None
     graph = str(arrays["kind"]) == "graph"

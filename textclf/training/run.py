@@ -76,7 +76,8 @@ def run_training(
             stages["prepare_seconds"] = time.perf_counter() - started
             hooks.on_start(_start_info(config, data, inputs, run, runtime, built))
             model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
-            return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs)
+            return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs,
+                           family=entry.family)
     finally:
         reset_precision()
 

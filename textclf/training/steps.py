@@ -187,8 +187,9 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
 
 
 def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metrics, hooks: _Hooks,
-            val_probs=None) -> RunResult:
-    """Evaluate on the eval data, then save the model, plots and metrics and mark the run complete."""
+            val_probs=None, family: str = "") -> RunResult:
+    """Evaluate on the eval data, then save the model (with its `family`'s twin), plots and metrics and mark
+    the run complete."""
     from textclf.twins import twin_arrays
     from textclf.runtime import float32_graphs
 
@@ -207,7 +208,7 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
         probs = np.asarray(built.to_probabilities(probs))
     served = built.inference_model()
     hooks.on_status("making the model's twin for a fast predict")
-    twin = twin_arrays(served, data.train.texts)
+    twin = twin_arrays(served, data.train.texts, family)
     return _save_run(run, served, twin, data, data.validation, probs, val_probs, history,
                      {**fit_metrics, "eval_seconds": eval_seconds, "eval_from_last_validation": reused}, hooks,
                      solved=False)
