@@ -53,79 +53,91 @@ def _train(data: tuple[str, str], runs_root: Path, *extra: str, experiment: str 
 
 def _worker(kind: str, arg: str) -> dict:
     """Measurements that need their own process (graph rewrites are process-wide)."""
-    if kind == "minilm-steps":
-        precision, batch = arg.split(":")
-        import numpy as np
+    workers = {"minilm-steps": _minilm_steps, "tokenizers": _tokenizers, "bucketing": _bucketing}
+    if kind not in workers:
+        raise SystemExit(f"unknown worker {kind}")
+    return workers[kind](arg)
 
-        from textclf._tf import keras
-        from textclf.config import RuntimeConfig
-        from textclf.models.bert import build_bert
-        from textclf.models.catalog import BertParams
-        from textclf.runtime import setup_runtime
 
-        setup_runtime(RuntimeConfig(precision=precision), int(batch))  # textclf's own precision path
+def _minilm_steps(arg: str) -> dict:
+    """MiniLM fine-tuning examples/s at `precision:batch` (textclf's own precision path)."""
+    precision, batch = arg.split(":")
+    import numpy as np
 
-        keras.utils.set_random_seed(0)
-        model = build_bert(BertParams(encoder="minilm", trainable=True), num_classes=4).model
-        model.compile(optimizer=keras.optimizers.Adam(5e-5), loss="sparse_categorical_crossentropy")
-        b, length, n = int(batch), 48, 640  # 48 tokens ≈ ag7600's mean WordPiece length + [CLS]/[SEP]
-        rng = np.random.default_rng(0)
-        x, y = rng.integers(1000, 20000, size=(n, length)).astype(np.int32), rng.integers(0, 4, size=n)
-        model.fit(x[: 2 * b], y[: 2 * b], batch_size=b, verbose=0)  # tracing
+    from textclf._tf import keras
+    from textclf.config import RuntimeConfig
+    from textclf.models.bert import build_bert
+    from textclf.models.catalog import BertParams
+    from textclf.runtime import setup_runtime
+
+    setup_runtime(RuntimeConfig(precision=precision), int(batch))  # textclf's own precision path
+
+    keras.utils.set_random_seed(0)
+    model = build_bert(BertParams(encoder="minilm", trainable=True), num_classes=4).model
+    model.compile(optimizer=keras.optimizers.Adam(5e-5), loss="sparse_categorical_crossentropy")
+    b, length, n = int(batch), 48, 640  # 48 tokens ≈ ag7600's mean WordPiece length + [CLS]/[SEP]
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(1000, 20000, size=(n, length)).astype(np.int32), rng.integers(0, 4, size=n)
+    model.fit(x[: 2 * b], y[: 2 * b], batch_size=b, verbose=0)  # tracing
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=b, verbose=0)
+    return {"train_examples_per_second": n / (time.perf_counter() - start)}
+
+
+def _tokenizers(arg: str) -> dict:
+    """The hub and fast WordPiece tokenizers on the texts of the data specs in `arg`: seconds, mismatches."""
+    from textclf._tf import tf
+    from textclf.data.sources import load_examples
+    from textclf.models.bert import wordpiece_layer
+
+    texts = []
+    for spec in json.loads(arg):
+        texts += load_examples(spec).texts.astype(str).tolist()
+    out = {"texts": len(texts)}
+    ids = {}
+    for name in ("hub", "fast"):
+        layer = wordpiece_layer(str(PREPROCESS), name)
+        layer(tf.constant(texts[:64]))  # first-call setup off the clock
         start = time.perf_counter()
-        model.fit(x, y, batch_size=b, verbose=0)
-        return {"train_examples_per_second": n / (time.perf_counter() - start)}
-    if kind == "tokenizers":
+        ids[name] = [r for i in range(0, len(texts), 4096) for r in layer(tf.constant(texts[i:i + 4096])).to_list()]
+        out[f"{name}_seconds"] = time.perf_counter() - start
+    out["mismatches"] = sum(a != b for a, b in zip(ids["hub"], ids["fast"]))
+    return out
+
+
+def _bucketing(arg: str) -> dict:
+    """transformer-tuned examples/s with length-bucketed batches or every row padded to max_length."""
+    from textclf._tf import keras
+    from textclf.config import DataConfig
+    from textclf.data.pipeline import encode_texts, training_batches
+    from textclf.data.sources import load_train_eval
+    from textclf.experiments import load_experiments
+    from textclf.models.transformer import build_transformer
+    from textclf.training import TrainTimer
+
+    *data, mode = json.loads(arg)
+    train, _ = load_train_eval(DataConfig(train=data[0], eval=data[1]), seed=42)
+    config = load_experiments(ROOT / "experiments.yaml").resolve("transformer-tuned", {"data": {"train": data[0]}})
+    t = config.training
+    keras.utils.set_random_seed(0)
+    built = build_transformer(config.model_params, num_classes=len(train.label_names), train_texts=train.texts)
+    ids = encode_texts(train.texts, built.encode)
+    if mode == "bucketed":
+        source, bucket = ids, True
+    else:  # every row padded to 128: the RaggedTensor keeps the zeros as tokens
         from textclf._tf import tf
-        from textclf.data.sources import load_examples
-        from textclf.models.bert import wordpiece_layer
 
-        texts = []
-        for spec in json.loads(arg):
-            texts += load_examples(spec).texts.astype(str).tolist()
-        out = {"texts": len(texts)}
-        ids = {}
-        for name in ("hub", "fast"):
-            layer = wordpiece_layer(str(PREPROCESS), name)
-            layer(tf.constant(texts[:64]))  # first-call setup off the clock
-            start = time.perf_counter()
-            ids[name] = [r for i in range(0, len(texts), 4096) for r in layer(tf.constant(texts[i:i + 4096])).to_list()]
-            out[f"{name}_seconds"] = time.perf_counter() - start
-        out["mismatches"] = sum(a != b for a, b in zip(ids["hub"], ids["fast"]))
-        return out
-    if kind == "bucketing":
-        from textclf._tf import keras
-        from textclf.config import DataConfig
-        from textclf.data.pipeline import encode_texts, training_batches
-        from textclf.data.sources import load_train_eval
-        from textclf.experiments import load_experiments
-        from textclf.models.transformer import build_transformer
-        from textclf.training import TrainTimer
-
-        *data, mode = json.loads(arg)
-        train, _ = load_train_eval(DataConfig(train=data[0], eval=data[1]), seed=42)
-        config = load_experiments(ROOT / "experiments.yaml").resolve("transformer-tuned", {"data": {"train": data[0]}})
-        t = config.training
-        keras.utils.set_random_seed(0)
-        built = build_transformer(config.model_params, num_classes=len(train.label_names), train_texts=train.texts)
-        ids = encode_texts(train.texts, built.encode)
-        if mode == "bucketed":
-            source, bucket = ids, True
-        else:  # every row padded to 128: the RaggedTensor keeps the zeros as tokens
-            from textclf._tf import tf
-
-            source = tf.RaggedTensor.from_tensor(ids.to_tensor(0, shape=[None, config.model_params.max_length]))
-            bucket = False
-        batches = training_batches(source, train.labels, global_batch_size=t.global_batch_size, seed=t.seed,
-                                   bucket=bucket, repeat=True)
-        model = built.model
-        model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), loss="sparse_categorical_crossentropy",
-                      steps_per_execution=t.steps_per_execution)
-        model.fit(batches.dataset, epochs=1, steps_per_epoch=batches.steps, verbose=0)
-        timer = TrainTimer()
-        model.fit(batches.dataset, epochs=2, steps_per_epoch=batches.steps, callbacks=[timer], verbose=0)
-        return {"train_examples_per_second": 2 * len(train) / timer.train_seconds}
-    raise SystemExit(f"unknown worker {kind}")
+        source = tf.RaggedTensor.from_tensor(ids.to_tensor(0, shape=[None, config.model_params.max_length]))
+        bucket = False
+    batches = training_batches(source, train.labels, global_batch_size=t.global_batch_size, seed=t.seed,
+                               bucket=bucket, repeat=True)
+    model = built.model
+    model.compile(optimizer=keras.optimizers.Adam(t.learning_rate), loss="sparse_categorical_crossentropy",
+                  steps_per_execution=t.steps_per_execution)
+    model.fit(batches.dataset, epochs=1, steps_per_epoch=batches.steps, verbose=0)
+    timer = TrainTimer()
+    model.fit(batches.dataset, epochs=2, steps_per_epoch=batches.steps, callbacks=[timer], verbose=0)
+    return {"train_examples_per_second": 2 * len(train) / timer.train_seconds}
 
 
 def _child(kind: str, arg: str, tmp: Path) -> dict:

@@ -55,6 +55,11 @@ def predict(
         for r in results:
             json_line(r.to_dict())
         return
+    _print_table(results, top_k)
+
+
+def _print_table(results, top_k: int) -> None:
+    """The predictions as a table: a label set, an abstention, the top k, or the label and its probability."""
     from textclf.cli._render import Table
 
     table = Table(show_lines=False)
