@@ -198,7 +198,7 @@ def finetune_section(args, data, runs: Path, group, rows: list[dict]) -> None:
     print(f"wrote the finetune-precision section of {args.markdown}")
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per group, settings alternating")
@@ -209,92 +209,38 @@ def main() -> None:
                              "precision end to end, its own section of the file)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "out" / "levers.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "PERF-LEVERS.md"))
-    args = parser.parse_args()
-    groups = set(args.groups.split(","))
-    if not groups or groups - set(GROUPS):
-        raise SystemExit(f"--groups: choose from {', '.join(GROUPS)}")
-    os.environ.setdefault("TEXTCLF_HOME", str(HOME))
-    if args.worker:
-        kind, arg, out = args.worker
-        Path(out).write_text(json.dumps(_worker(kind, arg)))
-        return
-    from benchlib import write_split
+    return parser
 
+
+def _summaries(seen: dict[str, list[dict]]) -> list[tuple[str, dict, bool]]:
+    """Each setting's numbers over its rounds (median speed, mean accuracy, both against the first setting,
+    textclf's default): (name, numbers, whether it is the default)."""
+    base, out = None, []
+    for name, results in seen.items():
+        speeds = [x["train_examples_per_second"] for x in results]
+        numbers = {"train_examples_per_second": statistics.median(speeds),
+                   "runs": [round(x, 1) for x in speeds]}
+        if len(results) > 2:
+            numbers["speed_mean"], numbers["speed_sd"] = statistics.mean(speeds), statistics.stdev(speeds)
+        if "accuracy" in results[0]:
+            numbers["accuracy"] = statistics.mean(x["accuracy"] for x in results)
+            if len(results) > 1:
+                numbers["accuracy_sd_pt"] = 100 * statistics.stdev(x["accuracy"] for x in results)
+                numbers["accuracies"] = [round(100 * x["accuracy"], 2) for x in results]
+        base = base or numbers
+        numbers["speed_vs_default"] = numbers["train_examples_per_second"] / base["train_examples_per_second"]
+        if "accuracy" in numbers:
+            numbers["accuracy_vs_default_pt"] = 100 * (numbers["accuracy"] - base["accuracy"])
+        if numbers is not base:  # paired rounds: the setting's speed over the default's, round by round
+            numbers["faster_in_rounds"] = (f"{sum(a > b for a, b in zip(speeds, base['runs']))}"
+                                           f"/{len(speeds)}")
+        out.append((name, numbers, numbers is base))
+    return out
+
+
+def _publish(args, rows: list[dict]) -> None:
+    """The rows as JSON and as docs/PERF-LEVERS.md's table (its hand-written notes kept)."""
     from textclf.runtime import cpu_bf16_features
-
-    train_csv, eval_csv = write_split(ROOT / "bench" / "out" / "ag7600")
-    data = (f"csv:{train_csv}", f"csv:{eval_csv}")
-    rows: list[dict] = []
-
-    def row(lever: str, setting: str, **numbers) -> None:
-        rows.append({"lever": lever, "setting": setting, **numbers})
-        shown = ", ".join(f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
-        print(f"{lever:<44} {setting:<34} {shown}", flush=True)
-
-    def group(lever: str, settings: dict[str, object], measure, rounds: int | None = None) -> None:
-        """Every setting measured once per round, alternating (the order flips every round); the first
-        setting is textclf's default."""
-        seen: dict[str, list[dict]] = {name: [] for name in settings}
-        for r in range(rounds or args.rounds):
-            for name in (list(settings) if r % 2 == 0 else list(reversed(settings))):
-                seen[name].append(measure(settings[name], r))
-                print(f"  {lever} / {name} round {r + 1}: {seen[name][-1]}", flush=True)
-        base = None
-        for name, results in seen.items():
-            speeds = [x["train_examples_per_second"] for x in results]
-            numbers = {"train_examples_per_second": statistics.median(speeds),
-                       "runs": [round(x, 1) for x in speeds]}
-            if len(results) > 2:
-                numbers["speed_mean"], numbers["speed_sd"] = statistics.mean(speeds), statistics.stdev(speeds)
-            if "accuracy" in results[0]:
-                numbers["accuracy"] = statistics.mean(x["accuracy"] for x in results)
-                if len(results) > 1:
-                    numbers["accuracy_sd_pt"] = 100 * statistics.stdev(x["accuracy"] for x in results)
-                    numbers["accuracies"] = [round(100 * x["accuracy"], 2) for x in results]
-            base = base or numbers
-            numbers["speed_vs_default"] = numbers["train_examples_per_second"] / base["train_examples_per_second"]
-            if "accuracy" in numbers:
-                numbers["accuracy_vs_default_pt"] = 100 * (numbers["accuracy"] - base["accuracy"])
-            if numbers is not base:  # paired rounds: the setting's speed over the default's, round by round
-                numbers["faster_in_rounds"] = (f"{sum(a > b for a, b in zip(speeds, base['runs']))}"
-                                               f"/{len(speeds)}")
-            row(lever, name + (" (default)" if numbers is base else ""), **numbers)
-
-    with tempfile.TemporaryDirectory(prefix="textclf-levers-") as tmp:
-        tmp = Path(tmp)
-        runs = tmp / "runs"
-        train = lambda extra, r: _train(data, runs, "--seed", str(42 + r), *extra)  # noqa: E731
-        from textclf.models import store
-
-        if "finetune" in groups:
-            finetune_section(args, data, runs, group, rows)
-        if "table" not in groups:
-            return
-        group("transformer", {"float32, batch 128": ["--precision", "float32"],
-                              "mixed_bfloat16": ["--precision", "mixed_bfloat16"],
-                              "XLA (--jit-compile)": ["--precision", "float32", "--jit-compile"],
-                              "batch 64": ["--batch-size", "64"], "batch 256": ["--batch-size", "256"]}, train)
-        group("transformer length bucketing", {"bucketed (per-batch padding)": "bucketed",
-                                               "every batch padded to 128": "padded_128"},
-              lambda how, r: _child("bucketing", json.dumps([*data, how]), tmp))
-        if store.find("minilm") is not None:
-            frozen = {p: ["--precision", p] for p in ("float32", "mixed_bfloat16")}
-            if cpu_bf16_features():  # --precision auto's choice for a frozen encoder comes first (the default)
-                frozen = dict(reversed(frozen.items()))
-            group("MiniLM frozen (minilm-frozen recipe)", frozen,
-                  lambda extra, r: _train(data, runs, "--seed", str(42 + r), *extra, experiment="minilm-frozen"))
-            group("MiniLM fine-tune steps", {"float32, batch 32": "float32:32", "mixed_bfloat16": "mixed_bfloat16:32",
-                                             "batch 16": "float32:16", "batch 64": "float32:64"},
-                  lambda how, r: _child("minilm-steps", how, tmp))
-        specs = [data[0], data[1]] + [
-            f"tsv:{ROOT.parent / 'shared/data/sst2' / f}" for f in ("train.tsv.gz", "dev.tsv")
-        ]
-        if PREPROCESS.exists():
-            tok = _child("tokenizers", json.dumps(specs), tmp)
-            row("WordPiece tokenization (ag7600 + SST-2)", "hub preprocessing tokenize", seconds=tok["hub_seconds"],
-                texts=tok["texts"])
-            row("WordPiece tokenization (ag7600 + SST-2)", "tf-text FastBertTokenizer (default)",
-                seconds=tok["fast_seconds"], texts=tok["texts"], mismatches=tok["mismatches"])
 
     result = {"command": "python bench/levers.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M"),
               "cpu_bf16_features": cpu_bf16_features(), "cpu_count": os.cpu_count(), "rounds": args.rounds,
@@ -332,6 +278,84 @@ def main() -> None:
     kept = markdown.read_text(encoding="utf-8").partition(NOTES)[2] if markdown.exists() else ""
     markdown.write_text("\n".join(lines) + (NOTES + kept if kept else ""), encoding="utf-8")
     print(f"wrote {args.json} and {args.markdown}")
+
+
+def _table_groups(data, tmp: Path, runs: Path, group, row) -> None:
+    """The main table's levers: each `group` of settings measured in alternating rounds, rows by `row`."""
+    from textclf.models import store
+    from textclf.runtime import cpu_bf16_features
+
+    train = lambda extra, r: _train(data, runs, "--seed", str(42 + r), *extra)  # noqa: E731
+    group("transformer", {"float32, batch 128": ["--precision", "float32"],
+                          "mixed_bfloat16": ["--precision", "mixed_bfloat16"],
+                          "XLA (--jit-compile)": ["--precision", "float32", "--jit-compile"],
+                          "batch 64": ["--batch-size", "64"], "batch 256": ["--batch-size", "256"]}, train)
+    group("transformer length bucketing", {"bucketed (per-batch padding)": "bucketed",
+                                           "every batch padded to 128": "padded_128"},
+          lambda how, r: _child("bucketing", json.dumps([*data, how]), tmp))
+    if store.find("minilm") is not None:
+        frozen = {p: ["--precision", p] for p in ("float32", "mixed_bfloat16")}
+        if cpu_bf16_features():  # --precision auto's choice for a frozen encoder comes first (the default)
+            frozen = dict(reversed(frozen.items()))
+        group("MiniLM frozen (minilm-frozen recipe)", frozen,
+              lambda extra, r: _train(data, runs, "--seed", str(42 + r), *extra, experiment="minilm-frozen"))
+        group("MiniLM fine-tune steps", {"float32, batch 32": "float32:32", "mixed_bfloat16": "mixed_bfloat16:32",
+                                         "batch 16": "float32:16", "batch 64": "float32:64"},
+              lambda how, r: _child("minilm-steps", how, tmp))
+    specs = [data[0], data[1]] + [
+        f"tsv:{ROOT.parent / 'shared/data/sst2' / f}" for f in ("train.tsv.gz", "dev.tsv")
+    ]
+    if PREPROCESS.exists():
+        tok = _child("tokenizers", json.dumps(specs), tmp)
+        row("WordPiece tokenization (ag7600 + SST-2)", "hub preprocessing tokenize", seconds=tok["hub_seconds"],
+            texts=tok["texts"])
+        row("WordPiece tokenization (ag7600 + SST-2)", "tf-text FastBertTokenizer (default)",
+            seconds=tok["fast_seconds"], texts=tok["texts"], mismatches=tok["mismatches"])
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    groups = set(args.groups.split(","))
+    if not groups or groups - set(GROUPS):
+        raise SystemExit(f"--groups: choose from {', '.join(GROUPS)}")
+    os.environ.setdefault("TEXTCLF_HOME", str(HOME))
+    if args.worker:
+        kind, arg, out = args.worker
+        Path(out).write_text(json.dumps(_worker(kind, arg)))
+        return
+    from benchlib import write_split
+
+
+    train_csv, eval_csv = write_split(ROOT / "bench" / "out" / "ag7600")
+    data = (f"csv:{train_csv}", f"csv:{eval_csv}")
+    rows: list[dict] = []
+
+    def row(lever: str, setting: str, **numbers) -> None:
+        rows.append({"lever": lever, "setting": setting, **numbers})
+        shown = ", ".join(f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
+        print(f"{lever:<44} {setting:<34} {shown}", flush=True)
+
+    def group(lever: str, settings: dict[str, object], measure, rounds: int | None = None) -> None:
+        """Every setting measured once per round, alternating (the order flips every round); the first
+        setting is textclf's default."""
+        seen: dict[str, list[dict]] = {name: [] for name in settings}
+        for r in range(rounds or args.rounds):
+            for name in (list(settings) if r % 2 == 0 else list(reversed(settings))):
+                seen[name].append(measure(settings[name], r))
+                print(f"  {lever} / {name} round {r + 1}: {seen[name][-1]}", flush=True)
+        for name, numbers, default in _summaries(seen):
+            row(lever, name + (" (default)" if default else ""), **numbers)
+
+    with tempfile.TemporaryDirectory(prefix="textclf-levers-") as tmp:
+        tmp = Path(tmp)
+        runs = tmp / "runs"
+        if "finetune" in groups:
+            finetune_section(args, data, runs, group, rows)
+        if "table" not in groups:
+            return
+        _table_groups(data, tmp, runs, group, row)
+
+    _publish(args, rows)
 
 
 if __name__ == "__main__":
