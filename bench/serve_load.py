@@ -46,6 +46,62 @@ def request(conn: http.client.HTTPConnection, body: bytes, path: str = "/predict
     return response.status, json.loads(response.read() or b"{}")
 
 
+def _load(port: int, headlines: list[str], clients: int, requests: int) -> tuple[list, list, float]:
+    """`clients` threads, each sending `requests` POST /predict on one keep-alive connection: latencies per
+    client, errors, wall seconds."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[str] = []
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for i in range(requests):
+            text = headlines[(k * requests + i) % len(headlines)]
+            started = time.perf_counter()
+            try:
+                status, body = request(conn, json.dumps({"text": text}).encode())
+            except (OSError, http.client.HTTPException, ValueError) as err:
+                errors.append(f"{type(err).__name__}: {err}")
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                continue
+            latencies[k].append(time.perf_counter() - started)
+            if status != 200 or "predictions" not in body:
+                errors.append(f"status {status}: {body}")
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    return latencies, errors, seconds
+
+
+def _publish(args, result: dict) -> None:
+    """The result as JSON, a printed line and the `serve` section of docs/BENCHMARKS.md."""
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    lat = result["latency_ms"]
+    print(f"{result['requests']} requests from {args.clients} clients in {result['seconds']:.1f} s: "
+          f"{result['requests_per_second']:,.0f} requests/s, p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+          f"errors {result['errors']}; model batches {result['model_batches']}; malformed 4xx JSON: "
+          f"{result['malformed_all_4xx_json']}; served after: {result['served_after_malformed']}; "
+          f"exit after SIGTERM: {result['exit_code_after_sigterm']}")
+    write_section(args.docs, "serve", "\n".join([
+        "## `textclf serve` under load (`bench/serve_load.py`)", "",
+        f"Produced by `{result['command'].strip()}` ({result['date']}): `textclf serve` of an ngram-mlp run "
+        f"(ag7600), {args.clients} concurrent clients on loopback, each with one keep-alive connection sending "
+        f"{args.requests} POST /predict requests of one headline; the 2 cores are shared by clients and server.", "",
+        "| requests | errors | requests/s | p50 ms | p90 ms | p99 ms | max ms | model batches |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {result['requests']:,} | {result['errors']} | {result['requests_per_second']:,.0f} | {lat['p50']:.1f} | "
+        f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} | {result['model_batches']:,} |", "",
+        f"Then {len(MALFORMED)} malformed requests (not JSON, wrong shapes, empty texts, …): all answered with a "
+        f"4xx JSON error: {result['malformed_all_4xx_json']}; the server answered a good request after them: "
+        f"{result['served_after_malformed']}; exit code after SIGTERM: {result['exit_code_after_sigterm']}."]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -67,32 +123,7 @@ def main() -> None:
     line = server.stderr.readline()  # "serving … on http://…" once it listens
     if "serving" not in line:
         raise SystemExit(f"textclf serve did not start: {line.strip()}")
-    latencies: list[list[float]] = [[] for _ in range(args.clients)]
-    errors: list[str] = []
-
-    def client(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for i in range(args.requests):
-            text = headlines[(k * args.requests + i) % len(headlines)]
-            started = time.perf_counter()
-            try:
-                status, body = request(conn, json.dumps({"text": text}).encode())
-            except (OSError, http.client.HTTPException, ValueError) as err:
-                errors.append(f"{type(err).__name__}: {err}")
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                continue
-            latencies[k].append(time.perf_counter() - started)
-            if status != 200 or "predictions" not in body:
-                errors.append(f"status {status}: {body}")
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - started
+    latencies, errors, seconds = _load(port, headlines, args.clients, args.requests)
     flat = sorted(x for per in latencies for x in per)
     q = statistics.quantiles(flat, n=100)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -115,26 +146,7 @@ def main() -> None:
         "malformed_all_4xx_json": all(400 <= m["status"] < 500 and m["error"] for m in malformed),
         "served_after_malformed": status == 200, "exit_code_after_sigterm": exit_code,
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    lat = result["latency_ms"]
-    print(f"{result['requests']} requests from {args.clients} clients in {seconds:.1f} s: "
-          f"{result['requests_per_second']:,.0f} requests/s, p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
-          f"errors {result['errors']}; model batches {result['model_batches']}; malformed 4xx JSON: "
-          f"{result['malformed_all_4xx_json']}; served after: {result['served_after_malformed']}; "
-          f"exit after SIGTERM: {exit_code}")
-    write_section(args.docs, "serve", "\n".join([
-        "## `textclf serve` under load (`bench/serve_load.py`)", "",
-        f"Produced by `{result['command'].strip()}` ({result['date']}): `textclf serve` of an ngram-mlp run "
-        f"(ag7600), {args.clients} concurrent clients on loopback, each with one keep-alive connection sending "
-        f"{args.requests} POST /predict requests of one headline; the 2 cores are shared by clients and server.", "",
-        "| requests | errors | requests/s | p50 ms | p90 ms | p99 ms | max ms | model batches |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {result['requests']:,} | {result['errors']} | {result['requests_per_second']:,.0f} | {lat['p50']:.1f} | "
-        f"{lat['p90']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} | {result['model_batches']:,} |", "",
-        f"Then {len(MALFORMED)} malformed requests (not JSON, wrong shapes, empty texts, …): all answered with a "
-        f"4xx JSON error: {result['malformed_all_4xx_json']}; the server answered a good request after them: "
-        f"{result['served_after_malformed']}; exit code after SIGTERM: {exit_code}."]))
+    _publish(args, result)
     if errors or not result["malformed_all_4xx_json"] or exit_code != 0:
         raise SystemExit(1)
 
