@@ -263,7 +263,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="ngrams,finetune")
     parser.add_argument("--datasets", default="ag7600,sst2", help=f"for the n-gram part: any of {', '.join(DATASETS)}")
@@ -277,7 +277,75 @@ def main() -> None:
     parser.add_argument("--from-json", metavar="PATH", help="only rewrite the Markdown section from a saved result")
     parser.add_argument("--section", default="peers",
                         help="the docs/BENCHMARKS.md section to write (e.g. costs, for a run of the n-gram part alone)")
-    args = parser.parse_args()
+    return parser
+
+
+def _ngram_part(args, python: Path, tmp: Path) -> dict:
+    """The n-gram part: per data set, every side in alternating rounds (one per seed); rows and verdicts."""
+    out = {}
+    for name, (train, evaluation) in datasets(args.datasets.split(",")).items():
+        train_jsonl, eval_jsonl, _ = write_examples(train, evaluation, tmp / name)
+        # 670k rows: auto would pick the transformer; the issue's question is the n-gram default's cost there
+        default = FORCED.get(name, "auto")
+        sides = {"tfidf-linearsvc": lambda s: run_peer(python, "svc", {"train": str(train_jsonl), "eval": str(
+                     eval_jsonl), "seed": s}, tmp, args.quiet, "tfidf-linearsvc"),
+                 "textclf default": lambda s, m=default: run_textclf(m, train, evaluation, s, tmp, args.quiet)}
+        for label, params in FASTTEXT.items():
+            sides[label] = lambda s, label=label, params=params: run_peer(
+                python, "fasttext", {"train": str(train_jsonl), "eval": str(eval_jsonl), "seed": s,
+                                     "params": params}, tmp, args.quiet, label)
+        sides["textclf ngram-mlp"] = lambda s: run_textclf("ngram-mlp", train, evaluation, s, tmp, args.quiet)
+        wanted = args.sides.split(",") if args.sides else list(sides)
+        sides = {label: side for label, side in sides.items() if label in wanted}
+        runs: dict[str, list[dict]] = {label: [] for label in sides}
+        for r, seed in enumerate(args.seeds):
+            for label in (list(sides) if r % 2 == 0 else list(reversed(sides))):
+                print(f"== {name} {label} seed {seed}", flush=True)
+                row = sides[label](seed)
+                print(f"   {json.dumps(row)}", flush=True)
+                runs[label].append(row)
+        rows = {label: combine(rs) for label, rs in runs.items()}
+        out[name] = {"train": train, "eval": evaluation, "rows": rows,
+                                  "verdicts": verdicts_ngrams(rows, name), "runs": runs}
+    return out
+
+
+def _finetune_part(args, python: Path, tmp: Path) -> dict:
+    """The fine-tuning part: textclf and the HF Trainer on ag7600 with one recipe, rounds alternating."""
+    if not MINILM.exists():
+        raise SystemExit(f"the fine-tuning part needs {MINILM}; pass --parts ngrams without it")
+    from run import _ensure_minilm
+
+    _ensure_minilm()
+    train, evaluation = datasets(["ag7600"])["ag7600"]
+    train_jsonl, eval_jsonl, classes = write_examples(train, evaluation, tmp / "ag7600")
+    runs = {"textclf": [], "hf-trainer": []}
+    for r, seed in enumerate(args.finetune_seeds):
+        for label in (["textclf", "hf-trainer"] if r % 2 == 0 else ["hf-trainer", "textclf"]):
+            print(f"== fine-tune {label} seed {seed}", flush=True)
+            if label == "textclf":
+                row = run_finetune(train, evaluation, seed, tmp, args.quiet)
+            else:
+                # textclf's max_length (from the training texts alone, so the same every round);
+                # round 0 runs textclf first
+                max_length = next((x["max_length"] for x in runs["textclf"] if "max_length" in x), 128)
+                row = run_peer(python, "hf", {"train": str(train_jsonl), "eval": str(eval_jsonl), "seed": seed,
+                                              "model": str(MINILM), "num_labels": classes,
+                                              "max_length": max_length, **RECIPE}, tmp, args.quiet,
+                               "hf-trainer")
+                row.setdefault("max_length", max_length)
+            print(f"   {json.dumps(row)}", flush=True)
+            runs[label].append(row)
+    rows = {label: combine(rs) for label, rs in runs.items()}
+    return {"rows": rows, "verdicts": verdicts_finetune(rows), "runs": runs,
+                          "rounds": len(args.finetune_seeds), "seeds": args.finetune_seeds,
+                          "max_length": rows["textclf"].get("max_length"),
+                          "recipe": "batch 32, AdamW lr 5e-5, weight decay 0.01, 10% linear warmup then "
+                                    "linear decay, 1 epoch"}
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.from_json:
         write_section(args.markdown, args.section, markdown(json.loads(Path(args.from_json).read_text())))
         print(f"rewrote the peers section of {args.markdown} from {args.from_json}")
@@ -295,64 +363,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="textclf-peers-") as tmp:
         tmp = Path(tmp)
         if "ngrams" in parts:
-            result["ngrams"] = {}
-            for name, (train, evaluation) in datasets(args.datasets.split(",")).items():
-                train_jsonl, eval_jsonl, _ = write_examples(train, evaluation, tmp / name)
-                # 670k rows: auto would pick the transformer; the issue's question is the n-gram default's cost there
-                default = FORCED.get(name, "auto")
-                sides = {"tfidf-linearsvc": lambda s: run_peer(python, "svc", {"train": str(train_jsonl), "eval": str(
-                             eval_jsonl), "seed": s}, tmp, args.quiet, "tfidf-linearsvc"),
-                         "textclf default": lambda s, m=default: run_textclf(m, train, evaluation, s, tmp, args.quiet)}
-                for label, params in FASTTEXT.items():
-                    sides[label] = lambda s, label=label, params=params: run_peer(
-                        python, "fasttext", {"train": str(train_jsonl), "eval": str(eval_jsonl), "seed": s,
-                                             "params": params}, tmp, args.quiet, label)
-                sides["textclf ngram-mlp"] = lambda s: run_textclf("ngram-mlp", train, evaluation, s, tmp, args.quiet)
-                wanted = args.sides.split(",") if args.sides else list(sides)
-                sides = {label: side for label, side in sides.items() if label in wanted}
-                runs: dict[str, list[dict]] = {label: [] for label in sides}
-                for r, seed in enumerate(args.seeds):
-                    for label in (list(sides) if r % 2 == 0 else list(reversed(sides))):
-                        print(f"== {name} {label} seed {seed}", flush=True)
-                        row = sides[label](seed)
-                        print(f"   {json.dumps(row)}", flush=True)
-                        runs[label].append(row)
-                rows = {label: combine(rs) for label, rs in runs.items()}
-                result["ngrams"][name] = {"train": train, "eval": evaluation, "rows": rows,
-                                          "verdicts": verdicts_ngrams(rows, name), "runs": runs}
+            result["ngrams"] = _ngram_part(args, python, tmp)
         if "finetune" in parts:
-            if not MINILM.exists():
-                raise SystemExit(f"the fine-tuning part needs {MINILM}; pass --parts ngrams without it")
-            from run import _ensure_minilm
-
-            _ensure_minilm()
-            train, evaluation = datasets(["ag7600"])["ag7600"]
-            train_jsonl, eval_jsonl, classes = write_examples(train, evaluation, tmp / "ag7600")
-            runs = {"textclf": [], "hf-trainer": []}
-            for r, seed in enumerate(args.finetune_seeds):
-                for label in (["textclf", "hf-trainer"] if r % 2 == 0 else ["hf-trainer", "textclf"]):
-                    print(f"== fine-tune {label} seed {seed}", flush=True)
-                    if label == "textclf":
-                        row = run_finetune(train, evaluation, seed, tmp, args.quiet)
-                    else:
-                        # textclf's max_length (from the training texts alone, so the same every round);
-                        # round 0 runs textclf first
-                        max_length = next((x["max_length"] for x in runs["textclf"] if "max_length" in x), 128)
-                        row = run_peer(python, "hf", {"train": str(train_jsonl), "eval": str(eval_jsonl), "seed": seed,
-                                                      "model": str(MINILM), "num_labels": classes,
-                                                      "max_length": max_length, **RECIPE}, tmp, args.quiet,
-                                       "hf-trainer")
-                        row.setdefault("max_length", max_length)
-                    print(f"   {json.dumps(row)}", flush=True)
-                    runs[label].append(row)
-            rows = {label: combine(rs) for label, rs in runs.items()}
-            result["finetune"] = {"rows": rows, "verdicts": verdicts_finetune(rows), "runs": runs,
-                                  "rounds": len(args.finetune_seeds), "seeds": args.finetune_seeds,
-                                  "max_length": rows["textclf"].get("max_length"),
-                                  "recipe": "batch 32, AdamW lr 5e-5, weight decay 0.01, 10% linear warmup then "
-                                            "linear decay, 1 epoch"}
+            result["finetune"] = _finetune_part(args, python, tmp)
     publish(result, args.json, args.markdown, args.section, markdown(result))
-
 
 
 if __name__ == "__main__":
