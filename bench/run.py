@@ -477,7 +477,7 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated: " + ", ".join(RECIPES))
     parser.add_argument("--data", default=None, help="training data spec (default: ag7600 train)")
@@ -499,6 +499,44 @@ def main() -> None:
     )
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     parser.add_argument("--runs-root", help=argparse.SUPPRESS)
+    return parser
+
+
+def _recipe_rows(recipes: list[str], args, tmp: Path, peak: dict) -> list[dict]:
+    """Each recipe on both sides, the seeds alternating the sides; one combined row per recipe and side."""
+    rows = []
+    for recipe in recipes:
+        seeds = [args.seed + i for i in range(args.transformer_seeds if recipe == "transformer" else 1)]
+        runs = {"lesson": [], "textclf": []}
+        for seed in seeds:  # sides alternate, so a drift in machine speed hits both alike
+            for side in runs:
+                print(f"== {side} {recipe} seed {seed}", flush=True)
+                row = _child(side, recipe, argparse.Namespace(**{**vars(args), "seed": seed}), tmp)
+                if "train_flops" in row:
+                    row["mfu"] = row["train_flops"] / row["train_seconds"] / (peak["float32_gflops"] * 1e9)
+                runs[side].append(row)
+        for side, side_runs in runs.items():
+            row = _combine(side_runs, seeds)
+            row.update(recipe=recipe, side=side, label=_lesson_label(recipe, args) if side == "lesson"
+                       else f"textclf {RECIPES[recipe]['experiment']}")
+            rows.append(row)
+    return rows
+
+
+def _publish(result: dict, args) -> None:
+    """The result printed, as JSON, and as docs/BENCHMARKS.md's `run` section."""
+    _print(result)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.markdown:
+        from benchlib import write_section
+
+        write_section(args.markdown, "run", _markdown(result))
+    print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
+
+
+def main() -> None:
+    parser = _parser()
     args = parser.parse_args()
     os.environ.setdefault("TEXTCLF_HOME", str(HOME))
 
@@ -537,22 +575,7 @@ def main() -> None:
         peak = _child("peak", "matmul", args, tmp)
         if "error" in peak:
             raise SystemExit(peak["error"])
-        rows = []
-        for recipe in recipes:
-            seeds = [args.seed + i for i in range(args.transformer_seeds if recipe == "transformer" else 1)]
-            runs = {"lesson": [], "textclf": []}
-            for seed in seeds:  # sides alternate, so a drift in machine speed hits both alike
-                for side in runs:
-                    print(f"== {side} {recipe} seed {seed}", flush=True)
-                    row = _child(side, recipe, argparse.Namespace(**{**vars(args), "seed": seed}), tmp)
-                    if "train_flops" in row:
-                        row["mfu"] = row["train_flops"] / row["train_seconds"] / (peak["float32_gflops"] * 1e9)
-                    runs[side].append(row)
-            for side, side_runs in runs.items():
-                row = _combine(side_runs, seeds)
-                row.update(recipe=recipe, side=side, label=_lesson_label(recipe, args) if side == "lesson"
-                           else f"textclf {RECIPES[recipe]['experiment']}")
-                rows.append(row)
+        rows = _recipe_rows(recipes, args, tmp, peak)
         pipeline = None if args.no_pipeline else _child("pipeline", "transformer", args, tmp)
         latency = cli_latency(rows, args, tmp)
         for row in rows:  # the runs live in tmp: keep their config, not a dangling path
@@ -568,14 +591,7 @@ def main() -> None:
         "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "tensorflow": _tf_version(), "textclf": textclf.__version__, "date": started},
     }
-    _print(result)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
-    if args.markdown:
-        from benchlib import write_section
-
-        write_section(args.markdown, "run", _markdown(result))
-    print(f"wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""))
+    _publish(result, args)
 
 
 def _tf_version() -> str:
