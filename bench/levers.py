@@ -66,8 +66,8 @@ def _minilm_steps(arg: str) -> dict:
 
     from textclf._tf import keras
     from textclf.config import RuntimeConfig
-    from textclf.models.bert import build_bert
-    from textclf.models.catalog import BertParams
+    from textclf.models.bert.model import build_bert
+    from textclf.models.bert.params import BertParams
     from textclf.runtime import setup_runtime
 
     setup_runtime(RuntimeConfig(precision=precision), int(batch))  # textclf's own precision path
@@ -88,7 +88,7 @@ def _tokenizers(arg: str) -> dict:
     """The hub and fast WordPiece tokenizers on the texts of the data specs in `arg`: seconds, mismatches."""
     from textclf._tf import tf
     from textclf.data.sources import load_examples
-    from textclf.models.bert import wordpiece_layer
+    from textclf.models.bert.model import wordpiece_layer
 
     texts = []
     for spec in json.loads(arg):
@@ -112,7 +112,7 @@ def _bucketing(arg: str) -> dict:
     from textclf.data.pipeline import encode_texts, training_batches
     from textclf.data.sources import load_train_eval
     from textclf.experiments import load_experiments
-    from textclf.models.transformer import build_transformer
+    from textclf.models.transformer.model import build_transformer
     from textclf.training import TrainTimer
 
     *data, mode = json.loads(arg)
@@ -160,7 +160,7 @@ def finetune_section(args, data, runs: Path, group, rows: list[dict]) -> None:
     from benchlib import write_section
 
     from textclf.models import store
-    from textclf.models.catalog import BertParams
+    from textclf.models.bert.params import BertParams
     from textclf.runtime import choose_precision, detect_devices
 
     if store.find("minilm") is None:

@@ -198,7 +198,7 @@ def worker_pipeline(args) -> dict:
     from textclf._tf import keras, tf
     from textclf.data.pipeline import encode_texts, training_batches
     from textclf.experiments import load_experiments
-    from textclf.models.transformer import build_transformer
+    from textclf.models.transformer.model import build_transformer
     from textclf.training import TrainTimer
 
     train, _ = _examples(args)
@@ -344,7 +344,7 @@ def _combine(runs: list[dict], seeds: list[int]) -> dict:
 
 def _ensure_minilm() -> None:
     from textclf.models import store
-    from textclf.models.hf_import import import_hf
+    from textclf.models.bert.hf_import import import_hf
 
     if store.find("minilm") is None:
         if not MINILM.exists():

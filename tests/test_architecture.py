@@ -14,7 +14,7 @@ PACKAGE = ROOT / "textclf"
 # The files of a run directory are named in runs.py only. Two other modules read files that
 # happen to share a name: a Hugging Face checkpoint's config.json and a .keras archive's.
 RUN_FILES = set(runs.RUN_FILES) - {runs.LOCK_FILE}  # ".lock" is also a search folder's (tuning.py uses lock_dir)
-ALLOWED = {"textclf/runs.py": RUN_FILES, "textclf/models/hf_import.py": {"config.json"},
+ALLOWED = {"textclf/runs.py": RUN_FILES, "textclf/models/bert/hf_import.py": {"config.json"},
            "textclf/models/saving.py": {"config.json"}}
 
 
@@ -180,3 +180,43 @@ def test_training_is_a_package_of_short_modules():
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (PACKAGE / "training").glob("*.py")}
     assert {"run.py", "data.py", "steps.py", "native.py", "hooks.py"} <= set(sizes)
     assert max(sizes.values()) <= 350, sizes
+
+
+# A model family is one folder under textclf/models/ (params, builder, twin, export hooks) declared in its
+# __init__.py and registered by one line of textclf/models/catalog.py; the rest of the library reaches it
+# only through that declaration (textclf.registry.Family), never by importing its modules.
+FAMILY_IMPORTERS = {"textclf/models/catalog.py", "textclf/cli/models.py"}  # cli/models.py: `models import-hf` (bert)
+
+
+def test_each_model_family_is_one_folder_reached_through_its_declaration():
+    from textclf.models.catalog import MODELS
+    from textclf.registry import FAMILIES
+
+    folders = {p.parent.name for p in (PACKAGE / "models").glob("*/__init__.py")}
+    assert folders == set(FAMILIES) == {"ngram", "transformer", "bert"}
+    catalog = (PACKAGE / "models" / "catalog.py").read_text(encoding="utf-8")
+    assert catalog.count("register_family(textclf.models.") == len(FAMILIES)
+    for name, spec in FAMILIES.items():
+        hooks = [spec.builder, spec.twin, spec.tflite, spec.solver, spec.from_arrays, *spec.runners.values()]
+        assert all(hook.startswith(f"textclf.models.{name}.") for hook in hooks if hook), (name, hooks)
+        assert all(MODELS.get(preset.name).family == name for preset in spec.presets)
+    found = []
+    for rel, tree in _sources("textclf"):
+        if rel in FAMILY_IMPORTERS or any(rel.startswith(f"textclf/models/{f}/") for f in FAMILIES):
+            continue
+        found += [f"{rel}: {i}" for i in _imports(tree, _module(rel))
+                  if any(i == f"textclf.models.{f}" or i.startswith(f"textclf.models.{f}.") for f in FAMILIES)]
+    assert not found, "a family's modules imported outside its folder (use its Family hooks):\n" + "\n".join(found)
+
+
+def test_no_function_is_longer_than_60_lines_and_bench_edits_no_sys_path():
+    long, path_edits = [], []
+    for rel, tree in _sources("textclf", "bench"):
+        long += [f"{rel}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)" for n in ast.walk(tree)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60]
+        if rel.startswith("bench/"):
+            path_edits += [f"{rel}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                           and n.attr in ("insert", "append") and isinstance(n.value, ast.Attribute)
+                           and n.value.attr == "path" and isinstance(n.value.value, ast.Name) and n.value.value.id == "sys"]
+    assert not long, "functions over 60 lines (split them into named steps):\n" + "\n".join(long)
+    assert not path_edits, path_edits

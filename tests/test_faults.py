@@ -103,7 +103,7 @@ def test_tensorflow_resource_exhaustion_is_one_line(capsys):
 
 
 def test_a_read_only_model_store_fails_before_reading_the_checkpoint(tmp_path, monkeypatch):
-    import textclf.models.hf_import as hf_import
+    import textclf.models.bert.hf_import as hf_import
 
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)

@@ -157,7 +157,7 @@ def test_thresholds_maximise_each_labels_f1():
 @pytest.mark.parametrize("model_args", [
     ["--model", "ngram-linear"],
     [*TINY, "--epochs", "3", "--learning-rate", "3e-3"],
-], ids=["ngram-linear", "transformer"])  # ngram-mlp: test_compare_tests_two_multilabel_runs; BERT: test_bert.py
+], ids=["ngram-linear", "transformer"])  # ngram-mlp: test_compare_tests_two_multilabel_runs; BERT: models/test_bert.py
 def test_trains_evaluates_predicts_exports_and_serves(tmp_path, pair_files, model_args):
     train, evaluation = pair_files
     runs = tmp_path / "runs"

@@ -62,7 +62,8 @@ def test_cpu_bf16_precision_choice(devices, cpu_bf16_model, expected):
 
 
 def test_only_bert_encoders_ask_for_cpu_bf16():
-    from textclf.models.catalog import BertParams, TransformerParams
+    from textclf.models.bert.params import BertParams
+    from textclf.models.transformer.params import TransformerParams
 
     assert BertParams(encoder="x", trainable=False).cpu_bf16
     assert BertParams(encoder="x", trainable=True).cpu_bf16  # fine-tuning too (docs/PERF-LEVERS.md)

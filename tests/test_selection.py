@@ -63,8 +63,8 @@ def test_length_from_data_percentile_rounding_floor_and_cap():
 
 def test_transformer_takes_max_length_from_the_training_texts(tmp_path):
     from textclf._tf import tf
-    from textclf.models.catalog import TransformerParams
-    from textclf.models.transformer import build_transformer
+    from textclf.models.transformer.params import TransformerParams
+    from textclf.models.transformer.model import build_transformer
 
     texts = np.array(["a b c d e f g h i j"] * 200 + ["long " * 300], dtype=object)
     built = build_transformer(TransformerParams(vocab_size=50, embed_dim=8, ff_dim=8), num_classes=2, train_texts=texts)

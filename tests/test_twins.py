@@ -16,7 +16,7 @@ import pytest
 
 from conftest import TINY, WORDS, ag_rows, assert_one_line_error, cli, write_csv
 
-from textclf import twins
+from textclf import textrules, twins
 from textclf.runs import TWIN_FILE
 
 # Characters a user's text may hold: ASCII, punctuation, every kind of space, accents, Greek
@@ -31,7 +31,7 @@ POOL = (
     + ["\u0130", "\u0131"]
     + list("日本語中文")
     + ["😀", "👍🏽"]
-    + [chr(c) for c in sorted(twins.LOWER_KEPT)][:6]
+    + [chr(c) for c in sorted(textrules.LOWER_KEPT)][:6]
     + ["\x00"]
 )
 
@@ -80,12 +80,12 @@ def test_lowercasing_matches_tensorflow_on_every_code_point():
 
     chars = [chr(c) for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
     lowered = tf.strings.lower(tf.constant([c.encode("utf-8") for c in chars]), encoding="utf-8").numpy()
-    differ = [hex(ord(c)) for c, t in zip(chars, lowered) if twins.lower_like_tensorflow(c) != t.decode("utf-8")]
+    differ = [hex(ord(c)) for c, t in zip(chars, lowered) if textrules.lower_like_tensorflow(c) != t.decode("utf-8")]
     assert differ == []
     for text in ["ΟΔΟΣ ΣΑΣ Σ", "\u0130stanbul", "a\x00b C", "\u2c2fX\u2c2f\u00c9", ""]:
-        assert twins.lower_like_tensorflow(text) == tf.strings.lower(text, encoding="utf-8").numpy().decode("utf-8")
+        assert textrules.lower_like_tensorflow(text) == tf.strings.lower(text, encoding="utf-8").numpy().decode("utf-8")
     # the kept letters really are kept by TensorFlow and lowered by Python: the list is not padded
-    assert all(chr(c).lower() != chr(c) for c in twins.LOWER_KEPT)
+    assert all(chr(c).lower() != chr(c) for c in textrules.LOWER_KEPT)
 
 
 @pytest.mark.parametrize("name", ["ngram-linear", "ngram-mlp", "transformer"])
@@ -189,8 +189,9 @@ def test_twins_and_export_know_a_model_by_its_family_not_its_layer_names():
     families = {name: MODELS.get(name).family for name in ("ngram-linear", "ngram-mlp", "transformer", "bert-tiny")}
     assert families == {"ngram-linear": "ngram", "ngram-mlp": "ngram", "transformer": "transformer",
                         "bert-tiny": "bert"}
-    source = (Path(twins.__file__)).read_text(encoding="utf-8")
-    assert '"vectorizer" in layers' not in source and '"NgramKeys" in layers' not in source
+    for module in ("twins", "export"):  # both dispatch through the run's family, never its layers
+        source = (Path(twins.__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+        assert "get_layer(" not in source and "in layers" not in source and "layers[-1]" not in source
 
 
 def test_a_model_damaged_inside_a_member_is_not_hidden_by_its_twin(runs, tmp_path):

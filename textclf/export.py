@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Callable
 
 from textclf import runs, task
-from textclf.textrules import TOKENIZER_RULES
 from textclf.errors import ModelError, RunError, TextclfError
-from textclf.twins import tflite_flatbuffer
 from textclf.models.saving import load_model
+from textclf.registry import Family, load_hook
 from textclf.runs import Run, resolve_run
 
 FORMATS = ("saved_model", "tflite")
@@ -65,7 +64,8 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     labels = run_files.labels
     thresholds = run_files.thresholds
     info = run_files.info
-    if fmt == "tflite" and _family(info) != "transformer":  # before TensorFlow loads: the model's family says it
+    family = _family(info)
+    if fmt == "tflite" and (family is None or not family.tflite):  # before TensorFlow loads: its family says it
         raise ModelError(f"TFLite export needs a model that tokenizes with TextVectorization (transformer); the "
                          f"{info.get('model') or 'run'} model's tokenizer uses ops with no TFLite built-in kernel — "
                          "export it with --format saved_model instead")
@@ -78,7 +78,7 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
     try:
         if fmt == "tflite":
             say("converting to TFLite")
-            interface = _write_tflite(model, labels, staging, info.get("model", ""))
+            interface = load_hook(family.tflite)(model, labels, staging, info.get("model", ""))
         else:
             say("tracing and saving the serving model")
             _save_serving_model(model, labels, staging, thresholds)
@@ -102,18 +102,19 @@ def export_run(run: str | Path | None, fmt: str, out: str | Path, runs_root: str
 
 
 def _uses_text_ops(info: dict) -> bool:
-    """A BERT model's SavedModel needs tensorflow_text's ops (its preprocessing graph) to load."""
-    return _family(info) == "bert"
+    """The run's SavedModel needs tensorflow_text's ops to load (its family says so: BERT's preprocessing)."""
+    family = _family(info)
+    return family is not None and family.text_ops
 
 
-def _family(info: dict) -> str:
-    """The model family of a run (run.json's model, see ModelEntry.family); "" for an unknown model."""
+def _family(info: dict) -> Family | None:
+    """The model family of a run (run.json's model, see ModelEntry.family); None for an unknown model."""
     from textclf.models.catalog import MODELS
 
     try:
-        return MODELS.get(str(info.get("model"))).family
+        return MODELS.get(str(info.get("model"))).family_spec()
     except TextclfError:
-        return ""
+        return None
 
 
 def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[float] | None = None) -> None:
@@ -143,48 +144,3 @@ def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[f
 
     module = MultiLabelClassifier() if thresholds is not None else Classifier()
     tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})
-
-
-def _write_tflite(model, labels: list[str], staging: Path, model_name: str) -> dict:
-    """model.tflite on token ids with built-in ops only, plus vocab.txt and labels.txt.
-
-    TFLite has no built-in string ops (lower-casing, splitting, lookup), so the exported
-    graph starts at token ids; the app tokenizes with vocab.txt and the rules written
-    to textclf-export.json (as TFLite's own text-classification apps do).
-    """
-    from textclf._tf import keras, tf
-
-    try:
-        text_to_ids = model.get_layer("text_to_ids")
-    except ValueError:
-        text_to_ids = None
-    vectorizer = next((layer for layer in getattr(text_to_ids, "layers", [])
-                       if isinstance(layer, keras.layers.TextVectorization)), None)
-    if vectorizer is None:
-        raise ModelError(f"TFLite export needs a model that tokenizes with TextVectorization (transformer); "
-                         f"the {model_name or 'run'} model's tokenizer uses ops with no TFLite built-in kernel — "
-                         "export it with --format saved_model instead")
-    classifier = model.layers[-1]
-    lengths = [layer for layer in text_to_ids.layers if hasattr(layer, "max_length")]
-    max_length = int(lengths[0].max_length) if lengths else None
-
-    flatbuffer = tflite_flatbuffer(classifier, model_name)
-    (staging / "model.tflite").write_bytes(flatbuffer)
-    (staging / "vocab.txt").write_text("\n".join(vectorizer.get_vocabulary()) + "\n", encoding="utf-8")
-    (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
-    cfg = vectorizer.get_config()
-    ids = text_to_ids(tf.constant(TEST_TEXTS)).numpy()
-    vectors = [{"text": text, "token_ids": [int(i) for i in row if i != 0] or [1]}
-               for text, row in zip(TEST_TEXTS, ids)]
-    return {"inputs": {"token_ids": "int32[batch, time], 0 = padding"},
-            "outputs": {"probabilities": f"float32[batch, {len(labels)}]"},
-            "tokenizer": {"vocab": "vocab.txt (line i = id i; 0 padding, 1 unknown)",
-                          "standardize": cfg.get("standardize"), "split": cfg.get("split"),
-                          "rules": TOKENIZER_RULES if cfg.get("standardize") == "lower_and_strip_punctuation"
-                          and cfg.get("split") == "whitespace" else None,
-                          "max_length": max_length, "empty_text": "one unknown id [1]",
-                          "test_vectors": vectors}}
-
-
-TEST_TEXTS = ["Stocks RALLY as oil falls!", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu",
-              "no\u00a0break\u00a0spaces here", "tabs\tand\nnewlines", ""]

@@ -1,10 +1,11 @@
-"""Model registry: name -> parameters dataclass, builder and description (generic; it knows no model).
+"""Model registry: model families and the named models (presets) they declare (generic; it knows no model).
 
-Registration is light (no TensorFlow import): the builder is named as "module:function" and
-imported only when a model is built, so `textclf models list` and `--help` stay fast. The
-models themselves are registered by textclf.models.catalog, which also hands in the source of
-models that exist outside the code (imported encoders in the model store); use the registry
-through `textclf.models.catalog.MODELS`, which is this one with the catalog loaded.
+A model family is a folder under textclf/models/ whose `__init__.py` declares a `Family`: its
+parameters dataclass, its presets (the names `--model` takes), its builder, its twin and its
+export hooks. Registration is light (no TensorFlow import): every hook is named as
+"module:function" and imported only when used, so `textclf models list` and `--help` stay fast.
+textclf.models.catalog registers the shipped families (one line each); use the registry through
+`textclf.models.catalog.MODELS`, which is this one with the catalog loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class ModelParams:
     """
 
     cpu_bf16: ClassVar[bool] = False
+    # True when these parameters are fitted by the family's `solver` without TensorFlow (Family.solver).
+    solved_without_tensorflow: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -36,17 +39,67 @@ class ModelEntry:
     builder: str
     training_defaults: Mapping[str, Any] = field(default_factory=dict)
     param_defaults: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def family(self) -> str:
-        """The model family: its builder's module (`textclf.models.ngram:build_ngram` -> `ngram`), what
-        the twins and export dispatch on (never the layers' names)."""
-        return self.builder.partition(":")[0].rsplit(".", 1)[-1]
+    # The name of the model family that declares it (see Family): what training, the twins and export
+    # dispatch on (never the layers' names).
+    family: str = ""
 
     def load_builder(self) -> Callable[..., Any]:
         """Import and return the builder function."""
-        module, _, func = self.builder.partition(":")
-        return getattr(importlib.import_module(module), func)
+        return load_hook(self.builder)
+
+    def family_spec(self) -> "Family":
+        return family(self.family)
+
+
+def load_hook(path: str) -> Any:
+    """The object named "module:attribute"."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named model of a family: `--model NAME` is its parameters' class with these defaults."""
+
+    name: str
+    description: str
+    training_defaults: Mapping[str, Any] = field(default_factory=dict)
+    param_defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a model family declares in its package's `__init__.py` (names only: nothing is imported).
+
+    builder: "module:function" (params, train_texts, num_classes, multilabel=, ...) -> BuiltModel
+      (textclf.models.base), whose `mode` says how it trains.
+    twin: "module:function" (string-in Keras model, training texts) -> the arrays of its twin (a
+      dict with "kind"), or None; "" when the family has no twin. `runners` maps each kind the
+      family writes to "module:Class", the class that answers texts from those arrays without
+      Keras (textclf.twins checks it agrees with the Keras model before a run keeps it).
+    tflite: "module:function" (model, labels, folder, model name) -> the interface it wrote there
+      (`export --format tflite`); "" when the family's model cannot be a TFLite model.
+    text_ops: its SavedModel needs tensorflow_text's ops to load (export says so).
+    solver: "module" that fits parameters whose `solved_without_tensorflow` is true without TensorFlow
+      (`make_features`, `fit_linear`): such a run holds its model as twin arrays, and `from_arrays`
+      ("module:function" (arrays, params) -> the string-in Keras model) builds the Keras model from them.
+    source: further models of the family found outside the code (e.g. imported encoders).
+    """
+
+    name: str
+    params: type
+    builder: str
+    presets: tuple[Preset, ...]
+    twin: str = ""
+    runners: Mapping[str, str] = field(default_factory=dict)
+    tflite: str = ""
+    text_ops: bool = False
+    solver: str = ""
+    from_arrays: str = ""
+    source: "ModelSource | None" = None
+
+
+FAMILIES: dict[str, Family] = {}
 
 
 class ModelSource(Protocol):
@@ -71,6 +124,12 @@ class Registry:
 
     def add_source(self, source: ModelSource) -> None:
         self._sources.append(source)
+
+    def remove(self, name: str) -> None:
+        del self._entries[name]
+
+    def remove_source(self, source: ModelSource) -> None:
+        self._sources.remove(source)
 
     def builtin(self, name: str) -> ModelEntry:
         """A registered (not sourced) entry."""
@@ -100,27 +159,46 @@ class Registry:
 MODELS = Registry("model")
 
 
-def register_model(
-    name: str,
-    *,
-    description: str,
-    builder: str,
-    training_defaults: Mapping[str, Any] | None = None,
-    param_defaults: Mapping[str, Any] | None = None,
-) -> Callable[[type], type]:
-    """Class decorator: register a parameters dataclass (a ModelParams) as model `name`.
+def register_family(spec: Family) -> Family:
+    """Register a model family and its presets (one line per family: textclf.models.catalog)."""
+    if not issubclass(spec.params, ModelParams):
+        raise TypeError(f"{spec.params.__name__} must derive from ModelParams")
+    if spec.name in FAMILIES:
+        raise ValueError(f"model family {spec.name!r} is already registered")
+    kinds = {kind for other in FAMILIES.values() for kind in other.runners}
+    if kinds & set(spec.runners):
+        raise ValueError(f"model family {spec.name!r}: twin kinds {sorted(kinds & set(spec.runners))} are taken")
+    for preset in spec.presets:
+        MODELS.add(ModelEntry(preset.name, preset.description, spec.params, spec.builder,
+                              dict(preset.training_defaults), dict(preset.param_defaults), spec.name))
+    FAMILIES[spec.name] = spec
+    if spec.source is not None:
+        MODELS.add_source(spec.source)
+    return spec
 
-    Stack it to register presets of one builder that differ only in their defaults.
-    """
 
-    def decorate(params_cls: type) -> type:
-        if not issubclass(params_cls, ModelParams):
-            raise TypeError(f"{params_cls.__name__} must derive from ModelParams")
-        MODELS.add(ModelEntry(name, description, params_cls, builder, dict(training_defaults or {}),
-                              dict(param_defaults or {})))
-        return params_cls
+def unregister_family(name: str) -> None:
+    """Remove a family and its presets (tests that register a family of their own)."""
+    spec = FAMILIES.pop(name)
+    for preset in spec.presets:
+        MODELS.remove(preset.name)
+    if spec.source is not None:
+        MODELS.remove_source(spec.source)
 
-    return decorate
+
+def family(name: str) -> Family:
+    """The registered family `name` (ModelError naming the registered ones)."""
+    if name not in FAMILIES:
+        raise ModelError(unknown_name("model family", name, sorted(FAMILIES)))
+    return FAMILIES[name]
+
+
+def twin_runner(kind: str) -> Any:
+    """The class that answers texts from twin arrays of `kind`: from the family that writes them."""
+    for spec in FAMILIES.values():
+        if kind in spec.runners:
+            return load_hook(spec.runners[kind])
+    raise ModelError(f"no model family answers twins of kind {kind!r}")
 
 
 def unknown_name(kind: str, name: str, available, where: str = "") -> str:

@@ -1,9 +1,9 @@
 """Text rules: how a text becomes tokens, the way TensorFlow's string ops do it, without TensorFlow.
 
-The one owner of these rules. The n-gram features (textclf.models.ngram_features), the twins
+The one owner of these rules. The n-gram features (textclf.models.ngram.features), the twins
 (textclf.twins), `data stats` and the TFLite export's tokenizer description all use them, so a
 token counted by `data stats`, hashed by the n-gram model and looked up by a twin is the same
-token the Keras model sees. tests/test_twins.py and tests/test_ngram_features.py compare them with
+token the Keras model sees. tests/test_twins.py and tests/models/test_ngram_features.py compare them with
 TensorFlow's ops on fuzzed text.
 """
 

@@ -44,7 +44,7 @@ def import_hf(
     overwrite: Annotated[bool, typer.Option(help="Replace an imported model of the same name.")] = False,
 ) -> None:
     """Convert a Hugging Face BERT checkpoint into TF-Hub-format SavedModels in textclf's model store."""
-    from textclf.models.hf_import import import_hf as run_import
+    from textclf.models.bert.hf_import import import_hf as run_import
 
     with ProgressListener(hold=False) as listener:
         path = run_import(directory, name, overwrite=overwrite, say=listener.on_status)

@@ -1,1 +1,3 @@
-"""Model builders; the registry entries live in textclf.models.catalog (no TF import)."""
+"""Model families (one folder each: ngram/, transformer/, bert/), what their builders share (base.py),
+the model store of imported encoders (store.py) and loading a run's model (saving.py). The families
+are registered by textclf.models.catalog (no TF import)."""

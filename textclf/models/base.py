@@ -29,25 +29,37 @@ class GraphLayer(NoAutograph, keras.layers.Layer):
     """
 
 
+# How a built model trains (BuiltModel.mode): one per family's way of learning.
+END_TO_END = "end_to_end"  # every weight trains on batches of token ids (`model`): transformer, fine-tuned BERT
+FROZEN_FEATURES = "frozen_features"  # `features` (frozen) runs once per text, then only `head` trains: frozen BERT
+FEATURE_ROWS = "feature_rows"  # `feature_rows` computes features in numpy, then `head` trains: n-gram bags
+MODES = (END_TO_END, FROZEN_FEATURES, FEATURE_ROWS)
+
+
 @dataclass
 class BuiltModel:
     """A trainable model plus the in-graph encoder the data pipeline tokenizes with.
 
     `model` maps padded token ids (batch, time) to class probabilities; `encode` maps a
     batch of strings to ragged token ids; `inference_model()` chains both so a saved run
-    takes raw strings.
+    takes raw strings. `mode` says how it trains (END_TO_END, FROZEN_FEATURES, FEATURE_ROWS)
+    and which of the optional fields it needs (checked when built).
     """
 
     model: keras.Model
     encode: Callable[[tf.Tensor], tf.RaggedTensor]
     text_to_ids: keras.layers.Layer | keras.Model
-    # Set when `model` is head(features(ids)) with a frozen `features` part: training then
-    # computes the features once and fits only the head on them.
+    mode: str = END_TO_END
+    # FROZEN_FEATURES and FEATURE_ROWS: `model` is head(features(ids)); only `head` trains.
     features: keras.Model | None = None
     head: keras.Model | None = None
     feature_batch_size: int = 64  # texts per call when computing frozen features (memory-bound for BERT)
-    # The training loss on the head's output (default: sparse categorical cross-entropy on
-    # probabilities); a head that outputs scores maps them to probabilities with `to_probabilities`.
+    # FEATURE_ROWS: texts -> their feature rows (a scipy CSR matrix) in numpy, and those of the
+    # builder's training texts when it computed them anyway (nothing padded).
+    feature_rows: Callable[[Any], Any] | None = None
+    train_rows: Any = None
+    # The training loss on the head's output (default: the task's, textclf.task); a head that outputs
+    # scores maps them to probabilities with `to_probabilities`.
     loss: Any = None
     to_probabilities: Callable[[Any], Any] = lambda x: x
     # The parameters as built, when the builder settled some from the data (e.g. max_length):
@@ -55,17 +67,14 @@ class BuiltModel:
     params: Any = None
     # One line each for what the builder chose from the data (printed when training starts).
     notes: list[str] = field(default_factory=list)
-    # The builder's own encoding of `train_texts`, when it tokenized them anyway (n-grams): the
-    # pipeline reuses it rather than tokenizing the same texts again.
-    train_ids: tf.RaggedTensor | None = None
-    # Fits the head exactly on the precomputed features, instead of epochs of SGD (a convex head):
-    # solve(fit_x=, fit_y=, val_x=, val_y=, say=) -> {"history", "c", "train_examples", ...}: C chosen on val,
-    # then fit and val together.
-    solve: Callable[..., dict] | None = None
-    # Bags of n-grams: texts -> their TF-IDF rows (a scipy CSR matrix) in numpy, and those of the
-    # builder's training texts; the pipeline computes frozen features with them (nothing padded).
-    feature_rows: Callable[[Any], Any] | None = None
-    train_rows: Any = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"BuiltModel.mode {self.mode!r}: one of {', '.join(MODES)}")
+        if self.mode != END_TO_END and (self.features is None or self.head is None):
+            raise ValueError(f"BuiltModel.mode {self.mode}: needs `features` and `head`")
+        if self.mode == FEATURE_ROWS and self.feature_rows is None:
+            raise ValueError("BuiltModel.mode feature_rows: needs `feature_rows`")
 
     def inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")

@@ -37,23 +37,29 @@ def load_model(run_dir: Path):
 
 
 def _native_model(run: Run):
-    """The Keras model of a run whose model is its arrays (textclf.models.linear): checked to give the
-    arrays' probabilities on the run's check texts before anything uses it."""
+    """The Keras model of a run whose model is its arrays (a family's solver fitted it without TensorFlow),
+    built by the family's `from_arrays` hook: checked to give the arrays' probabilities on the run's check
+    texts before anything uses it."""
     import numpy as np
 
     from textclf.config import resolve_config
     from textclf.twins import CHECK_TEXTS, TOLERANCE, Twin, read_arrays
-    from textclf.models.ngram import keras_from_twin
-
+    from textclf.errors import TextclfError
+    from textclf.models.catalog import MODELS
+    from textclf.registry import load_hook
     from textclf.twins import FORMAT, NATIVE
 
     arrays = read_arrays(run.path)
     damaged = RunError(f"cannot load the model in {run.path}: its model file is missing or damaged; retrain the run")
+    try:
+        family = MODELS.get(str(run.info.get("model"))).family_spec()
+    except TextclfError:
+        raise damaged from None
     if arrays is None or str(arrays.get("format")) != FORMAT or str(arrays.get("model")) != NATIVE \
-            or str(arrays.get("kind")) != "ngram" or str(arrays.get("layers")) != "1":
+            or not family.from_arrays or str(arrays.get("kind")) not in family.runners:
         raise damaged
     try:
-        model = keras_from_twin(arrays, resolve_config(run.config).model_params)
+        model = load_hook(family.from_arrays)(arrays, resolve_config(run.config).model_params)
     except (KeyError, ValueError, TypeError, IndexError):
         raise damaged from None
     expected = Twin(arrays).probabilities(CHECK_TEXTS)

@@ -14,10 +14,9 @@ from textclf.errors import ConfigError
 
 
 def trains_without_tensorflow(config: RunConfig) -> bool:
-    """ngram-linear (the default) with its exact solver: numpy features and scikit-learn's liblinear
-    (textclf.models.linear), no TensorFlow import; every other model trains with Keras."""
-    params = config.model_params
-    return getattr(params, "solver", None) in ("liblinear", "lbfgs") and getattr(params, "num_layers", 1) == 0
+    """The model's parameters are fitted by its family's solver without TensorFlow (ngram-linear, the
+    default: numpy features and scikit-learn's liblinear); every other model trains with Keras."""
+    return bool(config.model_params.solved_without_tensorflow)
 
 
 def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume: bool, experiment, group) -> RunResult:
@@ -26,7 +25,12 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     its eval predictions come from the very code `evaluate` runs, so both give one number."""
     from textclf.data.sources import holdout_mask
     from textclf.twins import Twin
-    from textclf.models.linear import fit_linear, make_features
+    import importlib
+
+    from textclf.models.catalog import MODELS
+
+    solver = importlib.import_module(MODELS.get(config.model).family_spec().solver)
+    fit_linear, make_features = solver.fit_linear, solver.make_features
 
     _check_native_runtime(config)
     started = time.perf_counter()

@@ -34,8 +34,7 @@ def _build_model(config: RunConfig, entry, runtime, data: _Data, hooks: _Hooks):
 class _Inputs:
     """What the model trains and is evaluated on: batches from an epoch, or precomputed features."""
 
-    frozen: bool  # the features were computed once (a frozen encoder); only the head trains
-    solved: bool  # and the head is fitted exactly (`built.solve`), no epochs
+    frozen: bool  # the features were computed once (FROZEN_FEATURES, FEATURE_ROWS); only the head trains
     batches: Callable[[int], Any] | None  # start epoch -> Batches
     steps: int
     val_data: Any
@@ -47,42 +46,67 @@ class _Inputs:
 
 
 def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks) -> _Inputs:
-    from textclf.data.pipeline import (array_batches, encode_texts, eval_batches, feature_batches, feature_function,
-                                       predict_by_length, training_batches)
+    """The inputs of the built model's training mode (models/base.py): token-id batches, or features once."""
+    from textclf.models.base import END_TO_END, FEATURE_ROWS
+
+    if built.mode == FEATURE_ROWS:
+        return _feature_row_inputs(built, config, data, runtime, hooks)
+    hooks.on_status("tokenizing")
+    from textclf.data.pipeline import encode_texts
+
+    ids = [encode_texts(part.texts, built.encode) if part is not None else None
+           for part in (data.fit, data.validation, data.evaluation)]
+    if built.mode == END_TO_END:
+        return _token_inputs(config, data, runtime, *ids)
+    return _frozen_feature_inputs(built, config, data, runtime, hooks, *ids)
+
+
+def _feature_row_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks) -> _Inputs:
+    """A bag of n-grams: its TF-IDF rows in numpy, once, nothing padded; only the head trains."""
+    from textclf.data.pipeline import array_batches, feature_batches, sparse_rows
+
+    t = config.training
+    fit, validation, evaluation = data.fit, data.validation, data.evaluation
+    batch = runtime.global_batch_size
+    eval_batch = max(batch, 256)
+    hooks.on_status("computing the n-gram features")
+    started = time.perf_counter()
+    train_x = sparse_rows(built.train_rows if built.train_rows is not None and not t.refit
+                          else built.feature_rows(fit.texts))
+    val_x = sparse_rows(built.feature_rows(validation.texts)) if validation is not None else None
+    feature_seconds = time.perf_counter() - started
+    eval_x = sparse_rows(built.feature_rows(evaluation.texts))
+    batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,
+                                            start_epoch=start)
+    val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
+    return _Inputs(True, batches, batches(0).steps, val_data,
+                   array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
+
+
+def _token_inputs(config: RunConfig, data: _Data, runtime, train_ids, val_ids, eval_ids) -> _Inputs:
+    """Every weight trains: batches of token ids, padded per batch."""
+    from textclf.data.pipeline import eval_batches, training_batches
+
+    t = config.training
+    batch = runtime.global_batch_size
+    eval_batch = max(batch, 256)
+    batches = lambda start: training_batches(train_ids, data.fit.labels, global_batch_size=batch, seed=t.seed,
+                                             repeat=True, start_epoch=start, fixed_shapes=runtime.jit_compile)
+    val_data = None if val_ids is None else eval_batches(val_ids, data.validation.labels, batch_size=eval_batch)
+    return _Inputs(False, batches, batches(0).steps, val_data,
+                   eval_batches(eval_ids, data.evaluation.labels, batch_size=eval_batch))
+
+
+def _frozen_feature_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks, train_ids, val_ids,
+                           eval_ids) -> _Inputs:
+    """The encoder cannot change: run it once over every text, then fit only the head."""
+    from textclf.data.pipeline import array_batches, feature_batches, feature_function, predict_by_length
     from textclf.runtime import float32_graphs
 
     t = config.training
     fit, validation, evaluation = data.fit, data.validation, data.evaluation
     batch = runtime.global_batch_size
     eval_batch = max(batch, 256)
-    if built.feature_rows is not None:  # a bag of n-grams: its TF-IDF rows in numpy, once, nothing padded
-        from textclf.data.pipeline import sparse_rows
-
-        hooks.on_status("computing the n-gram features")
-        started = time.perf_counter()
-        train_x = sparse_rows(built.train_rows if built.train_rows is not None and not t.refit
-                              else built.feature_rows(fit.texts))
-        val_x = sparse_rows(built.feature_rows(validation.texts)) if validation is not None else None
-        feature_seconds = time.perf_counter() - started
-        eval_x = sparse_rows(built.feature_rows(evaluation.texts))
-        batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,
-                                                start_epoch=start)
-        val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
-        return _Inputs(True, False, batches, batches(0).steps, val_data,
-                       array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
-    hooks.on_status("tokenizing")
-    reuse = built.train_ids is not None and not t.refit
-    train_ids = built.train_ids if reuse else encode_texts(fit.texts, built.encode)
-    eval_ids = encode_texts(evaluation.texts, built.encode)
-    val_ids = encode_texts(validation.texts, built.encode) if validation is not None else None
-    frozen = built.features is not None and built.head is not None and not built.features.trainable_weights
-    if not frozen:
-        batches = lambda start: training_batches(train_ids, fit.labels, global_batch_size=batch, seed=t.seed,
-                                                 repeat=True, start_epoch=start, fixed_shapes=runtime.jit_compile)
-        val_data = None if validation is None else eval_batches(val_ids, validation.labels, batch_size=eval_batch)
-        return _Inputs(False, False, batches, batches(0).steps, val_data,
-                       eval_batches(eval_ids, evaluation.labels, batch_size=eval_batch))
-    # The encoder cannot change: run it once, then fit only the head.
     hooks.on_status("computing the frozen features")
     started = time.perf_counter()
     featurize = feature_function(built.features)
@@ -98,7 +122,7 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
     batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,  # noqa: E731
                                             start_epoch=start)
     val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
-    return _Inputs(True, built.solve is not None, batches, batches(0).steps, val_data,
+    return _Inputs(True, batches, batches(0).steps, val_data,
                    array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
 
 

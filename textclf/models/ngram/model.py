@@ -7,7 +7,7 @@ count) × smoothed idf, each part (words, characters) L2-normalised -> `SparseDe
 SparseTensor -> [Dense(hidden) + dropout]* -> softmax (or scores -> `ScaledSoftmax`).
 
 `num_layers=0` is a linear model (`ngram-linear`: one-vs-rest squared hinge on words and
-characters; it trains without TensorFlow, see models/linear.py, and `keras_from_twin` builds
+characters; it trains without TensorFlow, see models/ngram/solver.py, and `keras_from_twin` builds
 its Keras model for export); one hidden layer of 64 with dropout
 0.2 on the word n-grams in at least 2 training texts is the n-gram MLP of Google's Text
 Classification Guide (`ngram-mlp`; the Guide's `layers=2` counts the output layer; its
@@ -16,14 +16,16 @@ Classification Guide (`ngram-mlp`; the Guide's `layers=2` counts the output laye
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from textclf._tf import keras, tf
 from textclf.errors import ModelError
 from textclf import task
-from textclf.models.base import PACKAGE, GraphLayer, BuiltModel
-from textclf.models.catalog import NgramParams
-from textclf.models.ngram_features import HASH_BITS, MULTIPLIER
+from textclf.models.base import FEATURE_ROWS, FROZEN_FEATURES, PACKAGE, BuiltModel, GraphLayer
+from textclf.models.ngram.params import NgramParams
+from textclf.models.ngram.features import HASH_BITS, MULTIPLIER
 from textclf.textrules import PUNCTUATION
 
 PAD, OOV = 0, 1
@@ -233,9 +235,9 @@ class NgramIds(GraphLayer):
 
 def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarray,
                 multilabel: bool = False) -> BuiltModel:
-    """Count the n-grams of the training texts (numpy, models/ngram_features.py), keep the vocabulary and
+    """Count the n-grams of the training texts (numpy, models/ngram/features.py), keep the vocabulary and
     idf, and build the classifier; the training texts' TF-IDF rows come along (`train_rows`)."""
-    from textclf.models import ngram_features as nf
+    from textclf.models.ngram import features as nf
 
     texts = [str(t) for t in train_texts]
     try:
@@ -247,9 +249,8 @@ def build_ngram(params: NgramParams, *, num_classes: int, train_texts: np.ndarra
                          "an n-gram model has nothing to learn from") from None
     built = _keras_ngram(params, vocab.keys, vocab.idf, vocab.char_start, num_classes=num_classes,
                          multilabel=multilabel, n_texts=len(texts))
-    built.feature_rows = lambda batch: nf.tfidf_rows([str(t) for t in batch], vocab)
-    built.train_rows = rows
-    return built
+    return dataclasses.replace(built, mode=FEATURE_ROWS, train_rows=rows,
+                               feature_rows=lambda batch: nf.tfidf_rows([str(t) for t in batch], vocab))
 
 
 def _keras_ngram(params: NgramParams, keys: np.ndarray, idf: np.ndarray, char_start: int, *, num_classes: int,
@@ -296,7 +297,8 @@ def _keras_ngram(params: NgramParams, keys: np.ndarray, idf: np.ndarray, char_st
     to_probabilities = ScaledSoftmax(multilabel=multilabel, name="scores_to_probs") if hinge else (lambda x: x)
     model = keras.Model(ids, to_probabilities(head(features(ids))),
                         name="ngram_linear" if params.num_layers == 0 else "ngram_mlp")
-    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, features=features, head=head,
+    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, mode=FROZEN_FEATURES, features=features,
+                      head=head,
                       feature_batch_size=4096,
                       loss=(multilabel_squared_hinge if multilabel else one_vs_rest_squared_hinge) if hinge else None,
                       to_probabilities=to_probabilities)
@@ -304,9 +306,9 @@ def _keras_ngram(params: NgramParams, keys: np.ndarray, idf: np.ndarray, char_st
 
 def keras_from_twin(arrays: dict, params: NgramParams):
     """The string-in Keras model of a linear n-gram model saved as twin arrays (a run trained without
-    TensorFlow, textclf.models.linear): what `export` saves. Same layers, same probabilities."""
-    import dataclasses
-
+    TensorFlow, textclf.models.ngram.solver): what `export` saves. Same layers, same probabilities."""
+    if str(arrays.get("layers")) != "1":
+        raise ValueError("not a linear n-gram model's arrays")
     kernel = arrays["kernel_0"]
     multilabel = str(arrays["scale_output"]) == "sigmoid"
     # The arrays hold scores and the scale their probabilities take (either loss): a head of scores,

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 
 from textclf._tf import keras, tf
-from textclf.models.catalog import TransformerParams
-from textclf.models.transformer import build_transformer
+from textclf.models.transformer.params import TransformerParams
+from textclf.models.transformer.model import build_transformer
 
 TEXTS = np.array(["Stocks rally as oil falls", "Team wins the cup final in extra time",
                   "New chip doubles battery life", "Talks resume"], dtype=object)
@@ -41,7 +41,7 @@ def test_saved_model_reloads_in_a_fresh_process(tmp_path):
     expected = model(tf.constant(["Stocks rally"])).numpy()
     model.save(tmp_path / "model.keras")
     code = (
-        "import textclf.models.transformer, numpy as np\n"
+        "import textclf.models.transformer.model, numpy as np\n"
         "from textclf._tf import keras, tf\n"
         f"m = keras.models.load_model({str(tmp_path / 'model.keras')!r}, compile=False)\n"
         "print(' '.join(map(str, m(tf.constant(['Stocks rally'])).numpy()[0])))\n"

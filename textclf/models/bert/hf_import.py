@@ -133,7 +133,7 @@ def encoder_config(config: dict):
     """The Model Garden EncoderConfig equivalent to a Hugging Face BERT config."""
     from official.nlp.configs import encoders
 
-    import textclf.models.bert  # noqa: F401  (registers textclf>exact_gelu)
+    import textclf.models.bert.model  # noqa: F401  (registers textclf>exact_gelu)
 
     return encoders.EncoderConfig(type="bert", bert=encoders.BertEncoderConfig(
         vocab_size=config["vocab_size"], hidden_size=config["hidden_size"],

@@ -1,4 +1,4 @@
-"""`ngram-linear` without TensorFlow: TF-IDF rows in numpy (models/ngram_features.py), scikit-learn's liblinear.
+"""`ngram-linear` without TensorFlow: TF-IDF rows in numpy (models/ngram/features.py), scikit-learn's liblinear.
 
 The default model is the first thing every user runs, so it costs what TF-IDF + LinearSVC
 costs: no TensorFlow import, the features made once (vectorised, chunk by chunk), and the
@@ -11,7 +11,7 @@ is chosen on the validation part, then refitted on all training rows.
 
 The fitted model is saved as arrays in the n-gram twin format (textclf.twins: vocabulary keys,
 idf, word hashes, kernel, bias, softmax scale), which `predict`, `evaluate` and `serve` run
-with numpy; `export` builds the equivalent Keras model from them (models/ngram.py's layers).
+with numpy; `export` builds the equivalent Keras model from them (models/ngram/model.py's layers).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from textclf import textrules
-from textclf.models import ngram_features as nf
+from textclf.models.ngram import features as nf
 from textclf.processes import Children, in_fresh_process, kill
 
 # The C values tried; the one with the best validation score is refitted on all training texts.
@@ -79,7 +79,7 @@ def _convert(x):
 
     The binding lays rows out in a Python loop, row by row, unless numba is installed (it is not a
     dependency): SST-2's 67,349 rows took 0.45 s there, held the GIL, and touched 16 bytes of new memory
-    per non-zero; here whole blocks of rows at a time. tests/test_ngram_features.py compares the two."""
+    per non-zero; here whole blocks of rows at a time. tests/models/test_ngram_features.py compares the two."""
     from ctypes import POINTER, addressof, c_double, c_uint64, cast, sizeof
 
     from liblinear.liblinear import feature_node, problem

@@ -18,8 +18,10 @@ from textclf._tf import keras, tf
 from textclf.compat import NoAutograph
 from textclf.errors import ModelError
 from textclf.models import store
-from textclf.models.base import PACKAGE, WEIGHTS_FOLLOW, BuiltModel, GraphLayer, max_length_from_data
-from textclf.models.catalog import BERT_PREPROCESS, MAX_SEQUENCE, BertParams
+from textclf.models.base import (END_TO_END, FROZEN_FEATURES, PACKAGE, WEIGHTS_FOLLOW, BuiltModel, GraphLayer,
+                                 max_length_from_data)
+from textclf.models.bert.params import BERT_PREPROCESS, BertParams
+from textclf.models.limits import MAX_SEQUENCE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -261,5 +263,6 @@ def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray 
 
     frozen = not params.trainable
     return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids,
+                      mode=FROZEN_FEATURES if frozen else END_TO_END,
                       features=features if frozen else None, head=head if frozen else None, params=params,
                       notes=notes)

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import ag_rows, assert_one_line_error, cli, write_csv
 from textclf._tf import keras, tf
-from textclf.models.catalog import NgramParams
-from textclf.models.ngram import build_ngram
+from textclf.models.ngram.params import NgramParams
+from textclf.models.ngram.model import build_ngram
 
 TEXTS = np.array(["stocks rally as oil falls", "oil prices fall as stocks rally again", "team wins the cup final",
                   "the cup final goes to extra time", "new chip doubles battery life", "chip makers rally"],
@@ -21,7 +21,7 @@ TEXTS = np.array(["stocks rally as oil falls", "oil prices fall as stocks rally 
 
 def test_sparse_dense_layer_equals_sparse_dense_matmul_and_its_gradient():
     """SparseDense's own product: same output and kernel gradient as tf.sparse, with empty rows (also the last ones)."""
-    from textclf.models.ngram import _sparse_matmul
+    from textclf.models.ngram.model import _sparse_matmul
 
     rng = np.random.default_rng(0)
     kernel = tf.Variable(rng.normal(size=(50, 8)).astype(np.float32))
@@ -84,7 +84,7 @@ def test_tfidf_rows_equal_scikit_learn_sublinear_tfidf(char_ngrams):
 
 def _key(gram: str):
     """NgramKeys' key of a word n-gram (the last key of the text made of its words)."""
-    from textclf.models.ngram import NgramKeys
+    from textclf.models.ngram.model import NgramKeys
 
     return int(NgramKeys(len(gram.split()), 0)(tf.constant([gram]))[0, -1])
 
@@ -137,7 +137,7 @@ def test_cli_trains_evaluates_predicts_and_reloads(tmp_path, model):
     load = (
         f"from textclf.models.saving import load_model\nm = load_model({str(latest.resolve())!r})\n"
         if model == "ngram-linear"
-        else "import textclf.models.ngram\n"
+        else "import textclf.models.ngram.model\n"
         f"m = keras.models.load_model({str(latest / 'model.keras')!r}, compile=False)\n"
     )
     code = ("from textclf._tf import keras, tf\n" + load +
@@ -196,7 +196,7 @@ def test_refit_trains_a_fresh_head_on_all_training_data(tmp_path):
 
 
 def test_squared_hinge_is_linearsvc_loss_and_serves_probabilities(tmp_path):
-    from textclf.models.ngram import one_vs_rest_squared_hinge
+    from textclf.models.ngram.model import one_vs_rest_squared_hinge
 
     scores = tf.constant([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0]])
     # row 1, label 0: class 0 margin 2 -> 0; class 1: max(0, 1 - 1)^2 = 0; class 2: (1 + 0.5)^2 = 2.25
@@ -237,15 +237,15 @@ def test_training_texts_without_words_fail_in_one_line(tmp_path, model):
 
 
 def test_numpy_features_are_the_keras_layers_and_the_fit_is_linearsvc():
-    """ngram-linear trains without TensorFlow: its keys and TF-IDF rows (models/ngram_features.py) must be
+    """ngram-linear trains without TensorFlow: its keys and TF-IDF rows (models/ngram/features.py) must be
     the Keras layers' own (export builds the Keras model from the arrays), and its fit LinearSVC's."""
     from sklearn.svm import LinearSVC
 
     from textclf.twins import Twin
-    from textclf.models import ngram_features as nf
-    from textclf.models.catalog import NgramParams
-    from textclf.models.linear import fit_linear
-    from textclf.models.ngram import NgramKeys, keras_from_twin
+    from textclf.models.ngram import features as nf
+    from textclf.models.ngram.params import NgramParams
+    from textclf.models.ngram.solver import fit_linear
+    from textclf.models.ngram.model import NgramKeys, keras_from_twin
 
     rng = np.random.default_rng(0)
     alphabet = list("abcdefgh  ,.-'!ÉéßİΣς\u00a0\t\n\x1c\x1f\x85") + ["\x00", "\u2c2f", "日本"]

@@ -18,7 +18,7 @@ TEXTS = ["Stocks rally as oil falls", "caf\u00e9 \u00c9COLE d\u00e9j\u00e0-vu", 
 
 
 def _fit(texts, budget):
-    from textclf.models import ngram_features as nf
+    from textclf.models.ngram import features as nf
 
     return nf.fit_vocabulary(texts, ngrams=2, char_ngrams=5, min_df=1, max_tokens=0, char_min_df=2,
                              char_max_tokens=0, budget=budget)
@@ -27,7 +27,7 @@ def _fit(texts, budget):
 def test_rows_are_the_same_whatever_the_chunk_size():
     """Memory is bounded by chunks of text; the rows must not depend on where the chunks are cut (one text
     per chunk, a few, all), nor on a chunk holding a NUL or the marker the joined path uses."""
-    from textclf.models import ngram_features as nf
+    from textclf.models.ngram import features as nf
 
     texts = TEXTS + [" ".join(row[1:]) for row in ag_rows(20)]
     vocab, rows = _fit(texts, budget=1 << 30)
@@ -45,7 +45,7 @@ def test_rows_counted_per_distinct_token_equal_rows_counted_per_occurrence():
     """Character n-grams are counted once per distinct token and summed per text (a sparse product); the
     rows must be the ones counted n-gram occurrence by occurrence (text_keys, compared with TensorFlow's
     keys in test_ngram.py)."""
-    from textclf.models import ngram_features as nf
+    from textclf.models.ngram import features as nf
 
     texts = TEXTS + [" ".join(row[1:]) * 3 for row in ag_rows(15)]
     vocab, rows = _fit(texts, budget=1 << 30)
@@ -59,8 +59,8 @@ def test_rows_counted_per_distinct_token_equal_rows_counted_per_occurrence():
 def test_a_fit_gives_the_same_weights_every_time():
     """liblinear's solver draws from a generator inside the library; each fit runs in a fresh process so
     one seed gives one model, whatever ran before in this process."""
-    from textclf.models.catalog import NgramParams
-    from textclf.models.linear import fit_linear
+    from textclf.models.ngram.params import NgramParams
+    from textclf.models.ngram.solver import fit_linear
 
     rows = ag_rows(30, seed=4)
     texts = np.array([f"{t} {d}" for _, t, d in rows], dtype=object)
@@ -79,7 +79,7 @@ def test_the_default_trains_evaluates_and_predicts_without_importing_tensorflow(
     train = write_csv(tmp_path / "ag" / "train.csv", ag_rows(40, seed=1))
     evaluation = write_csv(tmp_path / "ag" / "eval.csv", ag_rows(10, seed=2))
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
     def textclf(*args):
         proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "textclf", *map(str, args)],
@@ -122,7 +122,7 @@ def test_rows_are_laid_out_for_liblinear_as_its_binding_lays_them_out(monkeypatc
     import scipy.sparse
     from liblinear.liblinear import problem
 
-    from textclf.models import linear
+    from textclf.models.ngram import solver as linear
 
     def nodes(prob, i):
         out, j = [], 0

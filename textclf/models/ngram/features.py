@@ -1,7 +1,7 @@
-"""Bags of n-grams without TensorFlow: the n-gram keys, vocabulary and TF-IDF rows of models/ngram.py in numpy.
+"""Bags of n-grams without TensorFlow: the n-gram keys, vocabulary and TF-IDF rows of models/ngram/model.py in numpy.
 
 The same features as the Keras layers `NgramKeys` -> `NgramIds` -> `TfidfBag`, key for key
-(tests/test_ngram_features.py compares them on fuzzed texts): words hashed by FarmHash's
+(tests/models/test_ngram_features.py compares them on fuzzed texts): words hashed by FarmHash's
 Fingerprint64 (the `cityhash` package's binding, what `tf.strings.to_hash_bucket_fast` computes),
 character n-grams from code points, both mixed and tagged exactly as the TensorFlow ops do. So the
 default model trains, evaluates and predicts with numpy, scipy and scikit-learn alone — no
@@ -43,7 +43,7 @@ def gram_keys(values: np.ndarray, group: np.ndarray, longest: int, shortest: int
     arithmetic wraps as TensorFlow's does); with `known`, only runs of known values.
 
     `values` are int64 word hashes or code points, flat; `group` (sorted) says which text or word
-    each belongs to: a run never crosses groups. models/ngram.py's `_gram_keys` is the same in TF.
+    each belongs to: a run never crosses groups. models/ngram/model.py's `_gram_keys` is the same in TF.
     """
     found = []
     h = values

@@ -135,8 +135,8 @@ def test_dynamic_packing_equals_the_hub_preprocessor(store):
     import tensorflow_hub as hub
 
     from textclf._tf import tf
-    from textclf.models.bert import build_bert
-    from textclf.models.catalog import BertParams
+    from textclf.models.bert.model import build_bert
+    from textclf.models.bert.params import BertParams
 
     built = build_bert(BertParams(encoder="tiny-bert", max_length=8), num_classes=2)
     ours = built.text_to_ids(tf.constant(SENTENCES)).numpy()
@@ -316,7 +316,7 @@ def _ids(layer, texts: list[str]) -> list[list[int]]:
                     or not (SHARED / "data/sst2/train.tsv.gz").exists(), reason="../shared data/models absent")
 def test_fast_tokenizer_equals_the_lesson_preprocessor_on_all_shared_data():
     """FastBertTokenizer on bert_en_uncased_preprocess/3's vocab gives its `tokenize` ids, text for text."""
-    from textclf.models.bert import wordpiece_layer
+    from textclf.models.bert.model import wordpiece_layer
 
     preprocess = str(SHARED / "models/bert_en_uncased_preprocess_3")
     fast, hub_tok = wordpiece_layer(preprocess, "fast"), wordpiece_layer(preprocess, "hub")
@@ -332,7 +332,7 @@ def test_fast_tokenizer_follows_a_cased_preprocessor(tmp_path):
     """A cased preprocessing model (do_lower_case=False) is detected and matched, accents and all."""
     from official.nlp.tools import export_tfhub_lib
 
-    from textclf.models.bert import wordpiece_layer
+    from textclf.models.bert.model import wordpiece_layer
 
     vocab = make_vocab() + ["Stocks", "Oil", "café", "##é"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")

@@ -7,7 +7,8 @@ import numpy as np
 from textclf import task
 from textclf._tf import keras, tf
 from textclf.models.base import PACKAGE, BuiltModel, GraphLayer, SequenceIds, max_length_from_data
-from textclf.models.catalog import MAX_SEQUENCE, TransformerParams
+from textclf.models.limits import MAX_SEQUENCE
+from textclf.models.transformer.params import TransformerParams
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
