@@ -217,6 +217,7 @@ def test_no_function_is_longer_than_60_lines_and_bench_edits_no_sys_path():
         if rel.startswith("bench/"):
             path_edits += [f"{rel}:{n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
                            and n.attr in ("insert", "append") and isinstance(n.value, ast.Attribute)
-                           and n.value.attr == "path" and isinstance(n.value.value, ast.Name) and n.value.value.id == "sys"]
+                           and n.value.attr == "path" and isinstance(n.value.value, ast.Name)
+                           and n.value.value.id == "sys"]
     assert not long, "functions over 60 lines (split them into named steps):\n" + "\n".join(long)
     assert not path_edits, path_edits

@@ -47,6 +47,9 @@ class DataConfig:
     # A longer text is refused when the data is read: memory grows with a text's length (an n-gram
     # model's features hold ~4 keys per character), so one enormous text must not exhaust it.
     max_text_chars: int = MAX_TEXT_CHARS
+    # The seed of the held-out eval part and of the folds (None: training.seed). A distilled student
+    # keeps its teacher's, so both are evaluated on the same texts.
+    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         check(bool(self.train.strip()), "train", self.train, "a data spec")
@@ -150,6 +153,27 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation (textclf.distillation): set `teacher` to train this run on a teacher run's
+    probabilities."""
+
+    teacher: str = ""  # the teacher run's directory; "" = an ordinary run
+    temperature: float = 2.0
+    alpha: float = 0.5  # the gold labels' share of the loss where known (0: soft targets only)
+    unlabeled: str | None = None  # a data spec (labels ignored) or a .txt file: more texts for the transfer set
+    augment: int = -1  # augmented copies of each training text; -1: enough to bring a small set to 20,000
+    budget: int = 50_000  # at most this many texts in the transfer set
+
+    def __post_init__(self) -> None:
+        check(0 < self.temperature <= 100 and math.isfinite(self.temperature), "temperature", self.temperature,
+              "a number in (0, 100]")
+        check(0 <= self.alpha <= 1, "alpha", self.alpha, "a number in [0, 1]")
+        check(-1 <= self.augment <= 100, "augment", self.augment,
+              "an integer in [0, 100], or -1 = enough for a small set")
+        check(1 <= self.budget <= 10_000_000, "budget", self.budget, "an integer in [1, 10000000]")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a training run."""
 
@@ -158,6 +182,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     # How `--model auto` chose `model` (the statistics and the rule), when it did.
     selection: Any = None
 
@@ -202,6 +227,7 @@ OPTION_FIELDS = {
     "restore_best": "training.restore_best",
     "strategy": "runtime.strategy", "per_replica_batch_size": "runtime.per_replica_batch_size",
     "precision": "runtime.precision", "jit_compile": "runtime.jit_compile", "deterministic": "runtime.deterministic",
+    **{name: f"distill.{name}" for name in ("unlabeled", "augment", "budget", "temperature", "alpha")},
     **{name: f"model_params.{name}" for name in ("max_length", "vocab_size", "embed_dim", "num_heads", "ff_dim",
                                                  "num_layers", "dropout", "encoder", "preprocessor", "pooling")},
 }
@@ -272,11 +298,27 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     merged = deep_merge({"training": defaults, "model_params": dict(entry.param_defaults)}, merged)
     merged["model_params"] = merged.get("model_params") or {}
     try:
-        return from_dict(RunConfig, merged, params_cls=entry.params_cls)
+        config = from_dict(RunConfig, merged, params_cls=entry.params_cls)
     except ConfigError as err:
         if merged.get("selection") and "model_params" in str(err):  # a setting of the model auto chose
             raise ConfigError(f"{err} (--model auto chose {name}; pass --model to choose another)") from None
         raise
+    _check_student(config)
+    return config
+
+
+def _check_student(config: RunConfig) -> None:
+    """A distilled student's settings it can train with (textclf.distillation)."""
+    if not config.distill.teacher:
+        return
+    if config.model_params is not None and config.model_params.solved_without_tensorflow:
+        raise ConfigError(f"distill: {config.model} fits hard labels with its exact solver and cannot learn a "
+                          "teacher's probabilities; distil into ngram-mlp, transformer or a BERT model")
+    if config.training.class_weight != "none":
+        raise ConfigError("training.class_weight: the teacher's probabilities already weigh the classes; leave it "
+                          "none when distilling")
+    if config.training.refit:
+        raise ConfigError("training.refit: a distilled student trains on its transfer set once; set it false")
 
 
 AUTO = "auto"

@@ -73,9 +73,21 @@ class ExperimentsFile:
     def resolve(self, name: str, *overrides: Mapping[str, Any]) -> RunConfig:
         """`name`'s config with further layers (CLI options, --set) on top."""
         try:
-            return resolve_config(*self.layers(name), *overrides)
+            return resolve_config(*with_teacher(*self.layers(name), *overrides))
         except TextclfError as err:
             raise ConfigError(f"experiment {name}: {err}") from None
+
+
+def with_teacher(defaults: Mapping[str, Any], *layers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """`defaults` and `layers`, with a distilled student's teacher's data and split between them when a layer
+    names a teacher (distill.teacher): a student's data are its teacher's unless a layer above sets them."""
+    teacher = next((layer["distill"]["teacher"] for layer in reversed(layers)
+                    if isinstance(layer.get("distill"), Mapping) and layer["distill"].get("teacher")), None)
+    if not teacher:
+        return [defaults, *layers]
+    from textclf.distillation import teacher_layer
+
+    return [defaults, teacher_layer(str(teacher)), *layers]
 
 
 DEFAULT_FILE = "experiments.yaml"  # the project's file, in the folder textclf runs from
@@ -249,9 +261,9 @@ def train_config(options: Mapping[str, Any], sets: Mapping[str, Any] | None = No
                 else "a model with " + ", ".join(sorted(wanted))
             raise ConfigError(f"{preset.name} needs {kind}; {model} is not one (use `textclf train --model {model}`)")
         layers.append(preset.layer)
-    if experiment:
-        layers += load_experiments(experiments_file).layers(experiment)
-    return resolve_config({"model": preset.model if preset else AUTO}, *layers, options, sets or {})
+    defaults, own = load_experiments(experiments_file).layers(experiment) if experiment else ({}, {})
+    layers += with_teacher(defaults, own, options, sets or {})
+    return resolve_config({"model": preset.model if preset else AUTO}, *layers)
 
 
 

@@ -32,6 +32,7 @@ HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"  # per eval example: true and predicted class (paired tests)
 THRESHOLDS_FILE = "thresholds.json"  # multi-label runs: the probability each label is predicted from
+TEACHER_FILE = "teacher.npz"  # a distilled student: its teacher's probabilities of the transfer set (a cache)
 PROGRESS_FILE = "progress.json"  # inside checkpoints/
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
@@ -40,7 +41,8 @@ CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "learning_curves.png"
 # Every file and folder a run directory may hold (tests/test_architecture.py: named nowhere else).
 RUN_FILES = (RUN_FILE, CONFIG_FILE, LABELS_FILE, MODEL_FILE, TWIN_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE,
-             THRESHOLDS_FILE, CONFUSION_PNG, CURVES_PNG, CHECKPOINTS_DIR, PROGRESS_FILE, LOGS_DIR, LOCK_FILE)
+             THRESHOLDS_FILE, CONFUSION_PNG, CURVES_PNG, CHECKPOINTS_DIR, PROGRESS_FILE, LOGS_DIR, LOCK_FILE,
+             TEACHER_FILE)
 LATEST = "latest"
 DEFAULT_ROOT = "runs"
 

@@ -189,9 +189,10 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def _register() -> None:
     """Each command module owns its Typer app (one file per command); this puts them together."""
-    from textclf.cli import data, evaluate, experiments, export, models, predict, report, runs, serve, train, tune
+    from textclf.cli import (data, distill, evaluate, experiments, export, models, predict, report, runs, serve, train,
+                             tune)
 
-    for commands in (train, evaluate, predict, export, report, tune, serve):
+    for commands in (train, distill, evaluate, predict, export, report, tune, serve):
         app.add_typer(commands.app)
     app.add_typer(models.app, name="models")
     app.add_typer(runs.app, name="runs")

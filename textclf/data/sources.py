@@ -623,7 +623,9 @@ def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
     """Training and eval examples for a DataConfig: eval data, natural split, a fold or held out.
 
     A second call with the same config and seed in one process, its files unchanged, gives the first
-    call's examples without reading the files again (treat them as read-only)."""
+    call's examples without reading the files again (treat them as read-only). The split's seed is
+    data.split_seed when set (a distilled student keeps its teacher's), else `seed`."""
+    seed = split_seed(data, seed)
     key = (repr(data), seed, _file_stamp(data.train), _file_stamp(data.eval))
     if _LAST_READ and _LAST_READ[0][0] == key:
         return _LAST_READ[0][1]
@@ -670,9 +672,15 @@ def load_eval(data, seed: int, label_names: Sequence[str], spec: str | None = No
     if eval_spec is not None:
         return load_examples(eval_spec, label_names=label_names, default_split="test", **kind, **_file_options(data))
     train = load_examples(data.train, label_names=label_names, **kind, **_file_options(data))
+    seed = split_seed(data, seed)
     if data.fold is not None:
         return fold_split(train, data.folds, data.fold, seed)[1]
     return holdout_split(train, data.eval_fraction, seed)[1]
+
+
+def split_seed(data, seed: int) -> int:
+    """The seed of a DataConfig's eval part and folds: data.split_seed when set, else the run's `seed`."""
+    return seed if getattr(data, "split_seed", None) is None else int(data.split_seed)
 
 
 def _file_options(data) -> dict:

@@ -22,6 +22,17 @@ class _Data:
     validation: Any
     evaluation: Any
     class_weight: np.ndarray | None = None  # per class, from training.class_weight
+    # A distilled student (textclf.distillation): `fit` is the transfer set, its first `labelled` texts the
+    # training texts; `targets` its packed targets (the teacher's probabilities, gold labels), set once the
+    # run directory (which caches the teacher's answers) exists.
+    labelled: int | None = None
+    targets: np.ndarray | None = None
+    transfer: dict | None = None  # the transfer set's make-up (metrics.json)
+    distill: Any = None  # the student's DistillConfig
+
+    def fit_targets(self) -> np.ndarray:
+        """What the fit part trains towards: its labels, or a student's packed targets."""
+        return self.fit.labels if self.targets is None else self.targets
 
 
 def _load_data(config: RunConfig, hooks: _Hooks, split: bool = True, preload: bool = True) -> _Data:
@@ -47,7 +58,12 @@ def _load_data(config: RunConfig, hooks: _Hooks, split: bool = True, preload: bo
         hooks.on_note(f"multi-label data: {fraction:g} of the training data is held out to tune a threshold "
                       "per label (training.validation_fraction)")
     fit, validation = holdout_split(train, fraction, t.seed) if fraction and split else (train, None)
-    return _Data(train, fit, validation, evaluation, class_weights(t.class_weight, fit.labels, train.label_names))
+    data = _Data(train, fit, validation, evaluation, class_weights(t.class_weight, fit.labels, train.label_names))
+    if config.distill.teacher:
+        from textclf.distillation import extend_fit
+
+        data = extend_fit(config, data, hooks)
+    return data
 
 
 MULTILABEL_VALIDATION = 0.1  # the validation part of a multi-label run without training.validation_fraction

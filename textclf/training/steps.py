@@ -76,7 +76,7 @@ def _feature_row_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _
     val_x = sparse_rows(built.feature_rows(validation.texts)) if validation is not None else None
     feature_seconds = time.perf_counter() - started
     eval_x = sparse_rows(built.feature_rows(evaluation.texts))
-    batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,
+    batches = lambda start: feature_batches(train_x, data.fit_targets(), global_batch_size=batch, seed=t.seed,
                                             start_epoch=start)
     val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
     return _Inputs(True, batches, batches(0).steps, val_data,
@@ -90,7 +90,7 @@ def _token_inputs(config: RunConfig, data: _Data, runtime, train_ids, val_ids, e
     t = config.training
     batch = runtime.global_batch_size
     eval_batch = max(batch, 256)
-    batches = lambda start: training_batches(train_ids, data.fit.labels, global_batch_size=batch, seed=t.seed,
+    batches = lambda start: training_batches(train_ids, data.fit_targets(), global_batch_size=batch, seed=t.seed,
                                              repeat=True, start_epoch=start, fixed_shapes=runtime.jit_compile)
     val_data = None if val_ids is None else eval_batches(val_ids, data.validation.labels, batch_size=eval_batch)
     return _Inputs(False, batches, batches(0).steps, val_data,
@@ -119,7 +119,7 @@ def _frozen_feature_inputs(built, config: RunConfig, data: _Data, runtime, hooks
     with float32_graphs() as changed:  # the eval features as `evaluate` will compute them
         eval_x = predict_by_length(feature_function(built.features) if changed else featurize, eval_ids, feature_batch,
                                    progress(sizes[0] + sizes[1]))
-    batches = lambda start: feature_batches(train_x, fit.labels, global_batch_size=batch, seed=t.seed,  # noqa: E731
+    batches = lambda start: feature_batches(train_x, data.fit_targets(), global_batch_size=batch, seed=t.seed,  # noqa: E731
                                             start_epoch=start)
     val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
     return _Inputs(True, batches, batches(0).steps, val_data,
@@ -137,8 +137,8 @@ def _compiled(model, built, t, data: _Data, runtime, steps: int):
             model = _DenseGradients(model.inputs, model(model.inputs))
         model.compile(
             optimizer=build_optimizer(t, steps * t.epochs),
-            loss=built.loss or task.loss(data.train.multilabel),
-            metrics=[task.accuracy_metric(data.train.multilabel)],
+            loss=_training_loss(built, t, data),
+            metrics=[_training_metric(data)],
             # Several steps per tf.function call: small models on CPU are otherwise
             # dominated by per-step Python overhead.
             steps_per_execution=t.steps_per_execution,
@@ -148,11 +148,38 @@ def _compiled(model, built, t, data: _Data, runtime, steps: int):
     return model
 
 
+def _training_loss(built, t, data: _Data):
+    """The loss the model fits: its family's or the task's, or a distilled student's on its packed targets."""
+    if data.targets is None:
+        return built.loss or task.loss(data.train.multilabel)
+    from textclf.distillation import distillation_loss
+
+    d = data.distill
+    return distillation_loss(len(data.train.label_names), d.temperature, d.alpha, data.train.multilabel)
+
+
+def _training_metric(data: _Data):
+    if data.targets is None:
+        return task.accuracy_metric(data.train.multilabel)
+    from textclf.distillation import agreement_metric
+
+    return agreement_metric(len(data.train.label_names), data.train.multilabel)
+
+
+def _epoch_validation(built, data: _Data, inputs: _Inputs, timer, on_eval: bool):
+    """Validation after each epoch on the gold labels (a student's too), with the task's loss and accuracy."""
+    from textclf.callbacks import EpochValidation
+
+    return EpochValidation(inputs.eval_data if on_eval else inputs.val_data,
+                           data.evaluation.labels if on_eval else data.validation.labels,
+                           built.loss or task.loss(data.train.multilabel), task.accuracy_metric(data.train.multilabel),
+                           timer)
+
+
 def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
     """Epochs of the optimizer, with checkpoints, early stopping and an optional refit: the model, history, metrics."""
     from textclf._tf import keras
-    from textclf.callbacks import (EarlyStopping, EpochCheckpoint, EpochValidation, NanGuard, TrainTimer,
-                                   _ListenerCallback)
+    from textclf.callbacks import EarlyStopping, EpochCheckpoint, NanGuard, TrainTimer, _ListenerCallback
 
     t = config.training
     train_data = inputs.batches(0)
@@ -169,9 +196,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
         train_data = inputs.batches(initial_epoch)
     # Validation on the validation part, else the eval data; the last epoch's predictions are kept.
     on_eval = inputs.val_data is None
-    validation = EpochValidation(inputs.eval_data if on_eval else inputs.val_data,
-                                 data.evaluation.labels if on_eval else data.validation.labels,
-                                 model.loss, task.accuracy_metric(data.train.multilabel), timer)
+    validation = _epoch_validation(built, data, inputs, timer, on_eval)
     callbacks = [validation, timer, guard, state,
                  keras.callbacks.TensorBoard(log_dir=str(run.logs_dir), write_graph=False)]
     if hooks.listener is not None:

@@ -1,0 +1,180 @@
+"""Distillation: a fine-tuned MiniLM teacher's accuracy in a fast student (issue 32).
+
+Per data set (ag7600; SST-2: train.tsv.gz / dev.tsv): the teacher (MiniLM imported from ../shared and
+fine-tuned with textclf's recipe; `--teacher DATASET=RUN` reuses one), the default (`textclf train`
+with no --model: ngram-linear on these sets), and students (`textclf distill TEACHER --student
+MODEL`) of each `--students` model, with the transfer set as the training texts alone (`--augment 0`)
+and as textclf's default (augmented copies for a small set), `--seeds` seeds each (the default and the
+students; the teacher once). Then, per side: accuracy mean ± sd over the seeds; warm predict texts/s
+(the run's predictor as `textclf predict` loads it — its twin — on the eval texts after a warm-up
+batch, in a child process); cold `textclf predict "…"` (process start to exit, median of `--rounds`).
+Runs are kept under bench/out/distill/ and reused when complete. Writes JSON and the `distill`
+section of docs/BENCHMARKS.md.
+
+    .venv/bin/python bench/distill.py                                 # ≈ 2 h on 2 cores
+    .venv/bin/python bench/distill.py --datasets ag7600 --teacher ag7600=runs/latest --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchlib import ROOT, publish, run_child, write_split
+
+from textclf.runs import is_complete
+
+SHARED = ROOT.parent / "shared"
+OUT = ROOT / "bench" / "out" / "distill"
+TEXTCLF = [sys.executable, "-m", "textclf"]
+HEADLINE = "Oil prices jump as OPEC cuts output"
+TEACHER_EPOCHS = {"ag7600": 3, "sst2": 1}  # the recipe's 3; SST-2's 67k texts: one epoch (issue 32)
+
+
+def data_of(name: str) -> tuple[str, str]:
+    if name == "ag7600":
+        train, evaluation = write_split(ROOT / "bench" / "out" / "ag7600")
+        return f"csv:{train}", f"csv:{evaluation}"
+    train, dev = SHARED / "data" / "sst2" / "train.tsv.gz", SHARED / "data" / "sst2" / "dev.tsv"
+    if not train.exists():
+        raise SystemExit(f"sst2 needs {train} (GLUE SST-2 in ../shared); it is not there")
+    return f"tsv:{train}", f"tsv:{dev}"
+
+
+def textclf(*args, env=None) -> None:
+    """One textclf command, its output shown; a failure stops the benchmark."""
+    done = subprocess.run([*TEXTCLF, *map(str, args)], cwd=ROOT, env=env)
+    if done.returncode:
+        raise SystemExit(f"textclf {' '.join(map(str, args[:3]))} … failed ({done.returncode})")
+
+
+def environment() -> dict:
+    """TEXTCLF_HOME with MiniLM imported (from ../shared) for the teachers."""
+    home = Path(os.environ.get("TEXTCLF_HOME") or OUT / "home")
+    env = {**os.environ, "TEXTCLF_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if not (home / "models" / "minilm").exists():
+        textclf("models", "import-hf", SHARED / "models" / "all-MiniLM-L6-v2", "--name", "minilm", env=env)
+    return env
+
+
+def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: int, env: dict) -> dict:
+    """Every run of one data set, by side: {side: [run dirs]} (complete runs under OUT are reused)."""
+    train, evaluation = data_of(dataset)
+    folder = OUT / dataset
+    if teacher is None:
+        teacher = str(folder / "teacher")
+        if not is_complete(Path(teacher)):
+            textclf("train", "--model", "minilm", "--epochs", TEACHER_EPOCHS[dataset], "--data", train,
+                    "--eval-data", evaluation, "--run-dir", teacher, env=env)
+    sides = {"teacher (MiniLM fine-tuned)": [Path(teacher)]}
+    commands = {"default (ngram-linear)": lambda seed, out: ["train", "--data", train, "--eval-data", evaluation,
+                                                               "--seed", seed, "--run-dir", out]}
+    for student in students:
+        for augment, label in ((0, "training texts"), (None, "augmented")):
+            extra = ["--augment", augment] if augment is not None else []
+            commands[f"{student} student ({label})"] = (
+                lambda seed, out, s=student, x=extra: ["distill", teacher, "--student", s, "--seed", seed,
+                                                       "--run-dir", out, *x])
+        commands[f"{student} (no teacher)"] = (
+            lambda seed, out, s=student: ["train", "--model", s, "--data", train, "--eval-data", evaluation,
+                                          "--seed", seed, "--run-dir", out])
+    for side, command in commands.items():
+        sides[side] = []
+        for seed in range(42, 42 + seeds):
+            out = folder / f"{re.sub(r'[^a-z0-9]+', '-', side.lower()).strip('-')}-s{seed}"
+            if not is_complete(out):
+                textclf(*command(seed, out), env=env)
+            sides[side].append(out)
+    return sides
+
+
+def warm_texts_per_second(run: Path, texts_file: Path, env: dict) -> float:
+    """The run's predictor (its twin, as `textclf predict` loads it) on the eval texts after a warm-up
+    batch, in a fresh process: texts per second."""
+    result = OUT / "warm.json"
+    code = ("import json, sys, time\nfrom pathlib import Path\nfrom textclf.prediction import Predictor\n"
+            f"texts = json.loads(Path({str(texts_file)!r}).read_text())\n"
+            f"p = Predictor(Path({str(run)!r}), use_twin=True)\np.probabilities(texts[:64])\n"
+            "start = time.perf_counter(); p.probabilities(texts); seconds = time.perf_counter() - start\n"
+            f"Path({str(result)!r}).write_text(json.dumps({{'rate': len(texts) / seconds}}))\n")
+    child = run_child([sys.executable, "-c", code], result=result)
+    if child["code"]:
+        raise SystemExit(f"warm predict of {run} failed")
+    return child["result"]["rate"]
+
+
+def cold_seconds(runs: list[Path], rounds: int, env: dict) -> dict:
+    """`textclf predict HEADLINE --run DIR`, process start to exit: the median of `rounds`, the order
+    rotating by round (a noisy machine shifts every side alike)."""
+    times = {run: [] for run in runs}
+    for r in range(rounds):
+        for run in runs[r % len(runs):] + runs[: r % len(runs)]:
+            started = time.perf_counter()
+            subprocess.run([*TEXTCLF, "predict", HEADLINE, "--run", str(run)], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[run].append(time.perf_counter() - started)
+    return {run: statistics.median(t) for run, t in times.items()}
+
+
+def measure(dataset: str, sides: dict, rounds: int, env: dict) -> list[dict]:
+    """Accuracy over the seeds, warm texts/s and cold predict seconds (of each side's first run)."""
+    from textclf.data.sources import load_examples
+
+    texts_file = OUT / f"{dataset}-eval-texts.json"
+    texts_file.write_text(json.dumps([str(t) for t in load_examples(data_of(dataset)[1]).texts]))
+    firsts = [runs[0] for runs in sides.values()]
+    cold = cold_seconds(firsts, rounds, env)
+    rows = []
+    for side, runs in sides.items():
+        accuracy = [json.loads((run / "metrics.json").read_text())["accuracy"] * 100 for run in runs]
+        rows.append({"dataset": dataset, "side": side, "seeds": len(runs), "accuracy": statistics.mean(accuracy),
+                     "sd": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0, "accuracies": accuracy,
+                     "warm_texts_per_second": warm_texts_per_second(runs[0], texts_file, env),
+                     "cold_predict_seconds": cold[runs[0]], "runs": [str(r) for r in runs]})
+        print(f"{dataset:7} {side:40} {rows[-1]['accuracy']:6.2f} ± {rows[-1]['sd']:.2f}  "
+              f"{rows[-1]['warm_texts_per_second']:9.0f} texts/s  {rows[-1]['cold_predict_seconds']:.2f} s", flush=True)
+    return rows
+
+
+def table(rows: list[dict], command: str) -> str:
+    lines = ["## Distillation: the encoder's accuracy in a fast student", "",
+             f"`{command}` — 2 cores, {time.strftime('%Y-%m-%d %H:%M')}. Accuracy: mean ± sd over the seeds on the "
+             "eval data (ag7600's 1,600 rows, SST-2's 872-row dev set); warm: the run's predictor (its twin) on the "
+             "eval texts after a warm-up batch; cold: `textclf predict \"…\"`, process start to exit, median of the "
+             "rounds (the side's first seed).", "",
+             "| data | side | seeds | accuracy % | warm texts/s | cold predict s |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['dataset']} | {r['side']} | {r['seeds']} | {r['accuracy']:.2f} ± {r['sd']:.2f} | "
+              f"{r['warm_texts_per_second']:,.0f} | {r['cold_predict_seconds']:.2f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="ag7600,sst2")
+    parser.add_argument("--students", default="transformer,ngram-mlp")
+    parser.add_argument("--teacher", action="append", default=[], metavar="DATASET=RUN")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", default=str(OUT / "distill.json"))
+    parser.add_argument("--markdown", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    teachers = dict(t.split("=", 1) for t in args.teacher)
+    env = environment()
+    rows = []
+    for dataset in args.datasets.split(","):
+        sides = train_sides(dataset, teachers.get(dataset), args.students.split(","), args.seeds, env)
+        rows += measure(dataset, sides, args.rounds, env)
+    command = "python bench/distill.py " + " ".join(sys.argv[1:])
+    publish({"benchmark": "distill", "command": command, "rows": rows}, args.json, args.markdown, "distill",
+            table(rows, command))
+
+
+if __name__ == "__main__":
+    main()

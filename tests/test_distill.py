@@ -1,0 +1,235 @@
+"""`textclf distill`: a student run trained on a teacher run's probabilities (textclf.distillation)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import TINY, ag_rows, ag_split, assert_one_line_error, cli, write_csv
+
+STUDENT = ["--set", "model_params.embed_dim=8", "--set", "model_params.num_heads=1", "--set", "model_params.ff_dim=8",
+           "--set", "model_params.max_length=16", "--set", "model_params.vocab_size=200"]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A teacher (ngram-mlp) trained on a held-out split of one file, so its eval part comes from its seed."""
+    root = tmp_path_factory.mktemp("distill")
+    train = write_csv(root / "ag" / "train.csv", ag_rows(30, seed=1))
+    done = cli("train", "--model", "ngram-mlp", "--data", f"csv:{train}", "--eval-fraction", "0.25", "--seed", "7",
+               "--runs-root", root / "runs")
+    assert done.exit_code == 0, done.output
+    return root, (root / "runs" / "latest").resolve()
+
+
+def test_a_tiny_teacher_makes_a_student_that_works_everywhere_a_run_works(teacher):
+    root, teacher_dir = teacher
+    runs = root / "runs"
+    done = cli("distill", teacher_dir, "--student", "transformer", "--epochs", "2", "--seed", "3", "--augment", "2",
+               "--runs-root", runs, *STUDENT)
+    assert done.exit_code == 0, done.output
+    student = (runs / "latest").resolve()
+    assert student != teacher_dir
+    config = json.loads((student / "config.json").read_text())
+    assert config["distill"]["teacher"] == str(teacher_dir) and config["distill"]["augment"] == 2
+    assert config["data"]["split_seed"] == 7 and config["training"]["seed"] == 3
+    metrics = json.loads((student / "metrics.json").read_text())
+    held = len(np.load(teacher_dir / "predictions.npz")["labels"])  # the teacher's eval part
+    assert metrics["transfer_labelled"] == 120 - held and metrics["transfer_augmented"] == 2 * (120 - held)
+    assert metrics["transfer_total"] == metrics["train_examples"] == 3 * (120 - held)
+    # each distinct text once (an augmented text may repeat another)
+    assert 2 * (120 - held) < metrics["teacher_probabilities_computed"] <= 3 * (120 - held)
+    # evaluated on the teacher's eval part (its split seed), whatever the student's seed
+    ours = np.load(student / "predictions.npz")["labels"]
+    theirs = np.load(teacher_dir / "predictions.npz")["labels"]
+    assert np.array_equal(ours, theirs) and 25 <= held <= 35
+    evaluated = cli("evaluate", student, "--json", "--runs-root", runs)
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["accuracy"] == metrics["accuracy"]
+    predicted = cli("predict", "Stocks rally as oil falls", "--run", student, "--json")
+    assert predicted.exit_code == 0 and json.loads(predicted.stdout)["label"]
+    assert (student / "model-lite.npz").exists()
+    exported = cli("export", student, "--format", "tflite", "--out", root / "student-lite")
+    assert exported.exit_code == 0, exported.output
+    compared = cli("runs", "compare", teacher_dir, student)
+    assert compared.exit_code == 0, compared.output
+
+
+def test_the_teacher_cache_is_reused_and_the_teacher_is_not_needed_for_it(teacher, tmp_path):
+    """A student reads its teacher's answers from students of the same teacher beside it (teacher.npz): a
+    second student of one seed and training split needs no teacher at all."""
+    root, teacher_dir = teacher
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher_dir, copy)
+    args = ["--epochs", "1", "--augment", "1", "--seed", "5", *STUDENT]
+    first = cli("distill", copy, "--student", "transformer", "--run-dir", tmp_path / "runs" / "a", *args)
+    assert first.exit_code == 0, first.output
+    cache = np.load(tmp_path / "runs" / "a" / "teacher.npz")
+    n = len(cache["probabilities"])
+    assert cache["probabilities"].shape == (n, 4) and n % 2 == 0
+    np.testing.assert_allclose(cache["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+    # gone: the second student (another model, same seed and transfer set) must not need it
+    (tmp_path / "moved").mkdir()
+    copy.rename(tmp_path / "moved" / "teacher")
+    (tmp_path / "moved" / "teacher").rename(copy.with_name("elsewhere"))
+    second = cli("distill", copy.with_name("elsewhere"), "--student", "ngram-mlp", "--run-dir", tmp_path / "runs" / "b",
+                 "--set", "model_params.hidden_dim=8", "--epochs", "1", "--augment", "1", "--seed", "5")
+    assert second.exit_code == 0, second.output  # a teacher found elsewhere: its path differs, so asked again
+    metrics = json.loads((tmp_path / "runs" / "b" / "metrics.json").read_text())
+    assert metrics["teacher_probabilities_computed"] > 0
+    shutil.rmtree(copy.with_name("elsewhere"))
+    (tmp_path / "moved").rmdir()
+    shutil.copytree(teacher_dir, copy)  # the same teacher path as the first student's
+    third = cli("distill", copy, "--student", "transformer", "--run-dir", tmp_path / "runs" / "c",
+                "--set", "model_params.embed_dim=16", *args)
+    assert third.exit_code == 0, third.output
+    metrics = json.loads((tmp_path / "runs" / "c" / "metrics.json").read_text())
+    assert metrics["teacher_probabilities_computed"] == 0 and metrics["transfer_total"] == n
+    np.testing.assert_allclose(np.load(tmp_path / "runs" / "c" / "teacher.npz")["probabilities"],
+                               cache["probabilities"])
+
+
+def test_the_soft_target_loss_against_a_hand_computation():
+    from textclf.distillation import distillation_loss, pack_targets
+
+    teacher = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    student = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]], np.float32)
+    gold = np.array([0, 1])
+    has_gold = np.array([True, False])
+    t, alpha = 2.0, 0.3
+    got = np.asarray(distillation_loss(3, t, alpha, False)(pack_targets(teacher, gold, has_gold), student))
+
+    def soften(p):
+        z = np.log(p) / t
+        return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+    qt, qs = soften(teacher), soften(student)
+    kl = (qt * np.log(qt / qs)).sum(axis=1) * t * t
+    hard = -np.log(student[0, 0])
+    np.testing.assert_allclose(got, [alpha * hard + (1 - alpha) * kl[0], kl[1]], rtol=1e-5)
+
+
+def test_the_multilabel_soft_target_loss_against_a_hand_computation():
+    from textclf.distillation import distillation_loss, pack_targets
+
+    teacher = np.array([[0.9, 0.2]], np.float32)
+    student = np.array([[0.6, 0.4]], np.float32)
+    gold = np.array([[1, 0]], np.uint8)
+    t, alpha = 3.0, 0.5
+    got = np.asarray(distillation_loss(2, t, alpha, True)(pack_targets(teacher, gold, np.array([True])), student))
+
+    def soften(p):
+        return 1 / (1 + np.exp(-(np.log(p) - np.log1p(-p)) / t))
+
+    qt, qs = soften(teacher), soften(student)
+    kl = (qt * np.log(qt / qs) + (1 - qt) * np.log((1 - qt) / (1 - qs))).mean() * t * t
+    hard = -(np.log(0.6) + np.log(0.6)) / 2
+    np.testing.assert_allclose(got, [alpha * hard + (1 - alpha) * kl], rtol=1e-5)
+
+
+def test_augmentation_is_deterministic_per_seed_and_follows_tangs_rules():
+    from textclf.distillation import MASK, augment, transfer_texts
+    from textclf.config import DistillConfig
+
+    texts = [f"word{i} alpha beta gamma delta epsilon zeta eta theta" for i in range(50)]
+    a, b, c = augment(texts, 2, seed=1), augment(texts, 2, seed=1), augment(texts, 2, seed=2)
+    assert a == b and a != c and len(a) == 100
+    words = {w for t in texts for w in t.split()} | {MASK}
+    assert all(set(t.split()) <= words for t in a)
+    assert any(MASK in t for t in a) and any(len(t.split()) < 9 for t in a)  # masked words, sampled n-grams
+    assert sum(t == s for t, s in zip(a, texts * 2)) < 50  # most copies differ from their text
+    # the budget caps the set; auto augmentation brings a small set towards 20,000 texts, 4 copies at most
+    extra, summary = transfer_texts(DistillConfig(teacher="x", budget=120), texts, 1, lambda spec: [])
+    assert summary == {"labelled": 50, "unlabeled": 0, "augmented": 70, "augment_copies": 4, "total": 120}
+    extra, summary = transfer_texts(DistillConfig(teacher="x", augment=0, unlabeled="u"), texts, 1,
+                                    lambda spec: ["an unlabeled text"] * 5)
+    assert extra == ["an unlabeled text"] * 5 and summary["augmented"] == 0
+
+
+def test_unlabeled_texts_join_the_transfer_set(teacher, tmp_path):
+    root, teacher_dir = teacher
+    unlabeled = tmp_path / "more.txt"
+    unlabeled.write_text("\n".join(" ".join(r[1:]) for r in ag_rows(5, seed=9)) + "\n")
+    done = cli("distill", teacher_dir, "--student", "transformer", "--epochs", "1", "--augment", "0",
+               "--unlabeled", unlabeled, "--run-dir", tmp_path / "s", *STUDENT)
+    assert done.exit_code == 0, done.output
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["transfer_unlabeled"] == 20 and metrics["transfer_total"] == metrics["transfer_labelled"] + 20
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--student", "ngram-linear"], ["ngram-linear fits hard labels"]),
+    (["--student", "no-such-model"], ["unknown model or experiment 'no-such-model'"]),
+    (["--alpha", "2"], ["alpha", "[0, 1]"]),
+    (["--temperature", "0"], ["temperature"]),
+    (["--unlabeled", "/no/such.txt"], ["/no/such.txt"]),
+])
+def test_bad_distillation_settings_are_one_line(teacher, tmp_path, args, fragments):
+    root, teacher_dir = teacher
+    result = cli("distill", teacher_dir, "--epochs", "1", "--run-dir", tmp_path / "s", *args)
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_missing_teacher_is_one_line(tmp_path):
+    assert_one_line_error(cli("distill", tmp_path / "nope", "--runs-root", tmp_path), "not found")
+
+
+def test_a_teacher_of_other_labels_is_refused(tmp_path):
+    train, evaluation = ag_split(tmp_path, 10, 3)
+    done = cli("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--runs-root", tmp_path / "r",
+               *TINY, "--epochs", "1")
+    assert done.exit_code == 0, done.output
+    teacher_dir = (tmp_path / "r" / "latest").resolve()
+    labels = json.loads((teacher_dir / "labels.json").read_text())
+    (teacher_dir / "labels.json").write_text(json.dumps(list(reversed(labels))))
+    result = cli("distill", teacher_dir, "--epochs", "1", "--run-dir", tmp_path / "s", *STUDENT)
+    assert_one_line_error(result, "has labels")
+
+
+def test_a_killed_student_resumes_without_running_its_teacher_again(teacher, tmp_path):
+    from test_resume import start_and_kill
+
+    from textclf.runs import is_complete
+
+    root, teacher_dir = teacher
+    copy, student = tmp_path / "teacher", tmp_path / "student"
+    shutil.copytree(teacher_dir, copy)
+    start_and_kill(["distill", copy, "--student", "transformer", "--epochs", "12", "--augment", "4", "--run-dir",
+                    student, *STUDENT, "--set", "training.global_batch_size=16"], cwd=tmp_path,
+                   progress=student / "checkpoints" / "progress.json", after_epochs=2)
+    assert (student / "teacher.npz").exists()
+    shutil.rmtree(copy)  # the teacher's answers now come from the student's run alone
+    done = cli("train", "--resume", student)
+    assert done.exit_code == 0, done.output
+    assert is_complete(student) and "resuming after epoch" in done.output
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["teacher_probabilities_computed"] == 0 and metrics["transfer_augmented"] > 0
+
+
+def test_an_experiment_with_a_distill_field_trains_a_group_of_students(teacher, tmp_path):
+    root, teacher_dir = teacher
+    (tmp_path / "experiments.yaml").write_text(f"""
+experiments:
+  student:
+    model: transformer
+    model_params: {{embed_dim: 8, num_heads: 1, ff_dim: 8, max_length: 16, vocab_size: 200}}
+    training: {{epochs: 1, seeds: 2}}
+    distill: {{teacher: "{teacher_dir}", augment: 1, alpha: 0.2}}
+  wrong-data:
+    model: transformer
+    data: {{train: sample}}
+    distill: {{teacher: "{teacher_dir}"}}
+""")
+    done = cli("train", "--experiment", "student", "--experiments-file", tmp_path / "experiments.yaml",
+               "--runs-root", tmp_path / "runs")
+    assert done.exit_code == 0, done.output
+    members = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.is_symlink()]
+    configs = [json.loads((p / "config.json").read_text()) for p in members if (p / "config.json").exists()]
+    assert len(configs) == 2 and {c["training"]["seed"] for c in configs} == {42, 43}
+    assert all(c["distill"]["alpha"] == 0.2 and c["data"]["split_seed"] == 7 for c in configs)
+    wrong = cli("train", "--experiment", "wrong-data", "--experiments-file", tmp_path / "experiments.yaml",
+                "--runs-root", tmp_path / "runs")
+    assert_one_line_error(wrong, "data.train", "its teacher's data")
