@@ -6,8 +6,9 @@ with no --model: ngram-linear on these sets), and students (`textclf distill TEA
 MODEL`) of each `--students` model, with the transfer set as the training texts alone (`--augment 0`)
 and as textclf's default (augmented copies for a small set), `--seeds` seeds each (the default and the
 students; the teacher once). Then, per side: accuracy mean ± sd over the seeds; warm predict texts/s
-(the run's predictor as `textclf predict` loads it — its twin — on the eval texts after a warm-up
-batch, in a child process); cold `textclf predict "…"` (process start to exit, median of `--rounds`).
+(the run's predictor as `textclf predict` loads it — its twin — on up to 2,000 eval texts after a
+warm-up batch); cold `textclf predict "…"` (process start to exit, median of `--rounds`), both by
+textclf.speed (what `runs compare --speed` shows).
 Runs are kept under bench/out/distill/ and reused when complete. Writes JSON and the `distill`
 section of docs/BENCHMARKS.md.
 
@@ -18,7 +19,6 @@ section of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -27,14 +27,13 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import ROOT, publish, run_child, write_split
+from benchlib import ROOT, publish, write_split
 
 from textclf.runs import is_complete
 
 SHARED = ROOT.parent / "shared"
 OUT = ROOT / "bench" / "out" / "distill"
 TEXTCLF = [sys.executable, "-m", "textclf"]
-HEADLINE = "Oil prices jump as OPEC cuts output"
 TEACHER_EPOCHS = {"ag7600": 3, "sst2": 1}  # the recipe's 3; SST-2's 67k texts: one epoch (issue 32)
 
 
@@ -58,7 +57,8 @@ def textclf(*args, env=None) -> None:
 def environment() -> dict:
     """TEXTCLF_HOME with MiniLM imported (from ../shared) for the teachers."""
     home = Path(os.environ.get("TEXTCLF_HOME") or OUT / "home")
-    env = {**os.environ, "TEXTCLF_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    os.environ["TEXTCLF_HOME"] = str(home)  # the measurements' processes too
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if not (home / "models" / "minilm").exists():
         textclf("models", "import-hf", SHARED / "models" / "all-MiniLM-L6-v2", "--name", "minilm", env=env)
     return env
@@ -95,49 +95,21 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
     return sides
 
 
-def warm_texts_per_second(run: Path, texts_file: Path, env: dict) -> float:
-    """The run's predictor (its twin, as `textclf predict` loads it) on the eval texts after a warm-up
-    batch, in a fresh process: texts per second."""
-    result = OUT / "warm.json"
-    code = ("import json, sys, time\nfrom pathlib import Path\nfrom textclf.prediction import Predictor\n"
-            f"texts = json.loads(Path({str(texts_file)!r}).read_text())\n"
-            f"p = Predictor(Path({str(run)!r}), use_twin=True)\np.probabilities(texts[:64])\n"
-            "start = time.perf_counter(); p.probabilities(texts); seconds = time.perf_counter() - start\n"
-            f"Path({str(result)!r}).write_text(json.dumps({{'rate': len(texts) / seconds}}))\n")
-    child = run_child([sys.executable, "-c", code], result=result)
-    if child["code"]:
-        raise SystemExit(f"warm predict of {run} failed")
-    return child["result"]["rate"]
+def measure(dataset: str, sides: dict, rounds: int) -> list[dict]:
+    """Accuracy over the seeds; warm texts/s and cold predict seconds of each side's first run (textclf.speed,
+    as `runs compare --speed` measures them)."""
+    from textclf.runs import Run
+    from textclf.speed import measure as speed
 
-
-def cold_seconds(runs: list[Path], rounds: int, env: dict) -> dict:
-    """`textclf predict HEADLINE --run DIR`, process start to exit: the median of `rounds`, the order
-    rotating by round (a noisy machine shifts every side alike)."""
-    times = {run: [] for run in runs}
-    for r in range(rounds):
-        for run in runs[r % len(runs):] + runs[: r % len(runs)]:
-            started = time.perf_counter()
-            subprocess.run([*TEXTCLF, "predict", HEADLINE, "--run", str(run)], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-            times[run].append(time.perf_counter() - started)
-    return {run: statistics.median(t) for run, t in times.items()}
-
-
-def measure(dataset: str, sides: dict, rounds: int, env: dict) -> list[dict]:
-    """Accuracy over the seeds, warm texts/s and cold predict seconds (of each side's first run)."""
-    from textclf.data.sources import load_examples
-
-    texts_file = OUT / f"{dataset}-eval-texts.json"
-    texts_file.write_text(json.dumps([str(t) for t in load_examples(data_of(dataset)[1]).texts]))
     firsts = [runs[0] for runs in sides.values()]
-    cold = cold_seconds(firsts, rounds, env)
+    measured = speed(firsts, rounds)
     rows = []
-    for side, runs in sides.items():
-        accuracy = [json.loads((run / "metrics.json").read_text())["accuracy"] * 100 for run in runs]
+    for i, (side, runs) in enumerate(sides.items()):
+        accuracy = [Run(run).metrics["accuracy"] * 100 for run in runs]
         rows.append({"dataset": dataset, "side": side, "seeds": len(runs), "accuracy": statistics.mean(accuracy),
                      "sd": statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0, "accuracies": accuracy,
-                     "warm_texts_per_second": warm_texts_per_second(runs[0], texts_file, env),
-                     "cold_predict_seconds": cold[runs[0]], "runs": [str(r) for r in runs]})
+                     "warm_texts_per_second": measured["predict_texts_per_second"][i],
+                     "cold_predict_seconds": measured["cold_predict_seconds"][i], "runs": [str(r) for r in runs]})
         print(f"{dataset:7} {side:40} {rows[-1]['accuracy']:6.2f} ± {rows[-1]['sd']:.2f}  "
               f"{rows[-1]['warm_texts_per_second']:9.0f} texts/s  {rows[-1]['cold_predict_seconds']:.2f} s", flush=True)
     return rows
@@ -170,7 +142,7 @@ def main() -> None:
     rows = []
     for dataset in args.datasets.split(","):
         sides = train_sides(dataset, teachers.get(dataset), args.students.split(","), args.seeds, env)
-        rows += measure(dataset, sides, args.rounds, env)
+        rows += measure(dataset, sides, args.rounds)
     command = "python bench/distill.py " + " ".join(sys.argv[1:])
     publish({"benchmark": "distill", "command": command, "rows": rows}, args.json, args.markdown, "distill",
             table(rows, command))

@@ -53,8 +53,13 @@ def test_a_tiny_teacher_makes_a_student_that_works_everywhere_a_run_works(teache
     assert (student / "model-lite.npz").exists()
     exported = cli("export", student, "--format", "tflite", "--out", root / "student-lite")
     assert exported.exit_code == 0, exported.output
-    compared = cli("runs", "compare", teacher_dir, student)
+    compared = cli("runs", "compare", teacher_dir, student, "--speed", "--plot", root / "frontier.png", "--json")
     assert compared.exit_code == 0, compared.output
+    speeds = json.loads(compared.stdout)["metrics"]
+    assert all(v > 0 for v in speeds["predict_texts_per_second"] + speeds["cold_predict_seconds"])
+    assert (root / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    report = cli("report", teacher_dir, student, "--speed", "--out", root / "r.html")
+    assert report.exit_code == 0 and "accuracy vs prediction speed" in (root / "r.html").read_text()
 
 
 def test_the_teacher_cache_is_reused_and_the_teacher_is_not_needed_for_it(teacher, tmp_path):
@@ -233,3 +238,10 @@ experiments:
     wrong = cli("train", "--experiment", "wrong-data", "--experiments-file", tmp_path / "experiments.yaml",
                 "--runs-root", tmp_path / "runs")
     assert_one_line_error(wrong, "data.train", "its teacher's data")
+
+
+def test_a_frontier_plot_needs_the_speed_it_draws(teacher, tmp_path):
+    root, teacher_dir = teacher
+    result = cli("runs", "compare", teacher_dir, "another", "--plot", tmp_path / "f.png", "--runs-root", root / "runs")
+    assert_one_line_error(result, "--speed")
+    assert not (tmp_path / "f.png").exists()

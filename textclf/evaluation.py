@@ -232,6 +232,13 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     return dataclasses.replace(report, **extra) if extra else report
 
 
+def eval_examples(run_dir: str | Path):
+    """The run's own eval data, as `evaluate` reads it."""
+    from textclf.runs import Run
+
+    return _examples(Run.open(Path(run_dir)), None, (), None)
+
+
 def _examples(run, data: str | None, text_fields, label_field):
     """The examples to evaluate `run` on: `data` (read with the run's data options, or these columns), else
     the run's own eval data."""

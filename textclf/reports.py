@@ -143,6 +143,21 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def frontier_png(names: Sequence[str], accuracy: Sequence[float], texts_per_second: Sequence[float]) -> bytes:
+    """Accuracy against warm predict texts/s (log scale), one labelled point per run or group."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.scatter(texts_per_second, [100 * a for a in accuracy], color="#1f77b4")
+    for name, x, y in zip(names, texts_per_second, accuracy):
+        ax.annotate(str(name), (x, 100 * y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("predict texts/s, warm (log scale)")
+    ax.set_ylabel("accuracy %")
+    ax.set_title("accuracy vs prediction speed")
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
 def save_run_plots(run_dir: Path, report: dict, history: dict[str, list[float]]) -> None:
     """Write the run's confusion_matrix.png and learning_curves.png (atomically)."""
     runs.write_bytes(Path(run_dir) / runs.CONFUSION_PNG, confusion_matrix_png(report))
@@ -207,7 +222,8 @@ def summarize_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
                                   for key in TESTED_METRICS}}
 
 
-def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | None = None) -> dict[str, Any]:
+def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | None = None,
+                 speed: bool = False) -> dict[str, Any]:
     """Runs or groups of runs (a list of run directories each) side by side.
 
     Config differences; each metric (a group's: the mean over its runs, with sd and 95%
@@ -216,7 +232,8 @@ def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | 
     McNemar's exact test and a paired bootstrap interval; macro-F1: a paired bootstrap interval
     and p). `best` names a leader only when it is ahead of every other item by more than noise
     (speed and duration: when the eval data match). Items evaluated on different data are
-    `comparable: false` and nothing is ranked.
+    `comparable: false` and nothing is ranked. `speed`: also each item's prediction speed (its first run,
+    textclf.speed: warm texts/s and cold predict seconds, measured now), reported as measured.
     """
     groups = [[Path(item)] if isinstance(item, (str, Path)) else [Path(p) for p in item] for item in items]
     loaded = [[load_run_summary(p) for p in members] for members in groups]
@@ -247,7 +264,26 @@ def compare_runs(items: Sequence[Path | Sequence[Path]], names: Sequence[str] | 
     }
     if comparable and len(loaded) > 1:
         _rank(result, loaded, names, metrics)
+    if speed:
+        from textclf.speed import measure
+
+        result["metrics"].update(measure([Path(g[0]["path"]) for g in loaded]))
     return result
+
+
+def shown_metrics(comparison: dict) -> tuple:
+    """COMPARED_METRICS, and the speed metrics when the comparison measured them."""
+    from textclf.speed import SPEED_METRICS
+
+    return COMPARED_METRICS + tuple(m for m in SPEED_METRICS if m[0] in comparison["metrics"])
+
+
+def frontier(comparison: dict) -> bytes | None:
+    """The accuracy-speed plot of a comparison that measured speed (None otherwise)."""
+    metrics = comparison["metrics"]
+    if "predict_texts_per_second" not in metrics:
+        return None
+    return frontier_png(comparison["runs"], metrics["accuracy"], metrics["predict_texts_per_second"])
 
 
 def _item_names(loaded: list[list[dict]]) -> list[str]:
@@ -390,10 +426,10 @@ def load_run_summary(run_dir: Path) -> dict[str, Any]:
             "config": run.config, "metrics": metrics, "history": run.history, "labels": run.labels}
 
 
-def html_report(items: Sequence[Path | Sequence[Path]]) -> str:
+def html_report(items: Sequence[Path | Sequence[Path]], speed: bool = False) -> str:
     """One self-contained HTML page comparing runs (or groups): metrics with their uncertainty,
-    the paired tests, per-class tables, plots, configs."""
-    comparison = compare_runs(items)
+    the paired tests, per-class tables, plots, configs (`speed`: and the accuracy-speed frontier)."""
+    comparison = compare_runs(items, speed=speed)
     loaded = [load_run_summary(Path(p)) for paths in comparison["paths"]
               for p in ([paths] if isinstance(paths, str) else paths)]
     e = html.escape
@@ -407,17 +443,20 @@ def html_report(items: Sequence[Path | Sequence[Path]]) -> str:
         "</style></head><body><h1>textclf report</h1>",
         "<h2>Metrics</h2><table><tr><th>run or group</th><th>runs</th><th>eval data</th>",
     ]
-    parts += [f"<th>{e(label)}</th>" for _, label, _ in COMPARED_METRICS]
+    parts += [f"<th>{e(label)}</th>" for _, label, _ in shown_metrics(comparison)]
     parts.append("</tr>")
     for i, name in enumerate(comparison["runs"]):
         members = [comparison["paths"][i]] if isinstance(comparison["paths"][i], str) else comparison["paths"][i]
         data = sorted({str(r["metrics"].get("data", "")) for r in loaded if r["path"] in members})
         parts.append(f"<tr><td>{e(name)}</td><td>{comparison['n'][i]}</td><td>{e('; '.join(data))}</td>")
-        for key, _, _ in COMPARED_METRICS:
+        for key, _, _ in shown_metrics(comparison):
             cls = " class='best'" if comparison["best"].get(key) == name else ""
             parts.append(f"<td{cls}>{e(format_summary(comparison, key, i))}</td>")
         parts.append("</tr>")
     parts.append("</table>")
+    plot = frontier(comparison)
+    if plot is not None:
+        parts.append(_img(plot, "accuracy vs prediction speed"))
     parts += [f"<p class='note'>{e(line)}</p>" for line in verdict_lines(comparison)]
     if comparison["config_differences"] and len(loaded) > 1:
         parts.append("<h2>Config differences</h2><table><tr><th>field</th>")
@@ -499,11 +538,13 @@ def format_metric(key: str, value: Any) -> str:
         return "–"
     if key in ("accuracy", "macro_f1"):
         return f"{100 * value:.2f}%"
+    if key == "cold_predict_seconds":
+        return f"{value:.2f}"
     return f"{value:,.1f}"
 
 
-def write_html_report(run_dirs: Sequence[Path | Sequence[Path]], out: str | Path) -> Path:
+def write_html_report(run_dirs: Sequence[Path | Sequence[Path]], out: str | Path, speed: bool = False) -> Path:
     """Write the report atomically to `out`."""
     out = Path(out)
     _check_folder(out)
-    return runs.write_output(out, html_report(run_dirs).encode("utf-8"))
+    return runs.write_output(out, html_report(run_dirs, speed=speed).encode("utf-8"))

@@ -21,6 +21,8 @@ def report(
                                                      show_default=False)] = None,
     out_path: Annotated[str, typer.Option("--out", help="The HTML file to write.")] = "report.html",
     runs_root: Annotated[str, typer.Option(help="Where runs live.")] = "runs",
+    speed: Annotated[bool, typer.Option("--speed", help="Also measure each run's prediction speed now (warm "
+                                        "texts/s, cold `textclf predict`) and plot accuracy against it.")] = False,
 ) -> None:
     """Metrics, paired significance tests, confusion matrices, learning curves and configs of runs, in one HTML file.
 
@@ -34,6 +36,6 @@ def report(
     items = resolve_items(run_refs, runs_root) if run_refs else by_group(complete_runs(runs_root))
     if not items:
         raise RunError(f"no complete run under {runs_root}/ to report on")
-    written = write_html_report(items, out_path)
+    written = write_html_report(items, out_path, speed=speed)
     count = sum(1 if not isinstance(i, list) else len(i) for i in items)
     out.print(f"wrote {written} ({count} run{'s' if count != 1 else ''})")

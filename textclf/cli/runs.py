@@ -129,25 +129,10 @@ def _run_cells(r: dict) -> list[str]:
             styled(f"[{style}]{{}}[/]", r['status'])]
 
 
-@app.command("compare")
-def compare(
-    run_refs: Annotated[Optional[list[str]], typer.Argument(
-        help="Runs (as every command names them) or group ids: two or more.", show_default=False)] = None,
-    run: Annotated[Optional[list[str]], typer.Option(help="A run or group (repeat; with the arguments).",
-                                                     show_default=False)] = None,
-    runs_root: Annotated[str, typer.Option(help="Where run names and groups are looked up.")] = "runs",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Runs or groups side by side: metrics, whether the leader is ahead by more than noise, config differences.
-
-    Groups show mean ± sd and the 95% interval; the tests are McNemar's exact test and a paired
-    bootstrap interval on the saved per-example predictions. Bold marks a leader only when it beats
-    every other by more than noise; runs evaluated on different data are not ranked at all.
-    """
-    from textclf.reports import COMPARED_METRICS, compare_runs, format_summary, verdict_lines
+def _compared_items(run_refs: list[str], runs_root: str) -> list:
+    """Two or more runs or groups, each named once."""
     from textclf.runs import resolve_items
 
-    run_refs = [*(run_refs or []), *(run or [])]
     if len(run_refs) < 2:
         raise ConfigError(f"runs compare needs two or more runs or groups (got {len(run_refs)}), e.g. textclf runs "
                           "compare ngram-linear transformer (model names: their newest runs); see textclf runs list")
@@ -159,17 +144,56 @@ def compare(
             if key in seen:
                 raise ConfigError(f"{seen[key]} and {ref} name the same run ({Path(key).name}); compare different runs")
             seen[key] = ref
-    result = compare_runs(items)
-    if as_json:
-        json_line(result)
-        return
+    return items
+
+
+@app.command("compare")
+def compare(
+    run_refs: Annotated[Optional[list[str]], typer.Argument(
+        help="Runs (as every command names them) or group ids: two or more.", show_default=False)] = None,
+    run: Annotated[Optional[list[str]], typer.Option(help="A run or group (repeat; with the arguments).",
+                                                     show_default=False)] = None,
+    runs_root: Annotated[str, typer.Option(help="Where run names and groups are looked up.")] = "runs",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    speed: Annotated[bool, typer.Option("--speed", help="Also measure each run's prediction speed now: warm "
+                                        "texts/s on its eval texts and a cold `textclf predict` (a group: its first "
+                                        "run).")] = False,
+    plot: Annotated[Optional[str], typer.Option(metavar="PATH", help="With --speed: write the accuracy-speed "
+                                                "frontier as a PNG.")] = None,
+) -> None:
+    """Runs or groups side by side: metrics, whether the leader is ahead by more than noise, config differences.
+
+    Groups show mean ± sd and the 95% interval; the tests are McNemar's exact test and a paired
+    bootstrap interval on the saved per-example predictions. Bold marks a leader only when it beats
+    every other by more than noise; runs evaluated on different data are not ranked at all.
+    """
+    from textclf.reports import compare_runs
+
+    if plot and not speed:
+        raise ConfigError("--plot draws accuracy against the speed that --speed measures: add --speed")
+    if plot:
+        from textclf.reports import check_plot_path
+
+        check_plot_path(plot)
+    items = _compared_items([*(run_refs or []), *(run or [])], runs_root)
+    result = compare_runs(items, speed=speed)
+    if plot:
+        from textclf.reports import frontier
+        from textclf.runs import write_output
+
+        write_output(plot, frontier(result))
+    json_line(result) if as_json else _print_comparison(result)
+
+
+def _print_comparison(result: dict) -> None:
     from textclf.cli._render import Table
+    from textclf.reports import format_summary, shown_metrics, verdict_lines
 
     metrics = Table(title="metrics (bold: ahead of all others by more than noise)")
     metrics.add_column("metric")
     for name, n in zip(result["runs"], result["n"]):
         metrics.add_column(name if n == 1 else f"{name} ({n} runs)", justify="right", overflow="fold")
-    for key, label, _ in COMPARED_METRICS:
+    for key, label, _ in shown_metrics(result):
         cells = []
         for i, name in enumerate(result["runs"]):
             text = format_summary(result, key, i)

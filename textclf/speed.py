@@ -1,0 +1,62 @@
+"""How fast a run predicts, as a user meets it: warm texts/s and a cold `textclf predict`.
+
+`runs compare --speed` and `report --speed` put these beside accuracy, and textclf.reports plots one
+against the other (the accuracy-latency frontier of a teacher and its students, say); bench/distill.py
+measures with the same code.
+
+- warm: the run's predictor as `textclf predict` loads it (its twin when it has one) on up to
+  `WARM_TEXTS` of the run's eval texts, after one warm-up batch; texts per second;
+- cold: `textclf predict TEXT --run DIR` in a fresh process, start to exit; the median of `rounds`,
+  the runs taking turns (a busy machine slows each alike).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+WARM_TEXTS = 2000
+HEADLINE = "Oil prices jump as OPEC cuts output"
+SPEED_METRICS = (("predict_texts_per_second", "predict texts/s (warm)", True),
+                 ("cold_predict_seconds", "cold predict (s)", False))
+
+
+def warm_texts_per_second(run_dir: Path, texts: Sequence[str]) -> float:
+    from textclf.prediction import Predictor
+
+    texts = [str(t) for t in texts[:WARM_TEXTS]] or [HEADLINE]
+    predictor = Predictor(Path(run_dir), use_twin=True)
+    predictor.probabilities(texts[:64])
+    started = time.perf_counter()
+    predictor.probabilities(texts)
+    return len(texts) / max(time.perf_counter() - started, 1e-9)
+
+
+def cold_predict_seconds(run_dirs: Sequence[Path], rounds: int = 3) -> list[float]:
+    """Per run, the median seconds of a fresh `textclf predict HEADLINE --run DIR` (RunError if one fails)."""
+    from textclf.errors import RunError
+
+    times: list[list[float]] = [[] for _ in run_dirs]
+    order = list(range(len(run_dirs)))
+    for r in range(rounds):
+        for i in order[r % len(order):] + order[: r % len(order)]:
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "textclf", "predict", HEADLINE, "--run", str(run_dirs[i])],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if done.returncode:
+                last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+                raise RunError(f"cold predict of {run_dirs[i]}: {last}")
+            times[i].append(time.perf_counter() - started)
+    return [statistics.median(t) for t in times]
+
+
+def measure(run_dirs: Sequence[Path], rounds: int = 3) -> dict[str, list[float]]:
+    """SPEED_METRICS of each run (warm on its own eval texts)."""
+    from textclf.evaluation import eval_examples
+
+    warm = [warm_texts_per_second(run, eval_examples(run).texts) for run in run_dirs]
+    return {"predict_texts_per_second": warm, "cold_predict_seconds": cold_predict_seconds(run_dirs, rounds)}
