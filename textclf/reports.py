@@ -548,3 +548,42 @@ def write_html_report(run_dirs: Sequence[Path | Sequence[Path]], out: str | Path
     out = Path(out)
     _check_folder(out)
     return runs.write_output(out, html_report(run_dirs, speed=speed).encode("utf-8"))
+
+
+# --- `runs list`: runs and groups as rows -------------------------------------------------------------
+
+def run_rows(runs_root: str | Path) -> list[dict]:
+    """One row per run (what `runs list` shows; --json prints them); an interrupted run's epochs are those it
+    completed."""
+    found = runs.list_runs(runs_root)
+    for i in found:
+        if i["status"] == "interrupted" and i.get("epochs") is None:
+            i["epochs"] = runs.Run(i["path"]).epochs_done
+    group = lambda i, key: (i.get("group") or {}).get(key) if isinstance(i.get("group"), dict) else None  # noqa: E731
+    return [{"type": "run", "name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"),
+             "data": i.get("data"), "epochs": i.get("epochs"), "accuracy": i.get("accuracy"),
+             "macro_f1": i.get("macro_f1"), "duration_seconds": i.get("duration_seconds"), "status": i["status"],
+             "started": i.get("started"), "path": i["path"], "error": i.get("error"),
+             "group": group(i, "id"), "group_size": group(i, "size")} for i in found]
+
+
+def group_rows(rows: list[dict]) -> dict[str, dict]:
+    """Group id -> its row: members, complete/size (the size as planned in run.json, not the runs that exist
+    so far: an interrupted group whose later runs never started is not "2/2 complete"), mean ± sd."""
+    from textclf.stats import summary
+
+    groups: dict[str, dict] = {}
+    for r in rows:
+        if r["group"]:
+            g = groups.setdefault(r["group"], {"type": "group", "group": r["group"], "experiment": r["experiment"],
+                                               "model": r["model"], "data": r["data"], "runs": [], "members": []})
+            g["runs"].append(r["name"])
+            g["members"].append(r)
+    for g in groups.values():
+        done = [m for m in g["members"] if m["status"] == "complete"]
+        sizes = [m["group_size"] for m in g["members"] if isinstance(m["group_size"], int)]
+        g.update(complete=len(done), size=max([len(g["members"]), *sizes]),
+                 duration_seconds=sum(m["duration_seconds"] or 0 for m in g["members"]),
+                 **{k: summary([m[k] for m in done if isinstance(m[k], (int, float))])
+                    for k in ("accuracy", "macro_f1")})
+    return groups

@@ -26,8 +26,10 @@ def list_runs(
 
     A group of runs (--seeds, --folds) is one row with its mean ± sd; --expand lists its runs.
     """
-    rows = _run_rows(runs_root)
-    groups = _group_rows(rows)
+    from textclf.reports import group_rows, run_rows
+
+    rows = run_rows(runs_root)
+    groups = group_rows(rows)
     if as_json:
         for row in rows:
             json_line(row)
@@ -44,44 +46,6 @@ def list_runs(
         extend = " (add --epochs N to train to N epochs)" if stopped[-1].get("epochs") is not None else ""
         out.print(f"interrupted: continue with textclf train --resume {stopped[-1]['name']}{root}{extend}",
                   highlight=False)
-
-
-def _run_rows(runs_root: str) -> list[dict]:
-    """One row per run (as `runs list --json` prints it); an interrupted run's epochs are those it completed."""
-    from textclf import runs
-
-    found = runs.list_runs(runs_root)
-    for i in found:
-        if i["status"] == "interrupted" and i.get("epochs") is None:
-            i["epochs"] = runs.Run(i["path"]).epochs_done
-    group = lambda i, key: (i.get("group") or {}).get(key) if isinstance(i.get("group"), dict) else None  # noqa: E731
-    return [{"type": "run", "name": i["name"], "experiment": i.get("experiment"), "model": i.get("model"),
-             "data": i.get("data"), "epochs": i.get("epochs"), "accuracy": i.get("accuracy"),
-             "macro_f1": i.get("macro_f1"), "duration_seconds": i.get("duration_seconds"), "status": i["status"],
-             "started": i.get("started"), "path": i["path"], "error": i.get("error"),
-             "group": group(i, "id"), "group_size": group(i, "size")} for i in found]
-
-
-def _group_rows(rows: list[dict]) -> dict[str, dict]:
-    """Group id -> its row: members, complete/size (the size as planned in run.json, not the runs that exist
-    so far: an interrupted group whose later runs never started is not "2/2 complete"), mean ± sd."""
-    from textclf.stats import summary
-
-    groups: dict[str, dict] = {}
-    for r in rows:
-        if r["group"]:
-            g = groups.setdefault(r["group"], {"type": "group", "group": r["group"], "experiment": r["experiment"],
-                                               "model": r["model"], "data": r["data"], "runs": [], "members": []})
-            g["runs"].append(r["name"])
-            g["members"].append(r)
-    for g in groups.values():
-        done = [m for m in g["members"] if m["status"] == "complete"]
-        sizes = [m["group_size"] for m in g["members"] if isinstance(m["group_size"], int)]
-        g.update(complete=len(done), size=max([len(g["members"]), *sizes]),
-                 duration_seconds=sum(m["duration_seconds"] or 0 for m in g["members"]),
-                 **{k: summary([m[k] for m in done if isinstance(m[k], (int, float))])
-                    for k in ("accuracy", "macro_f1")})
-    return groups
 
 
 def _runs_table(rows: list[dict], groups: dict[str, dict], runs_root: str, expand: bool):
