@@ -91,7 +91,7 @@ def test_html_report_is_self_contained(two_runs, tmp_path):
     result = run("report", "--runs-root", root / "runs", "--out", out)
     assert result.exit_code == 0, result.output
     page = out.read_text()
-    assert page.count("data:image/png;base64,") == 4  # two plots per run, inline
+    assert page.count("data:image/png;base64,") == 6  # three plots per run (with its reliability diagram), inline
     assert "model_params.embed_dim" in page and "narrow" in page and "wide" in page
     assert "src='http" not in page and 'src="http' not in page
 

@@ -100,8 +100,12 @@ class TrainingConfig:
     # none | balanced (weight n / (classes × count) per class, as scikit-learn) | a JSON file
     # {"label": weight, …} (labels it leaves out weigh 1).
     class_weight: str = "none"
+    # temperature: a temperature fitted on the validation part (when it has >= 100 texts) makes the
+    # probabilities calibrated, in the saved model (textclf.calibration); none: the model's own.
+    calibration: str = "temperature"
 
     def __post_init__(self) -> None:
+        choice("calibration", self.calibration, ("temperature", "none"))
         check(self.seeds >= 1, "seeds", self.seeds, "an integer >= 1")
         check(bool(str(self.class_weight).strip()), "class_weight", self.class_weight,
               "none, balanced or a JSON file of label weights")
@@ -224,7 +228,7 @@ OPTION_FIELDS = {
     "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",
     "weight_decay": "training.weight_decay", "schedule": "training.schedule", "warmup": "training.warmup",
     "seed": "training.seed", "patience": "training.patience", "min_delta": "training.min_delta",
-    "restore_best": "training.restore_best",
+    "restore_best": "training.restore_best", "calibration": "training.calibration",
     "strategy": "runtime.strategy", "per_replica_batch_size": "runtime.per_replica_batch_size",
     "precision": "runtime.precision", "jit_compile": "runtime.jit_compile", "deterministic": "runtime.deterministic",
     **{name: f"distill.{name}" for name in ("unlabeled", "augment", "budget", "temperature", "alpha")},

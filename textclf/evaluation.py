@@ -36,6 +36,9 @@ class Report:
     micro_f1: float | None = None
     samples_f1: float | None = None
     hamming_loss: float | None = None
+    # How calibrated the probabilities are (textclf.calibration: ece, adaptive_ece, brier, nll); with
+    # evaluate(calibration=True) also "temperature" (the run's) and "before": the measures without it.
+    calibration: dict | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -191,7 +194,8 @@ def report_from_predictions(
 def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, threshold: float | None = None,
              target_accuracy: float | None = None, curve: bool = False,
              progress: Callable[[str, int, int], None] | None = None, text_fields: Sequence[str] | None = None,
-             label_field: str | None = None, say: Callable[[str], None] = lambda step: None) -> Report:
+             label_field: str | None = None, say: Callable[[str], None] = lambda step: None,
+             calibration: bool = False) -> Report:
     """Evaluate a complete run (default: the latest) on `data` (default: the run's eval data).
 
     `threshold`: also coverage and accuracy when answering only at that confidence;
@@ -199,7 +203,8 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     not on the test split); `curve`: accuracy vs coverage (and precision/recall for two classes);
     `progress(what, done, total)`: after each batch of texts; `text_fields`, `label_field`: the columns
     of `data` when they differ from the training data's; `say(step)`: loading the model (after the data
-    is read and checked, so a data mistake is found before TensorFlow loads).
+    is read and checked, so a data mistake is found before TensorFlow loads); `calibration`: also the
+    measures of the probabilities without the run's temperature (before / after).
     """
     from textclf.errors import ConfigError
     from textclf.prediction import load_predictor
@@ -217,10 +222,12 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
     predictor = load_predictor(run.path)
     what = f"predicting {len(examples.texts):,} texts"
     probs = predictor.probabilities(examples.texts, progress and (lambda done, total: progress(what, done, total)))
+    measured = calibration_measures(run, probs, examples, calibration)
     if predictor.multilabel:
-        return _evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy, curve)
+        return dataclasses.replace(_evaluate_multilabel(predictor, examples, probs, threshold, target_accuracy, curve),
+                                   calibration=measured)
     report = report_from_predictions(examples.labels, task.decide(probs), predictor.labels, examples.source)
-    extra = {}
+    extra = {"calibration": measured}
     if target_accuracy is not None:
         chosen = threshold_for(examples.labels, probs, target_accuracy)
         extra["abstention"] = chosen or {"target_accuracy": float(target_accuracy), "threshold": None,
@@ -229,7 +236,20 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
         extra["abstention"] = selective(examples.labels, probs, threshold)
     if curve:
         extra["curve"] = coverage_curve(examples.labels, probs)
-    return dataclasses.replace(report, **extra) if extra else report
+    return dataclasses.replace(report, **extra)
+
+
+def calibration_measures(run, probs: np.ndarray, examples, before: bool) -> dict:
+    """The calibration measures of `probs`; `before`: also those of the run's model without its temperature."""
+    from textclf import calibration
+    from textclf.prediction import uncalibrated
+
+    measured = calibration.measures(probs, examples.labels)
+    if not before:
+        return measured
+    temperature = ((run.metrics or {}).get("calibration") or {}).get("temperature")
+    own = uncalibrated(run.path).probabilities(examples.texts) if temperature is not None else probs
+    return {**measured, "temperature": temperature, "before": calibration.measures(own, examples.labels)}
 
 
 def eval_examples(run_dir: str | Path):

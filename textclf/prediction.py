@@ -157,6 +157,21 @@ class Predictor:
         return results
 
 
+def uncalibrated(run_dir: Path) -> Predictor:
+    """A run's predictor without its temperature (textclf.calibration): the model's own probabilities."""
+    predictor = Predictor(run_dir)
+    if predictor.twin is not None:  # a run whose arrays are its model: the arrays without the temperature
+        from textclf.twins import Twin, read_arrays
+
+        arrays = {k: v for k, v in read_arrays(run_dir).items() if not k.startswith("temperature")}
+        predictor.twin = Twin(arrays)
+    else:
+        from textclf.models.saving import without_temperature
+
+        predictor.model = without_temperature(predictor.model)
+    return predictor
+
+
 def load_predictor(run: str | Path | None = None, root: str | Path = "runs", use_twin: bool = False) -> Predictor:
     """Load a complete run (default: the latest under root); `use_twin`: see Predictor."""
     return Predictor(resolve_run(run, root), use_twin=use_twin)

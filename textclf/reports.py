@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from textclf import runs
 from textclf.errors import RunError
 
@@ -158,19 +160,53 @@ def frontier_png(names: Sequence[str], accuracy: Sequence[float], texts_per_seco
     return _png(fig)
 
 
-def save_run_plots(run_dir: Path, report: dict, history: dict[str, list[float]]) -> None:
-    """Write the run's confusion_matrix.png and learning_curves.png (atomically)."""
+def save_run_plots(run_dir: Path, report: dict, history: dict[str, list[float]], probs=None, labels=None) -> None:
+    """Write the run's confusion_matrix.png, learning_curves.png and (given its eval probabilities and
+    labels) reliability.png, atomically."""
     runs.write_bytes(Path(run_dir) / runs.CONFUSION_PNG, confusion_matrix_png(report))
     runs.write_bytes(Path(run_dir) / runs.CURVES_PNG, learning_curves_png(history))
+    if probs is not None:
+        runs.write_bytes(Path(run_dir) / runs.RELIABILITY_PNG, reliability_png(probs, labels))
+
+
+def reliability_png(probs, labels, before=None, title: str = "") -> bytes:
+    """A reliability diagram: accuracy against confidence in 15 equal-width bins (the top label's
+    probability; every label's, for multi-label data), with the bins' counts; `before`: the uncalibrated
+    probabilities drawn too."""
+    from textclf import calibration
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="calibrated")
+    for p, name, color in ((before, "before", "#d62728"), (probs, "model", "#1f77b4")):
+        if p is None:
+            continue
+        confidence, correct = calibration._events(p, labels)
+        edges = np.minimum((confidence * calibration.BINS).astype(int), calibration.BINS - 1)
+        bins = [b for b in range(calibration.BINS) if (edges == b).any()]
+        ax.plot([confidence[edges == b].mean() for b in bins], [correct[edges == b].mean() for b in bins],
+                marker="o", color=color, label=f"{name}: ECE {calibration.ece(p, labels):.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title or "reliability")
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
 
 
 def check_plot_path(path: str | Path) -> Path:
     """A writable .png path, or a RunError saying why not."""
+    return check_output_path(path, (".png",), "--plot", "a PNG")
+
+
+def check_output_path(path: str | Path, suffixes: tuple[str, ...], option: str, what: str) -> Path:
+    """A writable path ending in one of `suffixes` (what `option` writes), or a RunError saying why not."""
     import os
 
     path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise RunError(f"--plot writes a PNG; give a path ending in .png, not {path.name!r}")
+    if path.suffix.lower() not in suffixes:
+        raise RunError(f"{option} writes {what}; give a path ending in {' or '.join(suffixes)}, not {path.name!r}")
     _check_folder(path)
     if not os.access(path.parent, os.W_OK):
         raise RunError(f"cannot write {path}: folder {path.parent} is not writable")
@@ -476,14 +512,24 @@ def html_report(items: Sequence[Path | Sequence[Path]], speed: bool = False) -> 
                          f"<td>{100 * row['recall']:.2f}%</td><td>{100 * row['f1']:.2f}%</td>"
                          f"<td>{row['support']}</td></tr>")
         parts.append("</table>")
-        if m.get("confusion_matrix"):
-            parts.append(_img(confusion_matrix_png(m), "confusion matrix"))
-        if run["history"]:
-            parts.append(_img(learning_curves_png(run["history"]), "learning curves"))
+        parts += _run_plots(run)
         config = json.dumps(run["config"], indent=2, ensure_ascii=False)
         parts.append(f"<h3>Config</h3><pre>{e(config)}</pre></section>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _run_plots(run: dict) -> list[str]:
+    """A run's confusion matrix, learning curves and reliability diagram, as <img> tags."""
+    found = []
+    if run["metrics"].get("confusion_matrix"):
+        found.append(_img(confusion_matrix_png(run["metrics"]), "confusion matrix"))
+    if run["history"]:
+        found.append(_img(learning_curves_png(run["history"]), "learning curves"))
+    reliability = Path(run["path"]) / runs.RELIABILITY_PNG
+    if reliability.is_file():
+        found.append(_img(reliability.read_bytes(), "reliability diagram"))
+    return found
 
 
 def _img(png: bytes, alt: str) -> str:

@@ -39,10 +39,11 @@ LOGS_DIR = "logs"
 LOCK_FILE = ".lock"  # locked (flock) by the process training in the run directory
 CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "learning_curves.png"
+RELIABILITY_PNG = "reliability.png"  # the eval probabilities' reliability diagram (textclf.calibration)
 # Every file and folder a run directory may hold (tests/test_architecture.py: named nowhere else).
 RUN_FILES = (RUN_FILE, CONFIG_FILE, LABELS_FILE, MODEL_FILE, TWIN_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE,
              THRESHOLDS_FILE, CONFUSION_PNG, CURVES_PNG, CHECKPOINTS_DIR, PROGRESS_FILE, LOGS_DIR, LOCK_FILE,
-             TEACHER_FILE)
+             TEACHER_FILE, RELIABILITY_PNG)
 LATEST = "latest"
 DEFAULT_ROOT = "runs"
 

@@ -29,6 +29,13 @@ def loss(multilabel: bool):
     return keras.losses.BinaryCrossentropy() if multilabel else keras.losses.SparseCategoricalCrossentropy()
 
 
+def example_loss(multilabel: bool):
+    """`loss` as a plain function, one value per example (usable under any distribution strategy)."""
+    from textclf._tf import keras
+
+    return keras.losses.binary_crossentropy if multilabel else keras.losses.sparse_categorical_crossentropy
+
+
 def subset_accuracy(y_true, y_pred):
     """Multi-label accuracy (scikit-learn's accuracy_score on label sets): 1 when every label's
     probability is on the right side of 0.5, else 0."""

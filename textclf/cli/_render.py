@@ -220,6 +220,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+def calibration_cell(m: dict) -> str:
+    """ECE and Brier of the run's probabilities, and how the temperature changed them."""
+    cal = m.get("calibration") or {}
+    text = f"ECE {m['ece']:.3f}, Brier {m['brier']:.3f}"
+    if cal.get("method") == "temperature":
+        t = cal["temperature"]
+        t = f"{t:.3g}" if isinstance(t, (int, float)) else "per label"
+        return f"{text} (temperature {t}; before: ECE {cal['before']['ece']:.3f})"
+    return f"{text} (not calibrated: {cal['why']})" if cal.get("why") else text
+
+
 def run_summary(result) -> None:
     m = result.metrics
     skews = [[c["support"] for c in m.get("per_class", []) if c["support"]],
@@ -247,6 +258,8 @@ def run_summary(result) -> None:
     else:
         table.add_row("accuracy", pct(m["accuracy"]))
         table.add_row("macro-F1", pct(m["macro_f1"]))
+    if isinstance(m.get("ece"), (int, float)):
+        table.add_row("calibration", calibration_cell(m))
     table.add_row("train examples", str(m["train_examples"]))
     if m.get("class_weight"):
         table.add_row("class weights", ", ".join(f"{k} {v:.3g}" for k, v in m["class_weight"].items()))

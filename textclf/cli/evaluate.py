@@ -33,6 +33,8 @@ def evaluate(
     label_field: Annotated[Optional[str], typer.Option(
         help="Label column/feature of --data, when not the training data's.")] = None,
     runs_root: Annotated[str, typer.Option(help="Where to look for the latest run.")] = "runs",
+    calibration: Annotated[bool, typer.Option("--calibration", help="Also how calibrated the probabilities are "
+                                              "without the run's temperature (before / after).")] = False,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     from textclf.evaluation import evaluate as run_evaluation
@@ -46,7 +48,8 @@ def evaluate(
     with ProgressListener(hold=False) as listener:
         report = run_evaluation(resolve_run(one_run(run_dir, run), runs_root), data, threshold=threshold,
                                 target_accuracy=target_accuracy, curve=curve is not None, progress=listener.on_work,
-                                text_fields=text_field, label_field=label_field, say=listener.on_status)
+                                text_fields=text_field, label_field=label_field, say=listener.on_status,
+                                calibration=calibration)
     if plot is not None:
         from textclf.reports import write_plot
 
@@ -62,6 +65,26 @@ def evaluate(
     render_report(report)
 
 
+def render_calibration(measured: dict | None) -> None:
+    """ECE, adaptive ECE, Brier and NLL; with evaluate --calibration, without the temperature beside them."""
+    from textclf.cli._render import Table
+
+    if not measured:
+        return
+    keys = (("ece", "ECE (15 bins)"), ("adaptive_ece", "adaptive ECE"), ("brier", "Brier"), ("nll", "NLL"))
+    if "before" not in measured:
+        out.print("calibration: " + ", ".join(f"{label} {measured[k]:.4f}" for k, label in keys), highlight=False)
+        return
+    t = measured["temperature"]
+    table = Table(title="calibration" + ("" if t is None else f" (temperature {t:.3g})" if isinstance(t, float)
+                                         else " (a temperature per label)"))
+    for col in ("", "without temperature", "the run's model"):
+        table.add_column(col, justify="left" if not col else "right")
+    for k, label in keys:
+        table.add_row(label, f"{measured['before'][k]:.4f}", f"{measured[k]:.4f}")
+    out.print(table)
+
+
 def render_report(report) -> None:
     from textclf.cli._render import Table
 
@@ -73,6 +96,7 @@ def render_report(report) -> None:
     else:
         out.print(styled("[bold]{}[/]: {} examples — accuracy [bold green]{}[/], macro-F1 [bold]{}[/]", report.data,
                          report.examples, pct(report.accuracy), pct(report.macro_f1)))
+    render_calibration(report.calibration)
     per_class = Table(title="per label" if report.multilabel else "per class")
     extra = ("predicted", "threshold") if report.multilabel else ()
     for col in ("label", "precision", "recall", "F1", "support", *extra):

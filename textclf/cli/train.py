@@ -92,6 +92,10 @@ def _training_options(
     class_weight: Annotated[Optional[str], typer.Option(
         help="none, balanced (n / (classes × count) per class) or a JSON file {label: weight} (default: none).",
         rich_help_panel=TRAIN)] = None,
+    calibration: Annotated[Optional[str], typer.Option(
+        help="temperature: fit a temperature on the validation part (>= 100 texts) so the probabilities are "
+             "calibrated, in the saved model; none: the model's own (default: temperature).",
+        rich_help_panel=TRAIN)] = None,
     patience: Annotated[Optional[int], typer.Option(
         help="Stop after this many epochs without improving val_loss (0: never).", rich_help_panel=TRAIN)] = None,
     min_delta: Annotated[Optional[float], typer.Option(

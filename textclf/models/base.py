@@ -76,9 +76,41 @@ class BuiltModel:
         if self.mode == FEATURE_ROWS and self.feature_rows is None:
             raise ValueError("BuiltModel.mode feature_rows: needs `feature_rows`")
 
-    def inference_model(self) -> keras.Model:
+    def inference_model(self, temperature=None, multilabel: bool = False) -> keras.Model:
+        """Strings in, probabilities out; with a `temperature` (textclf.calibration), the classifier on token
+        ids ends in TemperatureScaling, so everything made from the model (its twin, TFLite) is calibrated."""
+        classifier = self.model
+        if temperature is not None:
+            ids = keras.Input(shape=(None,), dtype=self.model.inputs[0].dtype, name="token_ids")
+            calibrate = TemperatureScaling(temperature, multilabel, name="temperature_scaling")
+            classifier = keras.Model(ids, calibrate(self.model(ids)), name=f"{self.model.name}_calibrated")
         texts = keras.Input(shape=(), dtype=tf.string, name="text")
-        return keras.Model(texts, self.model(self.text_to_ids(texts)), name="textclf_classifier")
+        return keras.Model(texts, classifier(self.text_to_ids(texts)), name="textclf_classifier")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TemperatureScaling(GraphLayer):
+    """Probabilities -> the same at `temperature` (textclf.calibration.scale, in TensorFlow): softmax of
+    log p / T, or per label (a list of T) sigmoid of logit p / T. The argmax never changes."""
+
+    EPS = 1e-7
+
+    def __init__(self, temperature, multilabel: bool = False, **kwargs) -> None:
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.temperature = [float(t) for t in temperature] if isinstance(temperature, (list, tuple)) \
+            else float(temperature)
+        self.multilabel = bool(multilabel)
+
+    def call(self, probs: tf.Tensor) -> tf.Tensor:
+        p = tf.clip_by_value(tf.cast(probs, tf.float32), self.EPS, 1.0 - self.EPS)
+        t = tf.constant(self.temperature, tf.float32)
+        if self.multilabel:
+            return tf.sigmoid((tf.math.log(p) - tf.math.log1p(-p)) / t)
+        return tf.nn.softmax(tf.math.log(p) / t)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "temperature": self.temperature, "multilabel": self.multilabel}
 
 
 LENGTH_PERCENTILE = 99

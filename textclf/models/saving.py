@@ -72,6 +72,21 @@ def _native_model(run: Run):
     return model
 
 
+def without_temperature(model):
+    """The string-in model of a calibrated run without its TemperatureScaling layer (the model's own
+    probabilities); `model` itself when it has none."""
+    from textclf._tf import keras, tf
+    from textclf.models.base import TemperatureScaling
+
+    text_to_ids, classifier = model.layers[1], model.layers[-1]  # texts -> classifier(text_to_ids(texts))
+    scaling = [layer for layer in getattr(classifier, "layers", []) if isinstance(layer, TemperatureScaling)]
+    if not scaling:
+        return model
+    inner = keras.Model(classifier.inputs, scaling[0].input)
+    texts = keras.Input(shape=(), dtype=tf.string, name="text")
+    return keras.Model(texts, inner(text_to_ids(texts)), name="textclf_uncalibrated")
+
+
 def check_outputs(outputs: int, run: Run) -> None:
     """A model (or its twin) must give one output per class of labels.json: predicting from the
     wrong class list would look like an answer."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 
+import numpy as np
+
 from textclf import runs
 from textclf.config import RunConfig
 from textclf.training.data import _check_resumed_labels, _load_data, _validation_fraction
@@ -24,7 +26,6 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     save. The run holds the model as arrays (model-lite.npz, the numpy twin format) and no model.keras;
     its eval predictions come from the very code `evaluate` runs, so both give one number."""
     from textclf.data.sources import holdout_mask
-    from textclf.twins import Twin
     import importlib
 
     from textclf.models.catalog import MODELS
@@ -67,11 +68,28 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
                       f"({solved['solve_seconds']:.1f} s of liblinear fits)")
         hooks.on_status("evaluating")
         started = time.perf_counter()
-        probs = Twin(solved["arrays"]).probabilities(list(data.evaluation.texts))
-        metrics = _native_metrics(solved, load_seconds, time.perf_counter() - started)
         validation = data.train.subset(held, "validation") if held is not None else None
-        return _save_run(run, None, solved["arrays"], data, validation, probs, solved["val_probabilities"],
-                         solved["history"], metrics, hooks, solved=True)
+        arrays, probs, val_probs, measured = _calibrated(config, solved, data, validation, hooks)
+        metrics = _native_metrics(solved, load_seconds, time.perf_counter() - started)
+        return _save_run(run, None, arrays, data, validation, probs, val_probs, solved["history"],
+                         {**metrics, **measured}, hooks, solved=True)
+
+
+def _calibrated(config: RunConfig, solved: dict, data, validation, hooks: _Hooks):
+    """The arrays with the temperature the calibration step fits (training/calibrate.py), the eval
+    probabilities as the arrays give them (what `evaluate` computes), the validation's, and the measures."""
+    from textclf.training.calibrate import calibrate
+    from textclf.twins import Twin
+
+    texts = list(data.evaluation.texts)
+    temperature, _, val_probs, measured = calibrate(config.training.calibration, solved["val_probabilities"],
+                                                    validation, Twin(solved["arrays"]).probabilities(texts),
+                                                    data.evaluation, hooks)
+    arrays = dict(solved["arrays"])
+    if temperature is not None:
+        arrays.update(temperature=np.array(temperature, np.float64),
+                      temperature_multilabel=np.array(data.train.multilabel))
+    return arrays, Twin(arrays).probabilities(texts), val_probs, measured
 
 
 def _check_native_runtime(config: RunConfig) -> None:
@@ -95,7 +113,7 @@ def _native_metrics(solved: dict, load_seconds: float, eval_seconds: float) -> d
             "train_examples_per_second": solved["train_examples"] / max(train_seconds, 1e-9),
             "feature_seconds": solved["feature_seconds"], "solve_seconds": solved["solve_seconds"],
             "frozen_features_cached": True, "solver": "liblinear", "c": solved["c"],
-            "c_tried": solved["history"]["c"], "softmax_scale": solved["softmax_scale"], "epochs_run": 0,
+            "c_tried": solved["history"]["c"], "epochs_run": 0,
             "refit_epochs": 0, "best_epoch": None, "stopped_early": False, "load_seconds": load_seconds,
             "build_seconds": 0.0, "prepare_seconds": 0.0, "eval_seconds": eval_seconds,
             "eval_from_last_validation": False}

@@ -78,7 +78,7 @@ def run_training(
             hooks.on_start(_start_info(config, data, inputs, run, runtime, built))
             model, history, metrics, val_probs = _fit(built, config, data, inputs, runtime, run, hooks, resume)
             return _finish(run, built, model, data, inputs, history, {**stages, **metrics}, hooks, val_probs,
-                           family=entry.family)
+                           family=entry.family, calibration=config.training.calibration)
     finally:
         reset_precision()
 

@@ -166,14 +166,15 @@ def _training_metric(data: _Data):
     return agreement_metric(len(data.train.label_names), data.train.multilabel)
 
 
-def _epoch_validation(built, data: _Data, inputs: _Inputs, timer, on_eval: bool):
-    """Validation after each epoch on the gold labels (a student's too), with the task's loss and accuracy."""
+def _epoch_validation(model, data: _Data, inputs: _Inputs, timer, on_eval: bool):
+    """Validation after each epoch on the gold labels, with the compiled loss (a distilled student's: the
+    task's, on the gold labels) and the task's accuracy."""
     from textclf.callbacks import EpochValidation
 
+    loss = model.loss if data.targets is None else task.example_loss(data.train.multilabel)
     return EpochValidation(inputs.eval_data if on_eval else inputs.val_data,
                            data.evaluation.labels if on_eval else data.validation.labels,
-                           built.loss or task.loss(data.train.multilabel), task.accuracy_metric(data.train.multilabel),
-                           timer)
+                           loss, task.accuracy_metric(data.train.multilabel), timer)
 
 
 def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, hooks: _Hooks, resume: bool):
@@ -196,7 +197,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
         train_data = inputs.batches(initial_epoch)
     # Validation on the validation part, else the eval data; the last epoch's predictions are kept.
     on_eval = inputs.val_data is None
-    validation = _epoch_validation(built, data, inputs, timer, on_eval)
+    validation = _epoch_validation(model, data, inputs, timer, on_eval)
     callbacks = [validation, timer, guard, state,
                  keras.callbacks.TensorBoard(log_dir=str(run.logs_dir), write_graph=False)]
     if hooks.listener is not None:
@@ -215,7 +216,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
         validation.forget()  # its predictions were made with the last epoch's weights
     # Before any refit (which trains on the validation part too): what thresholds are tuned on.
     val_probs = None
-    if data.train.multilabel and inputs.val_data is not None:
+    if (data.train.multilabel or t.calibration == "temperature") and inputs.val_data is not None:
         val_probs = validation.probs if validation.probs is not None else inputs.val_data.in_input_order(
             model.predict(inputs.val_data.dataset, verbose=0))
         val_probs = np.asarray(built.to_probabilities(val_probs)) if inputs.frozen else val_probs
@@ -236,7 +237,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
 
 
 def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metrics, hooks: _Hooks,
-            val_probs=None, family: str = "") -> RunResult:
+            val_probs=None, family: str = "", calibration: str = "none") -> RunResult:
     """Evaluate on the eval data, then save the model (with its `family`'s twin), plots and metrics and mark
     the run complete."""
     from textclf.twins import twin_arrays
@@ -255,12 +256,17 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
     eval_seconds = time.perf_counter() - started
     if inputs.frozen:  # the head's output (scores, for a hinge head) -> probabilities
         probs = np.asarray(built.to_probabilities(probs))
-    served = built.inference_model()
+    from textclf.training.calibrate import calibrate, in_tensorflow
+
+    multilabel = data.train.multilabel
+    temperature, probs, val_probs, measured = calibrate(calibration, val_probs, data.validation, probs,
+                                                        data.evaluation, hooks, in_tensorflow(multilabel))
+    served = built.inference_model(temperature, multilabel)
     hooks.on_status("making the model's twin for a fast predict")
     twin = twin_arrays(served, data.train.texts, family)
     return _save_run(run, served, twin, data, data.validation, probs, val_probs, history,
-                     {**fit_metrics, "eval_seconds": eval_seconds, "eval_from_last_validation": reused}, hooks,
-                     solved=False)
+                     {**fit_metrics, **measured, "eval_seconds": eval_seconds, "eval_from_last_validation": reused},
+                     hooks, solved=False)
 
 
 def _save_run(run, served, twin, data: _Data, validation, probs: np.ndarray, val_probs, history, fit_metrics,
@@ -293,7 +299,7 @@ def _save_run(run, served, twin, data: _Data, validation, probs: np.ndarray, val
                dict(zip(data.train.label_names, map(float, data.class_weight))),
                "eval_fingerprint": evaluation.fingerprint()}
     hooks.on_status("saving")
-    save_run_plots(run.path, report.to_dict(), {} if solved else history)
+    save_run_plots(run.path, report.to_dict(), {} if solved else history, probs, evaluation.labels)
     info = run.finish(served, metrics, history,
                       {"epochs": fit_metrics["epochs_run"], "accuracy": report.accuracy, "macro_f1": report.macro_f1},
                       predictions={"labels": evaluation.labels.astype(predicted.dtype), "predicted": predicted},

@@ -321,6 +321,8 @@ def keras_from_twin(arrays: dict, params: NgramParams):
     dense.kernel.assign(kernel)
     dense.bias.assign(arrays["bias_0"])
     built.to_probabilities.scale.assign(float(arrays["scale"]))
+    if "temperature" in arrays:  # calibrated (textclf.calibration)
+        return built.inference_model(arrays["temperature"].tolist(), bool(arrays["temperature_multilabel"]))
     return built.inference_model()
 
 

@@ -267,8 +267,8 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
                features=None, idle: Callable[[], None] | None = None) -> dict:
     """Features of all training `texts` (`features`: make_features' result, when already made), C chosen on
     the `held` rows (fitted on the others), then the chosen C refitted on every row. Returns {"arrays": the
-    twin arrays, "history", "c", "softmax_scale", "train_examples", "val_probabilities", "feature_seconds",
-    "solve_seconds"}.
+    twin arrays (softmax scale 1: the run calibrates them), "history", "c", "softmax_scale", "train_examples",
+    "val_probabilities", "feature_seconds", "solve_seconds"}.
 
     The vocabulary and idf come from all training texts (as `training.refit` does for the Keras
     n-gram models); without `held`, the first C of the grid is fitted (or params.c). `idle()` is called
@@ -293,9 +293,11 @@ def fit_linear(params, texts: np.ndarray, labels: np.ndarray, num_classes: int, 
         raise
     fits.close()
     solve_seconds = time.perf_counter() - started
+    # The scores' softmax (sigmoid) at scale 1: the run's calibration step fits a temperature on the
+    # validation part's (training/calibrate.py) and the twin applies it.
     scale, val_probs = 1.0, None
     if val_scores is not None:
-        scale, val_probs = _temperature(val_scores, labels[held])
+        val_probs = probabilities(val_scores, multilabel).astype(np.float32)
     arrays = twin_arrays(vocab, kernel, bias, scale, multilabel)
     return {"arrays": arrays, "history": history, "c": best, "softmax_scale": scale, "train_examples": len(labels),
             "val_probabilities": val_probs, "feature_seconds": feature_seconds, "solve_seconds": solve_seconds}
@@ -326,7 +328,7 @@ def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x,
     # Largest C first: its fits take longest, and the short ones fill in behind them (SST-2: two rounds
     # of 1.8 + 0.9 and 1.5 + 1.1 s instead of 1.8 + 1.5).
     handles = dict(sorted(((c, fits.submit(part, labels[~held], c, split=2)) for c in sorted(grid, reverse=True))))
-    threading.Thread(target=_import_optimize, daemon=True).start()  # for _temperature, while the fits run
+    threading.Thread(target=_import_optimize, daemon=True).start()  # for the calibration step, while the fits run
     if idle is not None:
         idle()
     val_y = labels[held]
@@ -346,16 +348,6 @@ def _search(fits: _Fits, problem: _Problem, part: _Problem, labels, held, val_x,
 
 def _import_optimize() -> None:
     import scipy.optimize  # noqa: F401 - 0.17 s of imports, done while waiting for the fits
-
-
-def _temperature(val_scores: np.ndarray, val_y: np.ndarray) -> tuple[float, np.ndarray]:
-    """The temperature that minimises the validation part's log-loss, from the chosen C's scores (fitted
-    without those rows), and those rows' probabilities (a multi-label run's thresholds are tuned on them)."""
-    import scipy.optimize
-
-    scale = float(np.exp(scipy.optimize.minimize_scalar(lambda t: log_loss(np.exp(t) * val_scores, val_y),
-                                                        bounds=(-5, 5), method="bounded").x))
-    return scale, probabilities(scale * val_scores, val_y.ndim == 2).astype(np.float32)
 
 
 def twin_arrays(vocab: nf.Vocabulary, kernel: np.ndarray, bias: np.ndarray, scale: float, multilabel: bool) -> dict:

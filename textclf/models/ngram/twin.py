@@ -17,6 +17,7 @@ import numpy as np
 def twin_arrays(model, train_texts: Sequence[str]) -> dict | None:
     """The arrays of an n-gram model's twin, or None when the model is not one this twin can answer."""
     from textclf._tf import keras, tf
+    from textclf.models.base import TemperatureScaling
     from textclf.models.ngram.model import ScaledSoftmax, SparseDense
     from textclf.textrules import PUNCTUATION
     from textclf.twins import FORMAT, all_layers
@@ -52,6 +53,10 @@ def twin_arrays(model, train_texts: Sequence[str]) -> dict | None:
             return None
         arrays.update({f"kernel_{i}": layer.kernel.numpy().astype(np.float32),
                        f"bias_{i}": layer.bias.numpy().astype(np.float32), f"activation_{i}": np.array(activation)})
+    calibrated = next((layer for layer in layers.values() if isinstance(layer, TemperatureScaling)), None)
+    if calibrated is not None:
+        arrays["temperature"] = np.array(calibrated.temperature, np.float64)
+        arrays["temperature_multilabel"] = np.array(calibrated.multilabel)
     scaled = next((layer for layer in layers.values() if isinstance(layer, ScaledSoftmax)), None)
     if scaled is not None:
         arrays["scale"] = np.array(float(scaled.scale.numpy()), np.float32)
@@ -72,6 +77,8 @@ class NgramTwin:
                                    int(a["char_ngrams"]), hashes)
         self.layers = [(a[f"kernel_{i}"], a[f"bias_{i}"], str(a[f"activation_{i}"])) for i in range(int(a["layers"]))]
         self.scale = (float(a["scale"]), str(a["scale_output"])) if "scale" in a else None
+        # A calibrated run's temperature (textclf.calibration), after everything else.
+        self.temperature = (a["temperature"], bool(a["temperature_multilabel"])) if "temperature" in a else None
 
     def rows(self, texts: Sequence[str]):
         """The texts' TF-IDF rows (a scipy CSR matrix)."""
@@ -87,6 +94,10 @@ class NgramTwin:
             x = _activate(x @ kernel + bias, activation)
         if self.scale is not None:
             x = _activate(np.float32(self.scale[0]) * x, self.scale[1])
+        if self.temperature is not None:
+            from textclf.calibration import scale
+
+            x = scale(x, self.temperature[0].tolist(), self.temperature[1])
         return np.asarray(x, np.float32)
 
     def __call__(self, texts: list[str]) -> np.ndarray:

@@ -1,0 +1,170 @@
+"""Calibration (textclf.calibration): the measures against hand computations, temperature scaling fitted on
+the validation part and carried by every way a run answers (Keras, twin, SavedModel, serve), per label for
+multi-label runs, and `evaluate --calibration`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ag_split, cli
+
+from textclf import calibration
+
+
+def test_the_measures_against_hand_computations():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.55, 0.45]])
+    labels = np.array([0, 1, 1, 1])
+    # top-label confidences 0.9 (right), 0.6 (wrong), 0.8 (right), 0.55 (wrong); 15 bins: each its own bin
+    assert calibration.ece(probs, labels) == pytest.approx((0.1 + 0.6 + 0.2 + 0.55) / 4)
+    # 2 equal-mass bins: {0.55, 0.6} (0 right) and {0.8, 0.9} (2 right)
+    assert calibration.ece(probs, labels, bins=2, adaptive=True) == pytest.approx((0.575 + 0.15) / 2)
+    brier = np.mean([(0.1 ** 2) * 2, 0.6 ** 2 * 2, 0.2 ** 2 * 2, 0.55 ** 2 * 2])
+    assert calibration.brier(probs, labels) == pytest.approx(brier)
+    assert calibration.nll(probs, labels) == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.8, 0.45])))
+    multi = np.array([[0.9, 0.2], [0.3, 0.7]])
+    hot = np.array([[1, 0], [0, 0]])
+    assert calibration.ece(multi, hot) == pytest.approx((0.1 + 0.2 + 0.3 + 0.7) / 4)
+    assert calibration.brier(multi, hot) == pytest.approx(np.mean([0.01, 0.04, 0.09, 0.49]))
+
+
+def test_a_temperature_is_recovered_and_never_changes_the_answer():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (6000, 4))
+    true = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(4, p=p) for p in true])
+    overconfident = np.exp(3 * logits) / np.exp(3 * logits).sum(axis=1, keepdims=True)
+    t = calibration.fit_temperature(overconfident, labels)
+    assert t == pytest.approx(3.0, rel=0.08)
+    fixed = calibration.scale(overconfident, t, False)
+    assert (fixed.argmax(axis=1) == overconfident.argmax(axis=1)).all()
+    assert calibration.ece(fixed, labels) < calibration.ece(overconfident, labels) / 3
+    np.testing.assert_allclose(calibration.scale(fixed, 1 / t, False), overconfident, atol=1e-5)  # undone
+    per_label = calibration.fit_temperature(np.stack([true[:, 0], overconfident[:, 1]], 1),
+                                            np.stack([labels == 0, labels == 1], 1).astype(int))
+    assert len(per_label) == 2 and per_label[0] < per_label[1]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """An ngram-mlp run with a validation part of 120 texts: calibrated."""
+    root = tmp_path_factory.mktemp("calibrated")
+    train, evaluation = ag_split(root, 300, 30)
+    done = cli("train", "--model", "ngram-mlp", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}",
+               "--runs-root", root / "runs", "--set", "model_params.hidden_dim=8")
+    assert done.exit_code == 0, done.output
+    return root, (root / "runs" / "latest").resolve()
+
+
+def test_every_way_a_run_answers_gives_the_calibrated_probabilities(calibrated):
+    from textclf._tf import tf
+    from textclf.models.saving import load_model
+    from textclf.prediction import Predictor
+
+    root, run = calibrated
+    metrics = json.loads((run / "metrics.json").read_text())
+    t = metrics["calibration"]["temperature"]
+    assert metrics["calibration"]["validation_examples"] == 120 and abs(t - 1) > 0.02
+    assert (run / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    texts = ["Stocks rally as oil falls", "Striker scores twice as champions win the cup", "space chip virus"]
+    keras = np.asarray(load_model(run)(tf.constant(texts), training=False))
+    twin = Predictor(run, use_twin=True)
+    assert twin.twin is not None
+    np.testing.assert_allclose(twin.probabilities(texts), keras, atol=1e-5)
+    exported = cli("export", run, "--format", "saved_model", "--out", root / "sm")
+    assert exported.exit_code == 0, exported.output
+    served = tf.saved_model.load(str(root / "sm")).signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"].numpy(), keras, atol=1e-5)
+    import asyncio
+
+    from textclf.prediction import load_predictor
+    from textclf.serving import Batcher
+
+    batcher = Batcher(load_predictor(run))  # what create_app answers with, in batches
+
+    async def ask():
+        await batcher.start()
+        try:
+            return await batcher.predict(texts)
+        finally:
+            await batcher.stop()
+
+    np.testing.assert_allclose(asyncio.run(ask()), keras, atol=1e-5)
+    # and they are not the model's own: undoing the temperature gives other numbers, the same answers
+    own = calibration.scale(keras, 1 / t, False)
+    assert np.abs(own - keras).max() > 1e-3 and (own.argmax(1) == keras.argmax(1)).all()
+
+
+def test_evaluate_shows_calibration_before_and_after_as_the_run_recorded(calibrated):
+    root, run = calibrated
+    done = cli("evaluate", run, "--calibration", "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)["calibration"]
+    recorded = json.loads((run / "metrics.json").read_text())
+    for key in ("ece", "adaptive_ece", "brier", "nll"):
+        assert report[key] == pytest.approx(recorded[key], abs=1e-6)
+        assert report["before"][key] == pytest.approx(recorded["calibration"]["before"][key], abs=1e-4)
+    table = cli("evaluate", run, "--calibration")
+    assert "without temperature" in table.output and "ECE" in table.output
+
+
+def test_the_default_model_is_calibrated_and_small_validation_parts_are_said(tmp_path):
+    train, evaluation = ag_split(tmp_path, 300, 30)
+    done = cli("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--runs-root", tmp_path / "r")
+    assert done.exit_code == 0, done.output
+    run = (tmp_path / "r" / "latest").resolve()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["calibration"]["method"] == "temperature" and "calibration" in done.output
+    from textclf.models.saving import load_model
+    from textclf.prediction import Predictor
+    from textclf._tf import tf
+
+    texts = ["Stocks rally as oil falls", "goal match"]
+    np.testing.assert_allclose(Predictor(run).probabilities(texts),
+                               np.asarray(load_model(run)(tf.constant(texts))), atol=1e-5)  # export's Keras form
+    small, _ = ag_split(tmp_path / "small", 40, 10)
+    done = cli("train", "--data", f"csv:{small}", "--eval-data", f"csv:{evaluation}", "--runs-root", tmp_path / "s")
+    assert done.exit_code == 0 and "probabilities not calibrated: the validation part has 16 texts" in done.output
+    none = cli("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--runs-root", tmp_path / "n",
+               "--calibration", "none")
+    assert none.exit_code == 0, none.output
+    assert json.loads(((tmp_path / "n" / "latest") / "metrics.json").read_text())["calibration"]["method"] == "none"
+
+
+def test_multilabel_runs_get_a_temperature_per_label(tmp_path):
+    from test_multilabel import pairs_jsonl
+
+    from textclf.prediction import Predictor
+
+    train, evaluation = pairs_jsonl(tmp_path / "train.jsonl", 300, 1), pairs_jsonl(tmp_path / "eval.jsonl", 20, 2)
+    for model in ("ngram-mlp", "ngram-linear"):
+        done = cli("train", "--model", model, "--data", f"jsonl:{train}", "--eval-data", f"jsonl:{evaluation}",
+                   "--label-field", "labels", "--runs-root", tmp_path / model)
+        assert done.exit_code == 0, done.output
+        run = (tmp_path / model / "latest").resolve()
+        fitted = json.loads((run / "metrics.json").read_text())["calibration"]
+        assert fitted["method"] == "temperature" and len(fitted["temperature"]) == 4
+        assert Predictor(run, use_twin=True).twin is not None
+
+
+def test_a_calibrated_transformer_twin_and_tflite_export_carry_the_temperature(tmp_path):
+    from conftest import TINY
+
+    from textclf._tf import tf
+    from textclf.models.saving import load_model
+    from textclf.prediction import Predictor
+
+    train, evaluation = ag_split(tmp_path, 300, 10)
+    done = cli("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", *TINY, "--epochs", "2",
+               "--set", "training.validation_fraction=0.1", "--runs-root", tmp_path / "r")
+    assert done.exit_code == 0, done.output
+    run = (tmp_path / "r" / "latest").resolve()
+    assert json.loads((run / "metrics.json").read_text())["calibration"]["method"] == "temperature"
+    texts = ["Stocks rally as oil falls", "goal match striker"]
+    twin = Predictor(run, use_twin=True)
+    assert twin.twin is not None and twin.twin.kind == "transformer"  # its TFLite classifier ends in the layer
+    np.testing.assert_allclose(twin.probabilities(texts), np.asarray(load_model(run)(tf.constant(texts))), atol=1e-5)
+    exported = cli("export", run, "--format", "tflite", "--out", tmp_path / "lite")
+    assert exported.exit_code == 0, exported.output

@@ -1,0 +1,56 @@
+"""The calibration step of a run: a temperature fitted on the validation part, and how calibrated the eval
+probabilities are before and after it (textclf.calibration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from textclf.training.hooks import _Hooks
+
+MIN_VALIDATION = 100  # fewer validation texts than this fit no temperature: it would follow a handful of texts
+
+
+def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation, hooks: _Hooks,
+              apply=None) -> tuple[Any, np.ndarray, Any, dict]:
+    """(temperature or None, eval probabilities, validation probabilities, metrics) after the run's
+    `setting` (training.calibration): temperature fits T on `val_probs`; `apply(probs, T)` gives the
+    probabilities at T as the saved model computes them (default: textclf.calibration.scale)."""
+    from textclf import calibration
+
+    multilabel = evaluation.labels.ndim == 2
+    before = calibration.measures(probs, evaluation.labels)
+    temperature, why = None, None
+    if setting != "temperature":
+        why = "training.calibration none"
+    elif val_probs is None:
+        why = "no validation part (set training.validation_fraction, e.g. 0.1, to calibrate)"
+    elif len(validation) < MIN_VALIDATION:
+        why = f"the validation part has {len(validation)} texts (a temperature needs >= {MIN_VALIDATION})"
+    if why is not None:
+        if setting == "temperature":
+            hooks.on_note(f"probabilities not calibrated: {why}")
+        return None, probs, val_probs, {**before, "calibration": {"method": "none", "why": why}}
+    temperature = calibration.fit_temperature(val_probs, validation.labels)
+    apply = apply or (lambda p, t: calibration.scale(p, t, multilabel))
+    probs, val_probs = apply(probs, temperature), apply(val_probs, temperature)
+    after = calibration.measures(probs, evaluation.labels)
+    shown = f"{temperature:.3g}" if not multilabel else f"{np.median(temperature):.3g} (median of the labels')"
+    hooks.on_note(f"temperature {shown} fitted on {len(validation)} validation texts: eval ECE "
+                  f"{before['ece']:.3f} -> {after['ece']:.3f}")
+    return temperature, probs, val_probs, {**after, "calibration": {
+        "method": "temperature", "temperature": temperature, "validation_examples": len(validation),
+        "before": before}}
+
+
+def in_tensorflow(multilabel: bool):
+    """`apply` for a Keras run: the saved model's own TemperatureScaling layer, so the recorded probabilities
+    are the ones `evaluate` computes from the saved model."""
+
+    def apply(probs, temperature):
+        from textclf.models.base import TemperatureScaling
+
+        return np.asarray(TemperatureScaling(temperature, multilabel)(probs.astype(np.float32)))
+
+    return apply
