@@ -29,7 +29,8 @@ def _lengths(values: Sequence[int]) -> dict[str, Any]:
             "p99": float(p[2]), "max": int(x.max())}
 
 
-def _normal(text: str) -> str:
+def normal_text(text: str) -> str:
+    """A text as duplicates are found: whitespace collapsed, lower-cased."""
     return " ".join(str(text).split()).lower()
 
 
@@ -42,9 +43,9 @@ def describe(train, evaluation=None) -> dict[str, Any]:
     words = [len(str(t).split()) for t in train.texts]
     toks = [len(tokens(str(t))) for t in train.texts]
     by_text: dict[str, set[str]] = {}
-    seen = Counter(_normal(t) for t in train.texts)
+    seen = Counter(normal_text(t) for t in train.texts)
     for text, label_set in zip(train.texts, train.label_sets()):
-        by_text.setdefault(_normal(text), set()).add("|".join(label_set))
+        by_text.setdefault(normal_text(text), set()).add("|".join(label_set))
     duplicated = [t for t, n in seen.items() if n > 1]
     conflicting = [t for t in duplicated if len(by_text[t]) > 1]
     result: dict[str, Any] = {
@@ -60,7 +61,7 @@ def describe(train, evaluation=None) -> dict[str, Any]:
         "auto": choose_model(text_stats(train.texts)),
     }
     if evaluation is not None:
-        eval_texts = Counter(_normal(t) for t in evaluation.texts)
+        eval_texts = Counter(normal_text(t) for t in evaluation.texts)
         shared = [t for t in eval_texts if t in seen]
         result["eval"] = {"data": evaluation.source, "examples": len(evaluation),
                           "classes": [{"label": name, "count": int(n)} for name, n in

@@ -86,3 +86,72 @@ def _render_stats(result: dict) -> None:
                   f"{result['eval']['data']} ({leak['eval_examples_seen_in_training']:,} eval examples)",
                   highlight=False)
     out.print(f"--model auto: {result['auto']['reason']}", highlight=False)
+
+
+@app.command("audit")
+def audit(
+    spec: Annotated[str, typer.Argument(help="Data spec: csv:PATH, tsv:PATH, jsonl:PATH, tfds:NAME[:SPLIT], sample.")],
+    model: Annotated[Optional[str], typer.Option(
+        metavar="MODEL", help="The model of the out-of-fold predictions (default: ngram-linear, seconds).")] = None,
+    experiment: Annotated[Optional[str], typer.Option(
+        metavar="EXPERIMENT", help="Or an experiment of the experiments file (its model and settings).")] = None,
+    experiments_file: Annotated[str, typer.Option(metavar="PATH", help="The experiments file.")] = "experiments.yaml",
+    folds: Annotated[int, typer.Option(metavar="N", help="Out-of-fold models: each trained on the others.")] = 5,
+    seed: Annotated[Optional[int], typer.Option(metavar="N", help="The folds' and models' seed.")] = None,
+    text_field: Annotated[Optional[list[str]], typer.Option(help="Text column/feature; repeat to join.")] = None,
+    label_field: Annotated[Optional[str], typer.Option(help="Label column/feature (default: label).")] = None,
+    label_separator: Annotated[str, typer.Option(
+        help="Joins several labels in one CSV/TSV label field (multi-label data); \"\" never splits.")] = "|",
+    out_path: Annotated[Optional[str], typer.Option(
+        "--out", metavar="PATH", help="Write every flagged row to this .csv or .json file.")] = None,
+    top: Annotated[int, typer.Option(metavar="N", help="Rows shown in the table.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object (every flagged row).")] = False,
+) -> None:
+    """Likely label errors (confident learning on out-of-fold predictions, cleanlab), texts repeated with
+    different labels, and outliers. It never changes the data."""
+    from textclf import config as cfg
+    from textclf.audit import audit as run_audit, check_output
+    from textclf.cli._render import ProgressListener
+    from textclf.errors import ConfigError
+    from textclf.experiments import train_config
+
+    if folds < 2 or folds > 20:
+        raise ConfigError(f"--folds {folds}: an integer in [2, 20]")
+    target = check_output(out_path) if out_path else None
+    layer = cfg.options_layer({"data": spec, "text_field": text_field, "label_field": label_field,
+                               "label_separator": label_separator, "seed": seed,
+                               "model": model or (None if experiment else "ngram-linear")})
+    config = train_config(layer, experiment=experiment, experiments_file=experiments_file)
+    with ProgressListener(hold=False) as listener:
+        found = run_audit(config, folds=folds, say=listener.on_status)
+    if target is not None:
+        from textclf.audit import write_rows
+
+        write_rows(target, found.rows)
+    if as_json:
+        json_line(found.to_dict())
+        return
+    _render_audit(found, top)
+    if target is not None:
+        out.print(f"wrote {target} ({len(found.rows):,} rows)")
+
+
+def _render_audit(found, top: int) -> None:
+    from textclf.cli._render import Table
+
+    n = found.counts()
+    out.print(styled("[bold]{}[/]", found.data) + f": {found.examples:,} texts — {n['label_issue']:,} likely label "
+              f"errors ({pct(n['label_issue'] / max(found.examples, 1))}), {n['conflicting_duplicate']:,} texts in "
+              f"duplicates with different labels, {n['outlier']:,} outliers; out-of-fold accuracy "
+              f"{pct(found.oof_accuracy)} ({found.folds} folds of {found.model}, {found.seconds:.1f} s)",
+              highlight=False)
+    if not found.rows:
+        return
+    table = Table(title=f"most suspect first (top {min(top, len(found.rows))} of {len(found.rows):,})")
+    for col in ("row", "kind", "given", "suggested", "score", "text"):
+        table.add_column(col, justify="right" if col in ("row", "score") else "left", overflow="fold")
+    for r in found.rows[:top]:
+        text = r["text"] if len(r["text"]) <= 90 else r["text"][:87] + "…"
+        table.add_row(str(r["row"]), r["kind"].replace("_", " "), r["given"], r["suggested"], f"{r['score']:.3f}",
+                      text)
+    out.print(table)

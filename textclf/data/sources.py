@@ -641,6 +641,11 @@ def load_train_eval(data, seed: int) -> tuple[Examples, Examples]:
     return result
 
 
+def load_training(data) -> Examples:
+    """All the training examples of a DataConfig (no eval part split off), read with its options."""
+    return load_examples(data.train, **_file_options(data))
+
+
 def reads_without_tensorflow(data) -> bool:
     """Whether the data (a DataConfig) is read without TensorFlow: files and the sample, not tfds."""
     try:

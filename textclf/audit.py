@@ -1,0 +1,205 @@
+"""`textclf data audit`: which labels of a data set are likely wrong, from out-of-fold predictions.
+
+1. Out-of-fold probabilities: K folds (stratified, seeded: data.folds' split) of a model — the default
+   (ngram-linear, seconds) or any model or experiment — each trained on the other folds (in a temporary
+   runs folder, as `textclf train --folds K` trains them, calibrated where they have a validation part)
+   and answering its own fold.
+2. Label issues by confident learning (Northcutt et al. 2021), with cleanlab's `find_label_issues`
+   (the authors' maintained implementation: per-class confidence thresholds, the confident joint,
+   pruning by noise rate; multi-label too) ranked by its label quality score (self-confidence); the
+   suggested label is the out-of-fold prediction.
+3. Texts that are the same up to case and spacing but carry different labels (each one's labels
+   listed), and outliers: the texts cleanlab's out-of-distribution score (from the same probabilities)
+   ranks lowest, at most OUTLIER_SHARE of the data.
+
+It never edits the data: a table, and CSV or JSON rows (row number in the data, text, given label,
+suggested label, score, kind).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+OUTLIER_SHARE = 0.005  # at most this share of the texts is flagged as outliers (and at most MAX_OUTLIERS)
+MAX_OUTLIERS = 50
+
+
+@dataclass
+class Audit:
+    """What the audit found: `rows` (dicts: row, text, given, suggested, score, kind), most suspect first."""
+
+    data: str
+    examples: int
+    model: str
+    folds: int
+    rows: list[dict] = field(default_factory=list)
+    oof_accuracy: float = 0.0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        kinds = [r["kind"] for r in self.rows]
+        return {k: kinds.count(k) for k in ("label_issue", "conflicting_duplicate", "outlier")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "examples": self.examples, "model": self.model, "folds": self.folds,
+                "out_of_fold_accuracy": self.oof_accuracy, "seconds": self.seconds, "flagged": self.counts(),
+                "rows": self.rows}
+
+
+def audit(config, *, folds: int = 5, say: Callable[[str], None] = lambda line: None) -> Audit:
+    """Audit the training data of `config` (a RunConfig: its model, data and training settings) with `folds`
+    out-of-fold models."""
+    from textclf.data.sources import load_training
+
+    started = time.perf_counter()
+    examples = load_training(config.data)
+    probs = out_of_fold(config, examples, folds, say)
+    say("ranking likely label errors (cleanlab)")
+    found = Audit(examples.source, len(examples), config.model, folds)
+    found.rows = _label_issues(examples, probs) + _conflicts(examples) + _outliers(examples, probs)
+    predicted = _answers(probs, examples.labels.ndim == 2)
+    right = (predicted == examples.labels).all(axis=1) if predicted.ndim == 2 else predicted == examples.labels
+    found.oof_accuracy = float(right.mean())  # multi-label: subset accuracy (every label right)
+    found.seconds = time.perf_counter() - started
+    return found
+
+
+def _no_eval(config, folds: int):
+    """The config of the fold runs: every text of the training data in some fold, no eval data."""
+    import dataclasses
+
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, eval=None, folds=folds, fold=None),
+                               training=dataclasses.replace(config.training, seeds=1))
+
+
+def out_of_fold(config, examples, folds: int, say) -> np.ndarray:
+    """Each text's probabilities from the fold model that did not train on it."""
+    from textclf.data.sources import fold_of
+    from textclf.evaluation import eval_examples
+    from textclf.prediction import Predictor
+    from textclf.training import train
+
+    fold = fold_of(examples, folds, config.data.split_seed if config.data.split_seed is not None
+                   else config.training.seed)
+    probs = None
+    with tempfile.TemporaryDirectory(prefix="textclf-audit-") as root:
+        say(f"training {folds} {config.model} models, each on {folds - 1} folds")
+        group = train(_no_eval(config, folds), runs_root=root)
+        for k, result in enumerate(sorted(group.results, key=lambda r: _fold_index(r.run_dir))):
+            say(f"predicting fold {k + 1} of {folds}")
+            held = eval_examples(result.run_dir)
+            answered = Predictor(result.run_dir, use_twin=True).probabilities(held.texts)
+            if probs is None:
+                probs = np.zeros((len(examples), answered.shape[1]), np.float32)
+            index = np.flatnonzero(fold == k)
+            if len(index) != len(answered):
+                raise RuntimeError(f"fold {k + 1}: {len(answered)} answers for {len(index)} texts")
+            probs[index] = answered
+    return probs
+
+
+def _answers(probs: np.ndarray, multilabel: bool) -> np.ndarray:
+    """The out-of-fold models' answers (task.decide; multi-label: every label at 0.5 or above)."""
+    from textclf import task
+
+    return task.decide(probs, np.full(probs.shape[1], 0.5) if multilabel else None)
+
+
+def _fold_index(run_dir) -> int:
+    from textclf.runs import Run
+
+    return int(Run(run_dir).config["data"]["fold"])
+
+
+def _label_issues(examples, probs: np.ndarray) -> list[dict]:
+    names = list(examples.label_names)
+    if examples.labels.ndim == 2:
+        from cleanlab.multilabel_classification.rank import get_label_quality_scores
+        from cleanlab.filter import find_label_issues
+
+        given = [list(np.flatnonzero(row)) for row in examples.labels]
+        issues = find_label_issues(labels=given, pred_probs=probs, multi_label=True)
+        scores = get_label_quality_scores(given, probs)
+        answers = _answers(probs, True)
+        suggest = lambda i: "|".join(names[j] for j in np.flatnonzero(answers[i]))  # noqa: E731
+        show = lambda i: "|".join(names[j] for j in given[i])  # noqa: E731
+    else:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+
+        issues = find_label_issues(labels=examples.labels, pred_probs=probs)
+        scores = get_label_quality_scores(examples.labels, probs)
+        answers = _answers(probs, False)
+        suggest = lambda i: names[int(answers[i])]  # noqa: E731
+        show = lambda i: names[int(examples.labels[i])]  # noqa: E731
+    flagged = sorted(np.flatnonzero(issues), key=lambda i: scores[i])
+    return [{"row": int(i) + 1, "text": str(examples.texts[i]), "given": show(i), "suggested": suggest(i),
+             "score": float(scores[i]), "kind": "label_issue"} for i in flagged]
+
+
+def _conflicts(examples) -> list[dict]:
+    """Texts equal up to case and spacing whose labels differ: every copy, its own labels."""
+    from textclf.datastats import normal_text
+
+    groups: dict[str, list[int]] = {}
+    for i, text in enumerate(examples.texts):
+        groups.setdefault(normal_text(text), []).append(i)
+    sets = examples.label_sets()
+    rows = []
+    for members in groups.values():
+        labels = {"|".join(sets[i]) for i in members}
+        if len(members) > 1 and len(labels) > 1:
+            others = " / ".join(sorted(labels))
+            rows += [{"row": i + 1, "text": str(examples.texts[i]), "given": "|".join(sets[i]), "suggested": others,
+                      "score": 0.0, "kind": "conflicting_duplicate"} for i in members]
+    return rows
+
+
+def _outliers(examples, probs: np.ndarray) -> list[dict]:
+    """The texts the out-of-fold model recognises least (cleanlab's OutOfDistribution on probabilities)."""
+    if examples.labels.ndim == 2 or len(examples) < 2 * len(examples.label_names):
+        return []
+    from cleanlab.outlier import OutOfDistribution
+
+    scores = OutOfDistribution().fit_score(pred_probs=probs, labels=examples.labels, verbose=False)
+    k = min(MAX_OUTLIERS, int(len(examples) * OUTLIER_SHARE))
+    names, answers = list(examples.label_names), _answers(probs, False)
+    return [{"row": int(i) + 1, "text": str(examples.texts[i]), "given": names[int(examples.labels[i])],
+             "suggested": names[int(answers[i])], "score": float(scores[i]), "kind": "outlier"}
+            for i in np.argsort(scores, kind="stable")[:k]]
+
+
+OUTPUTS = (".csv", ".json")
+
+
+def check_output(path: str):
+    """The audit's output file: .csv or .json, in a writable folder (checked before any work)."""
+    from textclf.reports import check_output_path
+
+    return check_output_path(path, OUTPUTS, "--out", "the flagged rows as CSV or JSON")
+
+
+def write_rows(path, rows: list[dict]) -> None:
+    """The flagged rows as CSV (columns row, kind, given, suggested, score, text) or JSON, atomically."""
+    import csv
+    import io
+    import json
+    from pathlib import Path
+
+    from textclf.runs import write_output
+
+    if Path(path).suffix.lower() == ".json":
+        data = json.dumps({"rows": rows}, ensure_ascii=False, indent=1).encode("utf-8")
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["row", "kind", "given", "suggested", "score", "text"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        data = buffer.getvalue().encode("utf-8")
+    write_output(path, data)
