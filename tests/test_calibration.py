@@ -30,6 +30,17 @@ def test_the_measures_against_hand_computations():
     assert calibration.brier(multi, hot) == pytest.approx(np.mean([0.01, 0.04, 0.09, 0.49]))
 
 
+def test_a_validation_part_without_errors_fits_no_temperature():
+    """An all-right validation part's NLL falls without end as T -> 0: no fit, the model's own probabilities
+    (per label: T 1); scores (ngram-linear's) still get a bounded scale."""
+    probs = np.array([[0.5, 0.3, 0.2]] * 150)
+    labels = np.zeros(150, int)
+    assert calibration.fit_temperature(probs, labels) is None
+    assert calibration.fit_temperature(probs, labels, scores=True) < 2 * calibration.SCORE_RANGE[0]  # its bound
+    multi = np.array([[0.6, 0.2]] * 150)
+    assert calibration.fit_temperature(multi, np.tile([1, 0], (150, 1))) == [1.0, 1.0]
+
+
 def test_a_temperature_is_recovered_and_never_changes_the_answer():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, (6000, 4))
@@ -47,11 +58,25 @@ def test_a_temperature_is_recovered_and_never_changes_the_answer():
     assert len(per_label) == 2 and per_label[0] < per_label[1]
 
 
+def noisy_split(root, n_train: int, n_eval: int, share: float = 0.15):
+    """ag_split with `share` of the training labels drawn at random: the models make mistakes (a validation
+    part without any fits no temperature)."""
+    import random
+
+    from conftest import ag_rows, write_csv
+
+    rows = ag_rows(n_train, seed=1)
+    rng = random.Random(0)
+    for row in rng.sample(rows, int(share * len(rows))):
+        row[0] = str(rng.randint(1, 4))
+    return write_csv(root / "ag" / "train.csv", rows), write_csv(root / "ag" / "eval.csv", ag_rows(n_eval, seed=2))
+
+
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
-    """An ngram-mlp run with a validation part of 120 texts: calibrated."""
+    """An ngram-mlp run with a validation part of 120 texts and mistakes in it: calibrated."""
     root = tmp_path_factory.mktemp("calibrated")
-    train, evaluation = ag_split(root, 300, 30)
+    train, evaluation = noisy_split(root, 300, 30)
     done = cli("train", "--model", "ngram-mlp", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}",
                "--runs-root", root / "runs", "--set", "model_params.hidden_dim=8")
     assert done.exit_code == 0, done.output
@@ -111,7 +136,7 @@ def test_evaluate_shows_calibration_before_and_after_as_the_run_recorded(calibra
 
 
 def test_the_default_model_is_calibrated_and_small_validation_parts_are_said(tmp_path):
-    train, evaluation = ag_split(tmp_path, 300, 30)
+    train, evaluation = noisy_split(tmp_path, 300, 30)
     done = cli("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--runs-root", tmp_path / "r")
     assert done.exit_code == 0, done.output
     run = (tmp_path / "r" / "latest").resolve()
@@ -139,6 +164,10 @@ def test_multilabel_runs_get_a_temperature_per_label(tmp_path):
     from textclf.prediction import Predictor
 
     train, evaluation = pairs_jsonl(tmp_path / "train.jsonl", 300, 1), pairs_jsonl(tmp_path / "eval.jsonl", 20, 2)
+    lines = [json.loads(line) for line in train.read_text().splitlines()]
+    for i in range(0, len(lines), 6):  # a sixth of the texts lose a label: mistakes to calibrate on
+        lines[i]["labels"] = lines[i]["labels"][1:] or ["World"]
+    train.write_text("".join(json.dumps(r) + "\n" for r in lines))
     for model in ("ngram-mlp", "ngram-linear"):
         done = cli("train", "--model", model, "--data", f"jsonl:{train}", "--eval-data", f"jsonl:{evaluation}",
                    "--label-field", "labels", "--runs-root", tmp_path / model)
@@ -146,6 +175,7 @@ def test_multilabel_runs_get_a_temperature_per_label(tmp_path):
         run = (tmp_path / model / "latest").resolve()
         fitted = json.loads((run / "metrics.json").read_text())["calibration"]
         assert fitted["method"] == "temperature" and len(fitted["temperature"]) == 4
+        assert any(t != 1.0 for t in fitted["temperature"])  # labels with >= 10 mistakes get their own
         assert Predictor(run, use_twin=True).twin is not None
 
 
@@ -156,7 +186,7 @@ def test_a_calibrated_transformer_twin_and_tflite_export_carry_the_temperature(t
     from textclf.models.saving import load_model
     from textclf.prediction import Predictor
 
-    train, evaluation = ag_split(tmp_path, 300, 10)
+    train, evaluation = noisy_split(tmp_path, 300, 10)
     done = cli("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", *TINY, "--epochs", "2",
                "--set", "training.validation_fraction=0.1", "--runs-root", tmp_path / "r")
     assert done.exit_code == 0, done.output

@@ -147,7 +147,8 @@ def test_augmentation_is_deterministic_per_seed_and_follows_tangs_rules():
     assert sum(t == s for t, s in zip(a, texts * 2)) < 50  # most copies differ from their text
     # the budget caps the set; auto augmentation brings a small set towards 20,000 texts, 4 copies at most
     extra, summary = transfer_texts(DistillConfig(teacher="x", budget=120), texts, 1, lambda spec: [])
-    assert summary == {"labelled": 50, "unlabeled": 0, "augmented": 70, "augment_copies": 4, "total": 120}
+    assert summary == {"labelled": 50, "unlabeled": 0, "unlabeled_dropped": 0, "augmented": 70, "augment_copies": 4,
+                       "total": 120}
     extra, summary = transfer_texts(DistillConfig(teacher="x", augment=0, unlabeled="u"), texts, 1,
                                     lambda spec: ["an unlabeled text"] * 5)
     assert extra == ["an unlabeled text"] * 5 and summary["augmented"] == 0
@@ -162,6 +163,16 @@ def test_unlabeled_texts_join_the_transfer_set(teacher, tmp_path):
     assert done.exit_code == 0, done.output
     metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
     assert metrics["transfer_unlabeled"] == 20 and metrics["transfer_total"] == metrics["transfer_labelled"] + 20
+    # eval texts among the unlabeled ones are dropped: the teacher's answers to them would leak into training
+    from textclf.evaluation import eval_examples
+
+    leaked = [str(t) for t in eval_examples(tmp_path / "s").texts[:5]]
+    unlabeled.write_text("\n".join(leaked + ["a new text about stocks"]) + "\n")
+    again = cli("distill", teacher_dir, "--student", "transformer", "--epochs", "1", "--augment", "0",
+                "--unlabeled", unlabeled, "--run-dir", tmp_path / "s2", *STUDENT)
+    assert again.exit_code == 0, again.output
+    metrics = json.loads((tmp_path / "s2" / "metrics.json").read_text())
+    assert metrics["transfer_unlabeled"] == 1 and metrics["transfer_unlabeled_dropped"] == 5
 
 
 @pytest.mark.parametrize("args,fragments", [
@@ -170,6 +181,8 @@ def test_unlabeled_texts_join_the_transfer_set(teacher, tmp_path):
     (["--alpha", "2"], ["alpha", "[0, 1]"]),
     (["--temperature", "0"], ["temperature"]),
     (["--unlabeled", "/no/such.txt"], ["/no/such.txt"]),
+    (["--set", "data.folds=3"], ["data.folds", "teacher trained on"]),
+    (["--student", "ngram-mlp", "--set", "model_params.loss=squared_hinge"], ["squared_hinge", "cross-entropy"]),
 ])
 def test_bad_distillation_settings_are_one_line(teacher, tmp_path, args, fragments):
     root, teacher_dir = teacher
@@ -192,6 +205,7 @@ def test_a_teacher_of_other_labels_is_refused(tmp_path):
     (teacher_dir / "labels.json").write_text(json.dumps(list(reversed(labels))))
     result = cli("distill", teacher_dir, "--epochs", "1", "--run-dir", tmp_path / "s", *STUDENT)
     assert_one_line_error(result, "has labels")
+    assert not (tmp_path / "s").exists()  # found before the run directory is made
 
 
 def test_a_killed_student_resumes_without_running_its_teacher_again(teacher, tmp_path):

@@ -119,6 +119,12 @@ def _fold_index(run_dir) -> int:
 def _label_issues(examples, probs: np.ndarray) -> list[dict]:
     names = list(examples.label_names)
     if examples.labels.ndim == 2:
+        constant = [names[j] for j in range(len(names)) if examples.labels[:, j].min() == examples.labels[:, j].max()]
+        if constant:
+            from textclf.errors import DataError
+
+            raise DataError(f"{examples.source}: label {constant[0]!r} is on every text or on none; the audit "
+                            "compares each label's texts with the others (drop that label)")
         from cleanlab.multilabel_classification.rank import get_label_quality_scores
         from cleanlab.filter import find_label_issues
 

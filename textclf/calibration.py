@@ -18,7 +18,9 @@ import numpy as np
 
 BINS = 15
 EPS = 1e-7
-T_RANGE = (1e-3, 1e3)  # temperatures tried (a log-uniform grid, then refined): hinge scores need small ones
+T_RANGE = (0.05, 20.0)  # temperatures of probabilities (a log-uniform grid, then refined)
+SCORE_RANGE = (float(np.exp(-5)), float(np.exp(5)))  # of scores' softmax (ngram-linear's SVM margins: no probabilities)
+MIN_ERRORS = 10  # fewer wrong validation answers than this fit no temperature of probabilities (per label: T 1)
 
 
 def _events(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,17 +85,35 @@ def scale(probs: np.ndarray, temperature, multilabel: bool) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float | list[float]:
-    """The temperature minimising the NLL of `labels` (a number; per label for multi-label data)."""
+def errors(probs: np.ndarray, labels: np.ndarray) -> int | list[int]:
+    """Wrong answers of the probabilities (multi-label: per label, at 0.5)."""
+    from textclf import task
+
     if labels.ndim == 2:
-        return [_fit_one(probs[:, [j]], labels[:, [j]], True) for j in range(labels.shape[1])]
-    return _fit_one(probs, labels, False)
+        return [int(((probs[:, j] >= 0.5) != labels[:, j].astype(bool)).sum()) for j in range(labels.shape[1])]
+    return int((task.decide(probs) != labels).sum())
 
 
-def _fit_one(probs: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, scores: bool = False) -> float | list[float] | None:
+    """The temperature minimising the NLL of `labels` (a number; per label for multi-label data), within
+    T_RANGE — or SCORE_RANGE for `scores` (the softmax of a margin's scores, which needs a scale whatever
+    its errors). Probabilities with fewer than MIN_ERRORS wrong answers keep theirs: the NLL of an
+    all-right validation part falls without end as T -> 0, and T 1 is the model's own (None for
+    single-label data; 1 for such a label)."""
+    bounds = SCORE_RANGE if scores else T_RANGE
+    wrong = errors(probs, labels)
+    if labels.ndim == 2:
+        return [_fit_one(probs[:, [j]], labels[:, [j]], True, bounds) if scores or wrong[j] >= MIN_ERRORS else 1.0
+                for j in range(labels.shape[1])]
+    if not scores and wrong < MIN_ERRORS:
+        return None
+    return _fit_one(probs, labels, False, bounds)
+
+
+def _fit_one(probs: np.ndarray, labels: np.ndarray, multilabel: bool, bounds=T_RANGE) -> float:
     from scipy.optimize import minimize_scalar
 
-    lo, hi = np.log(T_RANGE[0]), np.log(T_RANGE[1])
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
     grid = np.linspace(lo, hi, 61)  # the NLL in log T is smooth but may be flat: a grid first, then refine
     losses = [nll(scale(probs, np.exp(g), multilabel), labels) for g in grid]
     best = int(np.argmin(losses))

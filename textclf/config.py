@@ -323,6 +323,12 @@ def _check_student(config: RunConfig) -> None:
                           "none when distilling")
     if config.training.refit:
         raise ConfigError("training.refit: a distilled student trains on its transfer set once; set it false")
+    if config.data.folds or config.data.fold is not None:
+        raise ConfigError("data.folds: a student is evaluated on its teacher's eval part; folds would evaluate it "
+                          "on texts its teacher trained on")
+    if getattr(config.model_params, "loss", None) == "squared_hinge":
+        raise ConfigError(f"model_params.loss squared_hinge: a student learns the teacher's probabilities with "
+                          f"cross-entropy; set model_params.loss=crossentropy for {config.model}")
 
 
 AUTO = "auto"

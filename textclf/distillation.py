@@ -50,11 +50,11 @@ def augment_count(distill, labelled: int, unlabeled: int) -> int:
     return int(min(MAX_AUTO_AUGMENT, -(-(AUGMENT_TARGET - have) // labelled)))
 
 
-def augment(texts, copies: int, seed: int, vocabulary: list[str] | None = None) -> list[str]:
+def augment(texts, copies: int, seed: int, vocabulary: list[str] | None = None, limit: int | None = None) -> list[str]:
     """`copies` augmented versions of each text (Tang et al.'s rules), text by text: every word is masked
     with P_MASK, else replaced by a random word of `vocabulary` (default: the texts' words) with
     P_SUBSTITUTE; then, with P_NGRAM, an n-gram of 1-5 words is sampled from the result. Deterministic per
-    (seed, text position, copy)."""
+    (seed, text position, copy); at most `limit` texts are made."""
     if copies <= 0:
         return []
     words_of = [str(t).split() for t in texts]
@@ -62,6 +62,8 @@ def augment(texts, copies: int, seed: int, vocabulary: list[str] | None = None) 
     out = []
     for copy in range(copies):
         for i, words in enumerate(words_of):
+            if limit is not None and len(out) >= limit:
+                return out
             rng = np.random.default_rng([seed, i, copy])
             out.append(" ".join(_augmented(words, rng, vocab)) or str(texts[i]))
     return out
@@ -79,22 +81,27 @@ def _augmented(words: list[str], rng, vocab: list[str]) -> list[str]:
     return new
 
 
-def transfer_texts(distill, fit_texts, seed: int, read_unlabeled: Callable[[str], list[str]]) -> tuple[list, dict]:
-    """The texts added to the training texts (unlabeled, then augmented), capped by the budget, and a
-    summary of the transfer set for the run's metrics."""
-    unlabeled = read_unlabeled(distill.unlabeled) if distill.unlabeled else []
+def transfer_texts(distill, fit_texts, seed: int, read_unlabeled: Callable[[str], list[str]],
+                   held_out: Callable[[list], list] = lambda texts: texts) -> tuple[list, dict]:
+    """The texts added to the training texts (unlabeled, then augmented), the added ones capped by the
+    budget (the training texts are always all there), and a summary of the transfer set for the run's
+    metrics. `held_out(texts)`: the unlabeled texts left once the eval and validation texts are dropped."""
+    read = read_unlabeled(distill.unlabeled) if distill.unlabeled else []
+    kept = held_out(read) if read else []
     room = max(distill.budget - len(fit_texts), 0)
-    unlabeled = unlabeled[:room]
+    unlabeled = kept[:room]
     copies = augment_count(distill, len(fit_texts), len(unlabeled))
-    augmented = augment(fit_texts, copies, seed)[: max(room - len(unlabeled), 0)]
-    summary = {"labelled": len(fit_texts), "unlabeled": len(unlabeled), "augmented": len(augmented),
-               "augment_copies": copies, "total": len(fit_texts) + len(unlabeled) + len(augmented)}
+    augmented = augment(fit_texts, copies, seed, limit=max(room - len(unlabeled), 0))
+    summary = {"labelled": len(fit_texts), "unlabeled": len(unlabeled), "unlabeled_dropped": len(read) - len(kept),
+               "augmented": len(augmented), "augment_copies": copies,
+               "total": len(fit_texts) + len(unlabeled) + len(augmented)}
     return unlabeled + augmented, summary
 
 
 def read_texts(spec: str, max_text_chars: int) -> list[str]:
-    """The texts of a data spec, labels ignored: any spec `--data` takes (its labels are not used), or a
-    plain text file (`PATH.txt` or `lines:PATH`), one text per line."""
+    """The texts of a data spec, labels ignored: any spec `--data` takes (read as `--data` reads it, so with a
+    label column; its labels are not used), or a plain text file (`PATH.txt` or `lines:PATH`), one text per
+    line."""
     from textclf.data.sources import load_examples
     from textclf.textfiles import read_text
 
@@ -212,10 +219,11 @@ def extend_fit(config, data, hooks):
     make-up in `transfer`."""
     from textclf.data.sources import Examples
 
-    check_teacher_data(config)
+    check_teacher(config, data.train.label_names)
     fit = data.fit
     extra, summary = transfer_texts(config.distill, list(fit.texts), config.training.seed,
-                                    lambda spec: read_texts(spec, config.data.max_text_chars))
+                                    lambda spec: read_texts(spec, config.data.max_text_chars),
+                                    held_out=_not_in(data.evaluation, data.validation))
     hooks.on_note(f"transfer set: {summary['labelled']:,} training texts + {summary['unlabeled']:,} unlabeled + "
                   f"{summary['augmented']:,} augmented ({summary['augment_copies']} per text) = {summary['total']:,}")
     filler = np.zeros((len(extra),) + fit.labels.shape[1:], fit.labels.dtype)
@@ -246,7 +254,10 @@ def targets(config, data, run, hooks) -> tuple[np.ndarray, int]:
         raise RunError(f"the teacher run {config.distill.teacher} answers {probs.shape[1]} labels, the data has "
                        f"{len(data.train.label_names)}")
     if computed or not path.exists():  # the run keeps its own copy (a resume needs no other run, no teacher)
-        runs.write_npz(path, {"digest": digests(texts), "probabilities": probs})
+        try:
+            runs.write_npz(path, {"digest": digests(texts), "probabilities": probs})
+        except OSError as err:
+            raise RunError(f"cannot write {path}: {err.strerror or err}") from None
     hooks.on_note(f"teacher probabilities: {computed:,} computed, {len(texts) - computed:,} cached")
     has_gold = np.arange(len(texts)) < data.labelled
     return pack_targets(probs, data.fit.labels, has_gold), computed
@@ -302,6 +313,30 @@ def _teacher_of(folder) -> str | None:
         return (runs.Run(folder).config.get("distill") or {}).get("teacher")
     except (TextclfError, AttributeError):  # an unreadable config: not a student of this teacher
         return None
+
+
+def _not_in(*parts):
+    """texts -> those equal (up to case and spacing) to no text of `parts`: an unlabeled text that is an eval or
+    validation text would carry the teacher's answer to it into the student's training."""
+    from textclf.datastats import normal_text
+
+    seen = {normal_text(t) for part in parts if part is not None for t in part.texts}
+    return lambda texts: [t for t in texts if normal_text(t) not in seen]
+
+
+def check_teacher(config, label_names) -> None:
+    """Before the run directory exists: the teacher's data and split are the student's, and its labels the
+    data's (a teacher no longer there is not checked: see check_teacher_data)."""
+    from textclf import runs
+
+    check_teacher_data(config)
+    try:
+        teacher_dir = runs.resolve_run(config.distill.teacher, complete=True)
+    except RunError:
+        return
+    if runs.Run(teacher_dir).labels != list(label_names):
+        raise RunError(f"the teacher run {teacher_dir.name} has labels {', '.join(runs.Run(teacher_dir).labels)}; "
+                       f"the data has {', '.join(label_names)}")
 
 
 def check_teacher_data(config) -> None:

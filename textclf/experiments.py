@@ -82,12 +82,13 @@ def with_teacher(defaults: Mapping[str, Any], *layers: Mapping[str, Any]) -> lis
     """`defaults` and `layers`, with a distilled student's teacher's data and split between them when a layer
     names a teacher (distill.teacher): a student's data are its teacher's unless a layer above sets them."""
     teacher = next((layer["distill"]["teacher"] for layer in reversed(layers)
-                    if isinstance(layer.get("distill"), Mapping) and layer["distill"].get("teacher")), None)
+                    if isinstance(layer.get("distill"), Mapping) and "teacher" in layer["distill"]), None)
     if not teacher:
         return [defaults, *layers]
     from textclf.distillation import teacher_layer
 
-    return [defaults, teacher_layer(str(teacher)), *layers]
+    found = teacher_layer(str(teacher))  # resolved once: a name must not find a newer run later (a student)
+    return [defaults, found, *layers, {"distill": {"teacher": found["distill"]["teacher"]}}]
 
 
 DEFAULT_FILE = "experiments.yaml"  # the project's file, in the folder textclf runs from

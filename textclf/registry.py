@@ -168,6 +168,10 @@ def register_family(spec: Family) -> Family:
     kinds = {kind for other in FAMILIES.values() for kind in other.runners}
     if kinds & set(spec.runners):
         raise ValueError(f"model family {spec.name!r}: twin kinds {sorted(kinds & set(spec.runners))} are taken")
+    names = [preset.name for preset in spec.presets]
+    taken = sorted(set(names) & set(MODELS.builtin_names())) or sorted({n for n in names if names.count(n) > 1})
+    if taken:  # checked before anything is added: a refused family leaves no preset behind
+        raise ValueError(f"model family {spec.name!r}: model {taken[0]!r} is already registered")
     for preset in spec.presets:
         MODELS.add(ModelEntry(preset.name, preset.description, spec.params, spec.builder,
                               dict(preset.training_defaults), dict(preset.param_defaults), spec.name))

@@ -45,3 +45,10 @@ def test_registering_a_family_twice_or_reusing_a_twin_kind_is_refused(toy_family
         register_family(toy_family)
     with pytest.raises(ValueError, match="twin kinds"):
         register_family(dataclasses.replace(toy_family, name="other", presets=()))
+    from textclf.registry import FAMILIES, MODELS, Preset
+
+    clash = dataclasses.replace(toy_family, name="other", runners={}, presets=(
+        Preset("toy-new", "a new name"), Preset("transformer", "a shipped name")))
+    with pytest.raises(ValueError, match="'transformer' is already registered"):
+        register_family(clash)
+    assert "toy-new" not in MODELS.builtin_names() and "other" not in FAMILIES  # nothing half-registered

@@ -117,6 +117,8 @@ def audit(
 
     if folds < 2 or folds > 20:
         raise ConfigError(f"--folds {folds}: an integer in [2, 20]")
+    if top < 0:
+        raise ConfigError(f"--top {top}: an integer >= 0 (rows shown)")
     target = check_output(out_path) if out_path else None
     layer = cfg.options_layer({"data": spec, "text_field": text_field, "label_field": label_field,
                                "label_separator": label_separator, "seed": seed,

@@ -13,10 +13,11 @@ MIN_VALIDATION = 100  # fewer validation texts than this fit no temperature: it 
 
 
 def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation, hooks: _Hooks,
-              apply=None) -> tuple[Any, np.ndarray, Any, dict]:
+              apply=None, scores: bool = False) -> tuple[Any, np.ndarray, Any, dict]:
     """(temperature or None, eval probabilities, validation probabilities, metrics) after the run's
     `setting` (training.calibration): temperature fits T on `val_probs`; `apply(probs, T)` gives the
-    probabilities at T as the saved model computes them (default: textclf.calibration.scale)."""
+    probabilities at T as the saved model computes them (default: textclf.calibration.scale); `scores`:
+    the probabilities are a softmax of scores (textclf.calibration.fit_temperature)."""
     from textclf import calibration
 
     multilabel = evaluation.labels.ndim == 2
@@ -32,7 +33,12 @@ def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation
         if setting == "temperature":
             hooks.on_note(f"probabilities not calibrated: {why}")
         return None, probs, val_probs, {**before, "calibration": {"method": "none", "why": why}}
-    temperature = calibration.fit_temperature(val_probs, validation.labels)
+    temperature = calibration.fit_temperature(val_probs, validation.labels, scores=scores)
+    if temperature is None:
+        why = (f"{calibration.errors(val_probs, validation.labels)} of the {len(validation)} validation texts are "
+               f"answered wrong (a temperature needs >= {calibration.MIN_ERRORS}): the model's own probabilities")
+        hooks.on_note(f"probabilities not calibrated: {why}")
+        return None, probs, val_probs, {**before, "calibration": {"method": "none", "why": why}}
     apply = apply or (lambda p, t: calibration.scale(p, t, multilabel))
     probs, val_probs = apply(probs, temperature), apply(val_probs, temperature)
     after = calibration.measures(probs, evaluation.labels)

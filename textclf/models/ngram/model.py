@@ -342,8 +342,8 @@ def multilabel_squared_hinge(labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
 class ScaledSoftmax(GraphLayer):
     """Scores -> softmax(scale · scores): margins of a one-vs-rest squared hinge as probabilities.
 
-    `scale` (a temperature, fitted by `solve_linear_head` on the validation part: the scale
-    that minimises its log-loss) makes the probabilities mean something; 1 is a plain softmax.
+    `scale` 1: a plain softmax of the scores (runs of earlier versions saved a fitted scale here); a run
+    calibrates the result with a temperature (textclf.calibration, TemperatureScaling).
     `multilabel`: sigmoid(scale · scores), one independent probability per label (margin 0 is 0.5).
     """
 
