@@ -47,6 +47,33 @@ def write_split(out_dir: Path, source: Path = AG_TEST) -> tuple[Path, Path]:
     return paths
 
 
+def train_eval_specs(name: str) -> tuple[str, str]:
+    """The training and eval data specs of ag7600 (written by write_split) or SST-2 (../shared's GLUE files:
+    train.tsv.gz and the 872-row dev.tsv)."""
+    if name == "ag7600":
+        train, evaluation = write_split(ROOT / "bench" / "out" / "ag7600")
+        return f"csv:{train}", f"csv:{evaluation}"
+    sst2 = ROOT.parent / "shared" / "data" / "sst2"
+    if name != "sst2":
+        raise SystemExit(f"unknown data set {name!r}: ag7600 or sst2")
+    if not (sst2 / "train.tsv.gz").exists():
+        raise SystemExit(f"sst2 needs {sst2 / 'train.tsv.gz'} (GLUE SST-2 in ../shared); it is not there")
+    return f"tsv:{sst2 / 'train.tsv.gz'}", f"tsv:{sst2 / 'dev.tsv'}"
+
+
+def study_parser(doc: str, out_json: Path, datasets: str = "ag7600,sst2", seeds: int = 3):
+    """The arguments every multi-seed study shares: --datasets, --seeds, --json, --markdown (its section of
+    docs/BENCHMARKS.md); the script adds its own."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--datasets", default=datasets)
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--json", default=str(out_json))
+    parser.add_argument("--markdown", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    return parser
+
+
 def save_result(path: str | Path, benchmark: str, rows: list[dict], **extra) -> None:
     """Write the rows, the command and the machine as JSON."""
     import platform

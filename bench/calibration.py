@@ -14,35 +14,23 @@ and the `calibration` section of docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchlib import ROOT, publish, write_split
+from benchlib import ROOT, publish, study_parser, train_eval_specs
 
 from textclf.runs import Run, is_complete
 
-SHARED = ROOT.parent / "shared"
 OUT = ROOT / "bench" / "out" / "calibration"
 MODELS = {"default": [], "ngram-mlp": ["--model", "ngram-mlp"],
           "transformer": ["--model", "transformer", "--set", "training.validation_fraction=0.1"]}
 
 
-def data_of(name: str) -> tuple[str, str]:
-    if name == "ag7600":
-        train, evaluation = write_split(ROOT / "bench" / "out" / "ag7600")
-        return f"csv:{train}", f"csv:{evaluation}"
-    train, dev = SHARED / "data" / "sst2" / "train.tsv.gz", SHARED / "data" / "sst2" / "dev.tsv"
-    if not train.exists():
-        raise SystemExit(f"sst2 needs {train} (GLUE SST-2 in ../shared); it is not there")
-    return f"tsv:{train}", f"tsv:{dev}"
-
-
 def runs_of(dataset: str, model: str, seeds: int) -> list[Path]:
-    train, evaluation = data_of(dataset)
+    train, evaluation = train_eval_specs(dataset)
     found = []
     for seed in range(42, 42 + seeds):
         out = OUT / dataset / f"{model}-s{seed}"
@@ -88,12 +76,8 @@ def table(rows: list[dict], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default="ag7600,sst2")
+    parser = study_parser(__doc__, OUT / "calibration.json")
     parser.add_argument("--models", default="default,ngram-mlp,transformer")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--json", default=str(OUT / "calibration.json"))
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     rows = []
     for dataset in args.datasets.split(","):

@@ -18,7 +18,6 @@ section of docs/BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import statistics
@@ -27,24 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import ROOT, publish, write_split
+from benchlib import ROOT, publish, study_parser, train_eval_specs
 
 from textclf.runs import is_complete
 
-SHARED = ROOT.parent / "shared"
 OUT = ROOT / "bench" / "out" / "distill"
 TEXTCLF = [sys.executable, "-m", "textclf"]
 TEACHER_EPOCHS = {"ag7600": 3, "sst2": 1}  # the recipe's 3; SST-2's 67k texts: one epoch (issue 32)
-
-
-def data_of(name: str) -> tuple[str, str]:
-    if name == "ag7600":
-        train, evaluation = write_split(ROOT / "bench" / "out" / "ag7600")
-        return f"csv:{train}", f"csv:{evaluation}"
-    train, dev = SHARED / "data" / "sst2" / "train.tsv.gz", SHARED / "data" / "sst2" / "dev.tsv"
-    if not train.exists():
-        raise SystemExit(f"sst2 needs {train} (GLUE SST-2 in ../shared); it is not there")
-    return f"tsv:{train}", f"tsv:{dev}"
 
 
 def textclf(*args, env=None) -> None:
@@ -60,13 +48,14 @@ def environment() -> dict:
     os.environ["TEXTCLF_HOME"] = str(home)  # the measurements' processes too
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if not (home / "models" / "minilm").exists():
-        textclf("models", "import-hf", SHARED / "models" / "all-MiniLM-L6-v2", "--name", "minilm", env=env)
+        minilm = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2"
+        textclf("models", "import-hf", minilm, "--name", "minilm", env=env)
     return env
 
 
 def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: int, env: dict) -> dict:
     """Every run of one data set, by side: {side: [run dirs]} (complete runs under OUT are reused)."""
-    train, evaluation = data_of(dataset)
+    train, evaluation = train_eval_specs(dataset)
     folder = OUT / dataset
     if teacher is None:
         teacher = str(folder / "teacher")
@@ -128,14 +117,10 @@ def table(rows: list[dict], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default="ag7600,sst2")
+    parser = study_parser(__doc__, OUT / "distill.json")
     parser.add_argument("--students", default="transformer,ngram-mlp")
     parser.add_argument("--teacher", action="append", default=[], metavar="DATASET=RUN")
-    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", default=str(OUT / "distill.json"))
-    parser.add_argument("--markdown", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args()
     teachers = dict(t.split("=", 1) for t in args.teacher)
     env = environment()

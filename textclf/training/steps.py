@@ -63,12 +63,11 @@ def _prepare_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hook
 
 def _feature_row_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks) -> _Inputs:
     """A bag of n-grams: its TF-IDF rows in numpy, once, nothing padded; only the head trains."""
-    from textclf.data.pipeline import array_batches, feature_batches, sparse_rows
+    from textclf.data.pipeline import sparse_rows
 
     t = config.training
     fit, validation, evaluation = data.fit, data.validation, data.evaluation
     batch = runtime.global_batch_size
-    eval_batch = max(batch, 256)
     hooks.on_status("computing the n-gram features")
     started = time.perf_counter()
     train_x = sparse_rows(built.train_rows if built.train_rows is not None and not t.refit
@@ -76,11 +75,19 @@ def _feature_row_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _
     val_x = sparse_rows(built.feature_rows(validation.texts)) if validation is not None else None
     feature_seconds = time.perf_counter() - started
     eval_x = sparse_rows(built.feature_rows(evaluation.texts))
-    batches = lambda start: feature_batches(train_x, data.fit_targets(), global_batch_size=batch, seed=t.seed,
+    return _feature_inputs(data, t.seed, batch, train_x, val_x, eval_x, feature_seconds)
+
+
+def _feature_inputs(data: _Data, seed: int, batch: int, train_x, val_x, eval_x, feature_seconds: float) -> _Inputs:
+    """Batches of features computed once: shuffled epochs of the fit part, the validation and eval parts."""
+    from textclf.data.pipeline import array_batches, feature_batches
+
+    eval_batch = max(batch, 256)
+    batches = lambda start: feature_batches(train_x, data.fit_targets(), global_batch_size=batch, seed=seed,  # noqa: E731
                                             start_epoch=start)
-    val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
-    return _Inputs(True, batches, batches(0).steps, val_data,
-                   array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
+    val_data = array_batches(val_x, data.validation.labels, batch_size=eval_batch) if val_x is not None else None
+    eval_data = array_batches(eval_x, data.evaluation.labels, batch_size=eval_batch)
+    return _Inputs(True, batches, batches(0).steps, val_data, eval_data, feature_seconds, train_x, val_x)
 
 
 def _token_inputs(config: RunConfig, data: _Data, runtime, train_ids, val_ids, eval_ids) -> _Inputs:
@@ -100,13 +107,12 @@ def _token_inputs(config: RunConfig, data: _Data, runtime, train_ids, val_ids, e
 def _frozen_feature_inputs(built, config: RunConfig, data: _Data, runtime, hooks: _Hooks, train_ids, val_ids,
                            eval_ids) -> _Inputs:
     """The encoder cannot change: run it once over every text, then fit only the head."""
-    from textclf.data.pipeline import array_batches, feature_batches, feature_function, predict_by_length
+    from textclf.data.pipeline import feature_function, predict_by_length
     from textclf.runtime import float32_graphs
 
     t = config.training
     fit, validation, evaluation = data.fit, data.validation, data.evaluation
     batch = runtime.global_batch_size
-    eval_batch = max(batch, 256)
     hooks.on_status("computing the frozen features")
     started = time.perf_counter()
     featurize = feature_function(built.features)
@@ -119,11 +125,7 @@ def _frozen_feature_inputs(built, config: RunConfig, data: _Data, runtime, hooks
     with float32_graphs() as changed:  # the eval features as `evaluate` will compute them
         eval_x = predict_by_length(feature_function(built.features) if changed else featurize, eval_ids, feature_batch,
                                    progress(sizes[0] + sizes[1]))
-    batches = lambda start: feature_batches(train_x, data.fit_targets(), global_batch_size=batch, seed=t.seed,  # noqa: E731
-                                            start_epoch=start)
-    val_data = array_batches(val_x, validation.labels, batch_size=eval_batch) if val_x is not None else None
-    return _Inputs(True, batches, batches(0).steps, val_data,
-                   array_batches(eval_x, evaluation.labels, batch_size=eval_batch), feature_seconds, train_x, val_x)
+    return _feature_inputs(data, t.seed, batch, train_x, val_x, eval_x, feature_seconds)
 
 
 def _compiled(model, built, t, data: _Data, runtime, steps: int):
