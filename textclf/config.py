@@ -167,6 +167,10 @@ class DistillConfig:
     unlabeled: str | None = None  # a data spec (labels ignored) or a .txt file: more texts for the transfer set
     augment: int = -1  # augmented copies of each training text; -1: enough to bring a small set to 20,000
     budget: int = 50_000  # at most this many texts in the transfer set
+    # teacher: a student with word embeddings (the transformer) starts them from the teacher's input embedding
+    # of each word (its family's word_vectors, e.g. a BERT's WordPiece rows), projected to the student's width;
+    # random: from the student's own initializer.
+    embeddings: str = "teacher"
 
     def __post_init__(self) -> None:
         check(0 < self.temperature <= 100 and math.isfinite(self.temperature), "temperature", self.temperature,
@@ -175,6 +179,7 @@ class DistillConfig:
         check(-1 <= self.augment <= 100, "augment", self.augment,
               "an integer in [0, 100], or -1 = enough for a small set")
         check(1 <= self.budget <= 10_000_000, "budget", self.budget, "an integer in [1, 10000000]")
+        choice("embeddings", self.embeddings, ("teacher", "random"))
 
 
 @dataclass(frozen=True)
@@ -231,7 +236,8 @@ OPTION_FIELDS = {
     "restore_best": "training.restore_best", "calibration": "training.calibration",
     "strategy": "runtime.strategy", "per_replica_batch_size": "runtime.per_replica_batch_size",
     "precision": "runtime.precision", "jit_compile": "runtime.jit_compile", "deterministic": "runtime.deterministic",
-    **{name: f"distill.{name}" for name in ("unlabeled", "augment", "budget", "temperature", "alpha")},
+    **{name: f"distill.{name}" for name in ("unlabeled", "augment", "budget", "temperature", "alpha",
+                                                 "embeddings")},
     **{name: f"model_params.{name}" for name in ("max_length", "vocab_size", "embed_dim", "num_heads", "ff_dim",
                                                  "num_layers", "dropout", "encoder", "preprocessor", "pooling")},
 }

@@ -263,6 +263,50 @@ def targets(config, data, run, hooks) -> tuple[np.ndarray, int]:
     return pack_targets(probs, data.fit.labels, has_gold), computed
 
 
+def start_from_teacher(config, built, hooks) -> str | None:
+    """With distill.embeddings teacher, set the student's word embeddings (BuiltModel.word_embeddings) to its
+    teacher's input embedding of each word (the teacher family's word_vectors), projected on their top
+    principal components to the student's width and scaled to the spread of the student's own initial
+    embeddings; words the teacher has no vector for keep theirs. What it did, in one line (None: nothing)."""
+    from textclf import config as cfg
+    from textclf import runs
+    from textclf.models.catalog import MODELS
+    from textclf.registry import load_hook
+
+    if config.distill.embeddings != "teacher" or built.word_embeddings is None:
+        return None
+    saved = runs.Run(runs.resolve_run(config.distill.teacher, complete=True)).config
+    entry = MODELS.get(saved["model"])
+    spec = entry.family_spec()
+    if not spec.word_vectors:
+        return None
+    words, variable = built.word_embeddings
+    params = cfg.from_dict(entry.params_cls, saved.get("model_params") or {}, "model_params")
+    hooks.on_status("the student's word embeddings from the teacher's")
+    vectors = load_hook(spec.word_vectors)(params, list(words))
+    variable.assign(project(vectors, variable.numpy()))
+    found = int((~np.isnan(vectors).any(axis=1)).sum())
+    return f"word embeddings: {found:,} of {len(words):,} words start from the teacher's ({saved['model']})"
+
+
+def project(vectors: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """`initial` with the rows `vectors` has (non-NaN) replaced by those vectors, centred, projected on their
+    top principal components (as many as `initial` has columns) and scaled to `initial`'s standard deviation."""
+    known = ~np.isnan(vectors).any(axis=1)
+    out = np.array(initial, dtype=np.float32, copy=True)
+    if known.sum() < 2:
+        return out
+    x = vectors[known].astype(np.float64)
+    x -= x.mean(axis=0)
+    width = min(initial.shape[1], x.shape[1], len(x))
+    _, _, components = np.linalg.svd(x, full_matrices=False)
+    projected = np.zeros((len(x), initial.shape[1]))
+    projected[:, :width] = x @ components[:width].T
+    scale = float(np.std(initial)) / max(float(np.std(projected)), 1e-12)
+    out[known] = (projected * scale).astype(np.float32)
+    return out
+
+
 def teacher_layer(teacher: str, runs_root="runs") -> dict:
     """The config layer a student starts from: its teacher's data and split (data.split_seed: the teacher's,
     so both are evaluated on the same texts), and distill.teacher as the teacher's directory."""

@@ -84,6 +84,9 @@ class Family:
       (`make_features`, `fit_linear`): such a run holds its model as twin arrays, and `from_arrays`
       ("module:function" (arrays, params) -> the string-in Keras model) builds the Keras model from them.
     source: further models of the family found outside the code (e.g. imported encoders).
+    word_vectors: "module:function" (params, words) -> an array with a row per word, its input embedding in
+      this family's model (NaN rows for words it has none for): what a distilled student whose model has
+      word embeddings (BuiltModel.word_embeddings) starts from when this family's run is its teacher.
     """
 
     name: str
@@ -97,6 +100,7 @@ class Family:
     solver: str = ""
     from_arrays: str = ""
     source: "ModelSource | None" = None
+    word_vectors: str = ""
 
 
 FAMILIES: dict[str, Family] = {}

@@ -374,3 +374,51 @@ def tf_constant(texts):
     from textclf._tf import tf
 
     return tf.constant(texts)
+
+
+def test_word_vectors_are_the_mean_of_each_words_wordpiece_rows(store):
+    from textclf.models.bert.model import word_vectors
+    from textclf.models.bert.params import BertParams
+
+    _, ckpt = store
+    vocab = (ckpt / "vocab.txt").read_text().splitlines()
+    table = load_file(str(ckpt / "model.safetensors"))["bert.embeddings.word_embeddings.weight"]
+    words = ["stocks", "unaffable", "striker", "", "€"]  # "€": [UNK] only
+    vectors = word_vectors(BertParams(encoder="tiny-bert"), words)
+    for word, row in zip(words[:3], vectors):
+        assert np.allclose(row, table[wordpiece(word, vocab)].mean(axis=0), atol=1e-6)
+    assert len(wordpiece("unaffable", vocab)) == 3  # a word of several pieces averages them
+    assert np.isnan(vectors[3:]).all()
+
+
+def test_a_students_word_embeddings_start_from_its_bert_teachers(store, data, tmp_path):
+    """The student's token embedding rows are the teacher's word vectors projected on their principal components
+    (checked on a student trained at a negligible learning rate, so its saved rows are its first ones)."""
+    from textclf.distillation import project
+    from textclf.models.bert.model import word_vectors
+    from textclf.models.bert.params import BertParams
+
+    train, evaluation = data
+    runs = tmp_path / "runs"
+    assert runner.invoke(app, ["train-bert-frozen", "--model", "tiny-bert", "--data", f"csv:{train}", "--eval-data",
+                               f"csv:{evaluation}", "--epochs", "1", "--max-length", "24",
+                               "--runs-root", str(runs)]).exit_code == 0
+    tiny = ["--set", "model_params.embed_dim=8", "--set", "model_params.num_heads=1", "--set", "model_params.ff_dim=8",
+            "--set", "model_params.max_length=16", "--epochs", "1", "--set", "training.learning_rate=1e-12", "--augment", "0"]
+    notes = {}
+    for embeddings in ("teacher", "random"):
+        result = runner.invoke(app, ["distill", "latest", "--student", "transformer", *tiny, "--embeddings", embeddings,
+                                     "--runs-root", str(runs), "--run-dir", str(tmp_path / embeddings)])
+        assert result.exit_code == 0, result.output
+        notes[embeddings] = [ln for ln in result.output.splitlines() if ln.startswith("word embeddings:")]
+    model = load_model(tmp_path / "teacher")
+    vocabulary = model.get_layer("text_to_ids").get_layer("vectorizer").get_vocabulary()
+    saved = model.get_layer("transformer").get_layer("embedding").token_emb.embeddings.numpy()
+    vectors = word_vectors(BertParams(encoder="tiny-bert"), ["", ""] + vocabulary[2:])
+    known = ~np.isnan(vectors).any(axis=1)
+    assert notes == {"teacher": [f"word embeddings: {known.sum():,} of {len(vocabulary):,} words start from the "
+                                 "teacher's (tiny-bert)"], "random": []}
+    expected = project(vectors, np.random.default_rng(0).uniform(-1, 1, saved.shape))  # the same rows up to the scale
+    cosine = np.sum(saved[known] * expected[known], axis=1) / (
+        np.linalg.norm(saved[known], axis=1) * np.linalg.norm(expected[known], axis=1))
+    assert known.sum() > 20 and cosine.min() > 0.999

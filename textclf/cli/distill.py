@@ -39,6 +39,10 @@ def distill(
     alpha: Annotated[Optional[float], typer.Option(
         metavar="A", help="Weight of the gold labels' loss against the soft targets' (default 0.5; 0: soft "
                           "targets only).", rich_help_panel=TRANSFER)] = None,
+    embeddings: Annotated[Optional[str], typer.Option(
+        metavar="FROM", help="teacher: a student with word embeddings (transformer) starts them from the teacher's "
+                             "input embedding of each word (default); random: from scratch.",
+        rich_help_panel=TRANSFER)] = None,
     seeds: Annotated[Optional[int], typer.Option(
         metavar="N", help="Train N students that differ only in the seed, grouped; report mean ± sd.",
         rich_help_panel=TRAIN)] = None,
@@ -64,7 +68,7 @@ def distill(
 
     layer = cfg.deep_merge(teacher_layer(teacher, runs_root), cfg.options_layer(
         {"unlabeled": unlabeled, "augment": augment, "budget": budget, "temperature": temperature, "alpha": alpha,
-         "seeds": seeds, "seed": seed, "epochs": epochs}))
+         "embeddings": embeddings, "seeds": seeds, "seed": seed, "epochs": epochs}))
     experiment = _student(student, layer, experiments_file)
     config = train_config(layer, cfg.parse_sets(set_ or []), experiment=experiment, experiments_file=experiments_file)
     train_and_show(config=config, runs_root=runs_root, run_dir=run_dir, experiment=experiment)

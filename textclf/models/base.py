@@ -67,6 +67,9 @@ class BuiltModel:
     params: Any = None
     # One line each for what the builder chose from the data (printed when training starts).
     notes: list[str] = field(default_factory=list)
+    # (vocabulary, embedding variable): word embeddings a distilled student can start from its teacher's
+    # word vectors (textclf.distillation.start_from_teacher); None when the model has none.
+    word_embeddings: tuple[list[str], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -71,7 +71,7 @@ def run_training(
                         run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
                         experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
                         runtime=runtime.to_dict(), **({"group": group} if group else {}), **derived) as run:
-            stages.update(_teacher_targets(config, data, run, hooks) if data.distill is not None else {})
+            stages.update(_teacher_targets(config, data, run, hooks, built, resume) if data.distill is not None else {})
             started = time.perf_counter()
             inputs = _prepare_inputs(built, config, data, runtime, hooks)  # tokens (frozen: features) once
             stages["prepare_seconds"] = time.perf_counter() - started
@@ -83,12 +83,16 @@ def run_training(
         reset_precision()
 
 
-def _teacher_targets(config: RunConfig, data, run, hooks: _Hooks) -> dict[str, Any]:
-    """A distilled student's packed targets into `data`; what metrics.json records of its transfer set."""
-    from textclf.distillation import targets
+def _teacher_targets(config: RunConfig, data, run, hooks: _Hooks, built, resume) -> dict[str, Any]:
+    """A distilled student's packed targets into `data`, and (a new one) its word embeddings from its teacher's;
+    what metrics.json records of its transfer set."""
+    from textclf.distillation import start_from_teacher, targets
 
     started = time.perf_counter()
     data.targets, computed = targets(config, data, run, hooks)
+    done = None if resume else start_from_teacher(config, built, hooks)
+    if done:
+        hooks.on_note(done)
     return {**{f"transfer_{k}": v for k, v in data.transfer.items()}, "teacher_probabilities_computed": computed,
             "teacher_seconds": time.perf_counter() - started}
 

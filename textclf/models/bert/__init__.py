@@ -53,4 +53,5 @@ FAMILY = Family(
     runners={"graph": "textclf.models.bert.twin:GraphTwin"},
     text_ops=True,
     source=ImportedBerts(),
+    word_vectors="textclf.models.bert.model:word_vectors",
 )

@@ -224,16 +224,42 @@ class HubBertEncoder(GraphLayer):
         return {**super().get_config(), "handle": self.handle, "pooling": self.pooling}
 
 
+def _folders(params: BertParams) -> tuple[str, str]:
+    """The encoder's and the preprocessing model's local folders."""
+    encoder_dir = resolve_handle(params.encoder, "encoder")
+    if params.preprocessor:
+        return encoder_dir, resolve_handle(params.preprocessor, "preprocessor")
+    if store.find(params.encoder) is not None:
+        return encoder_dir, resolve_handle(params.encoder, "preprocessor")
+    return encoder_dir, resolve_handle(BERT_PREPROCESS, "preprocessor")
+
+
+def word_vectors(params: BertParams, words: list[str]) -> np.ndarray:
+    """Each word's input embedding in the encoder: the mean of its WordPiece rows of the encoder's word-embedding
+    table (the variable with a row per vocabulary entry); NaN for a word that is only [UNK] or empty (the family's
+    `word_vectors`: what a distilled student's word embeddings start from)."""
+    encoder_dir, preprocessor_dir = _folders(params)
+    vocab = Path(preprocessor_dir, "assets", "vocab.txt").read_text(encoding="utf-8").splitlines()
+    checkpoint = str(Path(encoder_dir, "variables", "variables"))
+    try:
+        name = next(n for n, shape in tf.train.list_variables(checkpoint) if len(shape) == 2 and shape[0] == len(vocab))
+    except (StopIteration, tf.errors.OpError, ValueError):
+        raise ModelError(f"encoder {params.encoder}: no word-embedding table of {len(vocab):,} rows in {checkpoint}") from None
+    table = tf.train.load_variable(checkpoint, name)
+    pieces = wordpiece_layer(preprocessor_dir)(tf.constant([str(w) for w in words], dtype=tf.string))
+    special = {i for i, token in enumerate(vocab) if token.startswith("[") and token.endswith("]")}
+    out = np.full((len(words), table.shape[1]), np.nan, np.float32)
+    for i, ids in enumerate(pieces.to_list()):
+        known = [j for j in ids if j not in special]
+        if known:
+            out[i] = table[known].mean(axis=0)
+    return out
+
+
 def build_bert(params: BertParams, *, num_classes: int, train_texts: np.ndarray | None = None,
                multilabel: bool = False) -> BuiltModel:
     """Build the classifier; the encoder's weights come from its SavedModel."""
-    encoder_dir = resolve_handle(params.encoder, "encoder")
-    if params.preprocessor:
-        preprocessor_dir = resolve_handle(params.preprocessor, "preprocessor")
-    elif store.find(params.encoder) is not None:
-        preprocessor_dir = resolve_handle(params.encoder, "preprocessor")
-    else:
-        preprocessor_dir = resolve_handle(BERT_PREPROCESS, "preprocessor")
+    encoder_dir, preprocessor_dir = _folders(params)
     cls_id, sep_id = _special_ids(preprocessor_dir)
 
     wordpiece = wordpiece_layer(preprocessor_dir, params.tokenizer)

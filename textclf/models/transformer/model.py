@@ -91,7 +91,8 @@ def build_transformer(
     text_to_ids = keras.Model(text_in, fit_length(vectorizer(text_in)), name="text_to_ids")
 
     ids = keras.Input(shape=(None,), dtype=tf.int64, name="token_ids")
-    x = TokenAndPositionEmbedding(vocab_size, params.max_length, params.embed_dim, name="embedding")(ids)
+    embedding = TokenAndPositionEmbedding(vocab_size, params.max_length, params.embed_dim, name="embedding")
+    x = embedding(ids)
     for i in range(params.num_layers):
         x = TransformerBlock(params.embed_dim, params.num_heads, params.ff_dim, params.dropout,
                              key_dim=params.key_dim, name=f"transformer_{i}")(x)
@@ -105,4 +106,6 @@ def build_transformer(
     def encode(batch: tf.Tensor) -> tf.RaggedTensor:
         return fit_length.ragged(vectorizer(batch))
 
-    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, params=params, notes=notes)
+    return BuiltModel(model=model, encode=encode, text_to_ids=text_to_ids, params=params, notes=notes,
+                      # ids 0 and 1 are padding and out-of-vocabulary: no word's vector
+                      word_embeddings=(["", ""] + vectorizer.get_vocabulary()[2:], embedding.token_emb.embeddings))
