@@ -87,7 +87,8 @@ def table(rows: list[dict], command: str) -> str:
              f"`{command}` — 2 cores, {time.strftime('%Y-%m-%d %H:%M')}. 5% of ag7600's 6,000 training rows "
              "relabelled at random per planting seed; `textclf data audit csv:train.csv` with its defaults (5 folds "
              "of ngram-linear, cleanlab's find_label_issues); time against `textclf train --folds 5` on the same file.",
-             "The flagged set is cleanlab's estimated count of issues, lowest self-confidence first; the ranked list (most suspect first) is also read at the "
+             "The flagged set is cleanlab's estimated count of issues, lowest self-confidence first; the ranked list "
+             "(most suspect first) is also read at the "
              "shortest head reaching 60% recall.",
              "", "| planting seed | planted | flagged | precision | recall | precision at 60% recall (ranked) "
              "| audit s | 5-fold CV s | ratio |", "|---|---|---|---|---|---|---|---|---|"]

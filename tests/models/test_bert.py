@@ -403,8 +403,9 @@ def test_a_students_word_embeddings_start_from_its_bert_teachers(store, data, tm
     assert runner.invoke(app, ["train-bert-frozen", "--model", "tiny-bert", "--data", f"csv:{train}", "--eval-data",
                                f"csv:{evaluation}", "--epochs", "1", "--max-length", "24",
                                "--runs-root", str(runs)]).exit_code == 0
-    tiny = ["--set", "model_params.embed_dim=8", "--set", "model_params.num_heads=1", "--set", "model_params.ff_dim=8",
-            "--set", "model_params.max_length=16", "--epochs", "1", "--set", "training.learning_rate=1e-12", "--augment", "0"]
+    tiny = ["--set", "model_params.embed_dim=8", "--set", "model_params.num_heads=1",
+            "--set", "model_params.ff_dim=8", "--set", "model_params.max_length=16", "--epochs", "1",
+            "--set", "training.learning_rate=1e-12", "--augment", "0"]
     notes = {}
     for embeddings in ("teacher", "random"):
         result = runner.invoke(app, ["distill", "latest", "--student", "transformer", *tiny, "--embeddings", embeddings,

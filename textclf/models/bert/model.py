@@ -244,7 +244,8 @@ def word_vectors(params: BertParams, words: list[str]) -> np.ndarray:
     try:
         name = next(n for n, shape in tf.train.list_variables(checkpoint) if len(shape) == 2 and shape[0] == len(vocab))
     except (StopIteration, tf.errors.OpError, ValueError):
-        raise ModelError(f"encoder {params.encoder}: no word-embedding table of {len(vocab):,} rows in {checkpoint}") from None
+        raise ModelError(f"encoder {params.encoder}: no word-embedding table of {len(vocab):,} rows in "
+                         f"{checkpoint}") from None
     table = tf.train.load_variable(checkpoint, name)
     pieces = wordpiece_layer(preprocessor_dir)(tf.constant([str(w) for w in words], dtype=tf.string))
     special = {i for i, token in enumerate(vocab) if token.startswith("[") and token.endswith("]")}
