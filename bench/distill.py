@@ -1,14 +1,15 @@
 """Distillation: a fine-tuned MiniLM teacher's accuracy in a fast student (issue 32).
 
 Per data set (ag7600; SST-2: train.tsv.gz / dev.tsv): the teacher (MiniLM imported from ../shared and
-fine-tuned with textclf's recipe; `--teacher DATASET=RUN` reuses one), the default (`textclf train`
-with no --model: ngram-linear on these sets), and students (`textclf distill TEACHER --student
-MODEL`) of each `--students` model, with the transfer set as the training texts alone (`--augment 0`)
-and as textclf's default (augmented copies for a small set), `--seeds` seeds each (the default and the
-students; the teacher once). Then, per side: accuracy mean ± sd over the seeds; warm predict texts/s
-(the run's predictor as `textclf predict` loads it — its twin — on up to 2,000 eval texts after a
-warm-up batch); cold `textclf predict "…"` (process start to exit, median of `--rounds`), both by
-textclf.speed (what `runs compare --speed` shows).
+fine-tuned with textclf's recipe, validated and calibrated on 10% of the training data; `--teacher
+DATASET=RUN` reuses one), the default (`textclf train` with no --model: ngram-linear on these sets), and
+students (`textclf distill TEACHER --student MODEL`) of each `--students` model, with the transfer set as
+the training texts alone (`--augment 0`) and as textclf's default (augmented copies for a small set; the
+transformer also with its word embeddings from scratch, `--embeddings random`, instead of from the
+teacher's), `--seeds` seeds each (the default and the students; the teacher once). Then, per side:
+accuracy mean ± sd over the seeds; warm predict texts/s (the run's predictor as `textclf predict` loads
+it — its twin — on up to 2,000 eval texts after a warm-up batch); cold `textclf predict "…"` (process
+start to exit, median of `--rounds`), both by textclf.speed (what `runs compare --speed` shows).
 Runs are kept under bench/out/distill/ and reused when complete. Writes JSON and the `distill`
 section of docs/BENCHMARKS.md.
 
@@ -61,13 +62,16 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
         teacher = str(folder / "teacher")
         if not is_complete(Path(teacher)):
             textclf("train", "--model", "minilm", "--epochs", TEACHER_EPOCHS[dataset], "--data", train,
-                    "--eval-data", evaluation, "--run-dir", teacher, env=env)
+                    "--eval-data", evaluation, "--set", "training.validation_fraction=0.1", "--run-dir", teacher,
+                    env=env)
     sides = {"teacher (MiniLM fine-tuned)": [Path(teacher)]}
     commands = {"default (ngram-linear)": lambda seed, out: ["train", "--data", train, "--eval-data", evaluation,
                                                                "--seed", seed, "--run-dir", out]}
     for student in students:
-        for augment, label in ((0, "training texts"), (None, "augmented")):
-            extra = ["--augment", augment] if augment is not None else []
+        variants = [(["--augment", 0], "training texts"), ([], "augmented")]
+        if student == "transformer":  # its word embeddings start from the teacher's by default
+            variants.append((["--embeddings", "random"], "augmented, random embeddings"))
+        for extra, label in variants:
             commands[f"{student} student ({label})"] = (
                 lambda seed, out, s=student, x=extra: ["distill", teacher, "--student", s, "--seed", seed,
                                                        "--run-dir", out, *x])

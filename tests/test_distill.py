@@ -67,7 +67,8 @@ def test_a_tiny_teacher_makes_a_student_that_works_everywhere_a_run_works(teache
 
 def test_a_second_student_reads_the_teacher_answers_of_the_first(teacher, tmp_path):
     """A student reads its teacher's answers from students of the same teacher beside it (teacher.npz): a
-    second student of one seed and training split runs the teacher on nothing (a resumed one: see
+    second student of the same training split (of any seed: the augmentation follows the split's seed) runs the
+    teacher on nothing (a resumed one: see
     test_a_killed_student_resumes_without_running_its_teacher_again)."""
     root, teacher_dir = teacher
     copy = tmp_path / "teacher"
@@ -80,7 +81,7 @@ def test_a_second_student_reads_the_teacher_answers_of_the_first(teacher, tmp_pa
     assert cache["probabilities"].shape == (n, 4) and n % 2 == 0
     np.testing.assert_allclose(cache["probabilities"].sum(axis=1), 1.0, atol=1e-5)
     third = cli("distill", copy, "--student", "transformer", "--run-dir", tmp_path / "runs" / "c",
-                "--set", "model_params.embed_dim=16", *args)
+                "--set", "model_params.embed_dim=16", *args, "--seed", "6")
     assert third.exit_code == 0, third.output
     metrics = json.loads((tmp_path / "runs" / "c" / "metrics.json").read_text())
     assert metrics["teacher_probabilities_computed"] == 0 and metrics["transfer_total"] == n
@@ -241,6 +242,9 @@ experiments:
     configs = [json.loads((p / "config.json").read_text()) for p in members if (p / "config.json").exists()]
     assert len(configs) == 2 and {c["training"]["seed"] for c in configs} == {42, 43}
     assert all(c["distill"]["alpha"] == 0.2 and c["data"]["split_seed"] == 7 for c in configs)
+    computed = sorted(json.loads((p / "metrics.json").read_text())["teacher_probabilities_computed"]
+                      for p in members if (p / "metrics.json").exists())
+    assert computed[0] == 0 < computed[1]  # the seeds share one transfer set: the teacher answers it once
     wrong = cli("train", "--experiment", "wrong-data", "--experiments-file", tmp_path / "experiments.yaml",
                 "--runs-root", tmp_path / "runs")
     assert_one_line_error(wrong, "data.train", "its teacher's data")

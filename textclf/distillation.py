@@ -8,7 +8,9 @@ A run whose config has `distill.teacher` is a student (`textclf distill TEACHER 
   (`distill.unlabeled`, labels ignored), plus augmented copies of the training texts when the set is
   small (Tang et al. 2019, "Distilling task-specific knowledge from BERT into simple neural networks":
   word masking, substitution by a word of the training vocabulary, n-gram sampling), at most
-  `distill.budget` texts; the augmentation is a function of the seed and the text's position alone;
+  `distill.budget` texts; the augmentation is a function of the split's seed (the teacher's: students
+  that differ in their own seed share one transfer set, answered by the teacher once) and the text's
+  position alone;
 - the teacher's probabilities for the transfer set are computed once, batched (the teacher's twin
   when it has one), and kept in the student's run (teacher.npz, with a digest of each text): a resume
   or a rerun over the same texts reads them instead of running the teacher again;
@@ -221,7 +223,11 @@ def extend_fit(config, data, hooks):
 
     check_teacher(config, data.train.label_names)
     fit = data.fit
-    extra, summary = transfer_texts(config.distill, list(fit.texts), config.training.seed,
+    # The split's seed (the teacher's), not the student's: students of one teacher that differ in the seed share
+    # their transfer set, so the teacher answers it once (its pass is most of a student's cost).
+    from textclf.data.sources import split_seed
+
+    extra, summary = transfer_texts(config.distill, list(fit.texts), split_seed(config.data, config.training.seed),
                                     lambda spec: read_texts(spec, config.data.max_text_chars),
                                     held_out=_not_in(data.evaluation, data.validation))
     hooks.on_note(f"transfer set: {summary['labelled']:,} training texts + {summary['unlabeled']:,} unlabeled + "
