@@ -5,11 +5,11 @@ fine-tuned with textclf's recipe, validated and calibrated on 10% of the trainin
 DATASET=RUN` reuses one), the default (`textclf train` with no --model: ngram-linear on these sets), and
 students (`textclf distill TEACHER --student MODEL`) of each `--students` model, with the transfer set as
 the training texts alone (`--augment 0`) and as textclf's default (augmented copies for a small set; the
-transformer also with its word embeddings from scratch, `--embeddings random`, instead of from the
-teacher's), `--seeds` seeds each (the default and the students; the teacher once). Then, per side:
-accuracy mean ± sd over the seeds; warm predict texts/s (the run's predictor as `textclf predict` loads
-it — its twin — on up to 2,000 eval texts after a warm-up batch); cold `textclf predict "…"` (process
-start to exit, median of `--rounds`), both by textclf.speed (what `runs compare --speed` shows).
+transformer also with its word embeddings started from the teacher's, `--embeddings teacher`), `--seeds`
+seeds each (the default and the students; the teacher once). Then, per side: accuracy mean ± sd over the
+seeds; warm predict texts/s (the run's predictor as `textclf predict` loads it — its twin — on up to 2,000
+eval texts after a warm-up batch); cold `textclf predict "…"` (process start to exit, median of
+`--rounds`), both by textclf.speed (what `runs compare --speed` shows).
 Runs are kept under bench/out/distill/ and reused when complete. Writes JSON and the `distill`
 section of docs/BENCHMARKS.md.
 
@@ -69,8 +69,8 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
                                                                "--seed", seed, "--run-dir", out]}
     for student in students:
         variants = [(["--augment", 0], "training texts"), ([], "augmented")]
-        if student == "transformer":  # its word embeddings start from the teacher's by default
-            variants.append((["--embeddings", "random"], "augmented, random embeddings"))
+        if student == "transformer":  # its word embeddings from the teacher's (a BERT's WordPiece rows)
+            variants.append((["--embeddings", "teacher"], "augmented, teacher's embeddings"))
         for extra, label in variants:
             commands[f"{student} student ({label})"] = (
                 lambda seed, out, s=student, x=extra: ["distill", teacher, "--student", s, "--seed", seed,

@@ -40,8 +40,7 @@ def test_the_audit_finds_planted_label_errors_and_never_edits_the_data(noisy, tm
     assert len(issues & planted) >= 10 and len(issues & planted) >= 0.8 * len(issues), (issues, planted)
     scores = [float(r["score"]) for r in rows if r["kind"] == "label_issue"]
     assert scores == sorted(scores)  # most suspect first
-    first = next(r for r in rows if r["kind"] == "label_issue")
-    assert first["given"] != first["suggested"] and first["text"]
+    assert all(r["given"] != r["suggested"] and r["text"] for r in rows if r["kind"] == "label_issue")
     conflicts = [r for r in rows if r["kind"] == "conflicting_duplicate"]
     assert {int(r["row"]) for r in conflicts} == {6, n} and "/" in conflicts[0]["suggested"]
     assert "likely label errors" in done.output and "out-of-fold accuracy" in done.output

@@ -81,8 +81,9 @@ def test_a_second_student_reads_the_teacher_answers_of_the_first(teacher, tmp_pa
     assert cache["probabilities"].shape == (n, 4) and n % 2 == 0
     np.testing.assert_allclose(cache["probabilities"].sum(axis=1), 1.0, atol=1e-5)
     third = cli("distill", copy, "--student", "transformer", "--run-dir", tmp_path / "runs" / "c",
-                "--set", "model_params.embed_dim=16", *args, "--seed", "6")
+                "--set", "model_params.embed_dim=16", *args, "--seed", "6", "--embeddings", "teacher")
     assert third.exit_code == 0, third.output
+    assert "word embeddings: the student's own (a ngram-mlp teacher has no word vectors)" in third.output
     metrics = json.loads((tmp_path / "runs" / "c" / "metrics.json").read_text())
     assert metrics["teacher_probabilities_computed"] == 0 and metrics["transfer_total"] == n
     np.testing.assert_allclose(np.load(tmp_path / "runs" / "c" / "teacher.npz")["probabilities"],
@@ -255,3 +256,25 @@ def test_a_frontier_plot_needs_the_speed_it_draws(teacher, tmp_path):
     result = cli("runs", "compare", teacher_dir, "another", "--plot", tmp_path / "f.png", "--runs-root", root / "runs")
     assert_one_line_error(result, "--speed")
     assert not (tmp_path / "f.png").exists()
+
+
+def test_the_projection_of_teacher_vectors_onto_a_students_embeddings():
+    from textclf.distillation import project
+
+    rng = np.random.default_rng(0)
+    initial = rng.uniform(-0.05, 0.05, (6, 3)).astype(np.float32)
+    vectors = np.full((6, 5), np.nan)
+    vectors[2:] = rng.normal(size=(4, 5))
+    vectors[5, 1] = np.inf  # not finite: keeps its own row, as the NaN rows do
+    out = project(vectors, initial)
+    np.testing.assert_array_equal(out[[0, 1, 5]], initial[[0, 1, 5]])
+    assert np.std(out[2:5]) == pytest.approx(np.std(initial), rel=1e-5)
+    # 3 known rows in 5 dimensions: their centred differences keep their geometry up to one scale (rank 2 <= 3)
+    x = vectors[2:5] - vectors[2:5].mean(axis=0)
+    distance = lambda m: np.linalg.norm(m[:, None] - m[None], axis=-1)  # noqa: E731
+    ratio = distance(out[2:5])[np.triu_indices(3, 1)] / distance(x)[np.triu_indices(3, 1)]
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+    np.testing.assert_array_equal(project(vectors, initial), out)  # the same matrix each time (signs fixed)
+    one = np.full((6, 5), np.nan)
+    one[0] = 1.0
+    np.testing.assert_array_equal(project(one, initial), initial)  # fewer than 2 vectors: nothing to project

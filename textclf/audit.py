@@ -146,7 +146,8 @@ def _label_issues(examples, probs: np.ndarray) -> list[dict]:
         answers = _answers(probs, False)
         suggest = lambda i: names[int(answers[i])]  # noqa: E731
         show = lambda i: names[int(examples.labels[i])]  # noqa: E731
-    flagged = sorted(np.flatnonzero(issues), key=lambda i: scores[i])
+    # cleanlab's low_self_confidence cut may hold a row its out-of-fold model agrees with: not a suspect label
+    flagged = sorted((i for i in np.flatnonzero(issues) if suggest(i) != show(i)), key=lambda i: scores[i])
     return [{"row": int(i) + 1, "text": str(examples.texts[i]), "given": show(i), "suggested": suggest(i),
              "score": float(scores[i]), "kind": "label_issue"} for i in flagged]
 

@@ -167,10 +167,11 @@ class DistillConfig:
     unlabeled: str | None = None  # a data spec (labels ignored) or a .txt file: more texts for the transfer set
     augment: int = -1  # augmented copies of each training text; -1: enough to bring a small set to 20,000
     budget: int = 50_000  # at most this many texts in the transfer set
-    # teacher: a student with word embeddings (the transformer) starts them from the teacher's input embedding
-    # of each word (its family's word_vectors, e.g. a BERT's WordPiece rows), projected to the student's width;
-    # random: from the student's own initializer.
-    embeddings: str = "teacher"
+    # teacher: a student with word embeddings (the transformer) starts them from the teacher's pretrained input
+    # embedding of each word (its family's word_vectors, e.g. a BERT's WordPiece rows), projected to the
+    # student's width; random: from the student's own initializer (the default: on ag7600 starting from
+    # MiniLM's gave no measurable gain, docs/BENCHMARKS.md).
+    embeddings: str = "random"
 
     def __post_init__(self) -> None:
         check(0 < self.temperature <= 100 and math.isfinite(self.temperature), "temperature", self.temperature,

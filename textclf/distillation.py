@@ -9,8 +9,8 @@ A run whose config has `distill.teacher` is a student (`textclf distill TEACHER 
   small (Tang et al. 2019, "Distilling task-specific knowledge from BERT into simple neural networks":
   word masking, substitution by a word of the training vocabulary, n-gram sampling), at most
   `distill.budget` texts; the augmentation is a function of the split's seed (the teacher's: students
-  that differ in their own seed share one transfer set, answered by the teacher once) and the text's
-  position alone;
+  that differ in their own seed but fit on the same texts — no validation part of their own — share one
+  transfer set, answered by the teacher once) and the text's position alone;
 - the teacher's probabilities for the transfer set are computed once, batched (the teacher's twin
   when it has one), and kept in the student's run (teacher.npz, with a digest of each text): a resume
   or a rerun over the same texts reads them instead of running the teacher again;
@@ -271,43 +271,63 @@ def targets(config, data, run, hooks) -> tuple[np.ndarray, int]:
 
 def start_from_teacher(config, built, hooks) -> str | None:
     """With distill.embeddings teacher, set the student's word embeddings (BuiltModel.word_embeddings) to its
-    teacher's input embedding of each word (the teacher family's word_vectors), projected on their top
-    principal components to the student's width and scaled to the spread of the student's own initial
-    embeddings; words the teacher has no vector for keep theirs. What it did, in one line (None: nothing)."""
-    from textclf import config as cfg
+    teacher's pretrained input embedding of each word (the teacher family's word_vectors), projected on their
+    top principal components to the student's width and scaled to the spread of the student's own initial
+    embeddings; words the teacher has no vector for keep theirs. A teacher without word vectors, or whose
+    encoder is no longer there, leaves the student's own start, and says so. What it did, in one line."""
     from textclf import runs
-    from textclf.models.catalog import MODELS
-    from textclf.registry import load_hook
+    from textclf.errors import TextclfError
 
     if config.distill.embeddings != "teacher" or built.word_embeddings is None:
         return None
-    saved = runs.Run(runs.resolve_run(config.distill.teacher, complete=True)).config
+    words, variable = built.word_embeddings
+    try:
+        saved = runs.Run(runs.resolve_run(config.distill.teacher, complete=True)).config
+        vectors = _teacher_vectors(saved, list(words), hooks)
+    except (TextclfError, OSError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        return f"word embeddings: the student's own (the teacher's word vectors are unavailable: {reason})"
+    if vectors is None:
+        return f"word embeddings: the student's own (a {saved['model']} teacher has no word vectors)"
+    known = int(np.isfinite(vectors).all(axis=1).sum())
+    if known < 2:
+        return f"word embeddings: the student's own ({known} of {len(words):,} words have a teacher's vector)"
+    variable.assign(project(vectors, variable.numpy()))
+    return f"word embeddings: {known:,} of {len(words):,} words start from the teacher's ({saved['model']})"
+
+
+def _teacher_vectors(saved: dict, words: list[str], hooks) -> np.ndarray | None:
+    """The teacher family's word_vectors of `words` (None: the family has none)."""
+    from textclf import config as cfg
+    from textclf.models.catalog import MODELS
+    from textclf.registry import load_hook
+
     entry = MODELS.get(saved["model"])
     spec = entry.family_spec()
     if not spec.word_vectors:
         return None
-    words, variable = built.word_embeddings
     params = cfg.from_dict(entry.params_cls, saved.get("model_params") or {}, "model_params")
     hooks.on_status("the student's word embeddings from the teacher's")
-    vectors = load_hook(spec.word_vectors)(params, list(words))
-    variable.assign(project(vectors, variable.numpy()))
-    found = int((~np.isnan(vectors).any(axis=1)).sum())
-    return f"word embeddings: {found:,} of {len(words):,} words start from the teacher's ({saved['model']})"
+    return load_hook(spec.word_vectors)(params, words)
 
 
 def project(vectors: np.ndarray, initial: np.ndarray) -> np.ndarray:
-    """`initial` with the rows `vectors` has (non-NaN) replaced by those vectors, centred, projected on their
-    top principal components (as many as `initial` has columns) and scaled to `initial`'s standard deviation."""
-    known = ~np.isnan(vectors).any(axis=1)
+    """`initial` with the rows `vectors` has (finite) replaced by those vectors, centred, projected on their top
+    principal components (as many as `initial` has columns; each component's sign fixed so its largest entry
+    is positive: the same matrix on every worker) and scaled to `initial`'s standard deviation. Memory: the
+    known rows and a width × width covariance, not a full SVD."""
+    known = np.isfinite(vectors).all(axis=1)
     out = np.array(initial, dtype=np.float32, copy=True)
     if known.sum() < 2:
         return out
     x = vectors[known].astype(np.float64)
     x -= x.mean(axis=0)
-    width = min(initial.shape[1], x.shape[1], len(x))
-    _, _, components = np.linalg.svd(x, full_matrices=False)
+    values, vectors_ = np.linalg.eigh(x.T @ x)
+    order = np.argsort(values)[::-1][: min(initial.shape[1], x.shape[1])]
+    components = vectors_[:, order]
+    components *= np.sign(components[np.abs(components).argmax(axis=0), np.arange(components.shape[1])])
     projected = np.zeros((len(x), initial.shape[1]))
-    projected[:, :width] = x @ components[:width].T
+    projected[:, : components.shape[1]] = x @ components
     scale = float(np.std(initial)) / max(float(np.std(projected)), 1e-12)
     out[known] = (projected * scale).astype(np.float32)
     return out
@@ -331,7 +351,7 @@ def teacher_layer(teacher: str, runs_root="runs") -> dict:
 
 def _cached_answers(run, teacher: str, wanted: np.ndarray) -> dict | None:
     """The teacher's answers cached in the run (teacher.npz), and, for texts it lacks, in other students of
-    the same teacher beside it (students of one seed and validation fraction share their transfer set)."""
+    the same teacher beside it (students that fit on the same texts share their transfer set)."""
     from textclf import runs
 
     found, parts = set(), []

@@ -41,7 +41,8 @@ def distill(
                           "targets only).", rich_help_panel=TRANSFER)] = None,
     embeddings: Annotated[Optional[str], typer.Option(
         metavar="FROM", help="teacher: a student with word embeddings (transformer) starts them from the teacher's "
-                             "input embedding of each word (default); random: from scratch.",
+                             "pretrained input embedding of each word (a BERT teacher); random: from scratch "
+                             "(default).",
         rich_help_panel=TRANSFER)] = None,
     seeds: Annotated[Optional[int], typer.Option(
         metavar="N", help="Train N students that differ only in the seed, grouped; report mean ± sd.",

@@ -90,11 +90,18 @@ def _teacher_targets(config: RunConfig, data, run, hooks: _Hooks, built, resume)
 
     started = time.perf_counter()
     data.targets, computed = targets(config, data, run, hooks)
-    done = None if resume else start_from_teacher(config, built, hooks)
+    # A resumed student restores its embeddings from its checkpoint; one stopped before any has none yet
+    done = start_from_teacher(config, built, hooks) if not resume or not _has_checkpoint(run) else None
     if done:
         hooks.on_note(done)
     return {**{f"transfer_{k}": v for k, v in data.transfer.items()}, "teacher_probabilities_computed": computed,
             "teacher_seconds": time.perf_counter() - started}
+
+
+def _has_checkpoint(run) -> bool:
+    from textclf._tf import tf
+
+    return tf.train.latest_checkpoint(str(run.checkpoints_dir / "last")) is not None
 
 
 def _start_info(config: RunConfig, data, inputs, run, runtime, built) -> dict[str, Any]:

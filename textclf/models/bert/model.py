@@ -235,9 +235,10 @@ def _folders(params: BertParams) -> tuple[str, str]:
 
 
 def word_vectors(params: BertParams, words: list[str]) -> np.ndarray:
-    """Each word's input embedding in the encoder: the mean of its WordPiece rows of the encoder's word-embedding
-    table (the variable with a row per vocabulary entry); NaN for a word that is only [UNK] or empty (the family's
-    `word_vectors`: what a distilled student's word embeddings start from)."""
+    """Each word's input embedding in the pretrained encoder: the mean of its WordPiece rows of the encoder's
+    word-embedding table (the variable with a row per vocabulary entry); NaN for a word that is only special
+    tokens ([UNK]) or empty (the family's `word_vectors`: what a distilled student's word embeddings can start
+    from). Memory: the table and one row per piece of the words."""
     encoder_dir, preprocessor_dir = _folders(params)
     vocab = Path(preprocessor_dir, "assets", "vocab.txt").read_text(encoding="utf-8").splitlines()
     checkpoint = str(Path(encoder_dir, "variables", "variables"))
@@ -247,13 +248,21 @@ def word_vectors(params: BertParams, words: list[str]) -> np.ndarray:
         raise ModelError(f"encoder {params.encoder}: no word-embedding table of {len(vocab):,} rows in "
                          f"{checkpoint}") from None
     table = tf.train.load_variable(checkpoint, name)
-    pieces = wordpiece_layer(preprocessor_dir)(tf.constant([str(w) for w in words], dtype=tf.string))
-    special = {i for i, token in enumerate(vocab) if token.startswith("[") and token.endswith("]")}
+    pieces = wordpiece_layer(preprocessor_dir, params.tokenizer)(tf.constant([str(w) for w in words]))
+    if pieces.ragged_rank > 1:  # the preprocessing model's own tokenizer: [text, word, piece]
+        pieces = pieces.merge_dims(1, -1)
+    special = np.array([t[:1] + t[-1:] in ("[]", "<>") for t in vocab])  # [UNK], [CLS], …, <unk>: no word's
+    ids = pieces.flat_values.numpy().astype(np.int64)
+    keep = ~special[ids] if len(ids) else np.zeros(0, bool)
+    starts = np.minimum(pieces.row_splits.numpy()[:-1], max(len(ids) - 1, 0))
+    counts, sums = np.zeros(len(words)), np.zeros((len(words), table.shape[1]))
+    if len(ids):
+        counts = np.add.reduceat(keep.astype(np.float64), starts)
+        sums = np.add.reduceat(table[ids] * keep[:, None], starts)
+    counts[pieces.row_lengths().numpy() == 0] = 0  # reduceat gives an empty row the next row's first value
     out = np.full((len(words), table.shape[1]), np.nan, np.float32)
-    for i, ids in enumerate(pieces.to_list()):
-        known = [j for j in ids if j not in special]
-        if known:
-            out[i] = table[known].mean(axis=0)
+    has = counts > 0
+    out[has] = sums[has] / counts[has, None]
     return out
 
 
