@@ -169,8 +169,8 @@ class DistillConfig:
     budget: int = 50_000  # at most this many texts in the transfer set
     # teacher: a student with word embeddings (the transformer) starts them from the teacher's pretrained input
     # embedding of each word (its family's word_vectors, e.g. a BERT's WordPiece rows), projected to the
-    # student's width; random: from the student's own initializer (the default: on ag7600 starting from
-    # MiniLM's gave no measurable gain, docs/BENCHMARKS.md).
+    # student's width; random: from the student's own initializer (the default: on ag7600, one seed, starting
+    # from MiniLM's was within noise of random, docs/BENCHMARKS.md).
     embeddings: str = "random"
 
     def __post_init__(self) -> None:
