@@ -60,6 +60,12 @@ def describe(train, evaluation=None) -> dict[str, Any]:
                        "with_different_labels": len(conflicting), "examples": duplicated[:EXAMPLES]},
         "auto": choose_model(text_stats(train.texts)),
     }
+    from textclf.data.phrases import phrase_groups
+
+    groups = phrase_groups(train.texts)
+    if groups is not None:  # phrase data: splits move each sentence with its phrases
+        result["phrases"] = {"sentences": int(len(np.unique(groups))),
+                             "texts_in_a_longer_text": int(np.sum(groups != np.arange(len(groups))))}
     if evaluation is not None:
         eval_texts = Counter(normal_text(t) for t in evaluation.texts)
         shared = [t for t in eval_texts if t in seen]

@@ -80,6 +80,11 @@ def _render_stats(result: dict) -> None:
     long = result["long_texts"]
     out.print(f"texts longer than {long['over_tokens']} tokens (cut by the transformer and BERT): {long['count']:,}",
               highlight=False)
+    if "phrases" in result:
+        ph = result["phrases"]
+        out.print(f"phrases: {ph['texts_in_a_longer_text']:,} texts are runs of words of longer texts of the data "
+                  f"({ph['sentences']:,} sentences with their phrases); validation parts and folds keep each "
+                  "sentence with its phrases", highlight=False)
     if "leakage" in result:
         leak = result["leakage"]
         out.print(f"leakage: {leak['texts_in_both']:,} texts are in both {result['data']} and "

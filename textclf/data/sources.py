@@ -555,8 +555,14 @@ def _offline_message(name: str, reason: str) -> str:
 
 
 def fold_of(examples: Examples, folds: int, seed: int) -> np.ndarray:
-    """Each example's fold in [0, folds): stratified (each class dealt round-robin after a seeded shuffle)."""
+    """Each example's fold in [0, folds): stratified (each class dealt round-robin after a seeded shuffle).
+    Phrase data (textclf.data.phrases: SST-2's training file) deals whole sentences with their phrases."""
+    from textclf.data.phrases import grouped_folds, phrase_groups
+
     rng = np.random.default_rng(seed)
+    groups = phrase_groups(examples.texts)
+    if groups is not None:
+        return grouped_folds(groups, examples.strata, folds, rng)
     assignment = np.empty(len(examples), dtype=np.int64)
     offset = 0
     strata = examples.strata
@@ -586,16 +592,23 @@ def holdout_split(examples: Examples, fraction: float, seed: int) -> tuple[Examp
 
 
 def holdout_mask(examples: Examples, fraction: float, seed: int) -> np.ndarray:
-    """Which examples `holdout_split` holds out (a boolean mask)."""
+    """Which examples `holdout_split` holds out (a boolean mask): a stratified, seeded share; of phrase
+    data (textclf.data.phrases: SST-2's training file), whole sentences with their phrases."""
+    from textclf.data.phrases import grouped_mask, phrase_groups
+
     rng = np.random.default_rng(seed)
-    eval_idx: list[np.ndarray] = []
     strata = examples.strata
-    for label in np.unique(strata):
-        idx = np.flatnonzero(strata == label)
-        rng.shuffle(idx)
-        eval_idx.append(idx[: max(1, int(round(len(idx) * fraction)))])
-    held = np.zeros(len(examples), dtype=bool)
-    held[np.concatenate(eval_idx)] = True
+    groups = phrase_groups(examples.texts)
+    if groups is not None:
+        held = grouped_mask(groups, strata, fraction, rng)
+    else:
+        eval_idx: list[np.ndarray] = []
+        for label in np.unique(strata):
+            idx = np.flatnonzero(strata == label)
+            rng.shuffle(idx)
+            eval_idx.append(idx[: max(1, int(round(len(idx) * fraction)))])
+        held = np.zeros(len(examples), dtype=bool)
+        held[np.concatenate(eval_idx)] = True
     if held.all():
         raise DataError(f"{examples.source}: too few examples to hold out an eval split")
     return held
