@@ -131,8 +131,28 @@ def test_evaluate_shows_calibration_before_and_after_as_the_run_recorded(calibra
     for key in ("ece", "adaptive_ece", "brier", "nll"):
         assert report[key] == pytest.approx(recorded[key], abs=1e-6)
         assert report["before"][key] == pytest.approx(recorded["calibration"]["before"][key], abs=1e-4)
+    assert 0 < report["ece_floor"] < 1
     table = cli("evaluate", run, "--calibration")
     assert "without temperature" in table.output and "ECE" in table.output
+    assert f"would show an ECE of {report['ece_floor']:.4f}" in " ".join(table.output.split())
+
+
+def test_the_ece_floor_is_what_calibrated_probabilities_show_and_shrinks_with_more_texts():
+    rng = np.random.default_rng(1)
+    for multilabel in (False, True):
+        floors = []
+        for n in (300, 3000):
+            probs = rng.dirichlet([0.5, 0.5, 0.5], n) if not multilabel else rng.random((n, 3))
+            floor = calibration.ece_floor(probs, multilabel, draws=100)
+            # labels truly drawn from the probabilities: their ECE scatters around the floor
+            cumulative = np.cumsum(probs, axis=1)
+            seen = [calibration.ece(probs, (rng.random(probs.shape) < probs).astype(np.uint8) if multilabel else
+                                    np.minimum((cumulative < rng.random((n, 1))).sum(axis=1), 2)) for _ in range(40)]
+            assert np.mean(seen) == pytest.approx(floor, rel=0.15)
+            floors.append(floor)
+        assert floors[1] < floors[0] / 2  # ~1/sqrt(n): 10x the texts, ~3x smaller
+    sure = np.eye(3)[[0, 1, 2, 0]]  # certain probabilities: any draw is right, no error at all
+    assert calibration.ece_floor(sure, False) == 0.0 and calibration.ece_floor(np.zeros((0, 3)), False) == 0.0
 
 
 def test_the_default_model_is_calibrated_and_small_validation_parts_are_said(tmp_path):

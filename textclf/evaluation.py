@@ -249,7 +249,8 @@ def calibration_measures(run, probs: np.ndarray, examples, before: bool) -> dict
         return measured
     temperature = ((run.metrics or {}).get("calibration") or {}).get("temperature")
     own = uncalibrated(run.path).probabilities(examples.texts) if temperature is not None else probs
-    return {**measured, "temperature": temperature, "before": calibration.measures(own, examples.labels)}
+    return {**measured, "temperature": temperature, "before": calibration.measures(own, examples.labels),
+            "ece_floor": calibration.ece_floor(probs, examples.labels.ndim == 2)}
 
 
 def eval_examples(run_dir: str | Path):

@@ -83,6 +83,10 @@ def render_calibration(measured: dict | None) -> None:
     for k, label in keys:
         table.add_row(label, f"{measured['before'][k]:.4f}", f"{measured[k]:.4f}")
     out.print(table)
+    if "ece_floor" in measured:
+        out.print(f"perfectly calibrated probabilities would show an ECE of {measured['ece_floor']:.4f} on these texts "
+                  "(the mean over labels drawn from the run's probabilities): an ECE near that is as calibrated as "
+                  "this data can tell", highlight=False)
 
 
 def render_report(report) -> None:
