@@ -36,7 +36,7 @@ def test_the_audit_finds_planted_label_errors_and_never_edits_the_data(noisy, tm
     assert path.read_bytes() == before
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     issues = {int(r["row"]) for r in rows if r["kind"] == "label_issue"}
-    # the estimated count of issues, lowest self-confidence first: most flags are planted ones (12 flagged, 11 planted)
+    # the head of lowest self-confidence with the highest expected F1: most flags are planted ones
     assert len(issues & planted) >= 10 and len(issues & planted) >= 0.8 * len(issues), (issues, planted)
     scores = [float(r["score"]) for r in rows if r["kind"] == "label_issue"]
     assert scores == sorted(scores)  # most suspect first
@@ -44,6 +44,23 @@ def test_the_audit_finds_planted_label_errors_and_never_edits_the_data(noisy, tm
     conflicts = [r for r in rows if r["kind"] == "conflicting_duplicate"]
     assert {int(r["row"]) for r in conflicts} == {6, n} and "/" in conflicts[0]["suggested"]
     assert "likely label errors" in done.output and "out-of-fold accuracy" in done.output
+
+
+def test_how_many_are_flagged_follows_the_noise_rate_and_the_expected_f1():
+    from textclf.audit import best_expected_f1, wrong_chance
+
+    # e/(K-1)·(1-p) / ((1-e)·p + e/(K-1)·(1-p)): p 0.5, e 0.1, K 4 -> (0.1/3·0.5) / (0.45 + 0.1/3·0.5)
+    assert wrong_chance(np.array([0.5]), 0.1, 4)[0] == pytest.approx((0.1 / 3 * 0.5) / (0.45 + 0.1 / 3 * 0.5))
+    assert wrong_chance(np.array([0.0, 1.0]), 0.1, 2).tolist() == [1.0, 0.0]
+    confidence = np.array([0.9, 0.001, 0.5, 0.01, 0.2, 0.95])
+    chance = wrong_chance(confidence, 0.2, 2)
+    flagged = best_expected_f1(confidence, 0.2, 2)
+    # by hand: the expected F1 of each head of the ranking, the best one flagged
+    order = np.argsort(-chance)
+    f1 = [2 * chance[order[:k]].sum() / (k + chance.sum()) for k in range(1, 7)]
+    assert set(np.flatnonzero(flagged)) == set(order[: int(np.argmax(f1)) + 1]) == {1, 3, 4}
+    assert not best_expected_f1(confidence, 0.0, 2).any()  # no noise: no label looks wrong
+    assert not best_expected_f1(np.ones(5), 0.1, 3).any() and not best_expected_f1(np.zeros(0), 0.1, 3).any()
 
 
 def test_audit_json_and_its_own_folds(noisy):
