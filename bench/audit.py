@@ -1,11 +1,12 @@
 """Label-error audit: planted label flips in ag7600's training split, found by `textclf data audit` (issue 33).
 
 For each planting seed: 5% of the 6,000 training rows get a label drawn uniformly from the other
-classes; `textclf data audit` (its defaults: 5 folds of ngram-linear, cleanlab's confident learning)
-flags likely label errors; precision = flagged rows that were planted / flagged, recall = planted rows
-flagged / planted (the original labels' own errors count against precision: AG News has some). Time:
-the audit against `textclf train --folds 5` of the default on the same file, each timed once per
-planting, alternating which goes first. Writes JSON and the `audit` section of docs/BENCHMARKS.md.
+classes; `textclf data audit` (its defaults: 5 folds of ngram-linear, cleanlab's confident learning,
+the head of highest expected F1) flags likely label errors; precision = flagged rows that were
+planted / flagged, recall = planted rows flagged / planted (the original labels' own errors count
+against precision: AG News has some). Time: the audit against `textclf train --folds 5` of the
+default on the same file, each timed once per planting, alternating which goes first. Writes JSON
+and the `audit` section of docs/BENCHMARKS.md.
 
     .venv/bin/python bench/audit.py              # ≈ 3 min on 2 cores
 """
@@ -87,9 +88,9 @@ def table(rows: list[dict], command: str) -> str:
              f"`{command}` — 2 cores, {time.strftime('%Y-%m-%d %H:%M')}. 5% of ag7600's 6,000 training rows "
              "relabelled at random per planting seed; `textclf data audit csv:train.csv` with its defaults (5 folds "
              "of ngram-linear, cleanlab's find_label_issues); time against `textclf train --folds 5` on the same file.",
-             "The flagged set is cleanlab's estimated count of issues, lowest self-confidence first; the ranked list "
-             "(most suspect first) is also read at the "
-             "shortest head reaching 60% recall.",
+             "The flagged set is the head of the self-confidence ranking with the highest expected F1 (each text's "
+             "chance of a wrong label from its self-confidence and cleanlab's estimated noise rate); the ranked list "
+             "(most suspect first) is also read at the shortest head reaching 60% recall.",
              "", "| planting seed | planted | flagged | precision | recall | precision at 60% recall (ranked) "
              "| audit s | 5-fold CV s | ratio |", "|---|---|---|---|---|---|---|---|---|"]
     at = lambda r: "–" if r["precision_at_recall_60"] is None else f"{100 * r['precision_at_recall_60']:.1f}%"  # noqa: E731
