@@ -87,7 +87,8 @@ def table(rows: list[dict], command: str) -> str:
     lines = ["## Label-error audit: planted flips in ag7600", "",
              f"`{command}` — 2 cores, {time.strftime('%Y-%m-%d %H:%M')}. 5% of ag7600's 6,000 training rows "
              "relabelled at random per planting seed; `textclf data audit csv:train.csv` with its defaults (5 folds "
-             "of ngram-linear, cleanlab's confident learning); time against `textclf train --folds 5` on the same file.",
+             "of ngram-linear, cleanlab's confident learning); time against `textclf train --folds 5` on the same "
+             "file.",
              "The flagged set is the head of the self-confidence ranking with the highest expected F1 (each text's "
              "chance of a wrong label from its self-confidence and cleanlab's estimated noise rate); the ranked list "
              "(most suspect first) is also read at the shortest head reaching 60% recall.",
