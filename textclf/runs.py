@@ -274,9 +274,21 @@ def check_resumable(run_dir: str | Path | None, config: Any = None) -> Path:
         raise RunError(f"run {path} is already complete; nothing to resume")
     if state == "running":
         raise RunError(f"run {path} is still running (pid {info.get('pid')}); stop it before resuming")
-    if config is not None and not _same_but_epochs(read_object(path / CONFIG_FILE), config.to_dict()):
+    if config is not None and not _same_but_epochs(_with_defaults(read_object(path / CONFIG_FILE)), config.to_dict()):
         raise RunError(f"cannot resume {path}: its saved config differs from this one")
     return path
+
+
+def _with_defaults(saved: dict) -> dict:
+    """A saved config with the fields a later textclf added filled in with their defaults (as resuming reads
+    it), so a run interrupted before an upgrade still compares equal to its own config."""
+    from textclf.config import resolve_config
+    from textclf.errors import TextclfError
+
+    try:
+        return resolve_config(saved).to_dict()
+    except TextclfError:  # not a config this textclf reads: compared as saved (and found to differ)
+        return saved
 
 
 def _same_but_epochs(saved: dict, config: dict) -> bool:
