@@ -44,12 +44,59 @@ def test_holdout_and_folds_move_whole_sentences_and_are_seeded():
     assert sorted(np.bincount(folds)) == [252] * 5  # 12 sentences of 21 phrases each
 
 
-def test_ordinary_data_splits_row_by_row():
-    texts = np.array([f"headline number {i} about topic {i % 7} and more words" for i in range(200)], object)
-    ex = Examples(texts, np.arange(200, dtype=np.int32) % 2, ("a", "b"), "plain")
+def _row_wise(ex: Examples, fraction: float, seed: int) -> np.ndarray:
+    """The stratified row-wise split as textclf drew it before phrase data was known."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(ex), dtype=bool)
+    for label in np.unique(ex.strata):
+        idx = np.flatnonzero(ex.strata == label)
+        rng.shuffle(idx)
+        held[idx[: max(1, int(round(len(idx) * fraction)))]] = True
+    return held
+
+
+def test_ordinary_data_splits_row_by_row_as_before_even_with_a_common_short_row():
+    rng = np.random.default_rng(2)
+    words = [f"w{k}" for k in range(500)]
+    texts = [" ".join(rng.choice(words, 12)) + " ." for _ in range(400)] + [".", "w1", "the end"]
+    ex = Examples(np.array(texts, object), np.arange(403, dtype=np.int32) % 3, ("a", "b", "c"), "plain")
+    # "." is inside every text (and "w1" in some): one-word texts do not make phrase data
     assert phrases.phrase_groups(ex.texts) is None
-    held = holdout_mask(ex, 0.1, seed=5)
-    assert held.sum() == 20  # 10 per class, as the row-wise stratified split always held
+    for seed in (1, 5):
+        assert (holdout_mask(ex, 0.1, seed) == _row_wise(ex, 0.1, seed)).all()
+    folds = fold_of(ex, 5, seed=3)
+    assert sorted(np.bincount(folds)) == [80, 80, 81, 81, 81]
+
+
+def test_few_sentences_are_refused_for_folds_and_no_class_is_held_out_whole():
+    from textclf.errors import DataError
+
+    ex = _treebank(3)
+    try:
+        fold_of(ex, 5, seed=1)
+    except DataError as err:
+        assert "phrases of 3 sentences" in str(err) and "5 folds" in str(err)
+    else:
+        raise AssertionError("5 folds of 3 sentences were made")
+    for seed in range(6):  # label 1 has a single sentence here, label 0 two: neither is held out whole
+        held = holdout_mask(ex, 0.1, seed)
+        assert set(ex.labels[~held]) == {0, 1}
+        for label in (0, 1):
+            assert held[ex.labels == label].mean() < 1
+
+
+def test_a_run_evaluates_only_on_the_eval_data_it_recorded(tmp_path):
+    from conftest import ag_split, assert_one_line_error, cli
+
+    train, evaluation = ag_split(tmp_path, 30, 10)
+    done = cli("train", "--data", f"csv:{train}", "--eval-data", f"csv:{evaluation}", "--runs-root", tmp_path / "r")
+    assert done.exit_code == 0, done.output
+    run = tmp_path / "r" / "latest"
+    assert cli("evaluate", run).exit_code == 0
+    rows = evaluation.read_text().splitlines()
+    evaluation.write_text("\n".join(rows[1:]) + "\n")  # the eval file changed since
+    assert_one_line_error(cli("evaluate", run), "eval data is not what it was evaluated on", "--data")
+    assert cli("evaluate", run, "--data", f"csv:{evaluation}").exit_code == 0
 
 
 def test_copies_share_a_group_and_documents_are_not_searched():

@@ -11,7 +11,7 @@
    the noise rate e, a wrong label being any other of the K classes alike — e/(K-1)·(1-p) against
    (1-e)·p — and the flagged head of the ranking is the one of highest expected F1 (as many found as
    possible, as few flagged wrongly). On ag7600 with 5% planted flips that flags ~310 texts for 300
-   planted: 63.5% precision at 65.7% recall, where cleanlab's own count (~430, with low_self_confidence)
+   planted: 63.6% precision at 65.7% recall, where cleanlab's own count (~430, with low_self_confidence)
    flagged 55% at 80% (bench/audit.py). The suggested label is the out-of-fold prediction. Multi-label
    data: cleanlab's find_label_issues (multi_label, low_self_confidence), per label.
 3. Texts that are the same up to case and spacing but carry different labels (each one's labels
@@ -145,8 +145,9 @@ def _label_issues(examples, probs: np.ndarray) -> list[dict]:
         from cleanlab.rank import get_label_quality_scores
 
         scores = get_label_quality_scores(examples.labels, probs)  # self-confidence (cleanlab's default)
-        issues = best_expected_f1(scores, noise_rate(examples.labels, probs), probs.shape[1])
         answers = _answers(probs, False)
+        issues = best_expected_f1(scores, noise_rate(examples.labels, probs), probs.shape[1],
+                                  candidates=answers != examples.labels)
         suggest = lambda i: names[int(answers[i])]  # noqa: E731
         show = lambda i: names[int(examples.labels[i])]  # noqa: E731
     # a flagged row its out-of-fold model agrees with is not a suspect label
@@ -165,24 +166,28 @@ def noise_rate(labels: np.ndarray, probs: np.ndarray) -> float:
 def wrong_chance(self_confidence: np.ndarray, noise: float, classes: int) -> np.ndarray:
     """Each text's chance that its label is wrong, from its self-confidence p (the out-of-fold probability of
     its given label) and the noise rate e, a wrong label being any other class alike:
-    e/(K-1)·(1-p) / ((1-e)·p + e/(K-1)·(1-p))."""
+    e/(K-1)·(1-p) / ((1-e)·p + e/(K-1)·(1-p)). e is taken at most 0.5: more than half the labels wrong is
+    beyond what an audit of the labels against a model trained on them can tell."""
     p = np.clip(np.asarray(self_confidence, np.float64), 0.0, 1.0)
     e = min(max(noise, 0.0), 0.5)
     flipped = e / max(classes - 1, 1) * (1 - p)
     return np.divide(flipped, (1 - e) * p + flipped, out=np.zeros_like(p), where=flipped > 0)
 
 
-def best_expected_f1(self_confidence: np.ndarray, noise: float, classes: int) -> np.ndarray:
-    """Which texts to flag (a boolean mask): the lowest-self-confidence head whose expected F1 — 2 × its
-    expected wrong labels / (its size + all expected wrong labels) — is highest; none when no label looks
-    wrong."""
+def best_expected_f1(self_confidence: np.ndarray, noise: float, classes: int,
+                     candidates: np.ndarray | None = None) -> np.ndarray:
+    """Which texts to flag (a boolean mask): of the `candidates` (default: all; the audit's are the texts its
+    out-of-fold model answers otherwise), the lowest-self-confidence head whose expected F1 — 2 × its
+    expected wrong labels / (its size + the expected wrong labels of all texts) — is highest. None when
+    the noise rate is 0 (cleanlab estimates no wrong label); else at least one."""
     chance = wrong_chance(self_confidence, noise, classes)
     flagged = np.zeros(len(chance), dtype=bool)
-    if not len(chance) or chance.sum() <= 0:
+    pool = np.flatnonzero(candidates) if candidates is not None else np.arange(len(chance))
+    if not len(pool) or chance[pool].sum() <= 0:
         return flagged
-    order = np.argsort(-chance, kind="stable")
+    order = pool[np.argsort(-chance[pool], kind="stable")]
     found = np.cumsum(chance[order])
-    f1 = 2 * found / (np.arange(1, len(chance) + 1) + chance.sum())
+    f1 = 2 * found / (np.arange(1, len(order) + 1) + chance.sum())
     flagged[order[: int(np.argmax(f1)) + 1]] = True
     return flagged
 

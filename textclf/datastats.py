@@ -64,8 +64,8 @@ def describe(train, evaluation=None) -> dict[str, Any]:
 
     groups = phrase_groups(train.texts)
     if groups is not None:  # phrase data: splits move each sentence with its phrases
-        result["phrases"] = {"sentences": int(len(np.unique(groups))),
-                             "texts_in_a_longer_text": int(np.sum(groups != np.arange(len(groups))))}
+        inside = sum(len(str(train.texts[i]).split()) < len(str(train.texts[g]).split()) for i, g in enumerate(groups))
+        result["phrases"] = {"sentences": int(len(np.unique(groups))), "texts_in_a_longer_text": int(inside)}
     if evaluation is not None:
         eval_texts = Counter(normal_text(t) for t in evaluation.texts)
         shared = [t for t in eval_texts if t in seen]

@@ -218,6 +218,13 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
 
     run = Run(resolve_run(run_dir))
     examples = _examples(run, data, text_fields, label_field)
+    recorded = (run.metrics or {}).get("eval_fingerprint")
+    if data is None and recorded and recorded != examples.fingerprint():
+        from textclf.errors import RunError
+
+        raise RunError(f"run {run.path.name}'s eval data is not what it was evaluated on when trained (its file "
+                       "changed, or an earlier textclf held it out of the training data otherwise): give the data "
+                       "to evaluate on with --data")
     say(f"loading the model of {run.path.name}")
     predictor = load_predictor(run.path)
     what = f"predicting {len(examples.texts):,} texts"

@@ -8,9 +8,12 @@ temperature are then chosen for text the model has all but seen (a temperature f
 the dev ECE from 0.025 to 0.066). Here every text joins the longest text of the data that holds it
 as a run of words (case-insensitive) — its sentence — and splits move whole groups.
 
-Ordinary data never pays for the full pass: a sample of SAMPLE texts is looked at first, and only
-when at least PHRASE_SHARE of them hold another text of the data as a run of words is the data
-treated as phrase data (SST-2: ~90% do; a data set of independent texts: almost none).
+Ordinary data never pays for the full pass (only for one lower-cased key per text): a sample of
+SAMPLE texts is looked at first, and only when at least PHRASE_SHARE of them hold another text of two
+words or more of the data as a run of words is the data treated as phrase data (SST-2: ~76% do; a data
+set of independent texts: almost none — a one-word text such as "." is held by nearly every text of
+any data set, so it does not count). A phrase that two sentences share joins one of them (the first
+longest): its other sentence may land on the other side of a split.
 Texts of more than MAX_WORDS words are documents, not phrases of a sentence: they are not searched.
 """
 
@@ -39,65 +42,80 @@ def phrase_groups(texts: np.ndarray) -> np.ndarray | None:
 
 
 def _groups(texts: Sequence[str]) -> np.ndarray | None:
-    # A document's words are not split past MAX_WORDS + 1: its own group, never searched nor found.
-    pieces = [str(t).split(None, MAX_WORDS) for t in texts]
-    words = [tuple(p.lower() for p in w) if len(w) <= MAX_WORDS else None for w in pieces]
-    del pieces
-    first: dict[tuple, int] = {}
-    for i, w in enumerate(words):
-        if w is not None:
-            first.setdefault(w, i)
-    searchable = np.flatnonzero([w is not None and len(w) > 1 for w in words])
+    # Each text as its lower-cased words joined by one space (datastats.normal_text's equality), or None for
+    # a document (more than MAX_WORDS words, not split past them): its own group, never searched nor found.
+    keys, counts = [], np.zeros(len(texts), np.int64)
+    for i, t in enumerate(texts):
+        words = str(t).split(None, MAX_WORDS)
+        counts[i] = len(words)
+        keys.append(" ".join(words).lower() if len(words) <= MAX_WORDS else None)
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            first.setdefault(key, i)
+    searchable = np.flatnonzero([key is not None and n > 1 for key, n in zip(keys, counts)])
     if len(searchable) == 0:
         return None
+    sizes = {int(counts[i]) for i in first.values()}
+    # Phrase data: most sampled texts hold another text of two words or more (one common word or mark,
+    # e.g. a lone ".", is held by every text of any data set).
     sample = np.random.default_rng(0).permutation(searchable)[:SAMPLE]
-    sizes = {len(w) for w in first}
-    holding = sum(any(_held(words[i], first, sizes)) for i in sample)
+    holding = sum(any(True for _ in _held(keys[i], first, sizes - {1})) for i in sample)
     if holding < PHRASE_SHARE * len(sample):
         return None
-    parent = np.array([i if w is None else first[w] for i, w in enumerate(words)])  # a copy's: the first
-    longest = np.zeros(len(words), np.int64)
-    for i in searchable:
-        if first[words[i]] != i:
+    parent = [i if key is None else first[key] for i, key in enumerate(keys)]  # a copy's: the first
+    longest = [0] * len(keys)
+    # The full pass looks up runs of words as tuples (slicing beats joining strings ~3x on SST-2)
+    by_words = {tuple(key.split(" ")): i for key, i in first.items()}
+    for i in searchable.tolist():
+        if first[keys[i]] != i:
             continue
-        size = len(words[i])
-        for j in _held(words[i], first):
-            if size > longest[j]:
-                parent[j], longest[j] = i, size
+        words, size = tuple(keys[i].split(" ")), int(counts[i])
+        for n in range(1, size):
+            if n not in sizes:
+                continue
+            for start in range(size - n + 1):
+                j = by_words.get(words[start:start + n])
+                if j is not None and size > longest[j]:
+                    parent[j], longest[j] = i, size
     # Parents are longer texts (or a copy's first): follow each chain to its end, the group's sentence.
+    parent = np.array(parent)
     roots = parent.copy()
-    for i in np.argsort([-(MAX_WORDS + 1 if w is None else len(w)) for w in words], kind="stable"):
+    for i in np.argsort(-np.where([key is None for key in keys], MAX_WORDS + 1, counts), kind="stable"):
         roots[i] = i if parent[i] == i else roots[parent[i]]
     return roots
 
 
-def _held(phrase: tuple, first: dict[tuple, int], sizes=None):
-    """The rows of the texts that are shorter runs of words of `phrase` (each once); `sizes`: only runs of
-    these numbers of words."""
-    size, seen = len(phrase), set()
+def _held(key: str, first: dict[str, int], sizes: set[int]):
+    """The rows of the texts that are shorter runs of words of the text `key` (each once), of `sizes` words."""
+    words = key.split(" ")
+    size, seen = len(words), set()
     for n in range(1, size):
-        if sizes is not None and n not in sizes:
+        if n not in sizes:
             continue
         for start in range(size - n + 1):
-            j = first.get(phrase[start:start + n])
+            j = first.get(" ".join(words[start:start + n]))
             if j is not None and j not in seen:
                 seen.add(j)
                 yield j
 
 
 def grouped_mask(groups: np.ndarray, strata: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Hold out whole groups, stratified by each group's sentence's stratum, until each stratum's held
-    texts reach `fraction` of its texts."""
+    """Hold out whole groups, stratified by each group's sentence's stratum: in a seeded order, the first
+    groups whose texts come closest to `fraction` of the stratum's texts — at least one, but never every
+    group of a stratum (a stratum of one sentence stays whole in the fit part)."""
     held = np.zeros(len(groups), dtype=bool)
     sizes = np.bincount(groups, minlength=len(groups))
     roots = np.flatnonzero(sizes)
     for label in np.unique(strata):
         mine = roots[strata[roots] == label]
+        if not len(mine):
+            continue
         rng.shuffle(mine)
-        want = max(1, int(round(np.sum(strata == label) * fraction)))
+        want = np.sum(strata == label) * fraction
         taken = np.cumsum(sizes[mine])
-        chosen = mine[: int(np.searchsorted(taken, want)) + 1]
-        held |= np.isin(groups, chosen)
+        count = min(int(np.argmin(np.abs(taken - want))) + 1, len(mine) - 1)
+        held |= np.isin(groups, mine[:count])
     return held
 
 
@@ -106,6 +124,11 @@ def grouped_folds(groups: np.ndarray, strata: np.ndarray, folds: int, rng: np.ra
     to the fold with the fewest texts so far (in a seeded order)."""
     sizes = np.bincount(groups, minlength=len(groups))
     roots = np.flatnonzero(sizes)
+    if len(roots) < folds:
+        from textclf.errors import DataError
+
+        raise DataError(f"the data's {len(groups):,} texts are the phrases of {len(roots):,} sentences (phrase data "
+                        f"is split by sentence), too few to make {folds} folds")
     filled = np.zeros(folds, np.int64)
     fold_of_root = np.zeros(len(groups), np.int64)
     for label in np.unique(strata[roots]):

@@ -609,7 +609,11 @@ def holdout_mask(examples: Examples, fraction: float, seed: int) -> np.ndarray:
             eval_idx.append(idx[: max(1, int(round(len(idx) * fraction)))])
         held = np.zeros(len(examples), dtype=bool)
         held[np.concatenate(eval_idx)] = True
-    if held.all():
+    if held.all() or not held.any():
+        if groups is not None:
+            raise DataError(f"{examples.source}: its {len(examples):,} texts are the phrases of "
+                            f"{len(np.unique(groups)):,} sentences (phrase data is split by sentence): too few to "
+                            "hold out a part")
         raise DataError(f"{examples.source}: too few examples to hold out an eval split")
     return held
 
