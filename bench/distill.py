@@ -4,10 +4,11 @@ Per data set (ag7600; SST-2: train.tsv.gz / dev.tsv): the teacher (MiniLM import
 fine-tuned with textclf's recipe, validated and calibrated on 10% of the training data; `--teacher
 DATASET=RUN` reuses one), the default (`textclf train` with no --model: ngram-linear on these sets), and
 students (`textclf distill TEACHER --student MODEL`) of each `--students` model, with the transfer set as
-the training texts alone (`--augment 0`) and as textclf's default (augmented copies for a small set; the
-transformer also with its word embeddings started from the teacher's, `--embeddings teacher`), `--seeds`
-seeds each (the default and the students; the teacher once). Then, per side: accuracy mean ± sd over the
-seeds; warm predict texts/s (the run's predictor as `textclf predict` loads it — its twin — on up to 2,000
+the training texts alone (`--augment 0`) and as textclf's default (augmented copies for a small set — a
+large one, such as SST-2's, gets none, and its default student is the `--augment 0` one; the transformer
+also with its word embeddings started from the teacher's, `--embeddings teacher`), `--seeds` seeds each
+(the default and the students; the teacher once). Then, per side: accuracy mean ± sd over the seeds; warm
+predict texts/s (the run's predictor as `textclf predict` loads it — its twin — on up to 2,000
 eval texts after a warm-up batch); cold `textclf predict "…"` (process start to exit, median of
 `--rounds`), both by textclf.speed (what `runs compare --speed` shows).
 Runs are kept under bench/out/distill/ and reused when complete. Writes JSON and the `distill`
@@ -67,8 +68,10 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
     sides = {"teacher (MiniLM fine-tuned)": [Path(teacher)]}
     commands = {"default (ngram-linear)": lambda seed, out: ["train", "--data", train, "--eval-data", evaluation,
                                                                "--seed", seed, "--run-dir", out]}
+    copies = augment_copies(train)
     for student in students:
-        variants = [(["--augment", 0], "training texts"), ([], "augmented")]
+        # textclf's default transfer set: the training texts alone when they are many (no augmented copies)
+        variants = [(["--augment", 0], "training texts")] + ([([], "augmented")] if copies else [])
         if student == "transformer":  # its word embeddings from the teacher's (a BERT's WordPiece rows)
             variants.append((["--embeddings", "teacher"], "augmented, teacher's embeddings"))
         for extra, label in variants:
@@ -86,6 +89,16 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
                 textclf(*command(seed, out), env=env)
             sides[side].append(out)
     return sides
+
+
+def augment_copies(train: str) -> int:
+    """The augmented copies per training text textclf's default transfer set makes for this data (0: a
+    student with the defaults is the `--augment 0` one, not trained twice)."""
+    from textclf.config import DistillConfig
+    from textclf.data.sources import load_examples
+    from textclf.distillation import augment_count
+
+    return augment_count(DistillConfig(), len(load_examples(train)), 0)
 
 
 def measure(dataset: str, sides: dict, rounds: int) -> list[dict]:
