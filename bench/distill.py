@@ -73,7 +73,8 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
         # textclf's default transfer set: the training texts alone when they are many (no augmented copies)
         variants = [(["--augment", 0], "training texts")] + ([([], "augmented")] if copies else [])
         if student == "transformer":  # its word embeddings from the teacher's (a BERT's WordPiece rows)
-            variants.append((["--embeddings", "teacher"], "augmented, teacher's embeddings"))
+            variants.append((["--embeddings", "teacher"],
+                             f"{'augmented' if copies else 'training texts'}, teacher's embeddings"))
         for extra, label in variants:
             commands[f"{student} student ({label})"] = (
                 lambda seed, out, s=student, x=extra: ["distill", teacher, "--student", s, "--seed", seed,
