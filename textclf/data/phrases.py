@@ -19,7 +19,7 @@ Texts of more than MAX_WORDS words are documents, not phrases of a sentence: the
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def _groups(texts: Sequence[str]) -> np.ndarray | None:
     # Phrase data: most sampled texts hold another text of two words or more (one common word or mark,
     # e.g. a lone ".", is held by every text of any data set).
     sample = np.random.default_rng(0).permutation(searchable)[:SAMPLE]
-    holding = sum(any(True for _ in _held(keys[i], first, sizes - {1})) for i in sample)
+    holding = sum(any(True for _ in _held(keys[i].split(" "), first, sizes - {1}, " ".join)) for i in sample)
     if holding < PHRASE_SHARE * len(sample):
         return None
     parent = [i if key is None else first[key] for i, key in enumerate(keys)]  # a copy's: the first
@@ -70,14 +70,10 @@ def _groups(texts: Sequence[str]) -> np.ndarray | None:
     for i in searchable.tolist():
         if first[keys[i]] != i:
             continue
-        words, size = tuple(keys[i].split(" ")), int(counts[i])
-        for n in range(1, size):
-            if n not in sizes:
-                continue
-            for start in range(size - n + 1):
-                j = by_words.get(words[start:start + n])
-                if j is not None and size > longest[j]:
-                    parent[j], longest[j] = i, size
+        size = int(counts[i])
+        for j in _held(tuple(keys[i].split(" ")), by_words, sizes, tuple):
+            if size > longest[j]:
+                parent[j], longest[j] = i, size
     # Parents are longer texts (or a copy's first): follow each chain to its end, the group's sentence.
     parent = np.array(parent)
     roots = parent.copy()
@@ -86,15 +82,15 @@ def _groups(texts: Sequence[str]) -> np.ndarray | None:
     return roots
 
 
-def _held(key: str, first: dict[str, int], sizes: set[int]):
-    """The rows of the texts that are shorter runs of words of the text `key` (each once), of `sizes` words."""
-    words = key.split(" ")
+def _held(words: Sequence[str], rows: dict, sizes: set[int], key: Callable):
+    """The rows of the texts that are shorter runs of `words` (each once), of `sizes` words; `rows` maps
+    `key(run of words)` to a row (the detection's keys are joined strings, the full pass's tuples)."""
     size, seen = len(words), set()
     for n in range(1, size):
         if n not in sizes:
             continue
         for start in range(size - n + 1):
-            j = first.get(" ".join(words[start:start + n]))
+            j = rows.get(key(words[start:start + n]))
             if j is not None and j not in seen:
                 seen.add(j)
                 yield j
