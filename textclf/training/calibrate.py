@@ -33,9 +33,10 @@ def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation
         if setting == "temperature":
             hooks.on_note(f"probabilities not calibrated: {why}")
         return None, probs, val_probs, {**before, "calibration": {"method": "none", "why": why}}
-    temperature = calibration.fit_temperature(val_probs, validation.labels, scores=scores)
+    rows, fitted_on = fitted_rows(validation)
+    temperature = calibration.fit_temperature(val_probs[rows], validation.labels[rows], scores=scores)
     if temperature is None:
-        why = (f"{calibration.errors(val_probs, validation.labels)} of the {len(validation)} validation texts are "
+        why = (f"{calibration.errors(val_probs[rows], validation.labels[rows])} of the {fitted_on} are "
                f"answered wrong (a temperature needs >= {calibration.MIN_ERRORS}): the model's own probabilities")
         hooks.on_note(f"probabilities not calibrated: {why}")
         return None, probs, val_probs, {**before, "calibration": {"method": "none", "why": why}}
@@ -43,11 +44,25 @@ def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation
     probs, val_probs = apply(probs, temperature), apply(val_probs, temperature)
     after = calibration.measures(probs, evaluation.labels)
     shown = f"{temperature:.3g}" if not multilabel else f"{np.median(temperature):.3g} (median of the labels')"
-    hooks.on_note(f"temperature {shown} fitted on {len(validation)} validation texts: eval ECE "
+    hooks.on_note(f"temperature {shown} fitted on the {fitted_on}: eval ECE "
                   f"{before['ece']:.3f} -> {after['ece']:.3f}")
     return temperature, probs, val_probs, {**after, "calibration": {
         "method": "temperature", "temperature": temperature, "validation_examples": len(validation),
-        "before": before}}
+        "fitted_examples": len(rows), "before": before}}
+
+
+def fitted_rows(validation) -> tuple[np.ndarray, str]:
+    """The validation rows a temperature is fitted on, and what they are. Of phrase data (textclf.data.phrases:
+    SST-2's training file), its sentences: the phrases are labelled pieces of them, far surer to the model
+    than whole sentences, and the texts a model of such data classifies (SST-2's dev and test sets) are
+    sentences — fitted on the mix, SST-2's temperature sharpened the default's dev probabilities (ECE 0.035 ->
+    0.043). Otherwise (or with fewer than MIN_VALIDATION sentences) every validation text."""
+    from textclf.data.phrases import sentence_rows
+
+    rows = sentence_rows(validation.texts)
+    if rows is None or len(rows) < MIN_VALIDATION:
+        return np.arange(len(validation)), f"{len(validation)} validation texts"
+    return rows, f"{len(rows)} sentences of the {len(validation)} validation texts (phrase data)"
 
 
 def in_tensorflow(multilabel: bool):
