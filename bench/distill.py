@@ -7,7 +7,9 @@ students (`textclf distill TEACHER --student MODEL`) of each `--students` model,
 the training texts alone (`--augment 0`) and as textclf's default (augmented copies for a small set — a
 large one, such as SST-2's, gets none, and its default student is the `--augment 0` one; the transformer
 also with its word embeddings started from the teacher's, `--embeddings teacher`), `--seeds` seeds each
-(the default and the students; the teacher once). Then, per side: accuracy mean ± sd over the seeds; warm
+(the default and the students; the teacher once). A `minilm-lN` student is a smaller encoder: the teacher's
+encoder cut to its first N layers (`textclf models import-hf … --layers N`), trained for the teacher's epochs
+(also alone, without the teacher, as `--students` models are). Then, per side: accuracy mean ± sd over the seeds; warm
 predict texts/s (the run's predictor as `textclf predict` loads it — its twin — on up to 2,000
 eval texts after a warm-up batch); cold `textclf predict "…"` (process start to exit, median of
 `--rounds`), both by textclf.speed (what `runs compare --speed` shows).
@@ -16,6 +18,7 @@ section of docs/BENCHMARKS.md.
 
     .venv/bin/python bench/distill.py                                 # ≈ 2 h on 2 cores
     .venv/bin/python bench/distill.py --datasets ag7600 --teacher ag7600=runs/latest --seeds 3
+    .venv/bin/python bench/distill.py --datasets sst2 --students minilm-l3
 """
 
 from __future__ import annotations
@@ -44,14 +47,18 @@ def textclf(*args, env=None) -> None:
         raise SystemExit(f"textclf {' '.join(map(str, args[:3]))} … failed ({done.returncode})")
 
 
-def environment() -> dict:
-    """TEXTCLF_HOME with MiniLM imported (from ../shared) for the teachers."""
+def environment(students: list[str]) -> dict:
+    """TEXTCLF_HOME with MiniLM imported (from ../shared) for the teachers, and each `minilm-lN` student: its
+    first N layers (`models import-hf --layers N`)."""
     home = Path(os.environ.get("TEXTCLF_HOME") or OUT / "home")
     os.environ["TEXTCLF_HOME"] = str(home)  # the measurements' processes too
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if not (home / "models" / "minilm").exists():
-        minilm = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2"
-        textclf("models", "import-hf", minilm, "--name", "minilm", env=env)
+    minilm = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2"
+    for name in ["minilm", *students]:
+        layers = re.fullmatch(r"minilm(?:-l(\d))?", name)
+        if layers and not (home / "models" / name).exists():
+            textclf("models", "import-hf", minilm, "--name", name,
+                    *(["--layers", layers.group(1)] if layers.group(1) else []), env=env)
     return env
 
 
@@ -70,18 +77,20 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
                                                                "--seed", seed, "--run-dir", out]}
     copies = augment_copies(train)
     for student in students:
+        encoder = student.startswith("minilm-l")  # a smaller encoder: the teacher's first layers, one epoch
         # textclf's default transfer set: the training texts alone when they are many (no augmented copies)
-        variants = [(["--augment", 0], "training texts")] + ([([], "augmented")] if copies else [])
+        variants = [(["--augment", 0], "training texts")] + ([([], "augmented")] if copies and not encoder else [])
+        epochs = ["--epochs", TEACHER_EPOCHS[dataset]] if encoder else []
         if student == "transformer":  # its word embeddings from the teacher's (a BERT's WordPiece rows)
             variants.append((["--embeddings", "teacher"],
                              f"{'augmented' if copies else 'training texts'}, teacher's embeddings"))
         for extra, label in variants:
             commands[f"{student} student ({label})"] = (
                 lambda seed, out, s=student, x=extra: ["distill", teacher, "--student", s, "--seed", seed,
-                                                       "--run-dir", out, *x])
+                                                       "--run-dir", out, *x, *epochs])
         commands[f"{student} (no teacher)"] = (
             lambda seed, out, s=student: ["train", "--model", s, "--data", train, "--eval-data", evaluation,
-                                          "--seed", seed, "--run-dir", out])
+                                          "--seed", seed, "--run-dir", out, *epochs])
     for side, command in commands.items():
         sides[side] = []
         for seed in range(42, 42 + seeds):
@@ -141,7 +150,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     teachers = dict(t.split("=", 1) for t in args.teacher)
-    env = environment()
+    env = environment(args.students.split(","))
     rows = []
     for dataset in args.datasets.split(","):
         sides = train_sides(dataset, teachers.get(dataset), args.students.split(","), args.seeds, env)

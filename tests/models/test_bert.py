@@ -249,6 +249,35 @@ def test_bad_checkpoints_leave_nothing_in_the_store(tmp_path, monkeypatch, kind,
     assert not models.exists() or not any(models.iterdir())
 
 
+def test_import_keeps_only_the_first_layers_asked_for(tmp_path, monkeypatch, store):
+    import tensorflow_hub as hub
+
+    from textclf._tf import tf
+
+    monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
+    ckpt = store[1]
+    assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "deep", "--layers", "3"]),
+                          "--layers 3: ", "has 2 layers", code=1)
+    assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "none", "--layers", "0"]),
+                          "--layers must be at least 1", code=1)
+    assert not (tmp_path / "home" / "models").exists() or not any((tmp_path / "home" / "models").iterdir())
+    result = runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "tiny-bert-l1", "--layers", "1"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "home" / "models" / "tiny-bert-l1"
+    meta = json.loads((folder / "textclf-model.json").read_text())
+    assert meta["num_layers"] == 1 and meta["source_layers"] == 2
+    inputs = hub.KerasLayer(str(folder / "preprocess"))(tf.constant(SENTENCES))
+    seq = hub.KerasLayer(str(folder / "encoder"))(inputs)["sequence_output"].numpy()
+    ids, mask = inputs["input_word_ids"].numpy(), inputs["input_mask"].numpy()
+    n = int(mask.sum(1).max())
+    config = {**json.loads((ckpt / "config.json").read_text()), "num_hidden_layers": 1}
+    reference = bert_forward(load_file(str(ckpt / "model.safetensors")), config, ids[:, :n], mask[:, :n])
+    assert np.abs((seq[:, :n] - reference) * mask[:, :n, None]).max() < 1e-4
+    two = {**config, "num_hidden_layers": 2}  # and not the whole encoder's output
+    whole = bert_forward(load_file(str(ckpt / "model.safetensors")), two, ids[:, :n], mask[:, :n])
+    assert np.abs((seq[:, :n] - whole) * mask[:, :n, None]).max() > 1e-2
+
+
 def test_import_errors_for_names_and_folders(tmp_path, monkeypatch, store):
     monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
     assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(tmp_path / "nope"), "--name", "x"]),

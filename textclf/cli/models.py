@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -42,11 +42,13 @@ def import_hf(
         help="Hugging Face BERT folder: config.json, model.safetensors, vocab.txt.")],
     name: Annotated[str, typer.Option(help="Name to use with --model / --encoder.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an imported model of the same name.")] = False,
+    layers: Annotated[Optional[int], typer.Option(
+        help="Keep only the first N transformer layers: a smaller, faster encoder (a distillation student).")] = None,
 ) -> None:
     """Convert a Hugging Face BERT checkpoint into TF-Hub-format SavedModels in textclf's model store."""
     from textclf.models.bert.hf_import import import_hf as run_import
 
     with ProgressListener(hold=False) as listener:
-        path = run_import(directory, name, overwrite=overwrite, say=listener.on_status)
+        path = run_import(directory, name, overwrite=overwrite, layers=layers, say=listener.on_status)
     out.print(styled("imported [bold cyan]{}[/] → {}", name, path))
     out.print(f"use it with: textclf finetune-bert-adamw --model {name}  (or train-bert-frozen, train --model {name})")

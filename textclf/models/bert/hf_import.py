@@ -156,12 +156,17 @@ def do_lower_case(src: Path) -> bool:
 
 
 def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length: int = 128,
-              say: Callable[[str], None] = lambda step: None) -> Path:
+              layers: int | None = None, say: Callable[[str], None] = lambda step: None) -> Path:
     """Convert the checkpoint in `src` and install it in the store as `name`; return its folder.
+    `layers`: keep only the checkpoint's first `layers` transformer layers (a smaller, faster encoder, e.g. a
+    distillation student: dropping the top layers keeps most of a fine-tuned BERT's accuracy, Sajjad et al.
+    2020, "On the effect of dropping layers of pre-trained transformer models").
     `say(step)`: the name of each step as it starts (exporting a base-size encoder takes minutes)."""
     src = Path(src).expanduser()
     if not store.NAME_RE.match(name):
         raise ModelError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
+    if layers is not None and layers < 1:
+        raise ModelError(f"--layers must be at least 1, got {layers}")
     from textclf.models.catalog import MODELS
 
     if name in MODELS.builtin_names():
@@ -171,14 +176,19 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
         raise ModelError(f"model {name!r} already exists in {target.parent}; pass --overwrite to replace it")
     tmp = store.prepare(name)  # a store that is a file or read-only fails here, before any reading
     try:
-        return _convert(src, name, target, tmp, seq_length, say)
+        return _convert(src, name, target, tmp, seq_length, layers, say)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, say) -> Path:
+def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, layers: int | None, say) -> Path:
     config = read_hf_config(src)
+    of = config["num_hidden_layers"]
+    if layers is not None:
+        if layers > of:
+            raise ModelError(f"--layers {layers}: {src} has {of} layers")
+        config = {**config, "num_hidden_layers": layers}  # the weights of the layers above are not read
     lower = do_lower_case(src)
     say(f"reading the weights in {src}")
     hf = load_hf_weights(src, config)
@@ -210,7 +220,7 @@ def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, say
                                                                  config.get("max_position_embeddings", 512)))
     shutil.rmtree(tmp / "ckpt")
     meta = {"name": name, "kind": "bert", "source": str(src.resolve()), "imported": runs.timestamp(),
-            "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"],
+            "hidden_size": config["hidden_size"], "num_layers": config["num_hidden_layers"], "source_layers": of,
             "num_attention_heads": config["num_attention_heads"], "vocab_size": config["vocab_size"],
             "max_position_embeddings": config.get("max_position_embeddings", 512),
             "do_lower_case": lower, "has_pooler": "pooler.dense.weight" in hf,
