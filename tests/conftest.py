@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 from pathlib import Path
 
 import pytest
+
+# What textclf prints is checked as a pipe shows it (160 columns: textclf.cli._render), whoever runs the tests:
+# pytest-xdist's workers get COLUMNS=80 from it, a terminal may export its own.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 # Tiny model sizes: the CLI path is real, the training is seconds.

@@ -47,7 +47,7 @@ def test_folds_and_eval_data_are_refused_together():
 
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory):
-    """Two seed groups (transformer 1 epoch, ngram-mlp) on the same eval data, and a folds group."""
+    """Two seed groups (transformer 1 epoch, ngram-mlp 8 epochs) on the same eval data, and a folds group."""
     root = tmp_path_factory.mktemp("groups")
     train, evaluation = ag_split(root, 30, 25)
     runs = root / "runs"
@@ -55,9 +55,10 @@ def grouped(tmp_path_factory):
     weak = cli("train", *common, "--eval-data", f"csv:{evaluation}", "--model", "transformer", *TINY_T,
                "--epochs", 1, "--seeds", 2)
     assert weak.exit_code == 0, weak.output
-    strong = cli("train", *common, "--eval-data", f"csv:{evaluation}", "--model", "ngram-mlp", "--seeds", 2)
+    strong = cli("train", *common, "--eval-data", f"csv:{evaluation}", "--model", "ngram-mlp", "--epochs", 8,
+                 "--seeds", 2)
     assert strong.exit_code == 0, strong.output
-    folds = cli("train", *common, "--model", "ngram-mlp", "--folds", 3)
+    folds = cli("train", *common, "--model", "ngram-mlp", "--epochs", 8, "--folds", 3)
     assert folds.exit_code == 0, folds.output
     listed = _json_lines(cli("runs", "list", "--runs-root", runs, "--json"))
     groups = {g["group"]: g for g in listed if g["type"] == "group"}
