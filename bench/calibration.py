@@ -74,7 +74,8 @@ def table(rows: list[dict], command: str) -> str:
              f"`{command}` — 2 cores, {time.strftime('%Y-%m-%d %H:%M')}. Mean ± sd over the seeds on the eval data "
              "(ag7600's 1,600 rows; SST-2's 872-row dev set). Before: the model's own probabilities (ngram-linear: "
              "the softmax of its SVM scores); after: with the temperature fitted on the validation part (10% of the "
-             "training data). Target: ECE after ≤ 0.02 or ≤ half of before. Floor: the ECE perfectly calibrated "
+             "training data; of phrase data such as SST-2's training file, its sentences)."
+             " Target: ECE after ≤ 0.02 or ≤ half of before. Floor: the ECE perfectly calibrated "
              "probabilities would show on the same eval texts (the mean over 100 sets of labels drawn from the "
              "run's own probabilities, `textclf.calibration.ece_floor`): an ECE within about one floor of it is "
              "as calibrated as the eval set can tell.", "",

@@ -7,12 +7,12 @@ students (`textclf distill TEACHER --student MODEL`) of each `--students` model,
 the training texts alone (`--augment 0`) and as textclf's default (augmented copies for a small set — a
 large one, such as SST-2's, gets none, and its default student is the `--augment 0` one; the transformer
 also with its word embeddings started from the teacher's, `--embeddings teacher`), `--seeds` seeds each
-(the default and the students; the teacher once). A `minilm-lN` student is a smaller encoder: the teacher's
-encoder cut to its first N layers (`textclf models import-hf … --layers N`), trained for the teacher's epochs
-(also alone, without the teacher, as `--students` models are). Then, per side: accuracy mean ± sd over the seeds; warm
-predict texts/s (the run's predictor as `textclf predict` loads it — its twin — on up to 2,000
-eval texts after a warm-up batch); cold `textclf predict "…"` (process start to exit, median of
-`--rounds`), both by textclf.speed (what `runs compare --speed` shows).
+(the default and the students; the teacher once). A `minilm-lN` student is a smaller encoder: the first N layers of
+the MiniLM checkpoint the teacher was fine-tuned from (`textclf models import-hf … --layers N`), trained for the
+teacher's epochs on the training texts (no augmented variant), and alone, without the teacher. Then, per
+side: accuracy mean ± sd over the seeds; warm predict texts/s (the run's predictor as `textclf predict`
+loads it — its twin — on up to 2,000 eval texts after a warm-up batch); cold `textclf predict "…"`
+(process start to exit, median of `--rounds`), both by textclf.speed (what `runs compare --speed` shows).
 Runs are kept under bench/out/distill/ and reused when complete. Writes JSON and the `distill`
 section of docs/BENCHMARKS.md.
 
@@ -55,7 +55,7 @@ def environment(students: list[str]) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     minilm = ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2"
     for name in ["minilm", *students]:
-        layers = re.fullmatch(r"minilm(?:-l(\d))?", name)
+        layers = re.fullmatch(r"minilm(?:-l(\d+))?", name)
         if layers and not (home / "models" / name).exists():
             textclf("models", "import-hf", minilm, "--name", name,
                     *(["--layers", layers.group(1)] if layers.group(1) else []), env=env)
@@ -77,7 +77,7 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
                                                                "--seed", seed, "--run-dir", out]}
     copies = augment_copies(train)
     for student in students:
-        encoder = student.startswith("minilm-l")  # a smaller encoder: the teacher's first layers, one epoch
+        encoder = student.startswith("minilm-l")  # a smaller encoder (MiniLM's first layers): the teacher's epochs
         # textclf's default transfer set: the training texts alone when they are many (no augmented copies)
         variants = [(["--augment", 0], "training texts")] + ([([], "augmented")] if copies and not encoder else [])
         epochs = ["--epochs", TEACHER_EPOCHS[dataset]] if encoder else []
@@ -86,11 +86,11 @@ def train_sides(dataset: str, teacher: str | None, students: list[str], seeds: i
                              f"{'augmented' if copies else 'training texts'}, teacher's embeddings"))
         for extra, label in variants:
             commands[f"{student} student ({label})"] = (
-                lambda seed, out, s=student, x=extra: ["distill", teacher, "--student", s, "--seed", seed,
-                                                       "--run-dir", out, *x, *epochs])
+                lambda seed, out, s=student, x=extra, e=tuple(epochs): ["distill", teacher, "--student", s, "--seed",
+                                                                        seed, "--run-dir", out, *x, *e])
         commands[f"{student} (no teacher)"] = (
-            lambda seed, out, s=student: ["train", "--model", s, "--data", train, "--eval-data", evaluation,
-                                          "--seed", seed, "--run-dir", out, *epochs])
+            lambda seed, out, s=student, e=tuple(epochs): ["train", "--model", s, "--data", train, "--eval-data",
+                                                           evaluation, "--seed", seed, "--run-dir", out, *e])
     for side, command in commands.items():
         sides[side] = []
         for seed in range(42, 42 + seeds):

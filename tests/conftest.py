@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 # What textclf prints is checked as a pipe shows it (160 columns: textclf.cli._render), whoever runs the tests:
-# pytest-xdist's workers get COLUMNS=80 from it, a terminal may export its own.
+# a terminal may export COLUMNS, and pytest-xdist's workers had COLUMNS=80 (seen with xdist 3.8).
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 

@@ -74,19 +74,47 @@ def test_bench_run_writes_table_json_and_markdown(tmp_path):
 
 def test_bench_combines_seeds_as_its_table_says():
     bench = _load("run")
+    # skewed values, so that a mean taken for a median (or the first run for the max) shows
     runs = [{"train_examples_per_second": s, "train_seconds": 400 / s, "mfu": m, "eval_accuracy": a,
              "wall_seconds": w, "peak_rss_mb": r, "label": "textclf transformer"}
-            for s, m, a, w, r in ((100.0, 0.1, 0.80, 10.0, 900.0), (300.0, 0.3, 0.86, 20.0, 700.0),
-                                  (200.0, 0.2, 0.83, 30.0, 800.0))]
+            for s, m, a, w, r in ((100.0, 0.10, 0.80, 10.0, 700.0), (110.0, 0.11, 0.81, 11.0, 900.0),
+                                  (400.0, 0.40, 0.90, 40.0, 800.0))]
     row = bench._combine(runs, [7, 8, 9])
-    assert row["seeds"] == [7, 8, 9] and row["eval_accuracies"] == [0.80, 0.86, 0.83]
-    assert row["eval_accuracy"] == pytest.approx(0.83) and row["wall_seconds"] == pytest.approx(20.0)  # means
-    assert row["train_examples_per_second"] == 200.0 and row["mfu"] == 0.2  # medians
-    assert row["peak_rss_mb"] == 900.0 and [r["eval_accuracy"] for r in row["runs"]] == [0.80, 0.86, 0.83]
-    assert bench._seed_note(row) == "3 seeds (7–9): acc 80.00 / 86.00 / 83.00%, ex/s median"
+    assert row["seeds"] == [7, 8, 9] and row["eval_accuracies"] == [0.80, 0.81, 0.90]
+    assert row["eval_accuracy"] == pytest.approx(2.51 / 3) and row["wall_seconds"] == pytest.approx(61 / 3)  # means
+    assert (row["train_examples_per_second"], row["mfu"]) == (110.0, 0.11)  # medians
+    assert row["train_seconds"] == pytest.approx(400 / 110) and row["peak_rss_mb"] == 900.0  # median; the max
+    assert [r["eval_accuracy"] for r in row["runs"]] == [0.80, 0.81, 0.90]
+    assert bench._seed_note(row) == "3 seeds (7–9): acc 80.00 / 81.00 / 90.00%, ex/s median"
     failed = bench._combine([runs[0], {"error": "transformer exited with 1"}], [7, 8])
     assert failed["error"] == "transformer exited with 1" and failed["seeds"] == [7, 8]
     assert bench._combine(runs[:1], [7, 8]) == dict(runs[0], seeds=[7])
+
+
+def test_bench_runs_each_seed_on_both_sides_alternating(monkeypatch, tmp_path):
+    """The multi-seed path of bench/run.py end to end, each child replaced by a stub echoing its seed."""
+    bench = _load("run")
+    calls = []
+
+    def child(side, recipe, args, tmp):
+        calls.append((side, args.seed))
+        speed = {7: 100.0, 8: 110.0, 9: 400.0}[args.seed]
+        return {"train_examples_per_second": speed * (2 if side == "textclf" else 1), "train_seconds": 10.0,
+                "train_flops": 1e9, "eval_accuracy": 0.8 + (args.seed - 7) / 100, "wall_seconds": 10.0,
+                "peak_rss_mb": 500.0 + args.seed}
+
+    monkeypatch.setattr(bench, "_child", child)
+    args = bench._parser().parse_args(["--recipes", "transformer", "--seed", "7", "--transformer-seeds", "3",
+                                       "--lesson-epochs", "1"])
+    rows = bench._recipe_rows(["transformer"], args, tmp_path, {"float32_gflops": 10.0})
+    assert calls == [("lesson", 7), ("textclf", 7), ("lesson", 8), ("textclf", 8), ("lesson", 9), ("textclf", 9)]
+    lesson, ours = rows
+    assert (lesson["side"], ours["side"]) == ("lesson", "textclf") and ours["seeds"] == [7, 8, 9]
+    assert ours["train_examples_per_second"] == 220.0 and ours["eval_accuracy"] == pytest.approx(0.81)
+    assert ours["peak_rss_mb"] == 509.0 and ours["mfu"] == pytest.approx(1e9 / 10.0 / 1e10)
+    assert bench._verdicts(rows, ["transformer"])[0].startswith("transformer: 2.00× the lesson's examples/s")
+    assert "(mean of 3 seeds, lowest 80.00%)" in bench._verdicts(rows, ["transformer"])[0]
+    assert "3 seeds (7–9): acc 80.00 / 81.00 / 82.00%" in "\n".join(" | ".join(r) for r in bench._rows_table(rows))
 
 
 def _load(name: str):

@@ -108,34 +108,51 @@ def test_copies_share_a_group_and_documents_are_not_searched():
     assert groups[7] == 7 and groups[8] == 8  # the document holds "d1 d2" but is never searched
 
 
+def _sure_on_phrases(ex: Examples, rng) -> np.ndarray:
+    """Probabilities 0.95 on an answer that is right on every phrase and on 70% of the sentences (as a model
+    of SST-2 is far surer of the pieces than of whole sentences)."""
+    groups = phrases.phrase_groups(ex.texts)
+    sentences = np.flatnonzero(groups == np.arange(len(ex)))
+    answer = ex.labels.copy()
+    wrong = rng.permutation(sentences)[: int(0.3 * len(sentences))]
+    answer[wrong] = 1 - answer[wrong]
+    probs = np.full((len(ex), 2), 0.05)
+    probs[np.arange(len(ex)), answer] = 0.95
+    return probs
+
+
 def test_phrase_data_fits_its_temperature_on_the_sentences_only():
     from textclf import calibration
     from textclf.training.calibrate import calibrate
     from textclf.training.hooks import _Hooks
 
-    ex = _treebank(120)  # 2,520 texts: 120 sentences and their phrases
-    sentences = phrases.sentence_rows(ex.texts)
-    assert len(sentences) == 120 and all(len(ex.texts[i].split()) == 6 for i in sentences)
-    # The phrases: sure and right; the sentences: as sure but right 70% of the time (as a model of SST-2)
-    rng = np.random.default_rng(0)
-    answer = ex.labels.copy()
-    wrong = rng.permutation(sentences)[:36]
-    answer[wrong] = 1 - answer[wrong]
-    probs = np.full((len(ex), 2), 0.05)
-    probs[np.arange(len(ex)), answer] = 0.95
     notes = []
     hooks = _Hooks(type("Listener", (), {"on_note": lambda self, line: notes.append(line)})())
-    evaluation = Examples(ex.texts[sentences], ex.labels[sentences], ex.label_names, "dev")
-    temperature, after, _, measured = calibrate("temperature", probs, ex, probs[sentences], evaluation, hooks)
-    assert temperature == calibration.fit_temperature(probs[sentences], ex.labels[sentences])
-    assert temperature > 1.5 > calibration.fit_temperature(probs, ex.labels)  # the mix would keep them sharp
+    rng = np.random.default_rng(0)
+    train = _treebank(240)  # 5,040 texts: 240 sentences and their phrases; half held out, by sentence
+    held = holdout_mask(train, 0.5, seed=1)
+    validation = train.subset(held, "validation")
+    probs = _sure_on_phrases(train, rng)[held]
+    sentences = np.flatnonzero([len(t.split()) == 6 for t in validation.texts])
+    assert len(sentences) == 120
+    evaluation = validation.subset(sentences, "dev")  # sentences only, as SST-2's dev set
+    temperature, _, _, measured = calibrate("temperature", probs, validation, probs[sentences], evaluation, hooks,
+                                            train=train)
+    assert temperature == calibration.fit_temperature(probs[sentences], validation.labels[sentences])
+    assert temperature > 1.5 > calibration.fit_temperature(probs, validation.labels)  # the mix: kept sharp
     assert measured["calibration"]["fitted_examples"] == 120 and "120 sentences of the 2520" in notes[-1]
     assert measured["ece"] < measured["calibration"]["before"]["ece"] / 2
+    # Fewer than 100 sentences: every validation text
+    few = _treebank(60)
+    few_probs = _sure_on_phrases(few, rng)
+    _, _, _, measured = calibrate("temperature", few_probs, few, few_probs, few, hooks, train=few)
+    assert measured["calibration"]["fitted_examples"] == len(few) == 1260 and "1260 validation texts" in notes[-1]
     # Ordinary data: every validation text
     labels = rng.integers(0, 2, 300).astype(np.int32)
-    ordinary = Examples(np.array([f"text {i} of its own" for i in range(300)], object), labels, ex.label_names, "plain")
+    ordinary = Examples(np.array([f"text {i} of its own" for i in range(300)], object), labels, ("neg", "pos"),
+                        "plain")
     plain = np.where(rng.random(300) < 0.8, labels, 1 - labels)
     plain_probs = np.full((300, 2), 0.05)
     plain_probs[np.arange(300), plain] = 0.95
-    _, _, _, measured = calibrate("temperature", plain_probs, ordinary, plain_probs, ordinary, hooks)
+    _, _, _, measured = calibrate("temperature", plain_probs, ordinary, plain_probs, ordinary, hooks, train=ordinary)
     assert measured["calibration"]["fitted_examples"] == 300 and "300 validation texts" in notes[-1]

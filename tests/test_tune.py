@@ -106,7 +106,7 @@ def test_a_killed_search_continues_where_it_stopped(tmp_path, sig):
     train, evaluation = ag_split(tmp_path, 15, 5)
     path = _yaml(tmp_path, train, evaluation, epochs=40)  # ≈ 0.1 s an epoch (checkpoints): seconds to kill in
     out = tmp_path / "search"
-    cmd = [str(TEXTCLF), "tune", "mlp", "--space", "training.learning_rate=1e-3,2e-3", "--trials", 2,
+    cmd = [str(TEXTCLF), "tune", "mlp", "--space", "training.learning_rate=1e-3,2e-3", "--trials", 3,
            "--set", "training.patience=0", "--experiments-file", str(path), "--out", str(out), "--json"]
     cmd = [str(c) for c in cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
@@ -130,7 +130,7 @@ def test_a_killed_search_continues_where_it_stopped(tmp_path, sig):
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [t["number"] for t in data["trials"]] == [0, 1]
+    assert [t["number"] for t in data["trials"]] == [0, 1, 2]
     assert all(t["state"] in ("complete", "pruned") for t in data["trials"])
     assert json.loads((out / "trials" / "trial-0" / "run.json").read_text()) == first  # kept, not trained again
     resumed = json.loads((out / "trials" / "trial-1" / "run.json").read_text())

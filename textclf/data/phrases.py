@@ -41,13 +41,6 @@ def phrase_groups(texts: np.ndarray) -> np.ndarray | None:
     return groups
 
 
-def sentence_rows(texts: np.ndarray) -> np.ndarray | None:
-    """The rows of phrase data's sentences (the texts no longer text of the data holds), or None for data
-    that is not phrase data (textclf.training.calibrate fits phrase data's temperature on them)."""
-    groups = phrase_groups(texts)
-    return None if groups is None else np.flatnonzero(groups == np.arange(len(groups)))
-
-
 def _groups(texts: Sequence[str]) -> np.ndarray | None:
     # Each text as its lower-cased words joined by one space (datastats.normal_text's equality), or None for
     # a document (more than MAX_WORDS words, not split past them): its own group, never searched nor found.

@@ -13,9 +13,10 @@ MIN_VALIDATION = 100  # fewer validation texts than this fit no temperature: it 
 
 
 def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation, hooks: _Hooks,
-              apply=None, scores: bool = False) -> tuple[Any, np.ndarray, Any, dict]:
+              apply=None, scores: bool = False, train=None) -> tuple[Any, np.ndarray, Any, dict]:
     """(temperature or None, eval probabilities, validation probabilities, metrics) after the run's
-    `setting` (training.calibration): temperature fits T on `val_probs`; `apply(probs, T)` gives the
+    `setting` (training.calibration): temperature fits T on `val_probs` (of phrase data, its sentences:
+    fitted_rows; `train`: the training data `validation` was held out of); `apply(probs, T)` gives the
     probabilities at T as the saved model computes them (default: textclf.calibration.scale); `scores`:
     the probabilities are a softmax of scores (textclf.calibration.fit_temperature)."""
     from textclf import calibration
@@ -33,7 +34,7 @@ def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation
         if setting == "temperature":
             hooks.on_note(f"probabilities not calibrated: {why}")
         return None, probs, val_probs, {**before, "calibration": {"method": "none", "why": why}}
-    rows, fitted_on = fitted_rows(validation)
+    rows, fitted_on = fitted_rows(validation, train)
     temperature = calibration.fit_temperature(val_probs[rows], validation.labels[rows], scores=scores)
     if temperature is None:
         why = (f"{calibration.errors(val_probs[rows], validation.labels[rows])} of the {fitted_on} are "
@@ -51,17 +52,23 @@ def calibrate(setting: str, val_probs, validation, probs: np.ndarray, evaluation
         "fitted_examples": len(rows), "before": before}}
 
 
-def fitted_rows(validation) -> tuple[np.ndarray, str]:
+def fitted_rows(validation, train=None) -> tuple[np.ndarray, str]:
     """The validation rows a temperature is fitted on, and what they are. Of phrase data (textclf.data.phrases:
-    SST-2's training file), its sentences: the phrases are labelled pieces of them, far surer to the model
-    than whole sentences, and the texts a model of such data classifies (SST-2's dev and test sets) are
-    sentences — fitted on the mix, SST-2's temperature sharpened the default's dev probabilities (ECE 0.035 ->
-    0.043). Otherwise (or with fewer than MIN_VALIDATION sentences) every validation text."""
-    from textclf.data.phrases import sentence_rows
+    SST-2's training file; as the split found it in `train`), its sentences — the validation texts that are
+    their group's sentence in `train`, copies included: the phrases are labelled pieces of them, far surer to
+    the model than whole sentences, and the texts a model of such data classifies (SST-2's dev and test sets)
+    are sentences; fitted on the mix, SST-2's temperature sharpened the default's dev probabilities (ECE 0.035
+    -> 0.043). Otherwise (or with fewer than MIN_VALIDATION sentences) every validation text."""
+    from textclf.data.phrases import phrase_groups
 
-    rows = sentence_rows(validation.texts)
-    if rows is None or len(rows) < MIN_VALIDATION:
-        return np.arange(len(validation)), f"{len(validation)} validation texts"
+    everything = np.arange(len(validation)), f"{len(validation)} validation texts"
+    groups = phrase_groups(train.texts) if train is not None else None  # the split's own (cached) detection
+    if groups is None:
+        return everything
+    sentences = set(train.texts[groups == np.arange(len(groups))].tolist())
+    rows = np.flatnonzero([text in sentences for text in validation.texts.tolist()])
+    if len(rows) < MIN_VALIDATION:
+        return everything
     return rows, f"{len(rows)} sentences of the {len(validation)} validation texts (phrase data)"
 
 

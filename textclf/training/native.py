@@ -84,7 +84,7 @@ def _calibrated(config: RunConfig, solved: dict, data, validation, hooks: _Hooks
     texts = list(data.evaluation.texts)
     temperature, _, val_probs, measured = calibrate(config.training.calibration, solved["val_probabilities"],
                                                     validation, Twin(solved["arrays"]).probabilities(texts),
-                                                    data.evaluation, hooks, scores=True)
+                                                    data.evaluation, hooks, scores=True, train=data.train)
     arrays = dict(solved["arrays"])
     if temperature is not None:
         arrays.update(temperature=np.array(temperature, np.float64),

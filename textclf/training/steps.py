@@ -262,7 +262,8 @@ def _finish(run, built, model, data: _Data, inputs: _Inputs, history, fit_metric
 
     multilabel = data.train.multilabel
     temperature, probs, val_probs, measured = calibrate(calibration, val_probs, data.validation, probs,
-                                                        data.evaluation, hooks, in_tensorflow(multilabel))
+                                                        data.evaluation, hooks, in_tensorflow(multilabel),
+                                                        train=data.train)
     served = built.inference_model(temperature, multilabel)
     hooks.on_status("making the model's twin for a fast predict")
     twin = twin_arrays(served, data.train.texts, family)

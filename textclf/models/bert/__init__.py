@@ -26,7 +26,7 @@ class ImportedBerts:
         meta = store.read_meta(path)
         return ModelEntry(
             name,
-            f"imported BERT ({meta.get('num_layers')} layers, hidden {meta.get('hidden_size')}) "
+            f"imported BERT ({_layers(meta)}, hidden {meta.get('hidden_size')}) "
             f"from {meta.get('source')}",
             base.params_cls, base.builder, base.training_defaults, {**base.param_defaults, "encoder": name},
             base.family)
@@ -55,3 +55,9 @@ FAMILY = Family(
     source=ImportedBerts(),
     word_vectors="textclf.models.bert.model:word_vectors",
 )
+
+
+def _layers(meta: dict) -> str:
+    """"6 layers", or for an encoder cut by `models import-hf --layers`, "3 of its 6 layers"."""
+    kept, source = meta.get("num_layers"), meta.get("source_layers")
+    return f"{kept} of its {source} layers" if source not in (None, kept) else f"{kept} layers"

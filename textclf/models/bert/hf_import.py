@@ -67,6 +67,9 @@ def load_hf_weights(src: Path, config: dict) -> dict[str, np.ndarray]:
     except Exception as err:
         raise ModelError(f"{src}/model.safetensors is unreadable ({str(err).splitlines()[0]})") from None
     weights = {(k[5:] if k.startswith("bert.") else k): v for k, v in raw.items()}
+    kept = config["num_hidden_layers"]  # (of an encoder cut by --layers, the layers above are dropped here)
+    weights = {k: v for k, v in weights.items()
+               if not (k.startswith("encoder.layer.") and k.split(".")[2].isdigit()) or int(k.split(".")[2]) < kept}
     for name, shape in expected_shapes(config).items():
         if name not in weights:
             raise ModelError(f"{src}/model.safetensors has no tensor {name!r} (is it a BertModel checkpoint?)")
@@ -167,6 +170,8 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
         raise ModelError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
     if layers is not None and layers < 1:
         raise ModelError(f"--layers must be at least 1, got {layers}")
+    if layers is not None and layers > (of := read_hf_config(src)["num_hidden_layers"]):
+        raise ModelError(f"--layers {layers}: {src} has {of} layers")  # before the store is touched
     from textclf.models.catalog import MODELS
 
     if name in MODELS.builtin_names():
@@ -188,7 +193,7 @@ def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, lay
     if layers is not None:
         if layers > of:
             raise ModelError(f"--layers {layers}: {src} has {of} layers")
-        config = {**config, "num_hidden_layers": layers}  # the weights of the layers above are not read
+        config = {**config, "num_hidden_layers": layers}  # the weights of the layers above are not kept
     lower = do_lower_case(src)
     say(f"reading the weights in {src}")
     hf = load_hf_weights(src, config)
