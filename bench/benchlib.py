@@ -39,11 +39,17 @@ def write_split(out_dir: Path, source: Path = AG_TEST) -> tuple[Path, Path]:
         seen[row[0]] = k + 1
         (evaluation if k % 19 < 4 else train).append(row)
     paths = out_dir / "train.csv", out_dir / "eval.csv"
-    for path, part in zip(paths, (train, evaluation)):
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(part)
-    shutil.copy(source.parent / "classes.txt", out_dir / "classes.txt")
     assert (len(train), len(evaluation)) == (6000, 1600), (len(train), len(evaluation))
+    # Each file replaced whole (written beside it, then renamed): a bench or test reading the split while
+    # another script writes it again sees the old file or the new one, never a truncated one.
+    for path, part in zip(paths, (train, evaluation)):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(part)
+        os.replace(tmp, path)
+    tmp = out_dir / f".classes.txt.{os.getpid()}"
+    shutil.copy(source.parent / "classes.txt", tmp)
+    os.replace(tmp, out_dir / "classes.txt")
     return paths
 
 
