@@ -10,6 +10,7 @@ leaves nothing behind.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,7 @@ from textclf.models import store
 from textclf.textfiles import read_json_object
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.txt")
+_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")  # a transformer layer's tensor, and its index
 ACTIVATIONS = {"gelu": "textclf>exact_gelu", "relu": "relu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu"}
 
 
@@ -67,9 +69,9 @@ def load_hf_weights(src: Path, config: dict) -> dict[str, np.ndarray]:
     except Exception as err:
         raise ModelError(f"{src}/model.safetensors is unreadable ({str(err).splitlines()[0]})") from None
     weights = {(k[5:] if k.startswith("bert.") else k): v for k, v in raw.items()}
-    kept = config["num_hidden_layers"]  # (of an encoder cut by --layers, the layers above are dropped here)
+    # An encoder cut by --layers: the layers above are dropped here, before the cast
     weights = {k: v for k, v in weights.items()
-               if not (k.startswith("encoder.layer.") and k.split(".")[2].isdigit()) or int(k.split(".")[2]) < kept}
+               if not (layer := _LAYER.match(k)) or int(layer.group(1)) < config["num_hidden_layers"]}
     for name, shape in expected_shapes(config).items():
         if name not in weights:
             raise ModelError(f"{src}/model.safetensors has no tensor {name!r} (is it a BertModel checkpoint?)")
@@ -190,10 +192,8 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
 def _convert(src: Path, name: str, target: Path, tmp: Path, seq_length: int, layers: int | None, say) -> Path:
     config = read_hf_config(src)
     of = config["num_hidden_layers"]
-    if layers is not None:
-        if layers > of:
-            raise ModelError(f"--layers {layers}: {src} has {of} layers")
-        config = {**config, "num_hidden_layers": layers}  # the weights of the layers above are not kept
+    if layers is not None:  # (checked against `of` by import_hf)
+        config = {**config, "num_hidden_layers": layers}
     lower = do_lower_case(src)
     say(f"reading the weights in {src}")
     hf = load_hf_weights(src, config)
