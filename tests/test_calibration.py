@@ -135,6 +135,17 @@ def test_evaluate_shows_calibration_before_and_after_as_the_run_recorded(calibra
     table = cli("evaluate", run, "--calibration")
     assert "without temperature" in table.output and "ECE" in table.output
     assert f"would show an ECE of {report['ece_floor']:.4f}" in " ".join(table.output.split())
+    # bench/calibration.py's bounds: the same floor as evaluate, from the same probabilities
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "calibration.py"
+    spec = importlib.util.spec_from_file_location("bench_calibration", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    floor, fitted, best = bench.bounds(run)
+    assert floor == pytest.approx(report["ece_floor"]) and 0 <= fitted < 1
+    assert 0 <= best <= report["ece"] + 1e-9  # T 1 (the run's own) is among the temperatures tried
 
 
 def test_the_ece_floor_is_what_calibrated_probabilities_show_and_shrinks_with_more_texts():
