@@ -107,6 +107,25 @@ def test_predict_batches_match_single_answers(trained):
         np.testing.assert_allclose(many[i], predictor.probabilities([texts[i]])[0], atol=1e-5)
 
 
+def test_batches_run_in_an_order_that_keeps_progress_in_step_with_the_work():
+    """Texts of every length from 1 to 20,000 characters, batched in length order: half of the batches, in the
+    order they run, hold about half of the characters (in length order they would hold a quarter), so the time
+    left that progress extrapolates from the texts done is about right."""
+    from textclf.data import length_order
+    from textclf.prediction import PREDICT_BATCH, PREDICT_CHARS, visit_order
+
+    lengths = np.arange(1, 20_001)
+    batches, _ = length_order(lengths, PREDICT_BATCH, PREDICT_CHARS)
+    order = visit_order(len(batches))
+    assert sorted(order.tolist()) == list(range(len(batches)))
+    np.testing.assert_array_equal(order, visit_order(len(batches)))  # the same order every time
+    chars = np.cumsum([lengths[batches[k]].sum() for k in order]) / lengths.sum()
+    texts = np.cumsum([len(batches[k]) for k in order]) / len(lengths)
+    assert np.abs(chars - texts)[len(order) // 4:].max() < 0.2
+    in_length_order = np.cumsum([lengths[b].sum() for b in batches]) / lengths.sum()
+    assert in_length_order[len(batches) // 2 - 1] < 0.3  # what the shuffle fixes
+
+
 def test_models_list_json():
     result = run("models", "list", "--json")
     names = [json.loads(line)["name"] for line in result.stdout.splitlines()]

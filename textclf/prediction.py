@@ -17,6 +17,14 @@ PREDICT_BATCH = 256
 PREDICT_CHARS = 1 << 22  # characters per batch at most (a longer text alone): memory follows the texts' length
 
 
+def visit_order(n: int) -> np.ndarray:
+    """The order the n length-sorted batches are run in: a fixed shuffle. In length order the short texts come
+    first, so progress counted in texts runs ahead of the work and its time-left estimate promises too little
+    (teacher probabilities of 21k news texts: "about 3 min left" for 7 minutes); shuffled, every stretch of
+    batches holds texts of every length alike."""
+    return np.random.default_rng(0).permutation(n)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The top label, its probability, and the top-k (label, probability) pairs."""
@@ -75,7 +83,8 @@ class Predictor:
         self.model = load_model(run_dir) if self.twin is None else None
 
     def probabilities(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Probabilities of `texts`, in batches of similar length; `progress(done, total)` after each."""
+        """Probabilities of `texts`, in batches of similar length (run in visit_order); `progress(done, total)`
+        after each."""
         from textclf.data import length_order
 
         texts = np.asarray([str(t) for t in texts], dtype=object)  # Python strings: no padding to the longest
@@ -90,10 +99,10 @@ class Predictor:
             # One batch: an eager call answers sooner than tracing a graph (cold start).
             call = (lambda x: self.model(x, training=False)) if len(batches) == 1 else self._forward
             forward = lambda rows: call(tf.constant(texts[rows])).numpy()  # noqa: E731
-        parts, done = [], 0
-        for rows in batches:
-            parts.append(forward(rows))
-            done += len(rows)
+        parts, done = [None] * len(batches), 0
+        for k in visit_order(len(batches)):
+            parts[k] = forward(batches[k])
+            done += len(batches[k])
             if progress is not None:
                 progress(done, len(texts))
         probs = np.concatenate(parts)
