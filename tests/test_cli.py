@@ -126,6 +126,24 @@ def test_batches_run_in_an_order_that_keeps_progress_in_step_with_the_work():
     assert in_length_order[len(batches) // 2 - 1] < 0.3  # what the shuffle fixes
 
 
+def test_work_batches_bound_the_tokens_of_a_batch():
+    """Length-sorted batches cut so each holds about `tokens` tokens (characters / 4, at most max_length), in
+    the same row order; a text over the budget alone; no budget: the batches as they were."""
+    from textclf.data import length_order
+    from textclf.prediction import work_batches
+
+    lengths = np.array([4000] * 20 + [240] * 40 + [100] * 100 + [90_000])
+    batches, inverse = length_order(lengths, 256, 1 << 22)
+    cut = work_batches(batches, lengths, 1024, 128)
+    np.testing.assert_array_equal(np.concatenate(cut), np.concatenate(batches))  # `inverse` still applies
+    tokens = [np.minimum(lengths[rows] // 4, 128).sum() for rows in cut]
+    assert max(tokens) <= 1024 and sorted(len(rows) for rows in cut if lengths[rows[0]] == 100)[-1] == 40
+    assert [len(rows) for rows in cut if lengths[rows[0]] >= 4000] == [8, 8, 5]  # cut at max_length: 128 each
+    uncapped = work_batches(batches, lengths, 1024, 0)
+    assert [len(rows) for rows in uncapped if lengths[rows[0]] >= 4000][-1] == 1  # 90,000 characters alone
+    assert work_batches(batches, lengths, 0, 128) is batches
+
+
 def test_models_list_json():
     result = run("models", "list", "--json")
     names = [json.loads(line)["name"] for line in result.stdout.splitlines()]

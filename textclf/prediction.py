@@ -17,6 +17,46 @@ PREDICT_BATCH = 256
 PREDICT_CHARS = 1 << 22  # characters per batch at most (a longer text alone): memory follows the texts' length
 
 
+CHARS_PER_TOKEN = 4  # about: ag7600's news is 4.4 characters per WordPiece, SST-2's sentences 4.0
+
+
+def batch_tokens(config: dict) -> tuple[int, int]:
+    """(tokens a prediction batch holds at most, a text's tokens at most) for a run of this config: its model
+    family's predict_tokens (textclf.registry.Family; 0 = no bound) and the run's max_length (0: unknown)."""
+    from textclf.models.catalog import MODELS
+
+    try:
+        tokens = MODELS.get(config["model"]).family_spec().predict_tokens
+    except Exception:  # no readable config, or a model no longer known here (an imported encoder removed)
+        tokens = 0
+    try:
+        longest = int((config.get("model_params") or {}).get("max_length") or 0)
+    except (TypeError, ValueError, AttributeError):
+        longest = 0
+    return tokens, longest
+
+
+def work_batches(batches: list[np.ndarray], lengths: np.ndarray, tokens: int, longest: int) -> list[np.ndarray]:
+    """Each length-sorted batch cut further so it holds about `tokens` tokens at most (a text: its characters /
+    CHARS_PER_TOKEN, at most `longest` when known; one text at least): the rows stay in order, so the inverse
+    permutation still applies to the concatenated results. tokens 0: the batches as they are."""
+    if not tokens:
+        return batches
+    estimate = np.maximum(np.asarray(lengths, np.int64) // CHARS_PER_TOKEN, 1)
+    if longest:
+        estimate = np.minimum(estimate, longest)
+    out = []
+    for rows in batches:
+        start, total = 0, 0
+        for i, row in enumerate(rows):
+            if i > start and total + estimate[row] > tokens:
+                out.append(rows[start:i])
+                start, total = i, 0
+            total += estimate[row]
+        out.append(rows[start:])
+    return out
+
+
 def visit_order(n: int) -> np.ndarray:
     """The order the n length-sorted batches are run in: a fixed shuffle. In length order the short texts come
     first, so progress counted in texts runs ahead of the work and its time-left estimate promises too little
@@ -71,6 +111,7 @@ class Predictor:
             self.max_text_chars = int(run.config.get("data", {}).get("max_text_chars", DEFAULT_MAX_TEXT_CHARS))
         except Exception:  # no readable config.json: the default limit
             self.max_text_chars = DEFAULT_MAX_TEXT_CHARS
+        self.batch_tokens, self.longest = batch_tokens(run.config)
         self.twin = None
         native = not run.model_path.exists()  # trained without TensorFlow: the arrays are the model
         if use_twin or native:
@@ -83,14 +124,16 @@ class Predictor:
         self.model = load_model(run_dir) if self.twin is None else None
 
     def probabilities(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Probabilities of `texts`, in batches of similar length (run in visit_order); `progress(done, total)`
-        after each."""
+        """Probabilities of `texts`, in batches of similar length (at most PREDICT_BATCH texts, PREDICT_CHARS
+        characters and the family's predict_tokens; run in visit_order); `progress(done, total)` after each."""
         from textclf.data import length_order
 
         texts = np.asarray([str(t) for t in texts], dtype=object)  # Python strings: no padding to the longest
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        batches, inverse = length_order([len(t) for t in texts], PREDICT_BATCH, PREDICT_CHARS)
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        batches, inverse = length_order(lengths, PREDICT_BATCH, PREDICT_CHARS)
+        batches = work_batches(batches, lengths, self.batch_tokens, self.longest)
         if self.twin is not None:
             forward = lambda rows: self.twin.probabilities(list(texts[rows]))  # noqa: E731
         else:

@@ -87,6 +87,9 @@ class Family:
     word_vectors: "module:function" (params, words) -> an array with a row per word, its input embedding in
       this family's model (NaN rows for words it has none for): what a distilled student whose model has
       word embeddings (BuiltModel.word_embeddings) starts from when this family's run is its teacher.
+    predict_tokens: about how many tokens a prediction batch holds at most (textclf.prediction.work_batches;
+      0: no bound but the batch's texts and characters): for a model whose activations per token are large,
+      the batch that keeps them in cache.
     """
 
     name: str
@@ -101,6 +104,7 @@ class Family:
     from_arrays: str = ""
     source: "ModelSource | None" = None
     word_vectors: str = ""
+    predict_tokens: int = 0
 
 
 FAMILIES: dict[str, Family] = {}

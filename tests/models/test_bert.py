@@ -216,6 +216,15 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen, monke
     assert twin is not None and twin.kind == "graph"
     texts = ["goal match striker", *twins.CHECK_TEXTS]
     assert np.abs(twin.probabilities(texts) - Predictor(run_dir).probabilities(texts)).max() <= twins.TOLERANCE
+    # a BERT run predicts in batches of about 1,024 tokens (predict_tokens), each text at most its max_length:
+    # cut finer or not at all, the same answers
+    fine = Predictor(run_dir, use_twin=True)
+    assert (fine.batch_tokens, fine.longest) == (1024, json.loads((run_dir / "config.json").read_text())[
+        "model_params"]["max_length"]) and fine.longest > 0
+    many = [f"goal {'match ' * (i % 9)}striker {i}" for i in range(40)]
+    whole = fine.probabilities(many)
+    fine.batch_tokens = 8
+    np.testing.assert_allclose(fine.probabilities(many), whole, atol=1e-6)
     report = runner.invoke(app, ["evaluate", "--json", "--runs-root", str(runs)])
     assert json.loads(report.stdout)["examples"] == 16
     # the reloaded run (its encoder's own checkpoint not read, every weight from model.keras)
