@@ -176,6 +176,7 @@ def test_unlabeled_texts_join_the_transfer_set(teacher, tmp_path):
     (["--temperature", "0"], ["temperature"]),
     (["--unlabeled", "/no/such.txt"], ["/no/such.txt"]),
     (["--set", "data.folds=3"], ["data.folds", "teacher trained on"]),
+    (["--set", "distill.teacher=elsewhere"], ["--set distill.teacher", "TEACHER argument"]),
     (["--student", "ngram-mlp", "--set", "model_params.loss=squared_hinge"], ["squared_hinge", "cross-entropy"]),
 ])
 def test_bad_distillation_settings_are_one_line(teacher, tmp_path, args, fragments):
@@ -183,6 +184,29 @@ def test_bad_distillation_settings_are_one_line(teacher, tmp_path, args, fragmen
     result = cli("distill", teacher_dir, "--epochs", "1", "--run-dir", tmp_path / "s", *args)
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "s").exists()
+
+
+def test_an_unlabeled_csv_without_labels_gets_advice_distill_can_follow(teacher, tmp_path):
+    root, teacher_dir = teacher
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text\nhello there sports\nbusiness news today\n")
+    result = cli("distill", teacher_dir, "--epochs", "1", "--unlabeled", f"csv:{texts}", "--run-dir", tmp_path / "s")
+    assert_one_line_error(result, "no 'label' column", "its labels are ignored", "lines:PATH")
+    assert "--label-field" not in result.output and not (tmp_path / "s").exists()
+
+
+def test_a_runs_teacher_cache_is_whole_or_written_again(tmp_path):
+    """teacher.npz is kept only when it reads and answers every text of the transfer set."""
+    from textclf import runs
+    from textclf.distillation import _holds, digests
+
+    path = tmp_path / "teacher.npz"
+    wanted = digests(["a", "b", "c"])
+    assert not _holds(path, wanted)  # missing
+    runs.write_npz(path, {"digest": wanted[:2], "probabilities": np.full((2, 2), 0.5, np.float32)})
+    assert _holds(path, wanted[:2]) and not _holds(path, wanted)  # short of a text
+    path.write_bytes(path.read_bytes()[:40])
+    assert not _holds(path, wanted[:2])  # damaged
 
 
 def test_a_missing_teacher_is_one_line(tmp_path):

@@ -96,6 +96,16 @@ def test_bad_label_lists_are_one_line(tmp_path, line, fragment):
     assert_one_line_error(result, "line 2", fragment)
 
 
+def test_a_stray_empty_label_list_in_single_label_data_is_one_line(tmp_path):
+    """One `[]` among single labels is a missing label, not multi-label data; among label lists it is a text
+    with none of the classes."""
+    path = tmp_path / "stray.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n{"text": "c", "label": []}\n')
+    assert_one_line_error(cli("data", "stats", f"jsonl:{path}"), "line 3: an empty label list", "every other label")
+    path.write_text('{"text": "a", "label": ["x"]}\n{"text": "b", "label": "y"}\n{"text": "c", "label": []}\n')
+    assert load_examples(f"jsonl:{path}").labels.tolist() == [[1, 0], [0, 1], [0, 0]]
+
+
 def test_holdout_is_stratified_by_first_label(pair_files):
     ex = load_examples(f"jsonl:{pair_files[0]}", label_field="labels")
     fit, held = holdout_split(ex, 0.25, seed=3)

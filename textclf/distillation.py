@@ -111,7 +111,15 @@ def read_texts(spec: str, max_text_chars: int) -> list[str]:
     if spec.startswith("lines:") or spec.endswith(".txt"):
         texts = [line for line in read_text(path, what="unlabeled text file").splitlines() if line.strip()]
     else:
-        texts = [str(t) for t in load_examples(spec, max_text_chars=max_text_chars).texts]
+        try:
+            texts = [str(t) for t in load_examples(spec, max_text_chars=max_text_chars).texts]
+        except DataError as err:  # --data's advice (--label-field, --text-field) is not distill's
+            reason = str(err).split("; pass --", 1)[0]
+            if reason == str(err):
+                raise
+            raise DataError(f"{reason}; the unlabeled set is read as --data reads it, with a 'label' and a 'text' "
+                            "column (its labels are ignored: any value); texts alone: a .txt file or lines:PATH, "
+                            "one text per line") from None
     too_long = next((i for i, t in enumerate(texts) if len(t) > max_text_chars), None)
     if too_long is not None:
         raise DataError(f"unlabeled text {too_long + 1} of {spec} has {len(texts[too_long]):,} characters "
@@ -259,7 +267,9 @@ def targets(config, data, run, hooks) -> tuple[np.ndarray, int]:
     if probs.shape[1] != len(data.train.label_names):
         raise RunError(f"the teacher run {config.distill.teacher} answers {probs.shape[1]} labels, the data has "
                        f"{len(data.train.label_names)}")
-    if computed or not path.exists():  # the run keeps its own copy (a resume needs no other run, no teacher)
+    # the run keeps its own whole copy (a resume needs no other run, no teacher): rewritten when it is missing,
+    # damaged or short of some text (its answers then came from the teacher or a sibling)
+    if computed or not _holds(path, digests(texts)):
         try:
             runs.write_npz(path, {"digest": digests(texts), "probabilities": probs})
         except OSError as err:
@@ -374,6 +384,17 @@ def _cached_answers(run, teacher: str, wanted: np.ndarray) -> dict | None:
     if not parts:
         return None
     return {"digest": np.concatenate([d for d, _ in parts]), "probabilities": np.concatenate([p for _, p in parts])}
+
+
+def _holds(path, wanted: np.ndarray) -> bool:
+    """Whether the cache file at `path` reads and has an answer for every digest of `wanted`."""
+    from textclf import runs
+
+    try:
+        held = {bytes(k) for k in runs.read_npz(path, ("digest", "probabilities"))["digest"]}
+    except (RunError, OSError):
+        return False
+    return all(bytes(k) in held for k in wanted)
 
 
 def _teacher_of(folder) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +270,8 @@ def test_import_keeps_only_the_first_layers_asked_for(tmp_path, monkeypatch, sto
                           "--layers 3: ", "has 2 layers", code=1)
     assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "none", "--layers", "0"]),
                           "--layers must be at least 1", code=1)
+    assert_one_line_error(runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "n" * 101]),
+                          "bad model name 'nnn", "at most 100", code=1)  # a folder name, not an OSError
     assert not (tmp_path / "home" / "models").exists() or not any((tmp_path / "home" / "models").iterdir())
     result = runner.invoke(app, ["models", "import-hf", str(ckpt), "--name", "tiny-bert-l1", "--layers", "1"])
     assert result.exit_code == 0, result.output
@@ -459,3 +462,12 @@ def test_a_students_word_embeddings_start_from_its_bert_teachers(store, data, tm
     cosine = np.sum(saved[known] * expected[known], axis=1) / (
         np.linalg.norm(saved[known], axis=1) * np.linalg.norm(expected[known], axis=1))
     assert known.sum() > 20 and cosine.min() > 0.999
+    # the BERT teacher's imported model gone from the store: loading the run says so in one line
+    home = Path(os.environ["TEXTCLF_HOME"]) / "models"
+    (home / "tiny-bert").rename(home.parent / "tiny-bert.away")
+    try:
+        assert_one_line_error(runner.invoke(app, ["evaluate", str((runs / "latest").resolve())]),
+                              "built on the model 'tiny-bert', which is not in this model store", "import-hf",
+                              code=1)
+    finally:
+        (home.parent / "tiny-bert.away").rename(home / "tiny-bert")

@@ -179,6 +179,7 @@ def _to_examples(
     names: list = []
     wheres: list[str] = []
     first_set = None  # where the first multi-label row is
+    first_empty, scalar, nonempty_set = None, False, False  # a stray [] among single labels: not multi-label data
     for where, text, label in rows:
         if not text.strip():
             raise DataError(f"{where}: empty text")
@@ -191,13 +192,20 @@ def _to_examples(
                 raise DataError(f"{where}: {len(label)} labels ({', '.join(label) or 'none'}), but the run is "
                                 "single-label (one label per text)")
             first_set = first_set or where
+            first_empty = first_empty or (where if not label else None)
+            nonempty_set = nonempty_set or bool(label)
         elif not str(label).strip():
             raise DataError(f"{where}: empty label")
+        else:
+            scalar = True
         texts.append(text)
         names.append(label)
         wheres.append(where)
     if not texts:
         raise DataError(f"{source}: no examples")
+    if multilabel is None and first_empty and scalar and not nonempty_set:
+        raise DataError(f"{first_empty}: an empty label list, where every other label is one value; give the text "
+                        "its label, or write every label as a list (multi-label data)")
     multi = bool(first_set) if multilabel is None else multilabel
     sets = [n if isinstance(n, tuple) else (n,) for n in names]
     if label_names is not None:

@@ -18,11 +18,13 @@ def load_model(run_dir: Path):
     info = run.info
     if not run.model_path.exists():  # trained without TensorFlow: the Keras model is built from its arrays
         return _native_model(run)
+    name, unknown = str(info.get("model", "transformer")), False
     try:
-        MODELS.get(info.get("model", "transformer")).load_builder()  # registers its layers
-    except ModelError:  # e.g. an imported model's store is not set here: the run does not need it
-        for name in MODELS.builtin_names():
-            MODELS.get(name).load_builder()
+        MODELS.get(name).load_builder()  # registers its layers
+    except ModelError:  # e.g. an imported model's store is not set here: the run may not need it
+        unknown = True
+        for builtin in MODELS.builtin_names():
+            MODELS.get(builtin).load_builder()
     try:
         model = _load_keras_file(run.model_path)
     except Exception as err:
@@ -30,6 +32,10 @@ def load_model(run_dir: Path):
         if missing:
             raise RunError(f"cannot load the model in {run_dir}: it uses layer {', '.join(missing)}, which this "
                            f"textclf version does not have (saved by another version); retrain the run") from None
+        if unknown:  # its files (e.g. an imported encoder's vocabulary) went with the model
+            raise RunError(f"cannot load the model in {run_dir}: it was built on the model {name!r}, which is not "
+                           "in this model store (TEXTCLF_HOME); import it again (`textclf models import-hf DIR "
+                           f"--name {name}`) or point TEXTCLF_HOME at the store that holds it") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
     check_outputs(model.output_shape[-1], run)

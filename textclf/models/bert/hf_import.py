@@ -169,7 +169,8 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
     `say(step)`: the name of each step as it starts (exporting a base-size encoder takes minutes)."""
     src = Path(src).expanduser()
     if not store.NAME_RE.match(name):
-        raise ModelError(f"bad model name {name!r}: use letters, digits, '.', '_' and '-'")
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise ModelError(f"bad model name {shown!r}: use at most 100 letters, digits, '.', '_' and '-'")
     if layers is not None and layers < 1:
         raise ModelError(f"--layers must be at least 1, got {layers}")
     if layers is not None and layers > (of := read_hf_config(src)["num_hidden_layers"]):
