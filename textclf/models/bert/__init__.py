@@ -54,8 +54,8 @@ FAMILY = Family(
     text_ops=True,
     source=ImportedBerts(),
     word_vectors="textclf.models.bert.model:word_vectors",
-    # ~16 news texts a batch: MiniLM's twin answers 2-4x as fast as in batches of 256 texts, whose activations
-    # outgrow the caches (bench/predict_batch.py, docs/BENCHMARKS.md)
+    # ~16 news texts a batch: MiniLM's twin answers news 2.1x, sentences 1.7x and long texts 1.3x as fast as in
+    # batches of 256 texts, whose activations outgrow the caches (bench/predict_batch.py, docs/BENCHMARKS.md)
     predict_tokens=1024,
 )
 
