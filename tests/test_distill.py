@@ -193,6 +193,10 @@ def test_an_unlabeled_csv_without_labels_gets_advice_distill_can_follow(teacher,
     result = cli("distill", teacher_dir, "--epochs", "1", "--unlabeled", f"csv:{texts}", "--run-dir", tmp_path / "s")
     assert_one_line_error(result, "no 'label' column", "its labels are ignored", "lines:PATH")
     assert "--label-field" not in result.output and not (tmp_path / "s").exists()
+    typed = tmp_path / "few.txt"  # a typed spec is read as its type, whatever the file's name
+    typed.write_text('{"text": "hello there sports"}\n')
+    assert_one_line_error(cli("distill", teacher_dir, "--epochs", "1", "--unlabeled", f"jsonl:{typed}", "--run-dir",
+                              tmp_path / "s"), "line 1: no field 'label'", "lines:PATH")
 
 
 def test_a_runs_teacher_cache_is_whole_or_written_again(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +105,21 @@ def test_sigkill_then_train_resume_matches_an_uninterrupted_run(setup, reference
     assert result.exit_code == 0, result.output
     assert "resuming after epoch" in result.stderr
     assert json.loads((run_dir / "run.json").read_text())["resumed"] == 1
+    assert_same_run(run_dir, reference)
+
+
+def test_a_resume_without_its_checkpoint_says_it_starts_again(setup, reference):
+    """The checkpoints of a killed run removed: the resume says none of the epochs done has one, and trains from
+    epoch 1 to the uninterrupted run's numbers."""
+    run_dir = setup / "no-checkpoint"
+    start_and_kill(["train", "--experiment", "tiny", "--experiments-file", setup / "experiments.yaml",
+                    "--run-dir", run_dir], setup, run_dir / "checkpoints" / "progress.json", after_epochs=2)
+    done = json.loads((run_dir / "checkpoints" / "progress.json").read_text())["epochs_done"]
+    shutil.rmtree(run_dir / "checkpoints" / "last")
+    result = run("train", "--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert f"no checkpoint of the {done} epochs done in" in result.stderr and "starts again from epoch 1" in \
+        result.stderr and "resuming after epoch" not in result.stderr
     assert_same_run(run_dir, reference)
 
 

@@ -23,6 +23,7 @@ A run whose config has `distill.teacher` is a student (`textclf distill TEACHER 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from typing import Callable
 
@@ -108,15 +109,16 @@ def read_texts(spec: str, max_text_chars: int) -> list[str]:
     from textclf.textfiles import read_text
 
     path = spec.removeprefix("lines:")
-    if spec.startswith("lines:") or spec.endswith(".txt"):
+    typed = spec.partition(":")[0] in ("csv", "tsv", "jsonl", "tfds", "sample")  # jsonl:notes.txt is JSONL
+    if spec.startswith("lines:") or (spec.endswith(".txt") and not typed):
         texts = [line for line in read_text(path, what="unlabeled text file").splitlines() if line.strip()]
     else:
         try:
             texts = [str(t) for t in load_examples(spec, max_text_chars=max_text_chars).texts]
         except DataError as err:  # --data's advice (--label-field, --text-field) is not distill's
-            reason = str(err).split("; pass --", 1)[0]
-            if reason == str(err):
+            if "--label-field" not in str(err) and "--text-field" not in str(err):
                 raise
+            reason = re.split(r"; pass --| \(use --", str(err), maxsplit=1)[0]
             raise DataError(f"{reason}; the unlabeled set is read as --data reads it, with a 'label' and a 'text' "
                             "column (its labels are ignored: any value); texts alone: a .txt file or lines:PATH, "
                             "one text per line") from None
