@@ -3,7 +3,8 @@
 textclf.prediction cuts the texts into length-sorted batches of at most 256 texts and, for a family with
 `predict_tokens` (textclf.registry.Family; BERT: 1,024), about that many tokens (a text counted as its
 characters / 4, at most the run's max_length). This measures a fine-tuned
-MiniLM run's predictor (its twin, as `predict`, `evaluate` and a distillation's teacher pass load it) on
+MiniLM run's predictor (its twin, as `predict` and a distillation's teacher pass load it; `evaluate` and
+`serve` cut their batches the same way, on the Keras model) on
 three kinds of text: ag7600's eval texts (news, ~240 characters), SST-2's dev sentences (~100) and long
 texts (12 ag7600 eval texts joined, ~2,900 characters, cut to the run's max_length), at each `--budgets`
 value; "256 texts" is no token budget (before BERT had one: 256 texts a batch). Each round runs
@@ -88,6 +89,9 @@ def main() -> None:
 
     predictor = Predictor(run, use_twin=True)
     shipped = batch_tokens(Run(run).config)[0]
+    if not shipped:
+        raise SystemExit(f"{run}: its model has no predict_tokens here (not a BERT run, or its imported model is "
+                         "not in this TEXTCLF_HOME)")
     budgets = [OLD, *sorted({int(b) for b in args.budgets.split(",")} | {shipped})]
     kinds = {"ag7600": texts_of("ag7600", args.texts), "sst2": texts_of("sst2", args.texts),
              "long": texts_of("long", max(args.texts // 4, 1))}

@@ -95,15 +95,18 @@ def test_predict_texts_file_and_stdin_json(trained, tmp_path):
     assert stdin.exit_code == 0 and "goal cup" in stdin.stdout
 
 
-def test_predict_batches_match_single_answers(trained):
-    """More texts than one batch go through a traced graph; one batch runs eagerly: same numbers."""
-    from textclf.prediction import PREDICT_BATCH, load_predictor
+def test_predict_batches_match_single_answers(trained, monkeypatch):
+    """More texts than one batch go through a traced graph, the batches in a shuffled order; one batch runs
+    eagerly: each text's answer is its own, in its place."""
+    from textclf.prediction import load_predictor, visit_order
 
+    monkeypatch.setattr("textclf.prediction.PREDICT_BATCH", 16)
     root, _ = trained
     predictor = load_predictor(root / "runs" / "latest")
-    texts = [f"shares {'profit ' * (i % 7)}bank goal {i}" for i in range(PREDICT_BATCH + 40)]
+    texts = [f"shares {'profit ' * (i % 7)}bank goal {'cup ' * (i % 3)}{i}" for i in range(100)]
+    assert visit_order(7).tolist() != sorted(visit_order(7).tolist())  # 7 batches, not run in length order
     many = predictor.probabilities(texts)
-    for i in (0, 5, PREDICT_BATCH + 39):
+    for i in range(0, 100, 9):
         np.testing.assert_allclose(many[i], predictor.probabilities([texts[i]])[0], atol=1e-5)
 
 

@@ -101,7 +101,7 @@ def test_a_stray_empty_label_list_in_single_label_data_is_one_line(tmp_path):
     with none of the classes."""
     path = tmp_path / "stray.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n{"text": "c", "label": []}\n')
-    assert_one_line_error(cli("data", "stats", f"jsonl:{path}"), "line 3: an empty label list", "every other label")
+    assert_one_line_error(cli("data", "stats", f"jsonl:{path}"), "line 3: no label (an empty set)", "every other text")
     path.write_text('{"text": "a", "label": ["x"]}\n{"text": "b", "label": "y"}\n{"text": "c", "label": []}\n')
     assert load_examples(f"jsonl:{path}").labels.tolist() == [[1, 0], [0, 1], [0, 0]]
 

@@ -99,6 +99,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.resumed_seconds = 0.0
         self.directory.mkdir(parents=True, exist_ok=True)
 
+    def resume(self, recorded: int, say) -> int:
+        """restore(), saying so when progress.json recorded more epochs (`recorded`, read before anything
+        rewrites it) than a checkpoint holds: checkpoints removed, or the last one never finished writing."""
+        done = self.restore()
+        if recorded > done:
+            say(f"only {done} of the {recorded} epochs done have a checkpoint in {self.directory}" if done else
+                f"no checkpoint of the {recorded} epochs done in {self.directory}: training starts again from epoch 1")
+        return done
+
     def restore(self) -> int:
         """Load the last checkpoint (if any); the number of completed epochs."""
         path = self.manager.latest_checkpoint

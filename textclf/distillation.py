@@ -105,11 +105,14 @@ def read_texts(spec: str, max_text_chars: int) -> list[str]:
     """The texts of a data spec, labels ignored: any spec `--data` takes (read as `--data` reads it, so with a
     label column; its labels are not used), or a plain text file (`PATH.txt` or `lines:PATH`), one text per
     line."""
-    from textclf.data.sources import load_examples
+    from textclf.data.sources import load_examples, parse_spec
     from textclf.textfiles import read_text
 
     path = spec.removeprefix("lines:")
-    typed = spec.partition(":")[0] in ("csv", "tsv", "jsonl", "tfds", "sample")  # jsonl:notes.txt is JSONL
+    try:
+        typed = not spec.startswith("lines:") and bool(parse_spec(spec))  # jsonl:notes.txt is JSONL
+    except DataError:
+        typed = False
     if spec.startswith("lines:") or (spec.endswith(".txt") and not typed):
         texts = [line for line in read_text(path, what="unlabeled text file").splitlines() if line.strip()]
     else:

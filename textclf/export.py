@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from textclf import runs, task
-from textclf.errors import ModelError, RunError, TextclfError
+from textclf.errors import ModelError, RunError
 from textclf.models.saving import load_model
 from textclf.registry import Family, load_hook
 from textclf.runs import Run, resolve_run
@@ -109,12 +109,9 @@ def _uses_text_ops(info: dict) -> bool:
 
 def _family(info: dict) -> Family | None:
     """The model family of a run (run.json's model, see ModelEntry.family); None for an unknown model."""
-    from textclf.models.catalog import MODELS
+    from textclf.models.catalog import family_of
 
-    try:
-        return MODELS.get(str(info.get("model"))).family_spec()
-    except TextclfError:
-        return None
+    return family_of(info.get("model"))
 
 
 def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[float] | None = None) -> None:

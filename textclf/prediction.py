@@ -23,12 +23,10 @@ CHARS_PER_TOKEN = 4  # about: ag7600's news is 4.4 characters per WordPiece, SST
 def batch_tokens(config: dict) -> tuple[int, int]:
     """(tokens a prediction batch holds at most, a text's tokens at most) for a run of this config: its model
     family's predict_tokens (textclf.registry.Family; 0 = no bound) and the run's max_length (0: unknown)."""
-    from textclf.models.catalog import MODELS
+    from textclf.models.catalog import family_of
 
-    try:
-        tokens = MODELS.get(config["model"]).family_spec().predict_tokens
-    except Exception:  # no readable config, or a model no longer known here (an imported encoder removed)
-        tokens = 0
+    family = family_of(config.get("model")) if isinstance(config, dict) else None
+    tokens = family.predict_tokens if family is not None else 0  # a model unknown here: no token bound
     try:
         longest = int((config.get("model_params") or {}).get("max_length") or 0)
     except (TypeError, ValueError, AttributeError):
@@ -133,14 +131,15 @@ class Predictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
         batches, inverse = length_order(lengths, PREDICT_BATCH, PREDICT_CHARS)
+        eager = len(batches) == 1  # up to PREDICT_BATCH texts: an eager call answers sooner than tracing a graph
         batches = work_batches(batches, lengths, self.batch_tokens, self.longest)
         if self.twin is not None:
             forward = lambda rows: self.twin.probabilities(list(texts[rows]))  # noqa: E731
         else:
             from textclf._tf import tf
 
-            # One batch: an eager call answers sooner than tracing a graph (cold start).
-            call = (lambda x: self.model(x, training=False)) if len(batches) == 1 else self._forward
+            # (cold start; serve's requests of up to 64 texts, however finely a BERT's are cut)
+            call = (lambda x: self.model(x, training=False)) if eager else self._forward
             forward = lambda rows: call(tf.constant(texts[rows])).numpy()  # noqa: E731
         parts, done = [None] * len(batches), 0
         for k in visit_order(len(batches)):

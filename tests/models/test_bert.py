@@ -467,7 +467,7 @@ def test_a_students_word_embeddings_start_from_its_bert_teachers(store, data, tm
     (home / "tiny-bert").rename(home.parent / "tiny-bert.away")
     try:
         assert_one_line_error(runner.invoke(app, ["evaluate", str((runs / "latest").resolve())]),
-                              "built on the model 'tiny-bert', which is not in this model store", "import-hf",
+                              "built on the imported model 'tiny-bert', which is not in this model store", "import-hf",
                               code=1)
     finally:
         (home.parent / "tiny-bert.away").rename(home / "tiny-bert")

@@ -65,18 +65,26 @@ def distill(
     probabilities read from the run."""
     from textclf import config as cfg
     from textclf.distillation import teacher_layer
-    from textclf.errors import ConfigError
     from textclf.experiments import train_config
 
-    sets = cfg.parse_sets(set_ or [])
-    if "teacher" in (sets.get("distill") or {}):
-        raise ConfigError("--set distill.teacher: the teacher is distill's TEACHER argument; name it there only")
+    sets = _sets(set_ or [])
     layer = cfg.deep_merge(teacher_layer(teacher, runs_root), cfg.options_layer(
         {"unlabeled": unlabeled, "augment": augment, "budget": budget, "temperature": temperature, "alpha": alpha,
          "embeddings": embeddings, "seeds": seeds, "seed": seed, "epochs": epochs}))
     experiment = _student(student, layer, experiments_file)
     config = train_config(layer, sets, experiment=experiment, experiments_file=experiments_file)
     train_and_show(config=config, runs_root=runs_root, run_dir=run_dir, experiment=experiment)
+
+
+def _sets(pairs: list[str]) -> dict:
+    """--set's layer; distill.teacher is refused: the teacher is the TEACHER argument."""
+    from textclf import config as cfg
+    from textclf.errors import ConfigError
+
+    sets = cfg.parse_sets(pairs)
+    if isinstance(sets.get("distill"), dict) and "teacher" in sets["distill"]:
+        raise ConfigError("--set distill.teacher: the teacher is distill's TEACHER argument; name it there only")
+    return sets
 
 
 def _student(student: str, layer: dict, experiments_file: str) -> str | None:

@@ -179,7 +179,6 @@ def _to_examples(
     names: list = []
     wheres: list[str] = []
     first_set = None  # where the first multi-label row is
-    first_empty, scalar, nonempty_set = None, False, False  # a stray [] among single labels: not multi-label data
     for where, text, label in rows:
         if not text.strip():
             raise DataError(f"{where}: empty text")
@@ -192,20 +191,17 @@ def _to_examples(
                 raise DataError(f"{where}: {len(label)} labels ({', '.join(label) or 'none'}), but the run is "
                                 "single-label (one label per text)")
             first_set = first_set or where
-            first_empty = first_empty or (where if not label else None)
-            nonempty_set = nonempty_set or bool(label)
         elif not str(label).strip():
             raise DataError(f"{where}: empty label")
-        else:
-            scalar = True
         texts.append(text)
         names.append(label)
         wheres.append(where)
     if not texts:
         raise DataError(f"{source}: no examples")
-    if multilabel is None and first_empty and scalar and not nonempty_set:
-        raise DataError(f"{first_empty}: an empty label list, where every other label is one value; give the text "
-                        "its label, or write every label as a list (multi-label data)")
+    stray = _stray_empty_set(names, wheres) if multilabel is None else None
+    if stray:
+        raise DataError(f"{stray}: no label (an empty set), where every other text has one; give it its label, or "
+                        "give every text its labels as a set (multi-label data)")
     multi = bool(first_set) if multilabel is None else multilabel
     sets = [n if isinstance(n, tuple) else (n,) for n in names]
     if label_names is not None:
@@ -467,6 +463,15 @@ def _label_name(raw: str, classes: ClassList, where: str) -> str:
     if _is_int(raw) and 0 <= int(raw) < len(names):
         return names[int(raw)]
     raise DataError(f"{where}: label {raw!r} is not one of the classes in {classes.source} ({', '.join(names)})")
+
+
+def _stray_empty_set(names: list, wheres: list[str]) -> str | None:
+    """Where the first empty label set sits when no other set holds a class and some labels are single values:
+    a missing label among single labels, not multi-label data (an empty set among label sets: none of the
+    classes)."""
+    if all(isinstance(n, tuple) for n in names) or any(isinstance(n, tuple) and n for n in names):
+        return None
+    return next((w for n, w in zip(names, wheres) if n == ()), None)
 
 
 def _chain(first, rows):

@@ -17,4 +17,15 @@ register_family(textclf.models.transformer.FAMILY)
 register_family(textclf.models.ngram.FAMILY)
 register_family(textclf.models.bert.FAMILY)
 
-__all__ = ["MODELS"]
+__all__ = ["MODELS", "family_of"]
+
+
+def family_of(model) -> "textclf.registry.Family | None":
+    """The family of the model a run names (run.json's or config.json's `model`); None for a model not known
+    here (a newer version's, or an imported model whose store is elsewhere)."""
+    from textclf.errors import TextclfError
+
+    try:
+        return MODELS.get(str(model)).family_spec()
+    except TextclfError:
+        return None

@@ -18,11 +18,9 @@ def load_model(run_dir: Path):
     info = run.info
     if not run.model_path.exists():  # trained without TensorFlow: the Keras model is built from its arrays
         return _native_model(run)
-    name, unknown = str(info.get("model", "transformer")), False
     try:
-        MODELS.get(name).load_builder()  # registers its layers
+        MODELS.get(str(info.get("model", "transformer"))).load_builder()  # registers its layers
     except ModelError:  # e.g. an imported model's store is not set here: the run may not need it
-        unknown = True
         for builtin in MODELS.builtin_names():
             MODELS.get(builtin).load_builder()
     try:
@@ -32,14 +30,32 @@ def load_model(run_dir: Path):
         if missing:
             raise RunError(f"cannot load the model in {run_dir}: it uses layer {', '.join(missing)}, which this "
                            f"textclf version does not have (saved by another version); retrain the run") from None
-        if unknown:  # its files (e.g. an imported encoder's vocabulary) went with the model
-            raise RunError(f"cannot load the model in {run_dir}: it was built on the model {name!r}, which is not "
-                           "in this model store (TEXTCLF_HOME); import it again (`textclf models import-hf DIR "
-                           f"--name {name}`) or point TEXTCLF_HOME at the store that holds it") from None
+        gone = _gone_import(run)
+        if gone:  # its files (e.g. the encoder's vocabulary) went with the imported model
+            raise RunError(f"cannot load the model in {run_dir}: it was built on the imported model {gone!r}, which "
+                           "is not in this model store (TEXTCLF_HOME); import it again (`textclf models import-hf "
+                           f"DIR --name {gone}`) or point TEXTCLF_HOME at the store that holds it") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"cannot load the model in {run_dir}: {first[:200]}") from None
     check_outputs(model.output_shape[-1], run)
     return model
+
+
+def _gone_import(run: Run) -> str | None:
+    """The imported model a run's encoder came from (its model's name, or model_params.encoder) when this model
+    store does not hold it; None for a run without an encoder or whose models are all here."""
+    from textclf.models import store
+    from textclf.models.catalog import MODELS
+
+    config = run.config if isinstance(run.config, dict) else {}
+    params = config.get("model_params") if isinstance(config.get("model_params"), dict) else {}
+    if "encoder" not in params:
+        return None
+    for name in (run.info.get("model"), params.get("encoder")):
+        if isinstance(name, str) and store.NAME_RE.match(name) and name not in MODELS.builtin_names() \
+                and store.find(name) is None:
+            return name
+    return None
 
 
 def _native_model(run: Run):

@@ -10,8 +10,7 @@ from textclf.errors import DataError, ModelError
 from textclf.textfiles import read_json_object
 
 META = "textclf-model.json"
-# \Z: no trailing newline ($ allows one); at most 100 characters: a folder name (255 bytes on most systems)
-NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # \Z: no trailing newline ($ allows one)
 
 
 def home() -> Path:

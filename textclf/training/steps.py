@@ -193,12 +193,7 @@ def _fit(built, config: RunConfig, data: _Data, inputs: _Inputs, runtime, run, h
     # Every worker saves (others into their scratch folder): under MultiWorkerMirroredStrategy
     # checkpointing runs collective ops that all workers must join.
     state = EpochCheckpoint(run.checkpoints_dir, model, timer, guard=guard, stopping=stopping)
-    recorded = (run.epochs_done or 0) if resume else 0  # progress.json, read before restore() rewrites anything
-    initial_epoch = state.restore() if resume else 0
-    if recorded > initial_epoch:  # checkpoints removed, or the last one never finished writing
-        hooks.on_note(f"only {initial_epoch} of the {recorded} epochs done have a checkpoint in {run.checkpoints_dir}"
-                      if initial_epoch else f"no checkpoint of the {recorded} epochs done in {run.checkpoints_dir}: "
-                      "training starts again from epoch 1")
+    initial_epoch = state.resume(run.epochs_done or 0, hooks.on_note) if resume else 0
     if initial_epoch:
         hooks.on_note(f"resuming after epoch {initial_epoch} of {t.epochs}")
         train_data = inputs.batches(initial_epoch)

@@ -168,7 +168,7 @@ def import_hf(src: str | Path, name: str, *, overwrite: bool = False, seq_length
     2020, "On the effect of dropping layers of pre-trained transformer models").
     `say(step)`: the name of each step as it starts (exporting a base-size encoder takes minutes)."""
     src = Path(src).expanduser()
-    if not store.NAME_RE.match(name):
+    if not store.NAME_RE.match(name) or len(name) > 100:  # a folder name: 255 bytes on most file systems
         shown = name if len(name) <= 60 else name[:57] + "..."
         raise ModelError(f"bad model name {shown!r}: use at most 100 letters, digits, '.', '_' and '-'")
     if layers is not None and layers < 1:
