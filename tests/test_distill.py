@@ -200,17 +200,21 @@ def test_an_unlabeled_csv_without_labels_gets_advice_distill_can_follow(teacher,
 
 
 def test_a_runs_teacher_cache_is_whole_or_written_again(tmp_path):
-    """teacher.npz is kept only when it reads and answers every text of the transfer set."""
-    from textclf import runs
-    from textclf.distillation import _holds, digests
+    """teacher.npz is kept only when it reads and answers every text of the transfer set (else targets() writes
+    it again, whole)."""
+    from types import SimpleNamespace
 
-    path = tmp_path / "teacher.npz"
-    wanted = digests(["a", "b", "c"])
-    assert not _holds(path, wanted)  # missing
-    runs.write_npz(path, {"digest": wanted[:2], "probabilities": np.full((2, 2), 0.5, np.float32)})
-    assert _holds(path, wanted[:2]) and not _holds(path, wanted)  # short of a text
-    path.write_bytes(path.read_bytes()[:40])
-    assert not _holds(path, wanted[:2])  # damaged
+    from textclf import runs
+    from textclf.distillation import _cached_answers, digests
+
+    own = tmp_path / "s"
+    own.mkdir()
+    run, wanted = SimpleNamespace(path=own), digests(["a", "b", "c"])
+    assert _cached_answers(run, "T", wanted) == (None, False)  # missing
+    runs.write_npz(own / "teacher.npz", {"digest": wanted[:2], "probabilities": np.full((2, 2), 0.5, np.float32)})
+    assert _cached_answers(run, "T", wanted[:2])[1] and not _cached_answers(run, "T", wanted)[1]  # short of one
+    (own / "teacher.npz").write_bytes((own / "teacher.npz").read_bytes()[:40])
+    assert _cached_answers(run, "T", wanted[:2]) == (None, False)  # damaged
 
 
 def test_a_missing_teacher_is_one_line(tmp_path):

@@ -108,12 +108,13 @@ def read_texts(spec: str, max_text_chars: int) -> list[str]:
     from textclf.data.sources import load_examples, parse_spec
     from textclf.textfiles import read_text
 
-    path = spec.removeprefix("lines:")
-    try:
-        typed = not spec.startswith("lines:") and bool(parse_spec(spec))  # jsonl:notes.txt is JSONL
-    except DataError:
-        typed = False
-    if spec.startswith("lines:") or (spec.endswith(".txt") and not typed):
+    path, lines = spec.removeprefix("lines:"), spec.startswith("lines:")
+    if not lines and spec.endswith(".txt"):  # notes.txt: one text a line; jsonl:notes.txt: JSONL
+        try:
+            parse_spec(spec)
+        except DataError:
+            lines = True
+    if lines:
         texts = [line for line in read_text(path, what="unlabeled text file").splitlines() if line.strip()]
     else:
         try:
@@ -257,8 +258,9 @@ def targets(config, data, run, hooks) -> tuple[np.ndarray, int]:
     from textclf import runs
 
     texts = list(data.fit.texts)
+    keys = digests(texts)
     path = run.path / runs.TEACHER_FILE
-    cache = _cached_answers(run, config.distill.teacher, digests(texts))
+    cache, whole = _cached_answers(run, config.distill.teacher, keys)
     hooks.on_status("the teacher's probabilities of the transfer set")
     def teacher():
         found = runs.resolve_run(config.distill.teacher, complete=True)
@@ -274,9 +276,9 @@ def targets(config, data, run, hooks) -> tuple[np.ndarray, int]:
                        f"{len(data.train.label_names)}")
     # the run keeps its own whole copy (a resume needs no other run, no teacher): rewritten when it is missing,
     # damaged or short of some text (its answers then came from the teacher or a sibling)
-    if computed or not _holds(path, digests(texts)):
+    if computed or not whole:
         try:
-            runs.write_npz(path, {"digest": digests(texts), "probabilities": probs})
+            runs.write_npz(path, {"digest": keys, "probabilities": probs})
         except OSError as err:
             raise RunError(f"cannot write {path}: {err.strerror or err}") from None
     hooks.on_note(f"teacher probabilities: {computed:,} computed, {len(texts) - computed:,} cached")
@@ -364,12 +366,13 @@ def teacher_layer(teacher: str, runs_root="runs") -> dict:
     return {"data": data, "distill": {"teacher": str(teacher_dir.resolve())}}
 
 
-def _cached_answers(run, teacher: str, wanted: np.ndarray) -> dict | None:
+def _cached_answers(run, teacher: str, wanted: np.ndarray) -> tuple[dict | None, bool]:
     """The teacher's answers cached in the run (teacher.npz), and, for texts it lacks, in other students of
-    the same teacher beside it (students that fit on the same texts share their transfer set)."""
+    the same teacher beside it (students that fit on the same texts share their transfer set); and whether the
+    run's own file read and held every wanted text (else it is written again, whole)."""
     from textclf import runs
 
-    found, parts = set(), []
+    found, parts, whole = set(), [], False
     wanted = {bytes(k) for k in wanted}
     siblings = sorted(p for p in run.path.parent.iterdir() if p != run.path and p.is_dir() and not p.is_symlink())
     for folder in [run.path, *siblings]:
@@ -383,23 +386,14 @@ def _cached_answers(run, teacher: str, wanted: np.ndarray) -> dict | None:
         keep = [i for i, k in enumerate(arrays["digest"]) if bytes(k) in wanted and bytes(k) not in found]
         found.update(bytes(arrays["digest"][i]) for i in keep)
         parts.append((arrays["digest"][keep], arrays["probabilities"][keep]))
+        whole = whole or (folder == run.path and len(found) == len(wanted))
         if len(found) == len(wanted):
             break
     parts = [part for part in parts if len(part[0])]
     if not parts:
-        return None
-    return {"digest": np.concatenate([d for d, _ in parts]), "probabilities": np.concatenate([p for _, p in parts])}
-
-
-def _holds(path, wanted: np.ndarray) -> bool:
-    """Whether the cache file at `path` reads and has an answer for every digest of `wanted`."""
-    from textclf import runs
-
-    try:
-        held = {bytes(k) for k in runs.read_npz(path, ("digest", "probabilities"))["digest"]}
-    except (RunError, OSError):
-        return False
-    return all(bytes(k) in held for k in wanted)
+        return None, whole
+    return {"digest": np.concatenate([d for d, _ in parts]),
+            "probabilities": np.concatenate([p for _, p in parts])}, whole
 
 
 def _teacher_of(folder) -> str | None:

@@ -106,10 +106,14 @@ class Predictor:
         from textclf.config import MAX_TEXT_CHARS as DEFAULT_MAX_TEXT_CHARS
 
         try:
-            self.max_text_chars = int(run.config.get("data", {}).get("max_text_chars", DEFAULT_MAX_TEXT_CHARS))
-        except Exception:  # no readable config.json: the default limit
+            config = run.config  # read once
+        except Exception:  # no readable config.json: the default limits
+            config = {}
+        try:
+            self.max_text_chars = int(config.get("data", {}).get("max_text_chars", DEFAULT_MAX_TEXT_CHARS))
+        except Exception:  # a damaged data section: the default limit
             self.max_text_chars = DEFAULT_MAX_TEXT_CHARS
-        self.batch_tokens, self.longest = batch_tokens(run.config)
+        self.batch_tokens, self.longest = batch_tokens(config)
         self.twin = None
         native = not run.model_path.exists()  # trained without TensorFlow: the arrays are the model
         if use_twin or native:

@@ -47,7 +47,7 @@ def _gone_import(run: Run) -> str | None:
     from textclf.models import store
     from textclf.models.catalog import MODELS
 
-    config = run.config if isinstance(run.config, dict) else {}
+    config = run.config  # (a RunError, one line, when unreadable)
     params = config.get("model_params") if isinstance(config.get("model_params"), dict) else {}
     if "encoder" not in params:
         return None
