@@ -165,6 +165,7 @@ def test_unlabeled_texts_join_the_transfer_set(teacher, tmp_path):
     again = cli("distill", teacher_dir, "--student", "transformer", "--epochs", "1", "--augment", "0",
                 "--unlabeled", unlabeled, "--run-dir", tmp_path / "s2", *STUDENT)
     assert again.exit_code == 0, again.output
+    assert "+ 1 unlabeled (5 more dropped: eval or validation texts)" in again.output
     metrics = json.loads((tmp_path / "s2" / "metrics.json").read_text())
     assert metrics["transfer_unlabeled"] == 1 and metrics["transfer_unlabeled_dropped"] == 5
 
@@ -186,17 +187,26 @@ def test_bad_distillation_settings_are_one_line(teacher, tmp_path, args, fragmen
     assert not (tmp_path / "s").exists()
 
 
-def test_an_unlabeled_csv_without_labels_gets_advice_distill_can_follow(teacher, tmp_path):
+def test_unlabeled_csv_and_jsonl_need_no_label_column(teacher, tmp_path):
+    """Unlabeled texts come as users have them: a CSV with a text column alone, JSONL without a label field."""
     root, teacher_dir = teacher
     texts = tmp_path / "texts.csv"
     texts.write_text("text\nhello there sports\nbusiness news today\n")
-    result = cli("distill", teacher_dir, "--epochs", "1", "--unlabeled", f"csv:{texts}", "--run-dir", tmp_path / "s")
-    assert_one_line_error(result, "no 'label' column", "its labels are ignored", "lines:PATH")
-    assert "--label-field" not in result.output and not (tmp_path / "s").exists()
+    done = cli("distill", teacher_dir, "--epochs", "1", "--augment", "0", "--unlabeled", f"csv:{texts}",
+               "--run-dir", tmp_path / "s", *STUDENT)
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["transfer_unlabeled"] == 2
     typed = tmp_path / "few.txt"  # a typed spec is read as its type, whatever the file's name
-    typed.write_text('{"text": "hello there sports"}\n')
-    assert_one_line_error(cli("distill", teacher_dir, "--epochs", "1", "--unlabeled", f"jsonl:{typed}", "--run-dir",
-                              tmp_path / "s"), "line 1: no field 'label'", "lines:PATH")
+    typed.write_text('{"text": "hello there sports"}\n{"text": "markets fell", "label": "not a class"}\n')
+    done = cli("distill", teacher_dir, "--epochs", "1", "--augment", "0", "--unlabeled", f"jsonl:{typed}",
+               "--run-dir", tmp_path / "s2", *STUDENT)
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "s2" / "metrics.json").read_text())["transfer_unlabeled"] == 2
+    # a headerless list of sentences is not silently short of its first line
+    texts.write_text("the first text is a sentence\nthe second one too\n")
+    result = cli("distill", teacher_dir, "--epochs", "1", "--unlabeled", f"csv:{texts}", "--run-dir", tmp_path / "s3")
+    assert_one_line_error(result, "line 1: the first line looks like data", "(e.g. text)")
+    assert "--label-field" not in result.output and not (tmp_path / "s3").exists()
 
 
 def test_a_runs_teacher_cache_is_whole_or_written_again(tmp_path):

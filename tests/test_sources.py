@@ -193,3 +193,44 @@ def test_a_headerless_csv_with_short_fields_is_named_data_by_its_repeated_labels
     path.write_text("headline,topic\nFederer wins,Sports\nCup final,Sports\n")  # a real header: the usual hint
     with pytest.raises(DataError, match="no 'label' column in the header .headline, topic.; pass --label-field"):
         load_examples(f"csv:{path}")
+
+
+def test_texts_alone_are_read_without_a_label_column_in_every_layout(tmp_path):
+    """load_texts reads what load_examples reads, a label column optional and never read: a text-only header,
+    a label column among others (skipped, whatever it holds), JSONL without a label, an AG-layout file with
+    class numbers outside its classes.txt; more than the 200 rows the header check looks at; errors by line."""
+    from textclf.data.sources import load_texts
+
+    rows = [f"text number {i}" for i in range(250)]
+    only = tmp_path / "only.csv"
+    only.write_text("text\n" + "\n".join(rows) + "\n")
+    assert load_texts(f"csv:{only}") == rows  # all 250: none lost to the header's look at the rows below
+    mixed = tmp_path / "mixed.tsv"
+    mixed.write_text("label\ttitle\tbody\nnot a class\tA title\tits body\n\tOther\tmore\n")
+    assert load_texts(f"tsv:{mixed}") == ["A title its body", "Other more"]
+    assert load_texts(f"tsv:{mixed}", text_fields=["body"]) == ["its body", "more"]
+    lines = tmp_path / "t.jsonl"
+    lines.write_text('{"text": "one"}\n\n{"text": "two", "label": [3.5]}\n')
+    assert load_texts(f"jsonl:{lines}") == ["one", "two"]
+    ag = tmp_path / "ag" / "train.csv"
+    write_csv(ag, [("9", "Title", "Description")])
+    (ag.parent / "classes.txt").write_text("A\nB\n")
+    assert load_texts(f"csv:{ag}") == ["Title Description"]
+    with pytest.raises(DataError, match=r"only.csv line 1: the first line looks like data.*\(e\.g\. text\)$"):
+        only.write_text("a first text of four words\nand a second\n")
+        load_texts(f"csv:{only}")
+    with pytest.raises(DataError, match=r"t.jsonl line 2: no field 'text'"):
+        lines.write_text('{"text": "one"}\n{"body": "two"}\n')
+        load_texts(f"jsonl:{lines}")
+    with pytest.raises(DataError, match=r"only.csv line 3: empty text"):
+        only.write_text("text\nfine\n \n")
+        load_texts(f"csv:{only}")
+    with pytest.raises(DataError, match=r"only.csv line 2: a text of 12 characters, longer than the limit of 5"):
+        only.write_text("text\nhello there!\n")
+        load_texts(f"csv:{only}", max_text_chars=5)
+    with pytest.raises(DataError, match=r"only.csv line 203: expected 1 fields"):  # past the look: still an error
+        only.write_text("text\n" + "\n".join(rows[:201]) + "\nx,y\n")
+        load_texts(f"csv:{only}")
+    with pytest.raises(DataError, match=r"only.csv line 3: expected 1 fields"):  # within the look
+        only.write_text("text\nfine\nx,y\n")
+        load_texts(f"csv:{only}")

@@ -23,7 +23,6 @@ A run whose config has `distill.teacher` is a student (`textclf distill TEACHER 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import replace
 from typing import Callable
 
@@ -101,11 +100,11 @@ def transfer_texts(distill, fit_texts, seed: int, read_unlabeled: Callable[[str]
     return unlabeled + augmented, summary
 
 
-def read_texts(spec: str, max_text_chars: int) -> list[str]:
-    """The texts of a data spec, labels ignored: any spec `--data` takes (read as `--data` reads it, so with a
-    label column; its labels are not used), or a plain text file (`PATH.txt` or `lines:PATH`), one text per
-    line."""
-    from textclf.data.sources import load_examples, parse_spec
+def read_texts(spec: str, data) -> list[str]:
+    """The texts of a data spec, labels neither needed nor read: any spec `--data` takes, read with the teacher's
+    data options (`data`: its text and label fields, tfds directory and text limit), a label column or field
+    optional; or a plain text file (`PATH.txt` or `lines:PATH`), one text per line."""
+    from textclf.data.sources import load_texts, parse_spec
     from textclf.textfiles import read_text
 
     path, lines = spec.removeprefix("lines:"), spec.startswith("lines:")
@@ -114,22 +113,16 @@ def read_texts(spec: str, max_text_chars: int) -> list[str]:
             parse_spec(spec)
         except DataError:
             lines = True
-    if lines:
-        texts = [line for line in read_text(path, what="unlabeled text file").splitlines() if line.strip()]
-    else:
-        try:
-            texts = [str(t) for t in load_examples(spec, max_text_chars=max_text_chars).texts]
-        except DataError as err:  # --data's advice (--label-field, --text-field) is not distill's
-            if "--label-field" not in str(err) and "--text-field" not in str(err):
-                raise
-            reason = re.split(r"; pass --| \(use --", str(err), maxsplit=1)[0]
-            raise DataError(f"{reason}; the unlabeled set is read as --data reads it, with a 'label' and a 'text' "
-                            "column (its labels are ignored: any value); texts alone: a .txt file or lines:PATH, "
-                            "one text per line") from None
-    too_long = next((i for i, t in enumerate(texts) if len(t) > max_text_chars), None)
+    if not lines:
+        return load_texts(spec, text_fields=data.text_fields, label_field=data.label_field,
+                          tfds_data_dir=data.tfds_data_dir, max_text_chars=data.max_text_chars)
+    lines_of = [(n, line) for n, line in enumerate(read_text(path, what="unlabeled text file").splitlines(), 1)
+                if line.strip()]
+    too_long = next(((n, t) for n, t in lines_of if len(t) > data.max_text_chars), None)
     if too_long is not None:
-        raise DataError(f"unlabeled text {too_long + 1} of {spec} has {len(texts[too_long]):,} characters "
-                        f"(at most {max_text_chars:,}: data.max_text_chars)")
+        raise DataError(f"{path} line {too_long[0]}: a text of {len(too_long[1]):,} characters, longer than the "
+                        f"limit of {data.max_text_chars:,} (data.max_text_chars)")
+    texts = [t for _, t in lines_of]
     if not texts:
         raise DataError(f"{spec}: no texts (distill.unlabeled)")
     return texts
@@ -242,10 +235,13 @@ def extend_fit(config, data, hooks):
     from textclf.data.sources import split_seed
 
     extra, summary = transfer_texts(config.distill, list(fit.texts), split_seed(config.data, config.training.seed),
-                                    lambda spec: read_texts(spec, config.data.max_text_chars),
+                                    lambda spec: read_texts(spec, config.data),
                                     held_out=_not_in(data.evaluation, data.validation))
-    hooks.on_note(f"transfer set: {summary['labelled']:,} training texts + {summary['unlabeled']:,} unlabeled + "
-                  f"{summary['augmented']:,} augmented ({summary['augment_copies']} per text) = {summary['total']:,}")
+    dropped = summary["unlabeled_dropped"]
+    hooks.on_note(f"transfer set: {summary['labelled']:,} training texts + {summary['unlabeled']:,} unlabeled"
+                  + (f" ({dropped:,} more dropped: eval or validation texts)" if dropped else "")
+                  + f" + {summary['augmented']:,} augmented ({summary['augment_copies']} per text)"
+                  f" = {summary['total']:,}")
     filler = np.zeros((len(extra),) + fit.labels.shape[1:], fit.labels.dtype)
     texts = np.concatenate([fit.texts, np.array(extra, dtype=object)])
     return replace(data, fit=Examples(texts, np.concatenate([fit.labels, filler]), fit.label_names, fit.source),

@@ -24,8 +24,9 @@ def distill(
         metavar="MODEL", help="The student: a model (see `textclf models list`) or an experiment of the "
                               "experiments file.")] = "transformer",
     unlabeled: Annotated[Optional[str], typer.Option(
-        metavar="SPEC", help="More texts for the transfer set: a data spec (read as --data reads it; its labels are "
-                             "ignored) or a .txt file with one text per line.", rich_help_panel=TRANSFER)] = None,
+        metavar="SPEC", help="More texts for the transfer set: a data spec (read as --data reads it; a label "
+                             "column is optional and ignored) or a .txt file with one text per line.",
+        rich_help_panel=TRANSFER)] = None,
     augment: Annotated[Optional[int], typer.Option(
         metavar="N", help="Augmented copies of each training text (masking, word substitution, n-gram sampling); "
                           "default: enough to bring a set under 20,000 texts to 20,000 (at most 4).",

@@ -163,6 +163,38 @@ def load_examples(
     return _to_examples(rows, classes, label_names, str(parsed), multilabel, max_text_chars)
 
 
+def load_texts(
+    spec: str,
+    *,
+    text_fields: Sequence[str] = (),
+    label_field: str | None = None,
+    tfds_data_dir: str | None = None,
+    max_text_chars: int | None = None,
+) -> list[str]:
+    """The texts of a data source, its labels neither needed nor read: the same layouts as `load_examples`,
+    where a headered CSV/TSV may lack the label column (its other columns, or `text_fields`, are the text) and
+    a JSONL line the label field; an AG-layout file's first column is skipped unread."""
+    parsed = parse_spec(spec)
+    if parsed.kind in ("sample", "tfds"):  # their labels come with them
+        return [str(t) for t in load_examples(spec, text_fields=text_fields, label_field=label_field,
+                                              tfds_data_dir=tfds_data_dir, max_text_chars=max_text_chars).texts]
+    rows, _ = _file_rows(parsed, text_fields, label_field, None, labelled=False)
+    texts = [_checked_text(where, text, max_text_chars) for where, text, _ in rows]
+    if not texts:
+        raise DataError(f"{parsed}: no texts")
+    return texts
+
+
+def _checked_text(where: str, text: str, max_text_chars: int | None) -> str:
+    if not text.strip():
+        raise DataError(f"{where}: empty text")
+    if max_text_chars is not None and len(text) > max_text_chars:
+        raise DataError(f"{where}: a text of {len(text):,} characters, longer than the limit of "
+                        f"{max_text_chars:,} (--max-text-chars, data.max_text_chars, raises it; memory grows "
+                        "with a text's length)")
+    return text
+
+
 # ----------------------------------------------------------------------------- labels
 
 
@@ -180,12 +212,7 @@ def _to_examples(
     wheres: list[str] = []
     first_set = None  # where the first multi-label row is
     for where, text, label in rows:
-        if not text.strip():
-            raise DataError(f"{where}: empty text")
-        if max_text_chars is not None and len(text) > max_text_chars:
-            raise DataError(f"{where}: a text of {len(text):,} characters, longer than the limit of "
-                            f"{max_text_chars:,} (--max-text-chars, data.max_text_chars, raises it; memory grows "
-                            "with a text's length)")
+        _checked_text(where, text, max_text_chars)
         if isinstance(label, tuple):
             if multilabel is False and len(label) != 1:
                 raise DataError(f"{where}: {len(label)} labels ({', '.join(label) or 'none'}), but the run is "
@@ -273,8 +300,10 @@ def _classes_beside(path: Path) -> tuple[str, ...] | None:
 
 def _file_rows(
     spec: Spec, text_fields: Sequence[str], label_field: str | None, run_labels: Sequence[str] | None,
-    separator: str = "|",
+    separator: str = "|", labelled: bool = True,
 ) -> tuple[Iterator[tuple[str, str, str]], tuple[str, ...] | None]:
+    """(rows of (where, text, label), the class names when known); `labelled=False`: the label is None and
+    need not be there."""
     path = Path(os.path.expanduser(spec.target))
     stream = _open_text(path)
     # Without a classes.txt beside the file, an existing run's classes name the indices.
@@ -283,7 +312,7 @@ def _file_rows(
     named = ClassList(classes, str(path.parent / "classes.txt") if beside else
                       "the training data or run (labels.json)")
     if spec.kind == "jsonl":
-        return _jsonl_rows(path, stream, text_fields, label_field or "label", named, separator), classes
+        return _jsonl_rows(path, stream, text_fields, label_field or "label", named, separator, labelled), classes
     delimiter = "\t" if spec.kind == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.kind == "tsv" else csv.QUOTE_MINIMAL
     reader = csv.reader(stream, delimiter=delimiter, quoting=quoting, strict=True)
@@ -295,8 +324,8 @@ def _file_rows(
     first_labels = _split_labels(first[0], separator) or [first[0]]
     headered = bool(text_fields or label_field) or any(_number(x) is None for x in first_labels)
     if not headered:
-        return _ag_rows(path, reader, first, rows, named, separator), classes
-    return _header_rows(path, reader, first, rows, text_fields, label_field, named, separator), classes
+        return _ag_rows(path, reader, first, rows, named, separator, labelled), classes
+    return _header_rows(path, reader, first, rows, text_fields, label_field, named, separator, labelled), classes
 
 
 def _split_labels(raw: str, separator: str) -> list[str] | None:
@@ -338,11 +367,14 @@ def _number(value: str) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _ag_rows(path, reader, first, rows, classes, separator="|") -> Iterator[tuple[str, str, str]]:
+def _ag_rows(path, reader, first, rows, classes, separator="|", labelled=True) -> Iterator[tuple[str, str, str]]:
     for row in _chain(first, rows):
         where = f"{path} line {reader.line_num}"
         if len(row) < 2:
             raise DataError(f"{where}: expected label,title[,description,...], got {len(row)} field")
+        if not labelled:
+            yield where, _join_text(f.strip() for f in row[1:]), None
+            continue
         several = _split_labels(row[0], separator)
         found = tuple(_ag_label(raw.strip(), classes, where) for raw in (several or [row[0]]))
         yield where, _join_text(f.strip() for f in row[1:]), found if several is not None else found[0]
@@ -360,26 +392,35 @@ def _ag_label(raw: str, classes, where: str) -> str:
     return names[number - 1] if names else str(number)
 
 
-def _header_rows(path, reader, header, rows, text_fields, label_field, classes, separator="|"):
+def _header_rows(path, reader, header, rows, text_fields, label_field, classes, separator="|", labelled=True):
     header = [h.strip() for h in header]
     label_field = label_field or "label"
-    if label_field not in header:
-        raise DataError(_header_hint(path, header, reader.dialect.delimiter, rows) or (
-            f"{path} line 1: no {label_field!r} column in the header ({', '.join(header)}); "
-            "pass --label-field (and --text-field) naming the columns"))
+    if label_field not in header and (labelled or not text_fields):
+        below, error = _peek(rows)
+        hint = _header_hint(path, header, reader.dialect.delimiter, below, labelled)
+        if hint or labelled:
+            raise DataError(hint or (
+                f"{path} line 1: no {label_field!r} column in the header ({', '.join(header)}); "
+                "pass --label-field (and --text-field) naming the columns"))
+        if error:
+            raise error
+        rows = itertools.chain(below, rows)
     fields = list(text_fields) or [h for h in header if h != label_field]
     missing = [f for f in fields if f not in header]
     if missing:
-        raise DataError(_header_hint(path, header, reader.dialect.delimiter) or
+        raise DataError(_header_hint(path, header, reader.dialect.delimiter, labelled=labelled) or
                         f"{path} line 1: no column {missing[0]!r} in the header ({', '.join(header)}); pass "
                         "--text-field naming the text column(s) (it applies to --eval-data too)")
     text_idx = [header.index(f) for f in fields]
-    label_idx = header.index(label_field)
+    label_idx = header.index(label_field) if labelled else None
     for row in rows:
         where = f"{path} line {reader.line_num}"
         if len(row) != len(header):
             raise DataError(f"{where}: expected {len(header)} fields as in the header, got {len(row)}")
         text = _join_text(row[i].strip() for i in text_idx)
+        if label_idx is None:
+            yield where, text, None
+            continue
         raw = row[label_idx].strip()
         several = _split_labels(raw, separator)
         if several is not None:
@@ -388,29 +429,37 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
             yield where, text, _label_name(raw, classes, where)
 
 
-def _header_hint(path, header: list[str], delimiter: str, rows=()) -> str | None:
+def _peek(rows, count: int = 200) -> tuple[list, DataError | None]:
+    """The next `count` rows, and the error a malformed one among them raised (the rows before it kept)."""
+    below = []
+    try:
+        below.extend(itertools.islice(rows, count))
+    except DataError as err:
+        return below, err
+    return below, None
+
+
+def _header_hint(path, header: list[str], delimiter: str, below=(), labelled=True) -> str | None:
     """What is wrong with a first line that names no expected column, when it shows: the other separator,
-    or a line of data rather than a header (a number, a sentence, or a value the next `rows` repeat in the
+    or a line of data rather than a header (a number, a sentence, or a value the rows `below` repeat in the
     same column, as a label does)."""
     other = {",": ("\t", "tab-separated", "tsv"), "\t": (",", "comma-separated", "csv")}.get(delimiter)
     if other and len(header) == 1 and other[0] in header[0]:
         return (f"{path} line 1: the file looks {other[1]} "
                 f"(its first line has no {'comma' if delimiter == ',' else 'tab'}"
                 f" but {'tabs' if other[0] == chr(9) else 'commas'}); read it as {other[2]}:{path}")
-    below = []
-    try:
-        below.extend(itertools.islice(rows, 200))
-    except DataError:  # a malformed row further down: the first line's problem is still the one to name
-        pass
     repeated = any(h and any(len(row) > j and row[j].strip() == h for row in below) for j, h in enumerate(header))
     if repeated or any(_number(h) is not None or len(h.split()) > 3 for h in header):
         shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in header)
+        if not labelled:
+            return (f"{path} line 1: the first line looks like data, not a header ({shown}); add a first line "
+                    "naming the columns (e.g. text)")
         return (f"{path} line 1: the first line looks like data, not a header ({shown}); add a first line naming "
                 "the columns (e.g. text,label), or give the AG News layout (class number 1-N first, no header)")
     return None
 
 
-def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|"):
+def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|", labelled=True):
     fields = list(text_fields) or ["text"]
     for number, line in enumerate(stream, start=1):
         if not line.strip():
@@ -422,14 +471,17 @@ def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|"):
             raise DataError(f"{where}: invalid JSON ({err.msg})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected a JSON object")
-        for name in [*fields, label_field]:
+        for name in [*fields, label_field] if labelled else fields:
             if name not in obj:
                 raise DataError(f"{where}: no field {name!r} (use --text-field/--label-field)")
         parts = [obj[f] for f in fields]
         if not all(isinstance(p, str) for p in parts):
             raise DataError(f"{where}: text fields must be strings")
-        label = obj[label_field]
         text = _join_text(p.strip() for p in parts)
+        if not labelled:
+            yield where, text, None
+            continue
+        label = obj[label_field]
         if isinstance(label, list):  # a multi-label example (an empty list: none of the classes)
             if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in label):
                 raise DataError(f"{where}: a label list holds strings or integers, got {label!r}")
