@@ -88,7 +88,7 @@ def main() -> None:
     from textclf.runs import Run
 
     predictor = Predictor(run, use_twin=True)
-    shipped = batch_tokens(Run(run).config)[0]
+    shipped = batch_tokens(Run(run).config, Run(run).info.get("family", ""))[0]
     if not shipped:
         raise SystemExit(f"{run}: its model has no predict_tokens here (not a BERT run, or its imported model is "
                          "not in this TEXTCLF_HOME)")

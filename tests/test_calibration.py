@@ -173,6 +173,7 @@ def test_the_default_model_is_calibrated_and_small_validation_parts_are_said(tmp
     run = (tmp_path / "r" / "latest").resolve()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["calibration"]["method"] == "temperature" and "calibration" in done.output
+    assert json.loads((run / "run.json").read_text())["family"] == "ngram"  # the solver's runs name it too
     from textclf.models.saving import load_model
     from textclf.prediction import Predictor
     from textclf._tf import tf

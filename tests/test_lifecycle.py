@@ -266,3 +266,18 @@ def test_a_run_lock_is_exclusive_released_and_not_kept_by_forked_children(tmp_pa
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
     assert runs.lock_dir(tmp_path, "busy") is None
+
+
+def test_an_explicit_run_directory_must_be_new_or_empty(tmp_path):
+    from textclf import runs
+    from textclf.errors import RunError
+
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(RunError, match="the run directory .*a-file is a file; give a new or empty directory"):
+        runs.new_run_dir(tmp_path, "m", tmp_path / "a-file")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes").write_text("x")
+    with pytest.raises(RunError, match="already exists and is not empty"):
+        runs.new_run_dir(tmp_path, "m", tmp_path / "full")
+    (tmp_path / "empty").mkdir()
+    assert runs.new_run_dir(tmp_path, "m", tmp_path / "empty") == tmp_path / "empty"

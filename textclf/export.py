@@ -111,7 +111,7 @@ def _family(info: dict) -> Family | None:
     """The model family of a run (run.json's model, see ModelEntry.family); None for an unknown model."""
     from textclf.models.catalog import family_of
 
-    return family_of(info.get("model"))
+    return family_of(info.get("model"), info.get("family", ""))
 
 
 def _save_serving_model(model, labels: list[str], path: Path, thresholds: list[float] | None = None) -> None:

@@ -20,12 +20,13 @@ PREDICT_CHARS = 1 << 22  # characters per batch at most (a longer text alone): m
 CHARS_PER_TOKEN = 4  # about: ag7600's news is 4.4 characters per WordPiece, SST-2's sentences 4.0
 
 
-def batch_tokens(config: dict) -> tuple[int, int]:
+def batch_tokens(config: dict, family_name: str = "") -> tuple[int, int]:
     """(tokens a prediction batch holds at most, a text's tokens at most) for a run of this config: its model
-    family's predict_tokens (textclf.registry.Family; 0 = no bound) and the run's max_length (0: unknown)."""
+    family's predict_tokens (textclf.registry.Family; 0 = no bound) and the run's max_length (0: unknown).
+    `family_name`: the family run.json records, for a model not known here (an import whose store is elsewhere)."""
     from textclf.models.catalog import family_of
 
-    family = family_of(config.get("model")) if isinstance(config, dict) else None
+    family = family_of(config.get("model"), family_name) if isinstance(config, dict) else None
     tokens = family.predict_tokens if family is not None else 0  # a model unknown here: no token bound
     try:
         longest = int((config.get("model_params") or {}).get("max_length") or 0)
@@ -113,7 +114,11 @@ class Predictor:
             self.max_text_chars = int(config.get("data", {}).get("max_text_chars", DEFAULT_MAX_TEXT_CHARS))
         except Exception:  # a damaged data section: the default limit
             self.max_text_chars = DEFAULT_MAX_TEXT_CHARS
-        self.batch_tokens, self.longest = batch_tokens(config)
+        try:
+            family_name = run.info.get("family", "")
+        except Exception:  # no readable run.json: the family from the config's model alone
+            family_name = ""
+        self.batch_tokens, self.longest = batch_tokens(config, family_name)
         self.twin = None
         native = not run.model_path.exists()  # trained without TensorFlow: the arrays are the model
         if use_twin or native:

@@ -170,8 +170,8 @@ def read_object(path: Path) -> dict:
     return value
 
 
-_TEXT_FIELDS = ("name", "status", "model", "experiment", "data", "eval_data", "started", "finished", "updated",
-                "error", "host")
+_TEXT_FIELDS = ("name", "status", "model", "family", "experiment", "data", "eval_data", "started", "finished",
+                "updated", "error", "host")
 _NUMBER_FIELDS = ("pid", "duration_seconds", "accuracy", "macro_f1", "epochs", "resumed")
 
 
@@ -196,7 +196,9 @@ def new_run_dir(root: str | Path, model: str, explicit: str | Path | None = None
     try:
         if explicit is not None:
             path = Path(explicit)
-            if path.exists() and (not path.is_dir() or any(p.name != LOCK_FILE for p in path.iterdir())):
+            if path.exists() and not path.is_dir():
+                raise RunError(f"the run directory {path} is a file; give a new or empty directory")
+            if path.exists() and any(p.name != LOCK_FILE for p in path.iterdir()):
                 raise RunError(f"run directory already exists and is not empty: {path}")
             path.mkdir(parents=True, exist_ok=True)
             return path

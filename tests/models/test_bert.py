@@ -226,6 +226,16 @@ def test_frozen_and_finetuned_runs(store, data, tmp_path, command, frozen, monke
     whole = fine.probabilities(many)
     fine.batch_tokens = 8
     np.testing.assert_allclose(fine.probabilities(many), whole, atol=1e-6)
+    # a run away from its imported model's store keeps its batches: run.json names the family
+    from textclf.models.catalog import family_of
+
+    assert json.loads((run_dir / "run.json").read_text())["family"] == "bert"
+    with monkeypatch.context() as away_from_store:
+        away_from_store.setenv("TEXTCLF_HOME", str(tmp_path / "elsewhere"))
+        assert family_of("tiny-bert") is None  # the model is unknown here
+        away = Predictor(run_dir, use_twin=True)
+        assert (away.batch_tokens, away.longest) == (1024, fine.longest)
+        np.testing.assert_allclose(away.probabilities(many), whole, atol=1e-6)
     report = runner.invoke(app, ["evaluate", "--json", "--runs-root", str(runs)])
     assert json.loads(report.stdout)["examples"] == 16
     # the reloaded run (its encoder's own checkpoint not read, every weight from model.keras)

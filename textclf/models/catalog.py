@@ -20,12 +20,18 @@ register_family(textclf.models.bert.FAMILY)
 __all__ = ["MODELS", "family_of"]
 
 
-def family_of(model) -> "textclf.registry.Family | None":
-    """The family of the model a run names (run.json's or config.json's `model`); None for a model not known
-    here (a newer version's, or an imported model whose store is elsewhere)."""
+def family_of(model, family_name: str = "") -> "textclf.registry.Family | None":
+    """The family of the model a run names (run.json's or config.json's `model`), else the family run.json
+    records (`family_name`: a run whose imported model's store is elsewhere); None when neither is known here
+    (a newer version's model)."""
     from textclf.errors import TextclfError
+    from textclf.registry import family
 
     try:
         return MODELS.get(str(model)).family_spec()
+    except TextclfError:
+        pass
+    try:
+        return family(str(family_name)) if family_name else None
     except TextclfError:
         return None

@@ -48,7 +48,8 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     features = make_features(config.model_params, train.texts, say=hooks.on_note,
                              progress=lambda done, total: hooks.on_work("computing the n-gram features", done, total))
     with runs.start(runs_root, experiment or run_name(config), config.to_dict(), list(train.label_names),
-                    run_dir=run_dir, resume=resume, model=config.model, experiment=experiment, data=config.data.train,
+                    run_dir=run_dir, resume=resume, model=config.model, family=MODELS.get(config.model).family,
+                    experiment=experiment, data=config.data.train,
                     eval_data=data.evaluation.source, runtime={"strategy": "none", "replicas": 1,
                                                                "precision": "float64 (liblinear)"},
                     **({"group": group} if group else {})) as run:

@@ -69,6 +69,7 @@ def run_training(
         derived = {"requested_config": requested} if requested != config.to_dict() and not resume else {}
         with runs.start(runs_root, experiment or run_name(config), config.to_dict(), list(data.train.label_names),
                         run_dir=run_dir, resume=resume, scratch=not runtime.is_chief, model=config.model,
+                        family=entry.family,
                         experiment=experiment, data=config.data.train, eval_data=data.evaluation.source,
                         runtime=runtime.to_dict(), **({"group": group} if group else {}), **derived) as run:
             stages.update(_teacher_targets(config, data, run, hooks, built, resume) if data.distill is not None else {})
