@@ -88,6 +88,10 @@ def test_a_second_student_reads_the_teacher_answers_of_the_first(teacher, tmp_pa
     assert metrics["teacher_probabilities_computed"] == 0 and metrics["transfer_total"] == n
     np.testing.assert_allclose(np.load(tmp_path / "runs" / "c" / "teacher.npz")["probabilities"],
                                cache["probabilities"])
+    bag = cli("distill", copy, "--student", "ngram-mlp", "--run-dir", tmp_path / "runs" / "d", "--epochs", "1",
+              "--augment", "1", "--seed", "5", "--embeddings", "teacher")  # no word embeddings: said, not ignored
+    assert bag.exit_code == 0, bag.output
+    assert "word embeddings: none in a ngram-mlp student" in bag.output
 
 
 def test_the_soft_target_loss_against_a_hand_computation():
@@ -242,6 +246,11 @@ def test_a_teacher_of_other_labels_is_refused(tmp_path):
     result = cli("distill", teacher_dir, "--epochs", "1", "--run-dir", tmp_path / "s", *STUDENT)
     assert_one_line_error(result, "has labels")
     assert not (tmp_path / "s").exists()  # found before the run directory is made
+    (teacher_dir / "labels.json").write_text(json.dumps(labels))
+    evaluation.write_text(evaluation.read_text().replace(",", ", x", 1))  # the eval file changed since
+    result = cli("distill", teacher_dir, "--epochs", "1", "--run-dir", tmp_path / "s", *STUDENT)
+    assert_one_line_error(result, "eval data is not what it was evaluated on", "train the teacher again")
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_killed_student_resumes_without_running_its_teacher_again(teacher, tmp_path):
@@ -320,3 +329,15 @@ def test_the_projection_of_teacher_vectors_onto_a_students_embeddings():
     one = np.full((6, 5), np.nan)
     one[0] = 1.0
     np.testing.assert_array_equal(project(one, initial), initial)  # fewer than 2 vectors: nothing to project
+
+
+def test_a_taken_run_dir_is_refused_before_the_data_are_read(teacher, tmp_path, monkeypatch):
+    from textclf.training import run
+
+    root, teacher_dir = teacher
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "notes.txt").write_text("mine")
+    monkeypatch.setattr(run, "_load_data", lambda *a, **k: pytest.fail("the data were read"))
+    result = cli("distill", teacher_dir, "--epochs", "1", "--run-dir", tmp_path / "s", *STUDENT)
+    assert_one_line_error(result, "already exists and is not empty")
+    assert (tmp_path / "s" / "notes.txt").read_text() == "mine"

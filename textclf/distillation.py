@@ -228,7 +228,7 @@ def extend_fit(config, data, hooks):
     make-up in `transfer`."""
     from textclf.data.sources import Examples
 
-    check_teacher(config, data.train.label_names)
+    check_teacher(config, data.train.label_names, data.evaluation)
     fit = data.fit
     # The split's seed (the teacher's), not the student's: students of one teacher that differ in the seed share
     # their transfer set, so the teacher answers it once (its pass is most of a student's cost).
@@ -291,8 +291,11 @@ def start_from_teacher(config, built, hooks) -> str | None:
     from textclf import runs
     from textclf.errors import TextclfError
 
-    if config.distill.embeddings != "teacher" or built.word_embeddings is None:
+    if config.distill.embeddings != "teacher":
         return None
+    if built.word_embeddings is None:
+        return f"word embeddings: none in a {config.model} student (distill.embeddings teacher applies to a " \
+               "student with word embeddings, such as transformer)"
     words, variable = built.word_embeddings
     try:
         saved = runs.Run(runs.resolve_run(config.distill.teacher, complete=True)).config
@@ -410,9 +413,10 @@ def _not_in(*parts):
     return lambda texts: [t for t in texts if normal_text(t) not in seen]
 
 
-def check_teacher(config, label_names) -> None:
-    """Before the run directory exists: the teacher's data and split are the student's, and its labels the
-    data's (a teacher no longer there is not checked: see check_teacher_data)."""
+def check_teacher(config, label_names, evaluation=None) -> None:
+    """Before the run directory exists: the teacher's data and split are the student's, its labels the data's,
+    and its eval texts (metrics.json's eval_fingerprint) the `evaluation` examples still (a teacher no longer
+    there is not checked: see check_teacher_data)."""
     from textclf import runs
 
     check_teacher_data(config)
@@ -420,9 +424,17 @@ def check_teacher(config, label_names) -> None:
         teacher_dir = runs.resolve_run(config.distill.teacher, complete=True)
     except RunError:
         return
-    if runs.Run(teacher_dir).labels != list(label_names):
-        raise RunError(f"the teacher run {teacher_dir.name} has labels {', '.join(runs.Run(teacher_dir).labels)}; "
+    teacher = runs.Run(teacher_dir)
+    if teacher.labels != list(label_names):
+        raise RunError(f"the teacher run {teacher_dir.name} has labels {', '.join(teacher.labels)}; "
                        f"the data has {', '.join(label_names)}")
+    try:
+        recorded = teacher.metrics.get("eval_fingerprint")
+    except RunError:  # a damaged metrics.json: nothing to compare with
+        recorded = None
+    if evaluation is not None and recorded and recorded != evaluation.fingerprint():
+        raise RunError(f"the teacher run {teacher_dir.name}'s eval data is not what it was evaluated on (its data "
+                       "file changed since it trained): the two could not be compared; train the teacher again")
 
 
 def check_teacher_data(config) -> None:

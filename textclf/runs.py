@@ -191,15 +191,24 @@ def clean_info(info: dict) -> dict:
     return out
 
 
+def check_run_dir(path: str | Path) -> None:
+    """A run directory asked for (--run-dir) is new or empty: checked before the work that fills it."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise RunError(f"the run directory {path} is a file; give a new or empty directory")
+        if path.exists() and any(p.name != LOCK_FILE for p in path.iterdir()):
+            raise RunError(f"run directory already exists and is not empty: {path}")
+    except OSError as err:
+        raise RunError(f"cannot create a run directory at {path}: {err.strerror or err}") from None
+
+
 def new_run_dir(root: str | Path, model: str, explicit: str | Path | None = None) -> Path:
     """Create the run directory: the one asked for, or root/<timestamp>-<model>[-N]."""
     try:
         if explicit is not None:
             path = Path(explicit)
-            if path.exists() and not path.is_dir():
-                raise RunError(f"the run directory {path} is a file; give a new or empty directory")
-            if path.exists() and any(p.name != LOCK_FILE for p in path.iterdir()):
-                raise RunError(f"run directory already exists and is not empty: {path}")
+            check_run_dir(path)
             path.mkdir(parents=True, exist_ok=True)
             return path
         root = Path(root)

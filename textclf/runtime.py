@@ -207,10 +207,16 @@ def setup_runtime(cfg: RuntimeConfig, global_batch_size: int, devices: Devices |
         tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
     if cfg.deterministic:  # same seed, same data -> same numbers (may cost some speed)
         tf.config.experimental.enable_op_determinism()
-    task = devices.task or {}
-    is_chief = not task or task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
-                                                            and "chief" not in tf_config().get("cluster", {}))
-    return Runtime(strategy, name, replicas, global_bs, per_replica, precision, cfg.jit_compile, is_chief)
+    return Runtime(strategy, name, replicas, global_bs, per_replica, precision, cfg.jit_compile,
+                   is_chief(devices.task))
+
+
+def is_chief(task: dict | None = None) -> bool:
+    """Whether this process writes the run: no cluster, the chief, or worker 0 of a cluster without one.
+    `task`: TF_CONFIG's (read when not given)."""
+    task = (tf_config().get("task") if task is None else task) or {}
+    return not task or task.get("type") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                                       and "chief" not in tf_config().get("cluster", {}))
 
 
 def reset_precision() -> None:

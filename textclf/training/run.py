@@ -44,9 +44,13 @@ def run_training(
     if config.data.folds and config.data.fold is None:
         raise ConfigError(f"data.folds {config.data.folds}: cross-validation trains one run per fold; "
                           "run the group (training.run_group), or set data.fold")
+    from textclf.runtime import is_chief
+
     entry = MODELS.get(config.model)
     if resume:
         runs.check_resumable(run_dir, config)
+    elif run_dir is not None and is_chief():  # before the data are read and the model built (a teacher's pass)
+        runs.check_run_dir(run_dir)
     if trains_without_tensorflow(config):
         return _run_native(config, runs_root=runs_root, run_dir=run_dir, hooks=hooks, resume=resume,
                            experiment=experiment, group=group)
