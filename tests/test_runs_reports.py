@@ -156,6 +156,8 @@ def _fake_run(root, name, model, finished, status="complete", group=None, **extr
         info["group"] = {"id": group, "index": 0, "size": 2}
     (run / "run.json").write_text(json.dumps(info))
     (run / "model-lite.npz").write_bytes(b"")
+    (run / "labels.json").write_text('["a", "b"]')
+    (run / "config.json").write_text(json.dumps({"model": model}))
     return run
 
 
@@ -227,6 +229,26 @@ def test_a_copied_run_is_listed_under_its_own_folder_name(tmp_path):
     assert resolve_run("linear-copy", root, complete=False) == root / "ngram-linear-copy"
 
 
+def test_a_complete_run_missing_its_files_is_listed_damaged_and_refused(tmp_path):
+    """A run whose files were removed by hand is not shown complete, nor picked as the newest complete run."""
+    from textclf.errors import RunError
+    from textclf.runs import complete_runs, list_runs, resolve_run
+
+    root = tmp_path / "runs"
+    good = _fake_run(root, "20261201-100000-ngram-linear", "ngram-linear", "2026-12-01T10:00:00")
+    bad = _fake_run(root, "20261202-100000-ngram-linear", "ngram-linear", "2026-12-02T10:00:00")
+    (bad / "labels.json").unlink()
+    listed = run("runs", "list", "--json", "--runs-root", root)
+    assert listed.exit_code == 0, listed.output
+    rows = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines()) if "name" in r}
+    assert rows[bad.name]["status"] == "damaged" and rows[good.name]["status"] == "complete"
+    assert complete_runs(root) == [good] and resolve_run(None, root) == good.resolve()
+    with pytest.raises(RunError, match="is damaged: labels.json missing; train it again"):
+        resolve_run(bad, root)
+    (bad / "model-lite.npz").unlink()
+    assert {i["name"]: i.get("error") for i in list_runs(root)}[bad.name] == "missing model.keras, labels.json"
+
+
 def test_tests_that_disagree_are_called_borderline_not_noise():
     from textclf.reports import verdict_lines
 
@@ -281,6 +303,12 @@ def test_user_text_and_class_names_are_printed_as_written(tmp_path):
         and "[/] oops" in predicted.stdout
         and "[bold]Stocks[/bold] :smile:" in predicted.stdout
     )
+    # control characters are shown as their pictures: every row of the table keeps the others' width
+    controlled = run("predict", "a\x00b", "tab\there", "esc\x1b[31m red", "plain", "--runs-root", root)
+    assert controlled.exit_code == 0, controlled.output
+    assert "a\u2400b" in controlled.stdout and "tab\u2409here" in controlled.stdout and "\x1b" not in controlled.stdout
+    rows = [line for line in controlled.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 4 and len({len(line) for line in rows}) == 1
     evaluated = run("evaluate", "--runs-root", root)
     assert evaluated.exit_code == 0 and "[/]" in evaluated.stdout and ":train:" in evaluated.stdout
     stats = run("data", "stats", f"csv:{data}")

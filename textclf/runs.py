@@ -250,7 +250,8 @@ def process_info() -> dict:
 
 def status(info: dict) -> str:
     """complete | failed | running | interrupted (stopped by Ctrl-C or SIGTERM, or said to be running but
-    its process is gone: it can be resumed)."""
+    its process is gone: it can be resumed), as run.json says (list_runs also tells a complete run whose files
+    are gone: damaged)."""
     import socket
 
     state = info.get("status", "unknown")
@@ -314,12 +315,20 @@ def is_complete(run_dir: Path) -> bool:
         info = read_object(Path(run_dir) / RUN_FILE)
     except RunError:
         return False
-    return info.get("status") == "complete" and has_model(run_dir)
+    return info.get("status") == "complete" and not missing_files(run_dir)
 
 
 def has_model(run_dir: Path) -> bool:
     """The run holds its model: model.keras, or (a model trained without TensorFlow) only the arrays file."""
     return (Path(run_dir) / MODEL_FILE).exists() or (Path(run_dir) / TWIN_FILE).exists()
+
+
+def missing_files(run_dir: Path) -> list[str]:
+    """The files a complete run answers with that are not there (its model, labels and config): a run whose
+    files were removed by hand is damaged, not complete."""
+    run_dir = Path(run_dir)
+    missing = [] if has_model(run_dir) else [MODEL_FILE]
+    return missing + [name for name in (LABELS_FILE, CONFIG_FILE) if not (run_dir / name).is_file()]
 
 
 def update_latest(run_dir: Path) -> None:
@@ -337,7 +346,7 @@ def update_latest(run_dir: Path) -> None:
 
 def complete_runs(root: str | Path = DEFAULT_ROOT) -> list[Path]:
     """Complete runs under root, oldest first (by completion time)."""
-    done = [i for i in list_runs(root) if i["status"] == "complete" and has_model(i["path"])]
+    done = [i for i in list_runs(root) if i["status"] == "complete"]
     return [Path(i["path"]) for i in sorted(done, key=lambda i: (str(i.get("finished", "")), i["name"]))]
 
 
@@ -363,6 +372,9 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
             continue
         info = clean_info(info)
         info = {**info, "path": str(path), "status": status(info), "name": path.name}  # a copied run: its own name
+        missing = missing_files(path) if info["status"] == "complete" else []
+        if missing:
+            info = {**info, "status": "damaged", "error": f"missing {', '.join(missing)}"}
         found.append(info)
     return sorted(found, key=lambda i: (str(i.get("started", "")), i["name"]))
 
@@ -492,8 +504,9 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
     if state != "complete":
         hint = f"; continue it with textclf train --resume {path}" if state == "interrupted" else ""
         raise RunError(f"run {path} is not complete (status: {state}); it has no usable model{hint}")
-    if not has_model(path):
-        raise RunError(f"run {path} has no {MODEL_FILE}")
+    missing = missing_files(path)
+    if missing:
+        raise RunError(f"run {path} is damaged: {', '.join(missing)} missing; train it again")
     return path.resolve()
 
 

@@ -29,14 +29,20 @@ def styled(markup: str, *data: Any) -> Any:
     return Text.from_markup(markup.format(*(escape(str(d)) for d in data)), emoji=False)
 
 
+# A control character (NUL, a newline, a tab, ESC…) in a cell has no width of its own: the terminal moves the
+# cursor or draws nothing, and the row no longer lines up. A cell shows each as its Unicode control picture.
+CONTROL_PICTURES = {**{c: 0x2400 + c for c in range(0x20)}, 0x7F: 0x2421}
+
+
 class Table(RichTable):
     """A rich Table whose string cells are shown as they are — texts, labels, names are data, never
-    markup (`[/]` in a text broke predict); a styled cell is given as `styled(...)`."""
+    markup (`[/]` in a text broke predict), their control characters as visible pictures (␀, ␊); a styled
+    cell is given as `styled(...)`."""
 
     def add_row(self, *cells, **kw):
         from rich.text import Text
 
-        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kw)
+        super().add_row(*(Text(c.translate(CONTROL_PICTURES)) if isinstance(c, str) else c for c in cells), **kw)
 
 
 def error(message: str) -> None:

@@ -13,7 +13,7 @@ from textclf.errors import ConfigError
 # Registered by textclf.cli as `runs`.
 app = typer.Typer(help="Runs under the runs folder: list them and compare them.", no_args_is_help=True)
 
-STATUS_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+STATUS_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan", "damaged": "red"}
 
 
 @app.command("list")
