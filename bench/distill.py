@@ -12,9 +12,9 @@ the MiniLM checkpoint the teacher was fine-tuned from (`textclf models import-hf
 teacher's epochs on the training texts (no augmented variant), and alone, without the teacher. Then, per
 side: accuracy mean ± sd over the seeds; warm predict texts/s (the run's predictor as `textclf predict`
 loads it — its twin — on up to 2,000 eval texts after a warm-up batch); cold `textclf predict "…"`
-(process start to exit, median of `--rounds`), both by textclf.speed (what `runs compare --speed` shows).
-Runs are kept under bench/out/distill/ and reused when complete. Writes JSON and the `distill`
-section of docs/BENCHMARKS.md.
+(process start to exit); each the median of `--rounds`, the sides taking turns; both by textclf.speed
+(what `runs compare --speed` shows). Runs are kept under bench/out/distill/ and reused when complete.
+Writes JSON and the `distill` section of docs/BENCHMARKS.md.
 
     .venv/bin/python bench/distill.py                                 # ≈ 2 h on 2 cores
     .venv/bin/python bench/distill.py --datasets ag7600 --teacher ag7600=runs/latest --seeds 3
@@ -135,8 +135,8 @@ def table(rows: list[dict], command: str) -> str:
     lines = ["## Distillation: the encoder's accuracy in a fast student", "",
              f"`{command}` — 2 cores, {time.strftime('%Y-%m-%d %H:%M')}. Accuracy: mean ± sd over the seeds on the "
              "eval data (ag7600's 1,600 rows, SST-2's 872-row dev set); warm: the run's predictor (its twin) on the "
-             "eval texts after a warm-up batch; cold: `textclf predict \"…\"`, process start to exit, median of the "
-             "rounds (the side's first seed).", "",
+             "eval texts after a warm-up batch; cold: `textclf predict \"…\"`, process start to exit; each the median "
+             "of the rounds, the sides taking turns (the side's first seed).", "",
              "| data | side | seeds | accuracy % | warm texts/s | cold predict s |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['dataset']} | {r['side']} | {r['seeds']} | {r['accuracy']:.2f} ± {r['sd']:.2f} | "
               f"{r['warm_texts_per_second']:,.0f} | {r['cold_predict_seconds']:.2f} |" for r in rows]

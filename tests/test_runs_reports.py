@@ -366,3 +366,26 @@ def test_compare_refuses_one_run_named_twice(tmp_path):
     result = run("runs", "compare", "ngram-linear", run_dir.name, "--runs-root", root)
     assert result.exit_code == 1
     assert f"ngram-linear and {run_dir.name} name the same run ({run_dir.name})" in result.output
+
+
+def test_warm_speed_is_the_median_of_rounds_the_runs_taking_turns(monkeypatch):
+    """textclf.speed times each run once a round, in turns (a busy spell slows each alike), and gives the median."""
+    from textclf import prediction, speed
+
+    calls = []
+
+    class Timed:
+        def __init__(self, run_dir, use_twin=False):
+            self.name = str(run_dir)
+
+        def probabilities(self, texts):
+            calls.append((self.name, len(texts)))
+
+    clock = iter(range(1000))
+    monkeypatch.setattr(prediction, "Predictor", Timed)
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: float(next(clock)))
+    warm = speed.warm_texts_per_second(["a", "b"], [["x"] * 3, []], rounds=3)
+    timed = [name for name, n in calls[2:]]
+    assert calls[:2] == [("a", 3), ("b", 1)]  # a warm-up each (no texts: a headline)
+    assert timed == ["a", "b", "b", "a", "a", "b"]  # the runs take turns, round by round
+    assert warm == [3.0, 1.0]  # each timing takes one tick of the fake clock: texts per tick

@@ -5,7 +5,8 @@ against the other (the accuracy-latency frontier of a teacher and its students, 
 measures with the same code.
 
 - warm: the run's predictor as `textclf predict` loads it (its twin when it has one) on up to
-  `WARM_TEXTS` of the run's eval texts, after one warm-up batch; texts per second;
+  `WARM_TEXTS` of the run's eval texts, after one warm-up batch; texts per second, the median of `rounds`,
+  the runs taking turns;
 - cold: `textclf predict TEXT --run DIR` in a fresh process, start to exit; the median of `rounds`,
   the runs taking turns (a busy machine slows each alike).
 """
@@ -25,15 +26,23 @@ SPEED_METRICS = (("predict_texts_per_second", "predict texts/s (warm)", True),
                  ("cold_predict_seconds", "cold predict (s)", False))
 
 
-def warm_texts_per_second(run_dir: Path, texts: Sequence[str]) -> float:
+def warm_texts_per_second(run_dirs: Sequence[Path], texts: Sequence[Sequence[str]], rounds: int = 3) -> list[float]:
+    """Per run, the median texts/s of its predictor on its `texts` (up to WARM_TEXTS), the runs taking turns
+    round by round (a machine busy for a while slows each alike: their ratio holds)."""
     from textclf.prediction import Predictor
 
-    texts = [str(t) for t in texts[:WARM_TEXTS]] or [HEADLINE]
-    predictor = Predictor(Path(run_dir), use_twin=True)
-    predictor.probabilities(texts[:64])
-    started = time.perf_counter()
-    predictor.probabilities(texts)
-    return len(texts) / max(time.perf_counter() - started, 1e-9)
+    batches = [[str(t) for t in run_texts[:WARM_TEXTS]] or [HEADLINE] for run_texts in texts]
+    predictors = [Predictor(Path(run), use_twin=True) for run in run_dirs]
+    for predictor, batch in zip(predictors, batches):
+        predictor.probabilities(batch[:64])
+    speeds: list[list[float]] = [[] for _ in run_dirs]
+    order = list(range(len(run_dirs)))
+    for r in range(max(rounds, 1)):
+        for i in order[r % len(order):] + order[: r % len(order)]:
+            started = time.perf_counter()
+            predictors[i].probabilities(batches[i])
+            speeds[i].append(len(batches[i]) / max(time.perf_counter() - started, 1e-9))
+    return [statistics.median(s) for s in speeds]
 
 
 def cold_predict_seconds(run_dirs: Sequence[Path], rounds: int = 3) -> list[float]:
@@ -58,5 +67,5 @@ def measure(run_dirs: Sequence[Path], rounds: int = 3) -> dict[str, list[float]]
     """SPEED_METRICS of each run (warm on its own eval texts)."""
     from textclf.evaluation import eval_examples
 
-    warm = [warm_texts_per_second(run, eval_examples(run).texts) for run in run_dirs]
+    warm = warm_texts_per_second(run_dirs, [eval_examples(run).texts for run in run_dirs], rounds)
     return {"predict_texts_per_second": warm, "cold_predict_seconds": cold_predict_seconds(run_dirs, rounds)}
