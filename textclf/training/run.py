@@ -41,16 +41,8 @@ def run_training(
     from textclf.models.catalog import MODELS
 
     hooks = _Hooks(listener)
-    if config.data.folds and config.data.fold is None:
-        raise ConfigError(f"data.folds {config.data.folds}: cross-validation trains one run per fold; "
-                          "run the group (training.run_group), or set data.fold")
-    from textclf.runtime import is_chief
-
+    _check_start(config, run_dir, resume)
     entry = MODELS.get(config.model)
-    if resume:
-        runs.check_resumable(run_dir, config)
-    elif run_dir is not None and is_chief():  # before the data are read and the model built (a teacher's pass)
-        runs.check_run_dir(run_dir)
     if trains_without_tensorflow(config):
         return _run_native(config, runs_root=runs_root, run_dir=run_dir, hooks=hooks, resume=resume,
                            experiment=experiment, group=group)
@@ -183,6 +175,19 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
         # config.json says so once the run is resumed, under its lock (runs.start), not before
     return run_training(config, run_dir=run.path, listener=listener, resume=True,
                         experiment=run.info.get("experiment"))
+
+
+def _check_start(config: RunConfig, run_dir: str | Path | None, resume: bool) -> None:
+    """What refuses a run before its data are read and its model built (minutes, for a teacher's pass)."""
+    from textclf.runtime import is_chief
+
+    if config.data.folds and config.data.fold is None:
+        raise ConfigError(f"data.folds {config.data.folds}: cross-validation trains one run per fold; "
+                          "run the group (training.run_group), or set data.fold")
+    if resume:
+        runs.check_resumable(run_dir, config)
+    elif run_dir is not None and is_chief():  # the process that writes the run
+        runs.check_run_dir(run_dir)
 
 
 def train(config: RunConfig, *, runs_root: str | Path = runs.DEFAULT_ROOT, run_dir: str | Path | None = None,
