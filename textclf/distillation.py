@@ -434,7 +434,8 @@ def check_teacher(config, label_names, evaluation=None) -> None:
         recorded = None
     if evaluation is not None and recorded and recorded != evaluation.fingerprint():
         raise RunError(f"the teacher run {teacher_dir.name}'s eval data is not what it was evaluated on (its data "
-                       "file changed since it trained): the two could not be compared; train the teacher again")
+                       "file changed since it trained, or an earlier textclf held it out otherwise): the two could "
+                       "not be compared; train the teacher again")
 
 
 def check_teacher_data(config) -> None:
