@@ -93,6 +93,30 @@ def test_malformed_requests_get_a_4xx_json_error_and_the_server_keeps_serving(se
     assert _post(port, "/predict", b'{"text": "stocks"}')[0] == 200
 
 
+def test_a_body_larger_than_the_cap_is_refused_before_it_is_read(server):
+    """A declared 2 GB body is answered 413 at once, from its headers (the server never holds it)."""
+    from textclf.serving import MAX_BODY_BYTES
+
+    _, port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2097152014\r\n\r\n" + b'{"texts": ["' + b"a" * 1000)
+        reply = sock.recv(65536).decode("utf-8", "replace")
+    assert reply.startswith("HTTP/1.1 413") and f"larger than {MAX_BODY_BYTES >> 20} MiB" in reply
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:  # chunked: counted as it arrives
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        piece = b"a" * (1 << 20)
+        try:
+            for _ in range((MAX_BODY_BYTES >> 20) + 2):
+                sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        except OSError:  # the server answered and closed before the last pieces
+            pass
+        reply = sock.recv(65536).decode("utf-8", "replace")
+    assert reply.startswith("HTTP/1.1 413"), reply[:200]
+    assert _post(port, "/predict", b'{"text": "stocks"}')[0] == 200  # still serving
+
+
 def test_a_busy_port_is_one_line(server):
     _, port, run = server
     assert_one_line_error(cli("serve", run, "--port", port), f"cannot serve on 127.0.0.1:{port}", code=1)
@@ -104,3 +128,4 @@ def test_sigterm_stops_it_cleanly(server):
     assert proc.wait(timeout=60) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+

@@ -29,6 +29,9 @@ from textclf import task
 
 MAX_TEXTS_PER_REQUEST = 1024
 MAX_TEXT_CHARS = 100_000
+# A request body is read up to this size and refused beyond it (a declared larger one before it is read): the
+# server's memory is bounded by what it answers, not by what a client sends.
+MAX_BODY_BYTES = 64 << 20
 
 
 class BadRequest(Exception):
@@ -147,13 +150,34 @@ async def _body_of(request) -> Any:
     """The request's JSON body; BadRequest (400) when it is not JSON or is nested too deeply."""
     import json
 
-    raw = await request.body()
+    raw = await _read_body(request)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"the request body is not valid JSON ({err})") from None
     except RecursionError:  # e.g. 100,000 nested lists: the client's fault, not the server's
         raise BadRequest("the request body is nested too deeply") from None
+
+
+async def _read_body(request) -> bytes:
+    """The body, at most MAX_BODY_BYTES (413 beyond: a declared Content-Length before reading); a client gone
+    mid-body is a 400 answered to no one, not a traceback in the server's log."""
+    from starlette.requests import ClientDisconnect
+
+    too_big = f"the request body is larger than {MAX_BODY_BYTES >> 20} MiB; send fewer or shorter texts per request"
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(too_big, 413)
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise BadRequest(too_big, 413)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("the client closed the connection before the whole body arrived") from None
+    return b"".join(chunks)
 
 
 def _add_error_handlers(app) -> None:
