@@ -93,6 +93,11 @@ def test_predict_texts_file_and_stdin_json(trained, tmp_path):
     ]
     stdin = runner.invoke(app, ["predict", "--file", "-", "--runs-root", str(root / "runs")], input="goal cup\n")
     assert stdin.exit_code == 0 and "goal cup" in stdin.stdout
+    # lines end at "\n" only (CRLF too): a U+2028, form feed, group separator or NEL inside a line splits nothing
+    texts.write_bytes("one\u2028two\r\nthree\fthree\nfive\x1dsix\nseven\x85eight\n".encode("utf-8"))
+    rows = [json.loads(x)["text"] for x in run("predict", "--file", texts, "--json", "--run",
+                                                  root / "runs" / "latest").stdout.strip().split("\n")]
+    assert rows == ["one\u2028two", "three\fthree", "five\x1dsix", "seven\x85eight"]
 
 
 def test_predict_batches_match_single_answers(trained, monkeypatch):

@@ -234,3 +234,37 @@ def test_texts_alone_are_read_without_a_label_column_in_every_layout(tmp_path):
     with pytest.raises(DataError, match=r"only.csv line 3: expected 1 fields"):  # within the look
         only.write_text("text\nfine\nx,y\n")
         load_texts(f"csv:{only}")
+
+
+def test_a_monster_line_is_refused_as_it_is_read_not_after(tmp_path):
+    """A gzip of a few MB may hold a line of a GB: the reader stops once a line is past what any text within
+    the limit could take (8 characters a text character + 64 KiB), naming the line; UTF-16, deep JSON and
+    huge numbers are one line each too."""
+    import resource
+
+    from textclf.textfiles import read_text
+
+    bomb = tmp_path / "bomb.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as fh:
+        fh.write(b"text,label\nfine,A\n")
+        for _ in range(256):  # a 256 MiB line
+            fh.write(b"a" * (1 << 20))
+        fh.write(b",B\n")
+    assert bomb.stat().st_size < 2 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match=r"bomb.csv.gz line 3: longer than 1,065,536 characters"):
+        load_examples(f"csv:{bomb}", max_text_chars=125_000)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 128, grown_mb  # a few 4 MiB pieces, not the 256 MiB line
+    assert read_text(str(bomb))[:11] == "text,label\n"  # no limit asked: read whole
+    utf16 = tmp_path / "u.csv"
+    utf16.write_bytes("text,label\nhello,A\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"u.csv is UTF-16 text; save it as UTF-8"):
+        load_examples(f"csv:{utf16}")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"text": "a", "label": "A"}\n{"text": "b", "label": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(DataError, match=r"deep.jsonl line 2: JSON nested too deeply"):
+        load_examples(f"jsonl:{deep}")
+    deep.write_text('{"text": "a", "label": ' + "7" * 5000 + "}\n")
+    with pytest.raises(DataError, match=r"deep.jsonl line 1: a number too long to read"):
+        load_examples(f"jsonl:{deep}")

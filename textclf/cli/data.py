@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from textclf.cli._render import json_line, out, pct, styled
+from textclf.config import MAX_TEXT_CHARS
 
 # Registered by textclf.cli as `data`.
 app = typer.Typer(help="Look at a data set before training on it.", no_args_is_help=True)
@@ -22,6 +23,8 @@ def stats(
     label_separator: Annotated[str, typer.Option(
         help="Joins several labels in one CSV/TSV label field (multi-label data); \"\" never splits.")] = "|",
     plot: Annotated[Optional[str], typer.Option(help="Write a histogram of tokens per text to this .png.")] = None,
+    max_text_chars: Annotated[int, typer.Option(
+        help="Refuse a text longer than this many characters (as train does).", min=1)] = MAX_TEXT_CHARS,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Examples, classes (count, share), words and tokens per text, duplicates, leakage into the eval
@@ -31,7 +34,8 @@ def stats(
     from textclf.reports import check_plot_path
 
     target = check_plot_path(plot) if plot else None  # a bad path fails before the data are read
-    options = dict(text_fields=tuple(text_field or ()), label_field=label_field, label_separator=label_separator)
+    options = dict(text_fields=tuple(text_field or ()), label_field=label_field, label_separator=label_separator,
+                   max_text_chars=max_text_chars)
     train = load_examples(spec, **options)
     evaluation = load_examples(eval_data, label_names=train.label_names, default_split="test",
                                multilabel=train.multilabel, **options) \

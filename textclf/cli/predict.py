@@ -86,4 +86,9 @@ def _read_lines(path: str) -> list[str]:
     from textclf.textfiles import read_text
 
     text = read_text(path)
-    return [line.strip() for line in text.splitlines()]
+    # Lines end at "\n" (and a "\r\n"), not at every Unicode break str.splitlines() knows (U+2028, \f, \x1d,
+    # a lone \r…): one output per input line, as `wc -l` counts them.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.strip() for line in lines]

@@ -159,7 +159,8 @@ def load_examples(
         parsed = Spec("tfds", parsed.target, parsed.split or default_split)
         rows, classes = _tfds_rows(parsed, text_fields, label_field, tfds_data_dir)
     else:
-        rows, classes = _file_rows(parsed, text_fields, label_field, label_names, label_separator)
+        rows, classes = _file_rows(parsed, text_fields, label_field, label_names, label_separator,
+                                   max_text_chars=max_text_chars)
     return _to_examples(rows, classes, label_names, str(parsed), multilabel, max_text_chars)
 
 
@@ -178,7 +179,7 @@ def load_texts(
     if parsed.kind in ("sample", "tfds"):  # their labels come with them
         return [str(t) for t in load_examples(spec, text_fields=text_fields, label_field=label_field,
                                               tfds_data_dir=tfds_data_dir, max_text_chars=max_text_chars).texts]
-    rows, _ = _file_rows(parsed, text_fields, label_field, None, labelled=False)
+    rows, _ = _file_rows(parsed, text_fields, label_field, None, labelled=False, max_text_chars=max_text_chars)
     texts = [_checked_text(where, text, max_text_chars) for where, text, _ in rows]
     if not texts:
         raise DataError(f"{parsed}: no texts")
@@ -282,8 +283,12 @@ def _sample_rows(split: str) -> Iterator[tuple[str, str, str]]:
 # ----------------------------------------------------------------------------- files
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    text = read_text(str(path), what="data file")
+def _open_text(path: Path, max_text_chars: int | None = None) -> io.TextIOBase:
+    """The file as a text stream; with a text limit, a line that could hold no text within it (8 characters for
+    each of the text's, as JSON's escapes or CSV's quotes may take, plus 64 KiB for the other fields) is
+    refused as it is read."""
+    limit = 8 * max_text_chars + (64 << 10) if max_text_chars else None
+    text = read_text(str(path), what="data file", max_line_chars=limit)
     if not text.strip():
         raise DataError(f"data file is empty: {path}")
     return io.StringIO(text, newline="")
@@ -300,12 +305,12 @@ def _classes_beside(path: Path) -> tuple[str, ...] | None:
 
 def _file_rows(
     spec: Spec, text_fields: Sequence[str], label_field: str | None, run_labels: Sequence[str] | None,
-    separator: str = "|", labelled: bool = True,
+    separator: str = "|", labelled: bool = True, max_text_chars: int | None = None,
 ) -> tuple[Iterator[tuple[str, str, str]], tuple[str, ...] | None]:
     """(rows of (where, text, label), the class names when known); `labelled=False`: the label is None and
     need not be there."""
     path = Path(os.path.expanduser(spec.target))
-    stream = _open_text(path)
+    stream = _open_text(path, max_text_chars)
     # Without a classes.txt beside the file, an existing run's classes name the indices.
     beside = _classes_beside(path)
     classes = beside or (tuple(run_labels) if run_labels else None)
@@ -469,6 +474,10 @@ def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|", 
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{where}: invalid JSON ({err.msg})") from None
+        except RecursionError:
+            raise DataError(f"{where}: JSON nested too deeply") from None
+        except ValueError:  # an integer of more than 4,300 digits
+            raise DataError(f"{where}: a number too long to read") from None
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected a JSON object")
         for name in [*fields, label_field] if labelled else fields:
