@@ -499,3 +499,28 @@ def test_a_model_without_epochs_is_not_extended_in_epochs(tmp_path):
                           code=1)
     listed = " ".join(cli("runs", "list", "--runs-root", root).stdout.split())
     assert f"continue with textclf train --resume {run.name} --runs-root {root}" in listed and "--epochs" not in listed
+
+
+def test_a_sigterm_where_python_swallows_exceptions_is_raised_at_the_next_batch(monkeypatch):
+    """A SIGTERM landing in a weakref callback or a __del__ would be printed as "Exception ignored" and lost
+    (a probe's `train --seeds 3` then ran on and exited 0): it is kept and raised at the next safe point."""
+    import types
+    import weakref
+
+    from textclf import __main__ as entry
+    from textclf.callbacks import NanGuard
+    from textclf.errors import Terminated, raise_deferred_termination
+
+    monkeypatch.setattr(entry.signal, "signal", lambda *a: None)  # the handler's reset: not this test's process
+    in_weakref = types.SimpleNamespace(f_code=types.SimpleNamespace(co_name="remove", co_filename=weakref.__file__))
+    entry._terminate(signal.SIGTERM, in_weakref)  # deferred: no exception here
+    with pytest.raises(Terminated):
+        NanGuard().on_train_batch_end(0, {"loss": 1.0})
+    raise_deferred_termination()  # raised once only
+    in_del = types.SimpleNamespace(f_code=types.SimpleNamespace(co_name="__del__", co_filename="x.py"))
+    entry._terminate(signal.SIGTERM, in_del)
+    with pytest.raises(Terminated):
+        raise_deferred_termination()
+    with pytest.raises(Terminated):  # anywhere else: raised where it lands, as before
+        entry._terminate(signal.SIGTERM, types.SimpleNamespace(f_code=types.SimpleNamespace(co_name="fit",
+                                                                                            co_filename="y.py")))

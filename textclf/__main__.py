@@ -8,7 +8,7 @@ while they load is answered like one during a run: `error: interrupted` (130) or
 import signal
 import sys
 
-from textclf.errors import Terminated
+from textclf.errors import Terminated, defer_termination
 
 
 def main() -> None:
@@ -25,9 +25,20 @@ def main() -> None:
 
 
 def _terminate(signum, frame) -> None:
-    """SIGTERM ends a command like Ctrl-C: a run is marked and resumable, and one line is printed."""
+    """SIGTERM ends a command like Ctrl-C: a run is marked and resumable, and one line is printed. Where an
+    exception would be swallowed (a weakref callback, a __del__: "Exception ignored …" and the work goes on),
+    it is deferred to the next safe point; a second SIGTERM after a raised one ends the process at once."""
+    if frame is not None and _swallows(frame.f_code):
+        defer_termination()
+        return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise Terminated()
+
+
+def _swallows(code) -> bool:
+    import weakref
+
+    return code.co_name == "__del__" or code.co_filename == weakref.__file__
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 
 from textclf import compat, runs
 from textclf._tf import keras
-from textclf.errors import RunError, TextclfError, write_failure
+from textclf.errors import RunError, TextclfError, raise_deferred_termination, write_failure
 
 
 class EarlyStopping:
@@ -61,6 +61,7 @@ class NanGuard(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        raise_deferred_termination()  # a SIGTERM that arrived where it could not be raised
         if logs and not math.isfinite(float(logs.get("loss", 0.0))):
             self.nan_epoch = self.nan_epoch or self._epoch + 1
             self.model.stop_training = True

@@ -32,6 +32,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the CLI's handler so a run is marked like a Ctrl-C."""
 
 
+# A SIGTERM that arrived where an exception is swallowed (a weakref callback, a __del__: Python prints
+# "Exception ignored" and goes on) is kept here and raised at the next safe point (raise_deferred_termination).
+_DEFERRED: list[bool] = []
+
+
+def defer_termination() -> None:
+    _DEFERRED.append(True)
+
+
+def raise_deferred_termination() -> None:
+    """Raise Terminated if a SIGTERM was deferred: training's batch ends, a group's next run, a prediction's
+    next batch."""
+    if _DEFERRED:
+        _DEFERRED.clear()
+        raise Terminated()
+
+
 class Interrupted(TextclfError):
     """Training stopped by Ctrl-C or SIGTERM; `run_dir` (if any) can be resumed."""
 

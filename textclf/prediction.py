@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from textclf import task
-from textclf.errors import DataError, RunError
+from textclf.errors import DataError, RunError, raise_deferred_termination
 from textclf.models.saving import check_outputs, load_model
 from textclf.runs import Run, resolve_run
 
@@ -152,6 +152,7 @@ class Predictor:
             forward = lambda rows: call(tf.constant(texts[rows])).numpy()  # noqa: E731
         parts, done = [None] * len(batches), 0
         for k in visit_order(len(batches)):
+            raise_deferred_termination()
             parts[k] = forward(batches[k])
             done += len(batches[k])
             if progress is not None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from textclf import runs
 from textclf.config import RunConfig
-from textclf.errors import ConfigError, RunError
+from textclf.errors import ConfigError, RunError, raise_deferred_termination
 
 from textclf.training.data import _check_resumed_labels, _load_data
 from textclf.training.hooks import RunResult, _Hooks, config_epochs, run_name  # noqa: F401 (config_epochs: cli)
@@ -249,6 +249,7 @@ def run_group(config: RunConfig, *, runs_root: str | Path = runs.DEFAULT_ROOT, e
     group_id, earlier = found or (runs.new_group_id(experiment or run_name(config), kind, len(members)), {})
     results = []
     for index, member in enumerate(members):
+        raise_deferred_termination()  # a SIGTERM swallowed in the previous run's last moments
         info = {"id": group_id, "kind": kind, "size": len(members), "index": index}
         path, state = earlier.get(index, (None, None))
         if state == "complete":
