@@ -170,6 +170,8 @@ def test_models_list_json():
     (["evaluate", "/no/such/run"], ["run not found: /no/such/run"]),
     (["predict", "hello", "--run", "/no/such/run"], ["run not found"]),
     (["predict", "--file", "/no/such/texts.txt"], ["file not found: /no/such/texts.txt"]),
+    (["train", "--resume", "/no/such/run", "--epochs", "100001"], ["training.epochs: got 100001"]),
+    (["train", "--data", "sample", "--set", "training=5"], ["training: expected a mapping of its fields"]),
 ])
 def test_bad_input_is_one_line(args, fragments, tmp_path):
     assert_one_line_error(

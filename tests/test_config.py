@@ -33,6 +33,11 @@ def test_yaml_style_strings_are_coerced_by_type():
     ({"model_params": {"embed_dim": 0}}, "model_params.embed_dim: got 0"),
     ({"model_params": {"heads": 2}}, "model_params.heads: unknown key"),
     ({"data": {"eval_fraction": 1.5}}, "data.eval_fraction: got 1.5"),
+    ({"model": "auto", "training": "5"}, "training: expected a mapping of its fields, got '5'"),  # before auto reads it
+    ({"training": [1, 2]}, "training: expected a mapping of its fields"),
+    ({"distill": 3}, "distill: expected a mapping of its fields"),
+    ({"selection": 5}, "selection: what --model auto records"),
+    ({"selection": {"model": "transformer"}}, "selection: what --model auto records"),
 ])
 def test_bad_values_name_path_value_and_choices(layer, message):
     with pytest.raises(ConfigError, match=None) as info:

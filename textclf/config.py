@@ -287,6 +287,7 @@ def layer_paths(layer: Mapping[str, Any], prefix: str = "") -> list[str]:
 def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
     """Build a validated RunConfig from nested dict layers (lowest precedence first)."""
     merged = deep_merge(*(_data_shorthand(layer) for layer in layers))
+    _check_sections(merged)
     name = merged.get("model", RunConfig.model)
     if not isinstance(name, str):
         raise ConfigError(f"model: expected a model name, got {name!r}")
@@ -316,6 +317,19 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
         raise
     _check_student(config)
     return config
+
+
+def _check_sections(merged: Mapping[str, Any]) -> None:
+    """Each section a mapping (`--set training=5` is not), before any of them is read; `selection` only as
+    --model auto records it (the model it chose and why)."""
+    for key in ("data", "training", "runtime", "distill", "model_params"):
+        if merged.get(key) is not None and not isinstance(merged[key], Mapping):
+            raise ConfigError(f"{key}: expected a mapping of its fields, got {merged[key]!r}")
+    chosen = merged.get("selection")
+    if chosen is not None and not (isinstance(chosen, Mapping) and isinstance(chosen.get("model"), str)
+                                   and isinstance(chosen.get("reason"), str)):
+        raise ConfigError("selection: what --model auto records (the model it chose and why), not a setting; "
+                          "choose a model with --model")
 
 
 def _check_student(config: RunConfig) -> None:

@@ -151,6 +151,8 @@ def resume_run(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, 
 
     given = sorted(layer_paths(overrides or {}))
     epochs = overrides["training"]["epochs"] if "training.epochs" in given else None
+    if epochs is not None:  # checked as a training.epochs is, before the run is looked at
+        resolve_config({"model": "ngram-linear", "training": {"epochs": epochs}})
     given = [g for g in given if g != "training.epochs"]
     if given:
         raise ConfigError(f"resuming {run_dir} continues it with its saved config; drop the other config options "
