@@ -268,3 +268,20 @@ def test_a_monster_line_is_refused_as_it_is_read_not_after(tmp_path):
     deep.write_text('{"text": "a", "label": ' + "7" * 5000 + "}\n")
     with pytest.raises(DataError, match=r"deep.jsonl line 1: a number too long to read"):
         load_examples(f"jsonl:{deep}")
+
+
+def test_duplicate_and_countless_columns(tmp_path):
+    """Two columns of one name are refused (one was silently read twice); a header of 100k columns (its
+    columns looked up by a dict now, not list.index) is shown in an error line in short."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,text,label\nalpha,beta,A\ngamma,delta,B\n")
+    with pytest.raises(DataError, match=r"d.csv line 1: two columns named 'text' \(columns 1 and 2\)"):
+        load_examples(f"csv:{path}")
+    path.write_text("text,label,label\nalpha,A,A\ngamma,B,B\n")
+    with pytest.raises(DataError, match="two columns named 'label'"):
+        load_examples(f"csv:{path}")
+    names = [f"c{i}" for i in range(100_000)]
+    path.write_text(",".join(names) + "\n" + ",".join("x" for _ in names) + "\n")
+    with pytest.raises(DataError) as err:
+        load_examples(f"csv:{path}")
+    assert "(99,988 more)" in str(err.value) and len(str(err.value)) < 400

@@ -400,24 +400,30 @@ def _ag_label(raw: str, classes, where: str) -> str:
 def _header_rows(path, reader, header, rows, text_fields, label_field, classes, separator="|", labelled=True):
     header = [h.strip() for h in header]
     label_field = label_field or "label"
-    if label_field not in header and (labelled or not text_fields):
+    column = {}  # name -> index: a dict, as a header may have 100k columns
+    for i, name in enumerate(header):
+        if name in column and name in (label_field, *(text_fields or header)):
+            raise DataError(f"{path} line 1: two columns named {_shown(name)!r} (columns {column[name] + 1} and "
+                            f"{i + 1}); give each column its own name")
+        column.setdefault(name, i)
+    if label_field not in column and (labelled or not text_fields):
         below, error = _peek(rows)
         hint = _header_hint(path, header, reader.dialect.delimiter, below, labelled)
         if hint or labelled:
             raise DataError(hint or (
-                f"{path} line 1: no {label_field!r} column in the header ({', '.join(header)}); "
+                f"{path} line 1: no {label_field!r} column in the header ({_shown_header(header)}); "
                 "pass --label-field (and --text-field) naming the columns"))
         if error:
             raise error
         rows = itertools.chain(below, rows)
     fields = list(text_fields) or [h for h in header if h != label_field]
-    missing = [f for f in fields if f not in header]
+    missing = [f for f in fields if f not in column]
     if missing:
         raise DataError(_header_hint(path, header, reader.dialect.delimiter, labelled=labelled) or
-                        f"{path} line 1: no column {missing[0]!r} in the header ({', '.join(header)}); pass "
+                        f"{path} line 1: no column {missing[0]!r} in the header ({_shown_header(header)}); pass "
                         "--text-field naming the text column(s) (it applies to --eval-data too)")
-    text_idx = [header.index(f) for f in fields]
-    label_idx = header.index(label_field) if labelled else None
+    text_idx = [column[f] for f in fields]
+    label_idx = column[label_field] if labelled else None
     for row in rows:
         where = f"{path} line {reader.line_num}"
         if len(row) != len(header):
@@ -432,6 +438,16 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
             yield where, text, tuple(_label_name(x, classes, where) for x in several)
         else:
             yield where, text, _label_name(raw, classes, where)
+
+
+def _shown(name: str, width: int = 40) -> str:
+    return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def _shown_header(header: list[str], columns: int = 12) -> str:
+    """A header as an error line shows it: each name at most 40 characters, at most `columns` names."""
+    more = f", ... ({len(header) - columns:,} more)" if len(header) > columns else ""
+    return ", ".join(_shown(h) for h in header[:columns]) + more
 
 
 def _peek(rows, count: int = 200) -> tuple[list, DataError | None]:
@@ -453,9 +469,10 @@ def _header_hint(path, header: list[str], delimiter: str, below=(), labelled=Tru
         return (f"{path} line 1: the file looks {other[1]} "
                 f"(its first line has no {'comma' if delimiter == ',' else 'tab'}"
                 f" but {'tabs' if other[0] == chr(9) else 'commas'}); read it as {other[2]}:{path}")
-    repeated = any(h and any(len(row) > j and row[j].strip() == h for row in below) for j, h in enumerate(header))
+    repeated = any(h and any(len(row) > j and row[j].strip() == h for row in below)
+                   for j, h in enumerate(header[:100]))
     if repeated or any(_number(h) is not None or len(h.split()) > 3 for h in header):
-        shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in header)
+        shown = _shown_header(header)
         if not labelled:
             return (f"{path} line 1: the first line looks like data, not a header ({shown}); add a first line "
                     "naming the columns (e.g. text)")
