@@ -281,3 +281,16 @@ def test_an_explicit_run_directory_must_be_new_or_empty(tmp_path):
         runs.new_run_dir(tmp_path, "m", tmp_path / "full")
     (tmp_path / "empty").mkdir()
     assert runs.new_run_dir(tmp_path, "m", tmp_path / "empty") == tmp_path / "empty"
+
+
+def test_latest_never_replaces_a_users_file(tmp_path):
+    """--run-dir sub/myrun points sub/latest at it, unless sub/latest is the user's own file or folder."""
+    from textclf import runs
+
+    (tmp_path / "myrun").mkdir()
+    (tmp_path / "latest").write_text("my notes")
+    runs.update_latest(tmp_path / "myrun")
+    assert (tmp_path / "latest").read_text() == "my notes"
+    (tmp_path / "latest").unlink()
+    runs.update_latest(tmp_path / "myrun")
+    assert (tmp_path / "latest").is_symlink() and (tmp_path / "latest").resolve() == (tmp_path / "myrun").resolve()

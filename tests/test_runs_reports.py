@@ -158,6 +158,7 @@ def _fake_run(root, name, model, finished, status="complete", group=None, **extr
     (run / "model-lite.npz").write_bytes(b"")
     (run / "labels.json").write_text('["a", "b"]')
     (run / "config.json").write_text(json.dumps({"model": model}))
+    (run / "metrics.json").write_text("{}")
     return run
 
 
@@ -246,7 +247,13 @@ def test_a_complete_run_missing_its_files_is_listed_damaged_and_refused(tmp_path
     with pytest.raises(RunError, match="is damaged: labels.json missing; train it again"):
         resolve_run(bad, root)
     (bad / "model-lite.npz").unlink()
-    assert {i["name"]: i.get("error") for i in list_runs(root)}[bad.name] == "missing model.keras, labels.json"
+    assert {i["name"]: i.get("error") for i in list_runs(root)}[bad.name] == (
+        "missing the model (model.keras or model-lite.npz), labels.json")
+    (good / "run.json").write_text('{"status": "compl')  # a truncated run.json: listed as damaged, not left out
+    assert {i["name"]: (i["status"], i.get("error")) for i in list_runs(root)}[good.name] == (
+        "damaged", "run.json unreadable")
+    listed = run("runs", "list", "--runs-root", root)
+    assert listed.exit_code == 0 and good.name in listed.stdout, listed.output
 
 
 def test_tests_that_disagree_are_called_borderline_not_noise():

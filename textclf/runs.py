@@ -324,18 +324,21 @@ def has_model(run_dir: Path) -> bool:
 
 
 def missing_files(run_dir: Path) -> list[str]:
-    """The files a complete run answers with that are not there (its model, labels and config): a run whose
-    files were removed by hand is damaged, not complete."""
+    """The files a complete run answers with that are not there (its model, labels, config and metrics): a run
+    whose files were removed by hand is damaged, not complete."""
     run_dir = Path(run_dir)
-    missing = [] if has_model(run_dir) else [MODEL_FILE]
-    return missing + [name for name in (LABELS_FILE, CONFIG_FILE) if not (run_dir / name).is_file()]
+    missing = [] if has_model(run_dir) else [f"the model ({MODEL_FILE} or {TWIN_FILE})"]
+    return missing + [name for name in (LABELS_FILE, CONFIG_FILE, METRICS_FILE) if not (run_dir / name).is_file()]
 
 
 def update_latest(run_dir: Path) -> None:
-    """Point <root>/latest at run_dir (atomic symlink swap, relative target)."""
+    """Point <root>/latest at run_dir (atomic symlink swap, relative target); a `latest` that is not a symlink
+    (a user's own file or folder beside a --run-dir) is left alone."""
     run_dir = Path(run_dir)
     link = run_dir.parent / LATEST
     tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    if link.exists() and not link.is_symlink():
+        return
     try:
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(run_dir.name)
@@ -367,8 +370,11 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
         try:
             info = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            continue
+            info = None
         if not isinstance(info, dict):
+            if (path / RUN_FILE).exists():  # a run whose run.json is damaged: listed as such, not left out
+                found.append({"name": path.name, "path": str(path), "status": "damaged",
+                              "error": f"{RUN_FILE} unreadable"})
             continue
         info = clean_info(info)
         info = {**info, "path": str(path), "status": status(info), "name": path.name}  # a copied run: its own name
