@@ -524,3 +524,23 @@ def test_a_sigterm_where_python_swallows_exceptions_is_raised_at_the_next_batch(
     with pytest.raises(Terminated):  # anywhere else: raised where it lands, as before
         entry._terminate(signal.SIGTERM, types.SimpleNamespace(f_code=types.SimpleNamespace(co_name="fit",
                                                                                             co_filename="y.py")))
+
+
+def test_an_unreadable_model_store_is_one_line_and_builtin_models_still_train(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from textclf.config import resolve_config
+    from textclf.errors import ModelError
+    from textclf.models import store
+
+    monkeypatch.setenv("TEXTCLF_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "models").mkdir(parents=True)
+    real = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if self == store.models_dir() else real(self))
+    with pytest.raises(ModelError, match=r"cannot read the model store .*models \(Permission denied\); set "
+                                         r"TEXTCLF_HOME"):
+        store.list_models()
+    assert resolve_config({"model": "transformer"}).model == "transformer"  # no need of the store
+    with pytest.raises(ModelError, match="cannot read the model store"):
+        resolve_config({"model": "my-import"})

@@ -293,7 +293,7 @@ def resolve_config(*layers: Mapping[str, Any]) -> RunConfig:
         raise ConfigError(f"model: expected a model name, got {name!r}")
     if name == AUTO:
         merged, name = _choose_model(merged)
-    if name not in MODELS.names() and name != AUTO:
+    if name != AUTO and name not in MODELS.builtin_names() and name not in MODELS.names():  # the store: last
         try:
             MODELS.get(name)  # a model a source finds (an imported BERT)
         except ModelError as err:

@@ -50,10 +50,15 @@ def read_meta(path: Path) -> dict:
 
 def list_models() -> list[dict]:
     root = models_dir()
-    if not root.is_dir():
-        return []
+    try:
+        if not root.is_dir():
+            return []
+        entries = sorted(root.iterdir())
+    except OSError as err:  # e.g. a store this user may not read
+        raise ModelError(f"cannot read the model store {root} ({err.strerror or err}); set TEXTCLF_HOME to a "
+                         "folder you can read and write") from None
     found = []
-    for path in sorted(root.iterdir()):
+    for path in entries:
         if path.is_dir() and not path.name.startswith(".") and (path / META).is_file():
             try:
                 found.append({**read_meta(path), "path": str(path)})
