@@ -96,6 +96,23 @@ def test_html_report_is_self_contained(two_runs, tmp_path):
     assert "src='http" not in page and 'src="http' not in page
 
 
+@pytest.mark.parametrize("field, value", [("accuracy", "abc"), ("confusion_matrix", "x"), ("per_class", 5),
+                                          ("labels", 5), ("per_class", [{"label": "a"}])])
+def test_a_report_of_a_tampered_metrics_file_leaves_the_field_out(two_runs, tmp_path, field, value):
+    import shutil
+
+    root, _ = two_runs
+    copy = tmp_path / "runs" / "copy"
+    shutil.copytree((root / "runs" / "latest").resolve(), copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, field: value}))
+    result = run("report", copy, "--out", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert ("confusion matrix" in page) is (field not in ("confusion_matrix", "labels"))
+    assert ("<td>" + str(metrics["per_class"][0]["label"])) in page or field == "per_class"
+
+
 def test_evaluate_plot_writes_a_png(two_runs, tmp_path):
     root, _ = two_runs
     plot = tmp_path / "cm.png"

@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,7 +76,8 @@ def confusion_matrix_png(report: dict) -> bytes:
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if share > 0.5 else "black")
     data = str(report.get("data", ""))
-    ax.set_title(f"{Path(data).name or data}: accuracy {100 * report['accuracy']:.2f}%", fontsize=10)
+    accuracy = f"accuracy {format_metric('accuracy', report.get('accuracy'))}"
+    ax.set_title(f"{Path(data).name or data}: {accuracy}", fontsize=10)
     return _png(fig)
 
 
@@ -457,9 +459,33 @@ def load_run_summary(run_dir: Path) -> dict[str, Any]:
     info = run.info
     if info.get("status") != "complete":
         raise RunError(f"run {run_dir} is not complete (status: {runs.status(info)})")
-    metrics = {**run.metrics, "duration_seconds": info.get("duration_seconds")}
+    metrics = {**_usable(run.metrics), "duration_seconds": info.get("duration_seconds")}
     return {"name": info.get("name", run.path.name), "path": str(run.path), "info": info,
             "config": run.config, "metrics": metrics, "history": run.history, "labels": run.labels}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _usable(metrics: dict) -> dict:
+    """metrics.json as a report may draw it: a field of the wrong shape (a hand edit, a damaged file) is left
+    out, as runs compare shows it "–", rather than failing the whole report."""
+    m = dict(metrics)
+    for key in ("accuracy", "macro_f1", "ece", "brier", "nll"):
+        if key in m and not _number(m[key]):
+            del m[key]
+    rows = m.get("per_class")
+    if rows is not None and not (isinstance(rows, list) and all(
+            isinstance(r, dict) and all(_number(r.get(k)) for k in ("precision", "recall", "f1", "support"))
+            for r in rows)):
+        del m["per_class"]
+    matrix, labels = m.get("confusion_matrix"), m.get("labels")
+    if matrix is not None and not (isinstance(labels, list) and isinstance(matrix, list) and len(matrix) == len(labels)
+                                   and all(isinstance(row, list) and len(row) == len(labels) and all(map(_number, row))
+                                           for row in matrix)):
+        del m["confusion_matrix"]
+    return m
 
 
 def html_report(items: Sequence[Path | Sequence[Path]], speed: bool = False) -> str:
