@@ -69,6 +69,9 @@ def test_config_roundtrips_through_its_dict():
     ({"training": {"learning_rate": float("nan")}}, "training.learning_rate"),
     ({"training": {"global_batch_size": 10**12}}, "training.global_batch_size"),
     ({"data": {"folds": 10**6}}, "data.folds"),
+    ({"model": "transformer", "model_params": {"max_length": 10**8}}, "lower vocab_size, max_length"),  # positions
+    ({"model": "transformer", "model_params": {"num_layers": 100_000}}, "model_params.num_layers"),
+    ({"model": "ngram-mlp", "model_params": {"num_layers": 100_000}}, "model_params.num_layers"),
 ])
 def test_numbers_are_bounded_before_any_run_starts(layer, fragment):
     """Numbers TensorFlow, numpy or memory cannot take fail in one line naming the field, not after a

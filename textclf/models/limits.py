@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 MAX_POSITIONS = 512
+# More layers than any text classifier here needs; a probe's 100,000 spent minutes building the graph before
+# anything failed (a deep model's weights may still fit in memory, so check_fits does not catch it).
+MAX_LAYERS = 64
 TRAIN_BYTES_PER_WEIGHT = 16  # float32 weight, its gradient and Adam's two moments
 
 

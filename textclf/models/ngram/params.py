@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textclf.errors import check
+from textclf.models.limits import MAX_LAYERS
 from textclf.registry import ModelParams
 
 
@@ -57,7 +58,8 @@ class NgramParams(ModelParams):
               "an integer in [2, 8] (longest character n-gram), or 0 = words only")
         check(self.char_min_df >= 1, "char_min_df", self.char_min_df, "an integer >= 1")
         check(self.char_vocab_size >= 0, "char_vocab_size", self.char_vocab_size, "an integer >= 0 (0 = no cap)")
-        check(self.num_layers >= 0, "num_layers", self.num_layers, "an integer >= 0 (0 = linear)")
+        check(0 <= self.num_layers <= MAX_LAYERS, "num_layers", self.num_layers,
+              f"an integer in [0, {MAX_LAYERS}] (0 = linear)")
         check(self.hidden_dim >= 1, "hidden_dim", self.hidden_dim, "an integer >= 1")
         check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
         check(self.l2 >= 0, "l2", self.l2, "a number >= 0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textclf.errors import check
-from textclf.models.limits import MAX_POSITIONS, check_fits
+from textclf.models.limits import MAX_LAYERS, MAX_POSITIONS, check_fits
 from textclf.registry import ModelParams
 
 
@@ -38,12 +38,14 @@ class TransformerParams(ModelParams):
         for name in ("embed_dim", "num_heads", "ff_dim", "num_layers", "hidden_dim"):
             value = getattr(self, name)
             check(value >= 1, name, value, "an integer >= 1")
+        check(self.num_layers <= MAX_LAYERS, "num_layers", self.num_layers, f"an integer in [1, {MAX_LAYERS}]")
         check(self.key_dim >= 0, "key_dim", self.key_dim, "an integer >= 0 (0 = embed_dim)")
         check(0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
-        check_fits(self.parameters(), "vocab_size, embed_dim, ff_dim, num_layers")
+        check_fits(self.parameters(), "vocab_size, max_length, embed_dim, ff_dim, num_layers")
 
     def parameters(self) -> int:
         """About how many weights the model has (embeddings, attention, feed-forward, head)."""
         e, key = self.embed_dim, self.key_dim or self.embed_dim
         block = 4 * self.num_heads * key * e + 2 * e * self.ff_dim + 4 * e
-        return self.vocab_size * e + MAX_POSITIONS * e + self.num_layers * block + e * self.hidden_dim
+        positions = self.max_length or MAX_POSITIONS  # a position embedding row per position
+        return self.vocab_size * e + positions * e + self.num_layers * block + e * self.hidden_dim
