@@ -285,3 +285,15 @@ def test_duplicate_and_countless_columns(tmp_path):
     with pytest.raises(DataError) as err:
         load_examples(f"csv:{path}")
     assert "(99,988 more)" in str(err.value) and len(str(err.value)) < 400
+
+
+def test_the_label_cannot_also_be_read_as_text(tmp_path):
+    """--text-field label --label-field label scored 100%: the model read the answer."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nalpha,A\nbeta,B\n")
+    with pytest.raises(DataError, match="'label' is both the label and a text field"):
+        load_examples(f"csv:{path}", text_fields=["label"], label_field="label")
+    lines = tmp_path / "d.jsonl"
+    lines.write_text('{"text": "a", "y": "A"}\n')
+    with pytest.raises(DataError, match="'y' is both the label and a text field"):
+        load_examples(f"jsonl:{lines}", text_fields=["text", "y"], label_field="y")

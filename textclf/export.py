@@ -21,9 +21,13 @@ META_FILE = "textclf-export.json"  # what the export holds and how to load it
 
 def _destination_parent(out: Path) -> Path:
     """The folder the export goes into, once `out` is known to be new or empty and its folder to exist."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise RunError(f"export destination {out} is a file; give a new or empty folder")
+    if out.exists() and any(out.iterdir()):
         raise RunError(f"export destination exists and is not empty: {out}")
     parent = out.resolve().parent
+    if parent.exists() and not parent.is_dir():
+        raise RunError(f"cannot write {out}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise RunError(f"cannot write {out}: folder {parent} does not exist")
     return parent

@@ -197,9 +197,9 @@ def reliability_png(probs, labels, before=None, title: str = "") -> bytes:
     return _png(fig)
 
 
-def check_plot_path(path: str | Path) -> Path:
-    """A writable .png path, or a RunError saying why not."""
-    return check_output_path(path, (".png",), "--plot", "a PNG")
+def check_plot_path(path: str | Path, option: str = "--plot") -> Path:
+    """A writable .png path, or a RunError saying why not (naming `option`)."""
+    return check_output_path(path, (".png",), option, "a PNG")
 
 
 def check_output_path(path: str | Path, suffixes: tuple[str, ...], option: str, what: str) -> Path:

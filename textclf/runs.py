@@ -639,6 +639,8 @@ class Run:
         labels = read_json(self.path / LABELS_FILE)
         if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
             raise RunError(f"{self.path / LABELS_FILE} is not a list of class names")
+        if len({str(x) for x in labels}) != len(labels):
+            raise RunError(f"{self.path / LABELS_FILE} names a class twice; the run is damaged: train it again")
         return [str(x) for x in labels]
 
     @property

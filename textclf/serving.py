@@ -61,7 +61,10 @@ def _texts_from(body: Any, key: str) -> list[str]:
     texts = []
     for i, item in enumerate(items):
         if isinstance(item, dict) and key == "instances":
-            item = item.get("text")
+            if "text" not in item:
+                raise BadRequest(f"instance {i}: expected a string or {{\"text\": \"...\"}}, got an object with "
+                                 f"{', '.join(map(repr, list(item)[:5])) or 'no fields'}")
+            item = item["text"]
         if not isinstance(item, str):
             raise BadRequest(f"text {i}: expected a string, got {type(item).__name__}")
         if not item.strip():
@@ -153,8 +156,10 @@ async def _body_of(request) -> Any:
     raw = await _read_body(request)
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+    except json.JSONDecodeError as err:
         raise BadRequest(f"the request body is not valid JSON ({err})") from None
+    except (ValueError, UnicodeDecodeError):  # not UTF-8, or an integer of more than 4,300 digits
+        raise BadRequest("the request body is not valid JSON text (UTF-8, numbers of at most 4,300 digits)") from None
     except RecursionError:  # e.g. 100,000 nested lists: the client's fault, not the server's
         raise BadRequest("the request body is nested too deeply") from None
 

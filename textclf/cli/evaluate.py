@@ -42,9 +42,9 @@ def evaluate(
 
     from textclf.reports import check_plot_path
 
-    for path in (plot, curve):  # fail before the (slow) evaluation, not after it
+    for option, path in (("--plot", plot), ("--curve", curve)):  # fail before the (slow) evaluation
         if path is not None:
-            check_plot_path(path)
+            check_plot_path(path, option)
     with ProgressListener(hold=False) as listener:
         report = run_evaluation(resolve_run(one_run(run_dir, run), runs_root), data, threshold=threshold,
                                 target_accuracy=target_accuracy, curve=curve is not None, progress=listener.on_work,

@@ -417,6 +417,7 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
             raise error
         rows = itertools.chain(below, rows)
     fields = list(text_fields) or [h for h in header if h != label_field]
+    _check_label_not_text(path, fields, label_field, labelled)
     missing = [f for f in fields if f not in column]
     if missing:
         raise DataError(_header_hint(path, header, reader.dialect.delimiter, labelled=labelled) or
@@ -481,8 +482,15 @@ def _header_hint(path, header: list[str], delimiter: str, below=(), labelled=Tru
     return None
 
 
+def _check_label_not_text(path, fields, label_field, labelled) -> None:
+    if labelled and label_field in fields:
+        raise DataError(f"{path}: {label_field!r} is both the label and a text field (--label-field, --text-field): "
+                        "the model would read the answer")
+
+
 def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|", labelled=True):
     fields = list(text_fields) or ["text"]
+    _check_label_not_text(path, fields, label_field, labelled)
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
