@@ -16,17 +16,18 @@ from textclf.errors import DataError
 CHUNK = 4 << 20  # bytes read at a time when lines are bounded
 
 
-def read_text(path: str, *, what: str = "file", max_line_chars: int | None = None) -> str:
+def read_text(path: str, *, what: str = "file", max_line_chars: int | None = None, why: str = "") -> str:
     """The file's UTF-8 text ("-" = stdin; `.gz` decompressed); DataError naming the path (and line) otherwise.
     `max_line_chars`: a line longer than this is refused as soon as it is read that far (a text file's memory
-    is bounded by its lines' limit, not by one monster line: a 4 MB gzip may hold a 1 GB line)."""
+    is bounded by its lines' limit, not by one monster line: a 4 MB gzip may hold a 1 GB line); `why`: what
+    the refusal adds (the limit the line's length follows from)."""
     from contextlib import nullcontext
 
     path = str(path)
     try:
         with nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb") as raw:
             source = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
-            text = _decode(source, path, max_line_chars)
+            text = _decode(source, path, max_line_chars, why)
     except FileNotFoundError:
         raise DataError(f"{what} not found: {path}") from None
     except IsADirectoryError:
@@ -40,7 +41,7 @@ def read_text(path: str, *, what: str = "file", max_line_chars: int | None = Non
     return text
 
 
-def _decode(source, path: str, max_line_chars: int | None) -> str:
+def _decode(source, path: str, max_line_chars: int | None, why: str = "") -> str:
     """UTF-8 text of a binary stream read in CHUNKs (a BOM dropped), its lines' lengths checked as they arrive."""
     import codecs
 
@@ -63,8 +64,8 @@ def _decode(source, path: str, max_line_chars: int | None) -> str:
             lengths[0] += run
             over = next((i for i, n in enumerate(lengths) if n > max_line_chars), None)
             if over is not None:
-                raise DataError(f"{path} line {newlines + over + 1}: longer than {max_line_chars:,} characters, more "
-                                "than any text within the text limit takes (data.max_text_chars, --max-text-chars)")
+                raise DataError(f"{path} line {newlines + over + 1}: longer than {max_line_chars:,} characters"
+                                + (f", {why}" if why else ""))
             run = lengths[-1]
         newlines += piece.count("\n")
         parts.append(piece)

@@ -288,7 +288,9 @@ def _open_text(path: Path, max_text_chars: int | None = None) -> io.TextIOBase:
     each of the text's, as JSON's escapes or CSV's quotes may take, plus 64 KiB for the other fields) is
     refused as it is read."""
     limit = 8 * max_text_chars + (64 << 10) if max_text_chars else None
-    text = read_text(str(path), what="data file", max_line_chars=limit)
+    why = (f"more than a text within the limit of {max_text_chars:,} characters takes (--max-text-chars, "
+           "data.max_text_chars, raises it; memory grows with a text's length)") if max_text_chars else ""
+    text = read_text(str(path), what="data file", max_line_chars=limit, why=why)
     if not text.strip():
         raise DataError(f"data file is empty: {path}")
     return io.StringIO(text, newline="")
