@@ -33,7 +33,7 @@ def test_a_50_mb_text_is_refused_in_one_line_naming_the_option(tmp_path, kind):
     assert_one_line_error(
         result,
         "line 5" if kind == "csv" else "line 4",
-        "longer than 16,065,536 characters",  # refused as it is read: the line is past what any text takes
+        "longer than 40,777,216 characters",  # refused as it is read: the line is past what any text takes
         "the limit of 2,000,000",
         "--max-text-chars",
     )

@@ -219,6 +219,12 @@ def test_texts_alone_are_read_without_a_label_column_in_every_layout(tmp_path):
     with pytest.raises(DataError, match=r"only.csv line 1: the first line looks like data.*\(e\.g\. text\)$"):
         only.write_text("a first text of four words\nand a second\n")
         load_texts(f"csv:{only}")
+    with pytest.raises(DataError, match=r"only.csv line 1: no 'text' column in the header \(Great movie!\)"):
+        only.write_text("Great movie!\nTerrible plot and acting throughout\nLoved it\n")  # a short first text
+        load_texts(f"csv:{only}")
+    only.write_text("text\n" + "\n".join(rows[:10]) + "\n \n" + "\n".join(rows[10:250]) + "\n")
+    with pytest.raises(DataError, match=r"only.csv line 12: empty text"):  # its own line, however many follow
+        load_texts(f"csv:{only}")
     with pytest.raises(DataError, match=r"t.jsonl line 2: no field 'text'"):
         lines.write_text('{"text": "one"}\n{"body": "two"}\n')
         load_texts(f"jsonl:{lines}")
@@ -238,9 +244,9 @@ def test_texts_alone_are_read_without_a_label_column_in_every_layout(tmp_path):
 
 def test_a_monster_line_is_refused_as_it_is_read_not_after(tmp_path):
     """A gzip of a few MB may hold a line of a GB: the reader stops once a line is past what any text within
-    the limit could take (8 characters a text character + 64 KiB), naming the line; UTF-16, deep JSON and
+    the limit could take (12 characters a text character + 16 MiB), naming the line; UTF-16, deep JSON and
     huge numbers are one line each too."""
-    import resource
+    import tracemalloc
 
     from textclf.textfiles import read_text
 
@@ -251,12 +257,15 @@ def test_a_monster_line_is_refused_as_it_is_read_not_after(tmp_path):
             fh.write(b"a" * (1 << 20))
         fh.write(b",B\n")
     assert bomb.stat().st_size < 2 << 20
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(DataError, match=r"bomb.csv.gz line 3: longer than 1,065,536 characters, more than a text "
-                                        r"within the limit of 125,000 characters takes \(--max-text-chars"):
-        load_examples(f"csv:{bomb}", max_text_chars=125_000)
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mb < 128, grown_mb  # a few 4 MiB pieces, not the 256 MiB line
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"bomb.csv.gz line 3: longer than 18,277,216 characters, more than a "
+                                            r"text within the limit of 125,000 characters takes \(--max-text-chars"):
+            load_examples(f"csv:{bomb}", max_text_chars=125_000)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert peak_mb < 128, peak_mb  # a few 4 MiB pieces past the bound, not the 256 MiB line
     assert read_text(str(bomb))[:11] == "text,label\n"  # no limit asked: read whole
     utf16 = tmp_path / "u.csv"
     utf16.write_bytes("text,label\nhello,A\n".encode("utf-16"))
@@ -272,12 +281,17 @@ def test_a_monster_line_is_refused_as_it_is_read_not_after(tmp_path):
 
 
 def test_duplicate_and_countless_columns(tmp_path):
-    """Two columns of one name are refused (one was silently read twice); a header of 100k columns (its
-    columns looked up by a dict now, not list.index) is shown in an error line in short."""
+    """Every column but the label is text, by position: two of one name are both read (one was silently read
+    twice), empty trailing columns (a spreadsheet's export) too; a name that must say which column it means
+    (the label, a --text-field) is refused when two columns have it; a header of 100k columns (looked up by a
+    dict now, not list.index) is shown in an error line in short."""
     path = tmp_path / "d.csv"
     path.write_text("text,text,label\nalpha,beta,A\ngamma,delta,B\n")
+    assert list(load_examples(f"csv:{path}").texts) == ["alpha beta", "gamma delta"]
     with pytest.raises(DataError, match=r"d.csv line 1: two columns named 'text' \(columns 1 and 2\)"):
-        load_examples(f"csv:{path}")
+        load_examples(f"csv:{path}", text_fields=["text"])
+    path.write_text("text,label,,\nhello world,pos,,\nbad day,neg,,\n")
+    assert list(load_examples(f"csv:{path}").texts) == ["hello world", "bad day"]
     path.write_text("text,label,label\nalpha,A,A\ngamma,B,B\n")
     with pytest.raises(DataError, match="two columns named 'label'"):
         load_examples(f"csv:{path}")
@@ -298,3 +312,10 @@ def test_the_label_cannot_also_be_read_as_text(tmp_path):
     lines.write_text('{"text": "a", "y": "A"}\n')
     with pytest.raises(DataError, match="'y' is both the label and a text field"):
         load_examples(f"jsonl:{lines}", text_fields=["text", "y"], label_field="y")
+
+
+def test_a_classes_file_naming_a_class_twice_is_refused(tmp_path):
+    ag = write_csv(tmp_path / "ag" / "train.csv", [("1", "Title", "Text"), ("3", "Other", "More")])
+    (ag.parent / "classes.txt").write_text("A\nB\nA\n")
+    with pytest.raises(DataError, match=r"classes.txt: class 'A' is named twice"):
+        load_examples(f"csv:{ag}")

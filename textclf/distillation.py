@@ -116,8 +116,9 @@ def read_texts(spec: str, data) -> list[str]:
     if not lines:
         return load_texts(spec, text_fields=data.text_fields, label_field=data.label_field,
                           tfds_data_dir=data.tfds_data_dir, max_text_chars=data.max_text_chars)
-    lines_of = [(n, line) for n, line in enumerate(read_text(path, what="unlabeled text file").splitlines(), 1)
-                if line.strip()]
+    text = read_text(path, what="unlabeled text file", max_line_chars=data.max_text_chars + 1,
+                     why=f"more than a text may have ({data.max_text_chars:,}: data.max_text_chars)")
+    lines_of = [(n, line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     too_long = next(((n, t) for n, t in lines_of if len(t) > data.max_text_chars), None)
     if too_long is not None:
         raise DataError(f"{path} line {too_long[0]}: a text of {len(too_long[1]):,} characters, longer than the "

@@ -369,12 +369,13 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
     for path in entries:
         try:
             info = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except OSError:  # not a run, or one this user may not read (another's, in a shared folder): skipped
+            continue
+        except ValueError:
             info = None
-        if not isinstance(info, dict):
-            if (path / RUN_FILE).exists():  # a run whose run.json is damaged: listed as such, not left out
-                found.append({"name": path.name, "path": str(path), "status": "damaged",
-                              "error": f"{RUN_FILE} unreadable"})
+        if not isinstance(info, dict):  # a run whose run.json is damaged: listed as such, not left out
+            found.append({"name": path.name, "path": str(path), "status": "damaged",
+                          "error": f"{RUN_FILE} unreadable"})
             continue
         info = clean_info(info)
         info = {**info, "path": str(path), "status": status(info), "name": path.name}  # a copied run: its own name

@@ -284,10 +284,10 @@ def _sample_rows(split: str) -> Iterator[tuple[str, str, str]]:
 
 
 def _open_text(path: Path, max_text_chars: int | None = None) -> io.TextIOBase:
-    """The file as a text stream; with a text limit, a line that could hold no text within it (8 characters for
-    each of the text's, as JSON's escapes or CSV's quotes may take, plus 64 KiB for the other fields) is
-    refused as it is read."""
-    limit = 8 * max_text_chars + (64 << 10) if max_text_chars else None
+    """The file as a text stream; with a text limit, a line that could hold no text within it (12 characters
+    for each of the text's, as JSON's escapes of an emoji take, plus 16 MiB for the other fields) is refused as
+    it is read."""
+    limit = 12 * max_text_chars + (16 << 20) if max_text_chars else None
     why = (f"more than a text within the limit of {max_text_chars:,} characters takes (--max-text-chars, "
            "data.max_text_chars, raises it; memory grows with a text's length)") if max_text_chars else ""
     text = read_text(str(path), what="data file", max_line_chars=limit, why=why)
@@ -302,6 +302,9 @@ def _classes_beside(path: Path) -> tuple[str, ...] | None:
         return None
     names = tuple(line.strip() for line in candidate.read_text(encoding="utf-8").splitlines())
     names = tuple(n for n in names if n)
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise DataError(f"{candidate}: class {twice!r} is named twice; each line names one class")
     return names or None
 
 
@@ -403,29 +406,27 @@ def _header_rows(path, reader, header, rows, text_fields, label_field, classes, 
     header = [h.strip() for h in header]
     label_field = label_field or "label"
     column = {}  # name -> index: a dict, as a header may have 100k columns
-    for i, name in enumerate(header):
-        if name in column and name in (label_field, *(text_fields or header)):
+    for i, name in enumerate(header):  # a name read twice is ambiguous (empty trailing columns are not read)
+        if name in column and (name in text_fields or (labelled and name == label_field)):
             raise DataError(f"{path} line 1: two columns named {_shown(name)!r} (columns {column[name] + 1} and "
                             f"{i + 1}); give each column its own name")
         column.setdefault(name, i)
-    if label_field not in column and (labelled or not text_fields):
-        below, error = _peek(rows)
-        hint = _header_hint(path, header, reader.dialect.delimiter, below, labelled)
-        if hint or labelled:
-            raise DataError(hint or (
-                f"{path} line 1: no {label_field!r} column in the header ({_shown_header(header)}); "
-                "pass --label-field (and --text-field) naming the columns"))
-        if error:
-            raise error
-        rows = itertools.chain(below, rows)
-    fields = list(text_fields) or [h for h in header if h != label_field]
-    _check_label_not_text(path, fields, label_field, labelled)
-    missing = [f for f in fields if f not in column]
+    if labelled and label_field not in column:
+        raise DataError(_header_hint(path, header, reader.dialect.delimiter, _peek(rows)) or (
+            f"{path} line 1: no {label_field!r} column in the header ({_shown_header(header)}); "
+            "pass --label-field (and --text-field) naming the columns"))
+    if not labelled and not text_fields and "text" not in column and label_field not in column:
+        # texts alone: a header names its text column, else its first line may be a text taken for one
+        raise DataError(_header_hint(path, header, reader.dialect.delimiter, _peek(rows), labelled=False) or (
+            f"{path} line 1: no 'text' column in the header ({_shown_header(header)}); add a first line naming "
+            "the columns (e.g. text)"))
+    _check_label_not_text(path, text_fields, label_field, labelled)
+    missing = [f for f in text_fields if f not in column]
     if missing:
         raise DataError(_header_hint(path, header, reader.dialect.delimiter, labelled=labelled) or
                         f"{path} line 1: no column {missing[0]!r} in the header ({_shown_header(header)}); pass "
                         "--text-field naming the text column(s) (it applies to --eval-data too)")
-    text_idx = [column[f] for f in fields]
+    text_idx = [column[f] for f in text_fields] or [i for i, h in enumerate(header) if h != label_field]
     label_idx = column[label_field] if labelled else None
     for row in rows:
         where = f"{path} line {reader.line_num}"
@@ -453,14 +454,14 @@ def _shown_header(header: list[str], columns: int = 12) -> str:
     return ", ".join(_shown(h) for h in header[:columns]) + more
 
 
-def _peek(rows, count: int = 200) -> tuple[list, DataError | None]:
-    """The next `count` rows, and the error a malformed one among them raised (the rows before it kept)."""
+def _peek(rows, count: int = 200) -> list:
+    """Up to the next `count` rows (those before a malformed one: the first line's problem is the one to name)."""
     below = []
     try:
         below.extend(itertools.islice(rows, count))
-    except DataError as err:
-        return below, err
-    return below, None
+    except DataError:
+        pass
+    return below
 
 
 def _header_hint(path, header: list[str], delimiter: str, below=(), labelled=True) -> str | None:
@@ -492,7 +493,7 @@ def _check_label_not_text(path, fields, label_field, labelled) -> None:
 
 def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|", labelled=True):
     fields = list(text_fields) or ["text"]
-    _check_label_not_text(path, fields, label_field, labelled)
+    _check_label_not_text(path, text_fields, label_field, labelled)
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
