@@ -8,7 +8,7 @@ while they load is answered like one during a run: `error: interrupted` (130) or
 import signal
 import sys
 
-from textclf.errors import Terminated, defer_termination
+from textclf.errors import Terminated, defer_termination, termination_pending
 
 
 def main() -> None:
@@ -17,7 +17,12 @@ def main() -> None:
     try:
         from textclf.cli import main as run_cli
 
-        run_cli()  # builds the commands, then runs one; it handles the interrupts inside a command itself
+        try:
+            run_cli()  # builds the commands, then runs one; it handles the interrupts inside a command itself
+        except SystemExit as done:
+            if done.code in (0, None) and termination_pending():  # a SIGTERM swallowed with no safe point after
+                raise Terminated() from None
+            raise
     except KeyboardInterrupt as err:
         terminated = isinstance(err, Terminated)
         print("error: " + ("terminated" if terminated else "interrupted"), file=sys.stderr)
@@ -28,17 +33,25 @@ def _terminate(signum, frame) -> None:
     """SIGTERM ends a command like Ctrl-C: a run is marked and resumable, and one line is printed. Where an
     exception would be swallowed (a weakref callback, a __del__: "Exception ignored …" and the work goes on),
     it is deferred to the next safe point; a second SIGTERM after a raised one ends the process at once."""
-    if frame is not None and _swallows(frame.f_code):
-        defer_termination()
+    defer_termination()  # recorded either way: raised again at a safe point if this raise is swallowed
+    if _swallows(frame):
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise Terminated()
 
 
-def _swallows(code) -> bool:
+def _swallows(frame) -> bool:
+    """Whether `frame` runs inside a weakref callback or a __del__ (any frame up its stack), where a raised
+    exception is printed as "Exception ignored" and lost."""
+    import _weakrefset
     import weakref
 
-    return code.co_name == "__del__" or code.co_filename == weakref.__file__
+    files = {weakref.__file__, _weakrefset.__file__}
+    while frame is not None:
+        if frame.f_code.co_name == "__del__" or frame.f_code.co_filename in files:
+            return True
+        frame = frame.f_back
+    return False
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the CLI's handler so a run is marked like a Ctrl-C."""
 
 
-# A SIGTERM that arrived where an exception is swallowed (a weakref callback, a __del__: Python prints
-# "Exception ignored" and goes on) is kept here and raised at the next safe point (raise_deferred_termination).
+# Every SIGTERM the CLI's handler takes is recorded here: one that arrived where an exception is swallowed (a
+# weakref callback, a __del__: Python prints "Exception ignored" and goes on) is raised at the next safe point
+# (raise_deferred_termination), and the CLI's exit turns a would-be success after one into `terminated`.
 _DEFERRED: list[bool] = []
 
 
@@ -41,11 +42,21 @@ def defer_termination() -> None:
     _DEFERRED.append(True)
 
 
+def termination_pending() -> bool:
+    return bool(_DEFERRED)
+
+
 def raise_deferred_termination() -> None:
-    """Raise Terminated if a SIGTERM was deferred: training's batch ends, a group's next run, a prediction's
-    next batch."""
+    """Raise Terminated if a SIGTERM was recorded and not yet raised here: training's batch ends, a group's next
+    run, a prediction's next batch. From then on a second SIGTERM ends the process at once."""
     if _DEFERRED:
+        import signal
+
         _DEFERRED.clear()
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except ValueError:  # not the main thread (serve's batcher): the handler stays
+            pass
         raise Terminated()
 
 
