@@ -38,6 +38,7 @@ def test_yaml_style_strings_are_coerced_by_type():
     ({"distill": 3}, "distill: expected a mapping of its fields"),
     ({"selection": 5}, "selection: what --model auto records"),
     ({"selection": {"model": "transformer"}}, "selection: what --model auto records"),
+    ({"model": "ngram-mlp", "selection": {"model": "ngram-linear", "reason": "x"}}, "selection: what --model auto"),
 ])
 def test_bad_values_name_path_value_and_choices(layer, message):
     with pytest.raises(ConfigError, match=None) as info:

@@ -124,6 +124,8 @@ def test_tfds_source_through_mock_data(monkeypatch):
     with tfds.testing.mock_data(num_examples=12):
         ex = load_examples("tfds:ag_news_subset")
         test = load_examples("tfds:ag_news_subset", default_split="test", label_names=ex.label_names)
+        with pytest.raises(DataError, match="'label' is both the label and a text field"):
+            load_examples("tfds:ag_news_subset", text_fields=["title", "label"])
     assert len(ex) == 12 and len(test) == 12
     assert ex.label_names == ("World", "Sports", "Business", "Sci/Tech")
     assert all(" " in t for t in ex.texts)  # title + " " + description

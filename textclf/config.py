@@ -327,7 +327,8 @@ def _check_sections(merged: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key}: expected a mapping of its fields, got {merged[key]!r}")
     chosen = merged.get("selection")
     if chosen is not None and not (isinstance(chosen, Mapping) and isinstance(chosen.get("model"), str)
-                                   and isinstance(chosen.get("reason"), str)):
+                                   and isinstance(chosen.get("reason"), str)
+                                   and merged.get("model", AUTO) in (AUTO, chosen["model"])):
         raise ConfigError("selection: what --model auto records (the model it chose and why), not a setting; "
                           "choose a model with --model")
 

@@ -597,6 +597,7 @@ def _tfds_rows(spec: Spec, text_fields, label_field, data_dir):
     if label_field not in features:
         raise DataError(f"tfds:{name} has no feature {label_field!r}; features: {', '.join(features)}")
     fields = tuple(text_fields) or TFDS_TEXT_FIELDS.get(name) or _tfds_text_features(features, label_field)
+    _check_label_not_text(f"tfds:{name}", fields, label_field, True)
     missing = [f for f in fields if f not in features]
     if not fields or missing:
         raise DataError(f"tfds:{name}: no text feature {missing[0] if missing else ''!r}; "
