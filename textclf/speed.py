@@ -36,13 +36,17 @@ def warm_texts_per_second(run_dirs: Sequence[Path], texts: Sequence[Sequence[str
     for predictor, batch in zip(predictors, batches):
         predictor.probabilities(batch[:64])
     speeds: list[list[float]] = [[] for _ in run_dirs]
-    order = list(range(len(run_dirs)))
-    for r in range(max(rounds, 1)):
-        for i in order[r % len(order):] + order[: r % len(order)]:
-            started = time.perf_counter()
-            predictors[i].probabilities(batches[i])
-            speeds[i].append(len(batches[i]) / max(time.perf_counter() - started, 1e-9))
+    for i in turns(len(run_dirs), rounds):
+        started = time.perf_counter()
+        predictors[i].probabilities(batches[i])
+        speeds[i].append(len(batches[i]) / max(time.perf_counter() - started, 1e-9))
     return [statistics.median(s) for s in speeds]
+
+
+def turns(n: int, rounds: int) -> list[int]:
+    """The order n runs are timed in: each once a round (at least one), round r starting at run r mod n."""
+    order = list(range(n))
+    return [i for r in range(max(rounds, 1)) for i in order[r % n:] + order[: r % n]] if n else []
 
 
 def cold_predict_seconds(run_dirs: Sequence[Path], rounds: int = 3) -> list[float]:
@@ -50,16 +54,14 @@ def cold_predict_seconds(run_dirs: Sequence[Path], rounds: int = 3) -> list[floa
     from textclf.errors import RunError
 
     times: list[list[float]] = [[] for _ in run_dirs]
-    order = list(range(len(run_dirs)))
-    for r in range(rounds):
-        for i in order[r % len(order):] + order[: r % len(order)]:
-            started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "textclf", "predict", HEADLINE, "--run", str(run_dirs[i])],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if done.returncode:
-                last = (done.stderr.strip().splitlines() or ["failed"])[-1]
-                raise RunError(f"cold predict of {run_dirs[i]}: {last}")
-            times[i].append(time.perf_counter() - started)
+    for i in turns(len(run_dirs), rounds):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "textclf", "predict", HEADLINE, "--run", str(run_dirs[i])],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+            raise RunError(f"cold predict of {run_dirs[i]}: {last}")
+        times[i].append(time.perf_counter() - started)
     return [statistics.median(t) for t in times]
 
 
