@@ -105,7 +105,7 @@ def read_texts(spec: str, data) -> list[str]:
     data options (`data`: its text and label fields, tfds directory and text limit), a label column or field
     optional; or a plain text file (`PATH.txt` or `lines:PATH`), one text per line."""
     from textclf.data.sources import load_texts, parse_spec
-    from textclf.textfiles import read_text
+    from textclf.textfiles import iter_lines
 
     path, lines = spec.removeprefix("lines:"), spec.startswith("lines:")
     if not lines and spec.endswith(".txt"):  # notes.txt: one text a line; jsonl:notes.txt: JSONL
@@ -116,14 +116,16 @@ def read_texts(spec: str, data) -> list[str]:
     if not lines:
         return load_texts(spec, text_fields=data.text_fields, label_field=data.label_field,
                           tfds_data_dir=data.tfds_data_dir, max_text_chars=data.max_text_chars)
-    text = read_text(path, what="unlabeled text file", max_line_chars=data.max_text_chars + 1,
-                     why=f"more than a text may have ({data.max_text_chars:,}: data.max_text_chars)")
-    lines_of = [(n, line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
-    too_long = next(((n, t) for n, t in lines_of if len(t) > data.max_text_chars), None)
-    if too_long is not None:
-        raise DataError(f"{path} line {too_long[0]}: a text of {len(too_long[1]):,} characters, longer than the "
-                        f"limit of {data.max_text_chars:,} (data.max_text_chars)")
-    texts = [t for _, t in lines_of]
+    texts = []
+    for n, line in enumerate(iter_lines(path, what="unlabeled text file", max_line_chars=data.max_text_chars + 1,
+                                        why=f"more than a text may have ({data.max_text_chars:,}: "
+                                            "data.max_text_chars)"), 1):
+        line = line.removesuffix("\r")  # the read's bound allows it; the text's own limit is exact
+        if len(line) > data.max_text_chars:
+            raise DataError(f"{path} line {n}: a text of {len(line):,} characters, longer than the "
+                            f"limit of {data.max_text_chars:,} (data.max_text_chars)")
+        if line.strip():
+            texts.append(line)
     if not texts:
         raise DataError(f"{spec}: no texts (distill.unlabeled)")
     return texts

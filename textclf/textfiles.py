@@ -6,9 +6,12 @@ files, `predict --file`, and JSON files that must hold an object (a checkpoint's
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import sys
 import zlib
+from contextlib import contextmanager, nullcontext
+from typing import Iterator
 
 from textclf.errors import DataError
 
@@ -21,13 +24,51 @@ def read_text(path: str, *, what: str = "file", max_line_chars: int | None = Non
     `max_line_chars`: a line longer than this is refused as soon as it is read that far (a text file's memory
     is bounded by its lines' limit, not by one monster line: a 4 MB gzip may hold a 1 GB line); `why`: what
     the refusal adds (the limit the line's length follows from)."""
-    from contextlib import nullcontext
+    with _reading(str(path), what) as source:
+        return "".join(_pieces(source, str(path), max_line_chars, why))
 
+
+def iter_lines(path: str, *, what: str = "file", max_line_chars: int | None = None, why: str = "") -> Iterator[str]:
+    """The file's lines as read (iter_line_groups, one by one)."""
+    for group in iter_line_groups(path, what=what, max_line_chars=max_line_chars, why=why):
+        yield from group
+
+
+def iter_line_groups(path: str, *, what: str = "file", max_line_chars: int | None = None,
+                     why: str = "") -> Iterator[list[str]]:
+    """The file's lines as they are read, in pieces (memory bounded by a piece and a line, not by the file): each
+    group the lines one read completed (a pipe's: what has arrived, so its lines are answered as they come).
+    Lines end at "\n" only (not at every break str.splitlines() knows: U+2028, a form feed, a lone CR…) and
+    come without it: one per line as `wc -l` counts them, and a last line without its "\n". Errors as
+    read_text's."""
     path = str(path)
+    with _reading(path, what) as source:
+        rest: list[str] = []  # the unfinished line's pieces (a list: a long line is not copied once per piece)
+        for piece in _pieces(source, path, max_line_chars, why):
+            if "\n" not in piece:
+                rest.append(piece)
+                continue
+            first, *middle, last = piece.split("\n")
+            yield ["".join(rest) + first, *middle]
+            rest = [last]
+        if "".join(rest):
+            yield ["".join(rest)]
+
+
+def check_readable(path: str, *, what: str = "file") -> None:
+    """DataError now (one line) when the file cannot be opened: before slower work that precedes its reading."""
+    if str(path) != "-":
+        with _reading(str(path), what):
+            pass
+
+
+@contextmanager
+def _reading(path: str, what: str):
+    """The binary stream of a file ("-" = stdin; `.gz` decompressed), every OS or gzip failure while it is
+    open and read turned into one DataError naming the path."""
     try:
         with nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb") as raw:
-            source = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
-            text = _decode(source, path, max_line_chars, why)
+            yield gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
     except FileNotFoundError:
         raise DataError(f"{what} not found: {path}") from None
     except IsADirectoryError:
@@ -38,27 +79,34 @@ def read_text(path: str, *, what: str = "file", max_line_chars: int | None = Non
         if path.endswith(".gz") and not err.strerror:
             raise DataError(f"{path}: not a valid gzip file ({err})") from None
         raise DataError(f"cannot read {path}: {err.strerror or err}") from None
-    return text
 
 
-def _decode(source, path: str, max_line_chars: int | None, why: str = "") -> str:
+def _pieces(source, path: str, max_line_chars: int | None, why: str = "") -> Iterator[str]:
     """UTF-8 text of a binary stream read in CHUNKs (a BOM dropped), its lines' lengths checked as they arrive."""
-    import codecs
-
     decoder = codecs.getincrementaldecoder("utf-8")()
-    parts: list[str] = []
+    head: bytes | None = b""  # the stream's first bytes, until two decide it is not UTF-16
+    started = False  # any text given yet
     newlines, run = 0, 0  # newlines so far; characters since the last one
+    # stdin: what has arrived (a pipe's lines are given as they are written); a file: whole pieces (a gzip's
+    # read1 gives bytes decoded ahead of a corrupt block, which failed as UTF-8 before the block as gzip)
+    read = getattr(source, "read1", source.read) if path == "-" else source.read
     while True:
-        chunk = source.read(CHUNK)
-        if not parts and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            raise DataError(f"{path} is UTF-16 text; save it as UTF-8")
+        chunk = read(CHUNK)
+        eof = not chunk
+        if head is not None:  # however short the first reads are (a pipe)
+            head += chunk
+            if len(head) < 2 and not eof:
+                continue
+            if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise DataError(f"{path} is UTF-16 text; save it as UTF-8")
+            chunk, head = head, None
         try:
-            piece = decoder.decode(chunk, final=not chunk)
-        except UnicodeDecodeError as err:
-            line = newlines + chunk[: max(err.start, 0)].count(b"\n") + 1
+            piece = decoder.decode(chunk, final=eof)
+        except UnicodeDecodeError as err:  # err.object: the decoder's held bytes (never a newline) + this chunk
+            line = newlines + err.object[: max(err.start, 0)].count(b"\n") + 1
             raise DataError(f"{path} line {line}: not valid UTF-8 text") from None
-        if not parts and piece.startswith("\ufeff"):
-            piece = piece[1:]
+        if not started and piece:
+            started, piece = True, piece.removeprefix("\ufeff")
         if max_line_chars is not None and piece:
             lengths = [len(x) for x in piece.split("\n")]
             lengths[0] += run
@@ -68,9 +116,10 @@ def _decode(source, path: str, max_line_chars: int | None, why: str = "") -> str
                                 + (f", {why}" if why else ""))
             run = lengths[-1]
         newlines += piece.count("\n")
-        parts.append(piece)
-        if not chunk:
-            return "".join(parts)
+        if piece:
+            yield piece
+        if eof:
+            return
 
 
 def read_json_object(path, *, what: str = "file") -> dict:
