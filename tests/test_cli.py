@@ -63,6 +63,67 @@ def test_evaluate_json_matches_saved_metrics(trained):
     assert [c["support"] for c in report["per_class"]] == [10, 10, 10, 10]
 
 
+def test_predict_answers_a_file_a_chunk_at_a_time(trained, tmp_path, monkeypatch):
+    """A file is read, answered and printed a chunk at a time (memory bounded by a chunk, not by the file): rows
+    line up with lines across chunk edges, leading blank lines too; a bad line far in is refused by its line
+    number once the lines read before it are answered; a table's header is printed once."""
+    from textclf import textfiles
+    from textclf.cli import predict as predict_cli
+
+    monkeypatch.setattr(predict_cli, "CHUNK_LINES", 3)
+    monkeypatch.setattr(textfiles, "CHUNK", 64)  # bytes read at a time: lines before a bad one are read first
+    root, _ = trained
+    latest = root / "runs" / "latest"
+    lines = ["", "", "goal cup", "shares bank", "", "chip software", "team win", "oil price"]
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(lines) + "\n")
+    rows = [json.loads(x) for x in run("predict", "lead text", "--file", path, "--json", "--run", latest).stdout.split(
+        "\n") if x]
+    assert [r["text"] for r in rows] == ["lead text", *lines]
+    assert [r["label"] is None for r in rows] == [False, *(not line for line in lines)]
+    alone = [json.loads(x) for x in run("predict", *filter(None, lines), "--json", "--run", latest).stdout.split(
+        "\n") if x]
+    assert [(r["label"], r["probability"]) for r in rows[1:] if r["text"]] == [
+        (r["label"], pytest.approx(r["probability"], abs=1e-6)) for r in alone]  # as when given at once
+    table = run("predict", "--file", path, "--run", latest).stdout
+    assert table.count("probability") == 1 and all(line in table for line in filter(None, lines))
+    for bad, message in [("z" * 2_000_001, "line 9 has 2,000,001 characters, more than the limit of 2,000,000"),
+                         ("z" * 2_000_002, "line 9: longer than 2,000,001 characters, more than a text may have "
+                                           "(the run's data.max_text_chars: 2,000,000)")]:
+        path.write_text("\n".join(lines + [bad, "never read"]) + "\n")
+        result = run("predict", "--file", path, "--json", "--run", latest)
+        assert_one_line_error(result, message)
+        assert len(result.stdout.splitlines()) == 8  # every line read before the bad one was answered
+    path.write_text("\n \n\t\n")
+    assert_one_line_error(run("predict", "--file", path, "--run", latest), "no text to classify")
+
+
+def test_predict_prints_rows_before_stdin_ends(trained):
+    """`… | textclf predict -` answers lines as they arrive: a row comes out while stdin is still open (typed
+    lines are answered one by one; a file's come 4,096 at a time)."""
+    import threading
+
+    root, _ = trained
+    proc = subprocess.Popen([sys.executable, "-m", "textclf", "predict", "-", "--json", "--run",
+                             str(root / "runs" / "latest")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for text in ["goal cup match", "shares bank"]:
+            proc.stdin.write(text + "\n")
+            proc.stdin.flush()  # one line given; stdin stays open
+            row = []
+            reader = threading.Thread(target=lambda: row.append(proc.stdout.readline()), daemon=True)
+            reader.start()
+            reader.join(timeout=120)
+            assert row and json.loads(row[0])["text"] == text, proc.poll()
+        proc.stdin.write("oil price\n")
+        proc.stdin.close()
+        assert [json.loads(x)["text"] for x in proc.stdout.read().splitlines()] == ["oil price"]
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+
+
 def test_evaluate_tables_and_other_data(trained):
     root, _ = trained
     other = write_csv(root / "other" / "x.csv", [["2", "Striker scores", "goal match cup"]])

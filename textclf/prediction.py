@@ -91,6 +91,24 @@ class Prediction:
         return Prediction(self.text, None, None, self.top_k, abstained=True)
 
 
+def run_config(run: Run) -> dict:
+    """A run's config.json, or {} when it is unreadable (the defaults' limits apply)."""
+    try:
+        return run.config
+    except Exception:
+        return {}
+
+
+def text_limit(config: dict) -> int:
+    """The longest text a run answers (its data.max_text_chars; the default for runs that lack it)."""
+    from textclf.config import MAX_TEXT_CHARS
+
+    try:
+        return int(config.get("data", {}).get("max_text_chars", MAX_TEXT_CHARS))
+    except Exception:  # a damaged data section: the default limit
+        return MAX_TEXT_CHARS
+
+
 class Predictor:
     """A loaded run: labels plus the string-in, probabilities-out model.
 
@@ -104,16 +122,8 @@ class Predictor:
         self.labels = run.labels
         self.thresholds = run.thresholds  # per label (multi-label runs), else None
         self.multilabel = self.thresholds is not None
-        from textclf.config import MAX_TEXT_CHARS as DEFAULT_MAX_TEXT_CHARS
-
-        try:
-            config = run.config  # read once
-        except Exception:  # no readable config.json: the default limits
-            config = {}
-        try:
-            self.max_text_chars = int(config.get("data", {}).get("max_text_chars", DEFAULT_MAX_TEXT_CHARS))
-        except Exception:  # a damaged data section: the default limit
-            self.max_text_chars = DEFAULT_MAX_TEXT_CHARS
+        config = run_config(run)  # read once
+        self.max_text_chars = text_limit(config)
         try:
             family_name = run.info.get("family", "")
         except Exception:  # no readable run.json: the family from the config's model alone
@@ -171,25 +181,25 @@ class Predictor:
         return self._fn
 
     def predict(self, texts: Sequence[str], top_k: int = 1, *, blank_as_none: bool = False,
-                threshold: float | None = None) -> list[Prediction]:
+                threshold: float | None = None, first: int = 1, what: str = "text") -> list[Prediction]:
         """The top-k labels of each text. An empty text is an error, or with `blank_as_none` (the
         blank lines of a file) a result with label None in its place. `threshold`: a single-label run
         abstains below it; a multi-label run answers every label at or above it (instead of each
-        label's own threshold)."""
+        label's own threshold). Errors name `what` and its number counted from `first` ("line 4097")."""
         texts = list(texts)
         blank = [not text.strip() for text in texts]
         if not blank_as_none and any(blank):
-            raise DataError(f"text {blank.index(True) + 1} is empty")
+            raise DataError(f"{what} {blank.index(True) + first} is empty")
         limit = self.max_text_chars
         for i, text in enumerate(texts):
             if len(text) > limit:  # memory grows with a text's length: refuse an enormous one up front
-                raise DataError(f"text {i + 1} has {len(text):,} characters, more than the limit of {limit:,} "
-                                "(the run's data.max_text_chars: --max-text-chars when training)")
+                raise DataError(f"{what} {i + first} has {len(text):,} characters, more than the limit of "
+                                f"{limit:,} (the run's data.max_text_chars: --max-text-chars when training)")
         for i, text in enumerate(texts):  # e.g. a command-line argument of bytes that are not UTF-8
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as err:
-                raise DataError(f"text {i + 1} is not valid UTF-8 (at character {err.start + 1}); "
+                raise DataError(f"{what} {i + first} is not valid UTF-8 (at character {err.start + 1}); "
                                 "give the text in UTF-8") from None
         probs = self.probabilities([t for t, b in zip(texts, blank) if not b])
         k = max(1, min(top_k, len(self.labels)))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import sys
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -31,38 +32,99 @@ def predict(
     """Print the predicted label and probability for each text.
 
     One output per input line: a blank line of a file (or stdin) gives a row with no label
-    (`"label": null` in --json), so outputs line up with inputs.
+    (`"label": null` in --json), so outputs line up with inputs. A file (or stdin) is answered and
+    printed up to 4,096 lines at a time: memory does not grow with the file, and piped lines are
+    answered as they arrive.
     """
-    from textclf.prediction import load_predictor
+    from textclf.prediction import Predictor, run_config, text_limit
+    from textclf.runs import Run, is_run_reference, resolve_run
 
     texts = list(texts or [])
     if texts == ["-"]:  # as fastText's `predict model -`
         texts, file = [], "-"
-    lines = _read_lines(file) if file else []
-    items = texts + lines
-    if not items or (not texts and all(not line.strip() for line in lines)):
-        raise DataError("no text to classify: give TEXT arguments, `-` or --file PATH (or --file - for stdin)")
-    from textclf.runs import is_run_reference
-
+    if not texts and not file:
+        raise DataError(NO_TEXT)
     if run is None and texts and is_run_reference(texts[0], runs_root):  # `predict RUN "text"`: never a text by mistake
         raise DataError(f"{texts[0]} is a run, not a text: give it as --run {texts[0]} "
                         f"(textclf predict --run {texts[0]} TEXT...); with --run given, every argument is a text "
                         f"(so --run RUN {texts[0]} classifies the word itself)")
-    predictor = load_predictor(run, runs_root, use_twin=True)  # a one-off process: no TensorFlow when the run allows
-    results = predictor.predict(texts, top_k, threshold=threshold) + (
-        predictor.predict(lines, top_k, blank_as_none=True, threshold=threshold) if lines else [])
-    if as_json:
-        for r in results:
-            json_line(r.to_dict())
-        return
-    _print_table(results, top_k)
+    if file:
+        from textclf.textfiles import check_readable
+
+        check_readable(file)
+    run_dir = resolve_run(run, runs_root)
+    groups = _lines(file, text_limit(run_config(Run(run_dir)))) if file else iter(())
+    groups, any_text = _peek(groups)  # an all-blank file is refused before the model loads
+    if not texts and not any_text:
+        raise DataError(NO_TEXT)
+    predictor = Predictor(run_dir, use_twin=True)  # a one-off process: no TensorFlow when the run allows
+    show = (lambda rs, first: [json_line(r.to_dict()) for r in rs]) if as_json else (  # noqa: E731
+        lambda rs, first: _print_table(rs, top_k, header=first))
+    pending = predictor.predict(texts, top_k, threshold=threshold) if texts else []
+    line = 1
+    for chunk in _chunks(groups):  # a file is answered and printed a chunk at a time: memory bounded by one
+        show(pending + predictor.predict(chunk, top_k, blank_as_none=True, threshold=threshold, first=line,
+                                         what="line"), line == 1)
+        pending, line = [], line + len(chunk)
+        sys.stdout.flush()  # a pipe's reader gets each chunk's rows as they are answered
+    if pending:
+        show(pending, True)
 
 
-def _print_table(results, top_k: int) -> None:
-    """The predictions as a table: a label set, an abstention, the top k, or the label and its probability."""
+NO_TEXT = "no text to classify: give TEXT arguments, `-` or --file PATH (or --file - for stdin)"
+CHUNK_LINES = 4096  # lines of a file answered and printed at a time…
+CHUNK_CHARS = 8 << 20  # …or fewer when they are long
+
+
+def _lines(path: str, limit: int) -> Iterator[list[str]]:
+    """The file's lines, stripped, in the groups they are read in; each read up to the run's text limit (and a
+    CR) before it is refused."""
+    from textclf.textfiles import iter_line_groups
+
+    for group in iter_line_groups(path, max_line_chars=limit + 1,
+                                  why=f"more than a text may have (the run's data.max_text_chars: {limit:,})"):
+        yield [line.strip() for line in group]
+
+
+def _peek(groups: Iterator[list[str]]) -> tuple[Iterator[list[str]], bool]:
+    """`groups` as they were, and whether any line is not blank (read up to the first group that has one)."""
+    from itertools import chain
+
+    blanks = 0
+    for group in groups:
+        if any(group):
+            return chain(_blanks(blanks), [group], groups), True
+        blanks += len(group)
+    return _blanks(blanks), False
+
+
+def _blanks(n: int) -> Iterator[list[str]]:
+    """n blank lines, CHUNK_LINES at a time."""
+    for start in range(0, n, CHUNK_LINES):
+        yield [""] * min(CHUNK_LINES, n - start)
+
+
+def _chunks(groups: Iterator[list[str]]) -> Iterator[list[str]]:
+    """Each group's lines in chunks of CHUNK_LINES, or fewer whose characters reach CHUNK_CHARS: a group is
+    answered as soon as it is read (a file's reads are large; a pipe's give the lines that have arrived)."""
+    for group in groups:
+        chunk, chars = [], 0
+        for line in group:
+            chunk.append(line)
+            chars += len(line)
+            if len(chunk) == CHUNK_LINES or chars >= CHUNK_CHARS:
+                yield chunk
+                chunk, chars = [], 0
+        if chunk:
+            yield chunk
+
+
+def _print_table(results, top_k: int, header: bool = True) -> None:
+    """The predictions as a table: a label set, an abstention, the top k, or the label and its probability;
+    a file's later chunks continue it without the header."""
     from textclf.cli._render import Table
 
-    table = Table(show_lines=False)
+    table = Table(show_lines=False, show_header=header)
     table.add_column("text", overflow="ellipsis", max_width=70, no_wrap=True)
     table.add_column("label", style="bold cyan")
     table.add_column("probability", justify="right")
@@ -80,15 +142,3 @@ def _print_table(results, top_k: int) -> None:
         else:
             table.add_row(r.text, r.label, f"{r.probability:.3f}")
     out.print(table)
-
-
-def _read_lines(path: str) -> list[str]:
-    from textclf.textfiles import read_text
-
-    text = read_text(path)
-    # Lines end at "\n" (and a "\r\n"), not at every Unicode break str.splitlines() knows (U+2028, \f, \x1d,
-    # a lone \r…): one output per input line, as `wc -l` counts them.
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.strip() for line in lines]
