@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -91,21 +92,56 @@ def test_sigkill_then_train_resume_matches_an_uninterrupted_run(setup, reference
                     "--run-dir", run_dir], setup, run_dir / "checkpoints" / "progress.json")
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "running" and not is_complete(run_dir)  # never looks complete
-    listed = run("runs", "list", "--runs-root", setup, "--json")
-    statuses = {json.loads(line)["name"]: json.loads(line)["status"] for line in listed.stdout.splitlines()}
-    assert statuses["killed"] == "interrupted"
-    # evaluate/predict refuse the unfinished run
-    assert run("evaluate", run_dir).exit_code != 0
-    # saved by an earlier textclf, without fields added since: it resumes with their defaults
-    saved = json.loads((run_dir / "config.json").read_text())
-    del saved["training"]["calibration"], saved["distill"]
-    (run_dir / "config.json").write_text(json.dumps(saved))
+    # its pid now another live process's (a restarted container numbers processes from 1 again): no one holds
+    # the run's lock, so it is still taken for interrupted, and the resume below (under the lock) goes on
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (run_dir / "run.json").write_text(json.dumps({**info, "pid": other.pid}))
+        listed = run("runs", "list", "--runs-root", setup, "--json")
+        statuses = {json.loads(line)["name"]: json.loads(line)["status"] for line in listed.stdout.splitlines()}
+        assert statuses["killed"] == "interrupted"
+        # evaluate/predict refuse the unfinished run
+        assert run("evaluate", run_dir).exit_code != 0
+        # saved by an earlier textclf, without fields added since: it resumes with their defaults
+        saved = json.loads((run_dir / "config.json").read_text())
+        del saved["training"]["calibration"], saved["distill"]
+        (run_dir / "config.json").write_text(json.dumps(saved))
 
-    result = run("train", "--resume", run_dir)
+        result = run("train", "--resume", run_dir)
+    finally:
+        other.kill()
     assert result.exit_code == 0, result.output
     assert "resuming after epoch" in result.stderr
     assert json.loads((run_dir / "run.json").read_text())["resumed"] == 1
     assert_same_run(run_dir, reference)
+
+
+def test_a_run_whose_lock_is_held_is_running_whatever_its_pid(tmp_path):
+    """A run said to be running, its pid alive: running while a process holds its lock (a resume is refused);
+    interrupted when no one does; running still when it has no lock file (written by an earlier textclf: its
+    pid is all there is to go by)."""
+    import socket
+
+    from textclf.runs import status
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    info = {"status": "running", "pid": os.getppid(), "host": socket.gethostname()}  # a live process, not us
+    (run_dir / "run.json").write_text(json.dumps(info))
+    (run_dir / "config.json").write_text("{}")
+    assert status(info, run_dir) == "running" == status(info)  # no lock file: the pid alone
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+                               str(run_dir / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert status(info, run_dir) == "running"
+        assert "is still running" in run("train", "--resume", run_dir).stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status(info, run_dir) == "interrupted"
+    assert status(info) == "running"  # without the directory, the pid alone
 
 
 def test_a_resume_without_its_checkpoint_says_it_starts_again(setup, reference):

@@ -458,7 +458,7 @@ def load_run_summary(run_dir: Path) -> dict[str, Any]:
     run = runs.Run.open(run_dir)
     info = run.info
     if info.get("status") != "complete":
-        raise RunError(f"run {run_dir} is not complete (status: {runs.status(info)})")
+        raise RunError(f"run {run_dir} is not complete (status: {runs.status(info, run.path)})")
     metrics = {**_usable(run.metrics), "duration_seconds": info.get("duration_seconds")}
     return {"name": info.get("name", run.path.name), "path": str(run.path), "info": info,
             "config": run.config, "metrics": metrics, "history": run.history, "labels": run.labels}

@@ -248,10 +248,12 @@ def process_info() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
-def status(info: dict) -> str:
+def status(info: dict, path: str | Path | None = None) -> str:
     """complete | failed | running | interrupted (stopped by Ctrl-C or SIGTERM, or said to be running but
     its process is gone: it can be resumed), as run.json says (list_runs also tells a complete run whose files
-    are gone: damaged)."""
+    are gone: damaged). A running run's process is looked for by its pid on its host and, where `path` is given,
+    by the lock its trainer holds: a pid reused by another process (a restarted machine or container numbers
+    its processes from 1 again) is not taken for the trainer when no one holds the run's lock."""
     import socket
 
     state = info.get("status", "unknown")
@@ -268,7 +270,32 @@ def status(info: dict) -> str:
             return "interrupted"
         except (PermissionError, OverflowError):
             pass
+        writer = _lock_holder(Path(path)) if path is not None else None
+        if writer == "none" or (writer == "this process" and pid != os.getpid()):
+            return "interrupted"  # (this process: resuming it, under the lock, with the old pid still recorded)
     return state
+
+
+def _lock_holder(path: Path) -> str | None:
+    """Who holds the run directory's lock: "this process", "another", "none", or None where it cannot be told
+    (no lock file: a run of an earlier textclf; no flock on this filesystem). Never creates the lock file."""
+    lock = path / LOCK_FILE
+    try:
+        import fcntl
+
+        fh = open(lock, "rb")
+    except (ImportError, OSError):
+        return None
+    with fh:
+        if any(os.path.sameopenfile(fh.fileno(), held.fileno()) for held in _HELD if not held.closed):
+            return "this process"
+        try:  # a shared lock, released as the file closes: it conflicts only with a trainer's exclusive one
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "another"
+        except OSError:
+            return None
+        return "none"
 
 
 def check_resumable(run_dir: str | Path | None, config: Any = None) -> Path:
@@ -281,7 +308,7 @@ def check_resumable(run_dir: str | Path | None, config: Any = None) -> Path:
     if not (path / RUN_FILE).exists() or not (path / CONFIG_FILE).exists():
         raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE} or {CONFIG_FILE})")
     info = clean_info(read_object(path / RUN_FILE))
-    state = status(info)
+    state = status(info, path)
     if state == "complete":
         raise RunError(f"run {path} is already complete; nothing to resume")
     if state == "running":
@@ -378,7 +405,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
                           "error": f"{RUN_FILE} unreadable"})
             continue
         info = clean_info(info)
-        info = {**info, "path": str(path), "status": status(info), "name": path.name}  # a copied run: its own name
+        info = {**info, "path": str(path), "status": status(info, path), "name": path.name}  # a copied run: its name
         missing = missing_files(path) if info["status"] == "complete" else []
         if missing:
             info = {**info, "status": "damaged", "error": f"missing {', '.join(missing)}"}
@@ -507,7 +534,7 @@ def resolve_run(run: str | Path | None, root: str | Path = DEFAULT_ROOT, *, comp
     if not (path / RUN_FILE).exists():
         raise RunError(f"{path} is not a textclf run directory (no {RUN_FILE})")
     info = clean_info(read_object(path / RUN_FILE))
-    state = status(info)
+    state = status(info, path)
     if state != "complete":
         hint = f"; continue it with textclf train --resume {path}" if state == "interrupted" else ""
         raise RunError(f"run {path} is not complete (status: {state}); it has no usable model{hint}")
