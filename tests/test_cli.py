@@ -233,11 +233,37 @@ def test_models_list_json():
     (["predict", "--file", "/no/such/texts.txt"], ["file not found: /no/such/texts.txt"]),
     (["train", "--resume", "/no/such/run", "--epochs", "100001"], ["training.epochs: got 100001"]),
     (["train", "--data", "sample", "--set", "training=5"], ["training: expected a mapping of its fields"]),
+    (["predict", "x", "--threshold", "nan"], ["'--threshold': got nan, expected a finite number"]),
+    (["evaluate", "--target-accuracy", "-Infinity"], ["'--target-accuracy': got -Infinity, expected a finite"]),
+    (["serve", "--max-wait-ms", "inf"], ["'--max-wait-ms': got inf, expected a finite number"]),
+    (["train", "--data", "sample", "--learning-rate", "1e999"], ["'--learning-rate': got 1e999, expected a finite"]),
 ])
 def test_bad_input_is_one_line(args, fragments, tmp_path):
     assert_one_line_error(
         run(*args, *(["--runs-root", tmp_path] if args[0] != "models" and "--nope" not in args else [])), *fragments
     )
+
+
+def test_every_number_option_refuses_what_is_not_finite():
+    """nan and inf are refused by every float option of every command (one wrapper, not one check per option)."""
+    import typer.main
+
+    def floats(command):
+        for sub in getattr(command, "commands", {}).values():
+            yield from floats(sub)
+        for param in getattr(command, "params", ()):
+            annotation = getattr(param.type_descriptor, "annotation", None)
+            if float in (annotation, *getattr(annotation, "__args__", ())):
+                yield command.name, param
+
+    import textclf.cli as cli_module
+
+    group = typer.main.get_command(app)
+    cli_module._name_values(group)  # what the app does to its commands as it starts
+    found = list(floats(group))
+    assert len(found) >= 8 and {"predict", "evaluate", "serve", "train", "distill"} <= {c for c, _ in found}
+    unguarded = [(c, p.name) for c, p in found if not getattr(p, "_finite_only", False)]
+    assert not unguarded
 
 
 @pytest.mark.parametrize("content, fragment", [

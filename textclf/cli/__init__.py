@@ -81,11 +81,13 @@ _HELP_NAMES = types.SimpleNamespace(help_option_names=["-h", "--help"])  # as in
 
 
 def _name_values(command) -> None:
-    """Give every parameter of every command a value name in place of Typer's `<str>`/`<bool>` (once)."""
+    """Give every parameter of every command a value name in place of Typer's `<str>`/`<bool>` (once), and
+    every number option a refusal of nan and inf."""
     for sub in getattr(command, "commands", {}).values():
         _name_values(sub)
     helps = getattr(command, "get_help_option", lambda ctx: None)(_HELP_NAMES)
     for param in [*getattr(command, "params", ()), *([helps] if helps else [])]:
+        _finite_only(param)
         if param.metavar is not None:
             continue
         if _is_choice(param):
@@ -97,6 +99,35 @@ def _name_values(command) -> None:
             param.metavar = ""
         else:
             param.metavar = _value_name(param)
+
+
+def _finite_only(param) -> None:
+    """A number option refuses nan and ±inf (1e999 too): Python's float() takes them, and no option means them (a
+    `--threshold nan` was told it "should be less than or equal to 1"; `serve --max-wait-ms inf` was taken)."""
+    from typing import get_args
+
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if float not in (annotation, *get_args(annotation)) or getattr(param, "_finite_only", False):
+        return
+    convert = param.process_value
+
+    def process_value(ctx, value):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and not _finite(item):
+                raise typer.BadParameter(f"got {item}, expected a finite number", ctx=ctx, param=param)
+        return convert(ctx, value)
+
+    param.process_value, param._finite_only = process_value, True
+
+
+def _finite(text: str) -> bool:
+    """False for a number that is not finite (nan, inf, 1e999); True otherwise (not a number: the option says)."""
+    import math
+
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return True
 
 
 def _is_choice(param) -> bool:

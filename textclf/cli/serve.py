@@ -18,7 +18,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8501,
     max_batch: Annotated[int, typer.Option(help="Most texts run through the model at once.", min=1)] = 64,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.", min=0)]
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.", min=0,
+                                               max=10_000)]
     = 5.0,
     name: Annotated[Optional[str], typer.Option(
         help="Model name in /v1/models/NAME:predict (default: the run's model).")] = None,
