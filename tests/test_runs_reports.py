@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -111,6 +112,29 @@ def test_a_report_of_a_tampered_metrics_file_leaves_the_field_out(two_runs, tmp_
     page = (tmp_path / "r.html").read_text()
     assert ("confusion matrix" in page) is (field not in ("confusion_matrix", "labels"))
     assert ("<td>" + str(metrics["per_class"][0]["label"])) in page or field == "per_class"
+
+
+def test_an_accuracy_out_of_its_range_is_not_shown(two_runs, tmp_path):
+    """An accuracy of 2.5 in run.json and metrics.json (a hand edit) is left out of runs list, runs compare and
+    report: shown "–", never as 250%."""
+    import shutil
+
+    root, _ = two_runs
+    copy = tmp_path / "runs" / "copy"
+    shutil.copytree((root / "runs" / "latest").resolve(), copy)
+    for name in ("run.json", "metrics.json"):
+        data = json.loads((copy / name).read_text())
+        (copy / name).write_text(json.dumps({**data, "accuracy": 2.5, "macro_f1": -0.5}))
+    listed = [json.loads(x) for x in run("runs", "list", "--runs-root", tmp_path / "runs", "--json").stdout.split(
+        "\n") if x]
+    assert [(r["accuracy"], r["macro_f1"]) for r in listed] == [(None, None)]
+    compared = run("runs", "compare", copy, root / "runs" / "latest")
+    assert compared.exit_code == 0, compared.output
+    shown_as_percent = re.compile(r"(250|-50)(\.\d+)?\s*%")  # (run names hold digits such as 250 too)
+    assert not shown_as_percent.search(compared.stdout)
+    result = run("report", copy, "--out", tmp_path / "r.html")
+    assert result.exit_code == 0, result.output
+    assert not shown_as_percent.search((tmp_path / "r.html").read_text())
 
 
 def test_evaluate_plot_writes_a_png(two_runs, tmp_path):

@@ -469,16 +469,16 @@ def _number(value: Any) -> bool:
 
 
 def _usable(metrics: dict) -> dict:
-    """metrics.json as a report may draw it: a field of the wrong shape (a hand edit, a damaged file) is left
-    out, as runs compare shows it "–", rather than failing the whole report."""
+    """metrics.json as a report may draw it: a field of the wrong shape or out of its range (a hand edit, a
+    damaged file) is left out, as runs compare shows it "–", rather than failing the whole report."""
     m = dict(metrics)
-    for key in ("accuracy", "macro_f1", "ece", "brier", "nll"):
-        if key in m and not _number(m[key]):
+    for key, most in (("accuracy", 1), ("macro_f1", 1), ("ece", 1), ("brier", 2), ("nll", math.inf)):
+        if key in m and not (_number(m[key]) and 0 <= m[key] <= most):  # 2.5 is no accuracy: not shown as 250%
             del m[key]
     rows = m.get("per_class")
     if rows is not None and not (isinstance(rows, list) and all(
-            isinstance(r, dict) and all(_number(r.get(k)) for k in ("precision", "recall", "f1", "support"))
-            for r in rows)):
+            isinstance(r, dict) and all(_number(r.get(k)) and 0 <= r[k] <= 1 for k in ("precision", "recall", "f1"))
+            and _number(r.get("support")) and r["support"] >= 0 for r in rows)):
         del m["per_class"]
     matrix, labels = m.get("confusion_matrix"), m.get("labels")
     if matrix is not None and not (isinstance(labels, list) and isinstance(matrix, list) and len(matrix) == len(labels)

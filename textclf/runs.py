@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -173,6 +174,7 @@ def read_object(path: Path) -> dict:
 _TEXT_FIELDS = ("name", "status", "model", "family", "experiment", "data", "eval_data", "started", "finished",
                 "updated", "error", "host")
 _NUMBER_FIELDS = ("pid", "duration_seconds", "accuracy", "macro_f1", "epochs", "resumed")
+_FRACTION_FIELDS = ("accuracy", "macro_f1")
 
 
 def clean_info(info: dict) -> dict:
@@ -183,7 +185,11 @@ def clean_info(info: dict) -> dict:
         if key in out and out[key] is not None and not isinstance(out[key], str):
             out[key] = str(out[key])
     for key in _NUMBER_FIELDS:
-        if key in out and (isinstance(out[key], bool) or not isinstance(out[key], (int, float))):
+        if key in out and (isinstance(out[key], bool) or not isinstance(out[key], (int, float))
+                           or not math.isfinite(out[key])):
+            del out[key]
+    for key in _FRACTION_FIELDS:  # an accuracy of 2.5 (a hand edit) is not shown as 250%
+        if key in out and not 0 <= out[key] <= 1:
             del out[key]
     if "group" in out and not (isinstance(out["group"], dict) and isinstance(out["group"].get("id"), str)
                                and isinstance(out["group"].get("index", 0), int)):
