@@ -266,6 +266,15 @@ def test_every_number_option_refuses_what_is_not_finite():
     assert not unguarded
 
 
+def test_one_example_a_class_names_the_validation_part(tmp_path):
+    """With --eval-data given, the part that cannot be held out is the validation part, and the error says so."""
+    lone = tmp_path / "lone.csv"
+    lone.write_text("text,label\n" + "".join(f"word{i} text,c{i}\n" for i in range(30)))
+    result = run("train", "--data", f"csv:{lone}", "--eval-data", f"csv:{lone}", "--runs-root", tmp_path / "runs")
+    assert_one_line_error(result, "too few examples to hold out a validation part", "each of its 30 classes")
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("content, fragment", [
     ("", "data file is empty"),
     ('"1","a b","c"\n"3"\n', "line 2: expected label,title"),

@@ -116,6 +116,27 @@ def test_holdout_is_stratified_seeded_and_reproduced_for_evaluation(tmp_path):
     assert list(holdout_split(load_examples(f"csv:{path}"), 0.25, 4)[1].texts) != list(held.texts)
 
 
+def test_a_class_of_one_example_is_trained_on_not_held_out(tmp_path):
+    """A class with a single example keeps it for training (holding it out left the class untrained); when
+    every class has one, the error names the part that was asked for (a validation part was called "an eval
+    split" though --eval-data was given) and why."""
+    from textclf.data.sources import VALIDATION_PART
+
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + "".join(f"text {i} a,A\ntext {i} b,B\n" for i in range(10)) + "lone one,C\n")
+    examples = load_examples(f"csv:{path}")
+    fit, held = holdout_split(examples, 0.2, seed=1)
+    assert sorted(held.label_names[i] for i in held.labels) == ["A", "A", "B", "B"]
+    assert "lone one" in list(fit.texts)
+    path.write_text("text,label\n" + "".join(f"text {i},c{i}\n" for i in range(40)))
+    lone = load_examples(f"csv:{path}")
+    with pytest.raises(DataError, match=r"too few examples to hold out an eval split \(or give --eval-data\): each "
+                                        r"of its 40 classes has one example, and a class needs two"):
+        holdout_split(lone, 0.1, seed=1)
+    with pytest.raises(DataError, match=r"hold out a validation part \(--set training.validation_fraction=0 "):
+        holdout_split(lone, 0.1, seed=1, part=VALIDATION_PART)
+
+
 def test_tfds_source_through_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 

@@ -687,16 +687,23 @@ def fold_split(examples: Examples, folds: int, fold: int, seed: int) -> tuple[Ex
             examples.subset(np.flatnonzero(held), tag))
 
 
-def holdout_split(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
-    """Split off a stratified, seeded `fraction` for evaluation (when no eval data is given)."""
-    held = holdout_mask(examples, fraction, seed)
+EVAL_PART = "an eval split (or give --eval-data)"
+VALIDATION_PART = "a validation part (--set training.validation_fraction=0 trains without one)"
+
+
+def holdout_split(examples: Examples, fraction: float, seed: int, part: str = EVAL_PART) -> tuple[Examples, Examples]:
+    """Split off a stratified, seeded `fraction` for evaluation (when no eval data is given), or as the
+    validation `part` of the training data."""
+    held = holdout_mask(examples, fraction, seed, part)
     tag = f"{examples.source} (held-out {fraction:g}, seed {seed})"
     return examples.subset(~held, examples.source), examples.subset(held, tag)
 
 
-def holdout_mask(examples: Examples, fraction: float, seed: int) -> np.ndarray:
-    """Which examples `holdout_split` holds out (a boolean mask): a stratified, seeded share; of phrase
-    data (textclf.data.phrases: SST-2's training file), whole sentences with their phrases."""
+def holdout_mask(examples: Examples, fraction: float, seed: int, part: str = EVAL_PART) -> np.ndarray:
+    """Which examples `holdout_split` holds out (a boolean mask): a stratified, seeded share of each class, at
+    least one and never its last (a class of one example is trained on, not held out); of phrase data
+    (textclf.data.phrases: SST-2's training file), whole sentences with their phrases. `part`: what the held-out
+    examples are for, as an error names it."""
     from textclf.data.phrases import grouped_mask, phrase_groups
 
     rng = np.random.default_rng(seed)
@@ -709,15 +716,17 @@ def holdout_mask(examples: Examples, fraction: float, seed: int) -> np.ndarray:
         for label in np.unique(strata):
             idx = np.flatnonzero(strata == label)
             rng.shuffle(idx)
-            eval_idx.append(idx[: max(1, int(round(len(idx) * fraction)))])
+            eval_idx.append(idx[: min(len(idx) - 1, max(1, int(round(len(idx) * fraction))))])
         held = np.zeros(len(examples), dtype=bool)
         held[np.concatenate(eval_idx)] = True
     if held.all() or not held.any():
         if groups is not None:
             raise DataError(f"{examples.source}: its {len(examples):,} texts are the phrases of "
                             f"{len(np.unique(groups)):,} sentences (phrase data is split by sentence): too few to "
-                            "hold out a part")
-        raise DataError(f"{examples.source}: too few examples to hold out an eval split")
+                            f"hold out {part}")
+        raise DataError(f"{examples.source}: too few examples to hold out {part}: each of its "
+                        f"{len(np.unique(strata)):,} classes has one example, and a class needs two (one to train "
+                        "on, one to hold out)")
     return held
 
 

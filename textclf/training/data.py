@@ -36,7 +36,7 @@ class _Data:
 
 
 def _load_data(config: RunConfig, hooks: _Hooks, split: bool = True, preload: bool = True) -> _Data:
-    from textclf.data.sources import holdout_split, load_train_eval
+    from textclf.data.sources import VALIDATION_PART, holdout_split, load_train_eval
     from textclf.reports import preload_plotting
 
     t = config.training
@@ -57,7 +57,8 @@ def _load_data(config: RunConfig, hooks: _Hooks, split: bool = True, preload: bo
     if fraction and not t.validation_fraction:
         hooks.on_note(f"multi-label data: {fraction:g} of the training data is held out to tune a threshold "
                       "per label (training.validation_fraction)")
-    fit, validation = holdout_split(train, fraction, t.seed) if fraction and split else (train, None)
+    fit, validation = (holdout_split(train, fraction, t.seed, VALIDATION_PART) if fraction and split
+                       else (train, None))
     data = _Data(train, fit, validation, evaluation, class_weights(t.class_weight, fit.labels, train.label_names))
     if config.distill.teacher:
         from textclf.distillation import extend_fit

@@ -25,7 +25,7 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     """Train a model that needs no TensorFlow (trains_without_tensorflow): load, features + solve, evaluate,
     save. The run holds the model as arrays (model-lite.npz, the numpy twin format) and no model.keras;
     its eval predictions come from the very code `evaluate` runs, so both give one number."""
-    from textclf.data.sources import holdout_mask
+    from textclf.data.sources import VALIDATION_PART, holdout_mask
     import importlib
 
     from textclf.models.catalog import MODELS
@@ -42,7 +42,7 @@ def _run_native(config: RunConfig, *, runs_root, run_dir, hooks: _Hooks, resume:
     _check_resumed_labels(resume, run_dir, data)
     train = data.train
     fraction = _validation_fraction(config.training, train)
-    held = holdout_mask(train, fraction, config.training.seed) if fraction else None
+    held = holdout_mask(train, fraction, config.training.seed, VALIDATION_PART) if fraction else None
     # The features before the run directory: texts without any n-gram leave no run behind.
     hooks.on_status("computing the n-gram features")
     features = make_features(config.model_params, train.texts, say=hooks.on_note,
