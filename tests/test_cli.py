@@ -377,3 +377,16 @@ def test_data_and_name_mistakes_fail_before_tensorflow_loads(tmp_path):
         exit_code, line, imported = out.stdout.strip().splitlines()[-3:]
         assert exit_code == "1" and line.startswith("error: ") and expected in line, (args, out.stdout)
         assert imported == "False", args
+
+
+def test_the_summary_says_what_the_model_was_fitted_on():
+    """train_examples (what was fitted) and train_class_counts (the training data, validation part included)
+    differ when a part is held out: the summary gives both, so neither reads as a miscount."""
+    from textclf.cli._render import train_cell
+
+    counts = {"A": 3_000, "B": 3_000}
+    assert train_cell({"train_examples": 6_000, "train_class_counts": counts}) == "6,000"
+    assert train_cell({"train_examples": 5_400, "train_class_counts": counts}) == \
+        "5,400 of 6,000 (600 held out for validation)"
+    assert train_cell({"train_examples": 21_600, "train_class_counts": counts}).startswith("21,600 (the transfer set")
+    assert train_cell({"train_examples": 90, "train_class_counts": {"A": 70, "B": 60}, "multilabel": True}) == "90"

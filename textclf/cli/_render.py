@@ -237,6 +237,19 @@ def calibration_cell(m: dict) -> str:
     return f"{text} (not calibrated: {cal['why']})" if cal.get("why") else text
 
 
+def train_cell(m: dict) -> str:
+    """The examples the model was fitted on, and how they relate to the training data's (its class counts, the
+    validation part included): "5,400 of 6,000 (600 held out for validation)"."""
+    fitted = m["train_examples"]
+    counts = [n for n in (m.get("train_class_counts") or {}).values() if isinstance(n, int)]
+    total = sum(counts) if counts and not m.get("multilabel") else None
+    if total is None or fitted == total:
+        return f"{fitted:,}"
+    if fitted < total:
+        return f"{fitted:,} of {total:,} ({total - fitted:,} held out for validation)"
+    return f"{fitted:,} (the transfer set: the training texts and the texts it adds)"
+
+
 def run_summary(result) -> None:
     m = result.metrics
     skews = [[c["support"] for c in m.get("per_class", []) if c["support"]],
@@ -266,7 +279,7 @@ def run_summary(result) -> None:
         table.add_row("macro-F1", pct(m["macro_f1"]))
     if isinstance(m.get("ece"), (int, float)):
         table.add_row("calibration", calibration_cell(m))
-    table.add_row("train examples", str(m["train_examples"]))
+    table.add_row("train examples", train_cell(m))
     if m.get("class_weight"):
         table.add_row("class weights", ", ".join(f"{k} {v:.3g}" for k, v in m["class_weight"].items()))
     if m.get("solver"):
