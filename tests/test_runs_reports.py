@@ -437,3 +437,23 @@ def test_warm_speed_is_the_median_of_rounds_the_runs_taking_turns(monkeypatch):
     assert calls[:2] == [("a", 3), ("b", 1)]  # a warm-up each (no texts: a headline)
     assert timed == ["a", "b", "b", "a", "a", "b"]  # the runs take turns, round by round
     assert warm == [3.0, 1.0]  # each timing takes one tick of the fake clock: texts per tick
+
+
+def test_plots_of_class_names_no_font_draws_warn_nothing():
+    """CJK class names on a machine without a CJK font: the PNG is drawn (boxes for those glyphs) without one
+    matplotlib warning per glyph on stderr; a machine with such a font (FALLBACK_FONTS) draws them."""
+    import warnings
+
+    import numpy as np
+
+    from textclf.evaluation import report_from_predictions
+    from textclf.reports import confusion_matrix_png, _pyplot
+
+    report = report_from_predictions(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), ["世界", "体育", "スポーツ"],
+                                     "test").to_dict()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        png = confusion_matrix_png(report)
+    assert png.startswith(PNG)
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+    assert _pyplot().rcParams["font.family"][0] == "DejaVu Sans"

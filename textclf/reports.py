@@ -17,12 +17,26 @@ from textclf.errors import RunError
 
 
 
+# Fonts that draw the scripts DejaVu Sans lacks (CJK class names: 体育, スポーツ), used glyph by glyph after it
+# where the machine has them (matplotlib's font fallback)
+FALLBACK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Noto Sans CJK KR",
+                  "Source Han Sans SC", "Source Han Sans", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+                  "Droid Sans Fallback", "Microsoft YaHei", "PingFang SC", "Hiragino Sans", "Malgun Gothic",
+                  "Noto Sans", "Arial Unicode MS")
+
+
 def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display needed, works in CI and over ssh
     import matplotlib.pyplot as plt
 
+    if not getattr(_pyplot, "fonts", None):
+        from matplotlib import font_manager
+
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        _pyplot.fonts = ["DejaVu Sans", *(name for name in FALLBACK_FONTS if name in installed)]
+        plt.rcParams["font.family"] = _pyplot.fonts
     return plt
 
 
@@ -139,10 +153,16 @@ def coverage_curve_png(curve: dict, title: str = "") -> bytes:
 
 
 def _png(fig) -> bytes:
+    """The figure as PNG bytes. A character no installed font draws (a CJK class name on a machine without
+    such fonts, FALLBACK_FONTS) is drawn as a box, without matplotlib's warning per glyph on stderr."""
+    import warnings
+
     plt = _pyplot()
     buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning)
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
 
