@@ -217,6 +217,13 @@ def _edit_json(name: str, value) -> "callable":
     return edit
 
 
+def _no_lock(edit) -> "callable":
+    def without(path: Path) -> None:
+        edit(path)
+        (path / ".lock").unlink(missing_ok=True)
+    return without
+
+
 def _edit_info(**fields) -> "callable":
     def edit(path: Path) -> None:
         info = json.loads((path / "run.json").read_text())
@@ -396,9 +403,13 @@ CASES.update(
             lambda t, b: ["export", _run_copy(t, b, _edit_json("labels.json", ["World"])), "--out", t / "e"],
             ["4 outputs", "names 1 classes"],
         ),
-        "a run still running": (
-            lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_info(status="running"))],
+        "a run still running": (  # its pid alive; written by an earlier textclf (no .lock): the pid is all there is
+            lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _no_lock(_edit_info(status="running")))],
             ["not complete", "running"],
+        ),
+        "a run said running that no process writes": (  # its pid alive (reused), its .lock held by no one
+            lambda t, b: ["predict", "hello", "--run", _run_copy(t, b, _edit_info(status="running"))],
+            ["not complete (status: interrupted)", "train --resume"],
         ),
         "resume a complete run": (lambda t, b: ["train", "--resume", _run_copy(t, b)], ["already complete"]),
         "resume a folder that is no run": (lambda t, b: ["train", "--resume", t], ["not a textclf run directory"]),
@@ -625,9 +636,9 @@ def test_run_deleted_while_listing_is_skipped_not_fatal(base, tmp_path, monkeypa
         shutil.copytree(latest, root / name)
     real_status = runs_module.status
 
-    def vanish(info):  # `two` disappears after the folder was scanned
+    def vanish(info, path=None):  # `two` disappears after the folder was scanned
         shutil.rmtree(root / "two", ignore_errors=True)
-        return real_status(info)
+        return real_status(info, path)
 
     monkeypatch.setattr(runs_module, "status", vanish)
     result = run("runs", "list", "--runs-root", root, "--json")
