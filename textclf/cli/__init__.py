@@ -15,6 +15,10 @@ from typing import Annotated
 from textclf.errors import Interrupted, Terminated, TextclfError
 
 
+class ReaderGone(Exception):
+    """The reader of stdout went away (`textclf predict --file big.txt | head -1`): not an error of the command."""
+
+
 class TextclfGroup(TyperGroup):
     """Maps every failure to one readable line on stderr and a non-zero exit code.
 
@@ -35,7 +39,7 @@ class TextclfGroup(TyperGroup):
             code = _fail(str(err), 1)
         except KeyboardInterrupt as err:
             code = _interrupted(None, isinstance(err, Terminated))
-        except BrokenPipeError:
+        except (BrokenPipeError, ReaderGone):
             code = _quiet_broken_pipe()
         except MemoryError:
             code = _fail("out of memory: the data or the model does not fit in this machine's memory "
@@ -54,7 +58,10 @@ class TextclfGroup(TyperGroup):
 
     def invoke(self, ctx):
         with _signals_as_interrupted():
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except BrokenPipeError:  # as ReaderGone: click's main turns an EPIPE OSError into a silent exit 1
+                raise ReaderGone() from None
 
 
 @contextlib.contextmanager

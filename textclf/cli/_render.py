@@ -17,7 +17,15 @@ from rich.table import Table as RichTable
 # markup=False, emoji=False: what textclf prints holds user text, class names and paths, printed as
 # written (`predict "[/] oops"` raised MarkupError, `:train:` in an error became an emoji); styling is
 # asked for explicitly with styled(), whose data parts are escaped.
-out = Console(soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160,
+class _Stdout(Console):
+    """stdout's console: a reader that went away (`| head`) ends the command quietly, as any write to stdout
+    does (rich's own handling exits 1, which `set -o pipefail` takes for a failure)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError()
+
+
+out = _Stdout(soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160,
               markup=False, emoji=False)
 err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 
