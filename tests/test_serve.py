@@ -144,3 +144,21 @@ def test_sigterm_stops_it_cleanly(server):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
+
+
+def test_sigterm_stops_a_run_without_tensorflow_with_0(tmp_path):
+    """A run whose model is arrays (the default ngram-linear: no TensorFlow in the process) stops on SIGTERM
+    with exit 0 and no `error: terminated` too (its exit went through the check for a swallowed SIGTERM)."""
+    result = cli("train", "--data", "sample", "--runs-root", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    port = free_port()
+    proc = subprocess.Popen([str(TEXTCLF), "serve", "--runs-root", str(tmp_path / "runs"), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f"on http://127.0.0.1:{port}" in proc.stderr.readline()
+        assert _post(port, "/predict", b'{"text": "stocks"}')[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert "error" not in proc.stderr.read()
+    finally:
+        proc.kill()

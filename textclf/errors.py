@@ -46,6 +46,11 @@ def termination_pending() -> bool:
     return bool(_DEFERRED)
 
 
+def termination_handled() -> None:
+    """The recorded SIGTERMs were the command's own way to end (serve: a clean stop), not an interruption."""
+    _DEFERRED.clear()
+
+
 def raise_deferred_termination() -> None:
     """Raise Terminated if a SIGTERM was recorded and not yet raised here: training's batch ends, a group's next
     run, a prediction's next batch. From then on a second SIGTERM ends the process at once."""

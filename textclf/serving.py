@@ -287,6 +287,9 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8501, max
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised the SIGTERM / SIGINT it caught
+        from textclf.errors import termination_handled
+
+        termination_handled()  # a server's SIGTERM is its stop: exit 0, not "terminated" (143)
         return
     except SystemExit:  # uvicorn's own exit on a failed startup
         raise TextclfError(f"cannot serve on {host}:{port} (the server did not start)") from None
