@@ -739,3 +739,34 @@ def test_two_searches_in_one_folder_do_not_share_its_journal(base, tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert_one_line_error(run(*args), f"another textclf tune is searching in {out}", code=1)
     assert not (out / "study.log").exists()
+
+
+DEEP_JSON = '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+
+@pytest.mark.parametrize("name", ["run.json", "config.json", "labels.json", "metrics.json"])
+def test_a_run_file_nested_too_deeply_is_one_line(base, tmp_path, name):
+    """JSON nested 100,000 deep in any run file: one line naming the file (it was "unexpected RecursionError"),
+    and `runs list` still lists the other runs (it failed whole)."""
+    _, _, latest = base
+    bad, good = tmp_path / "runs" / "bad", tmp_path / "runs" / "good"
+    shutil.copytree(latest, bad)
+    shutil.copytree(latest, good)
+    (bad / name).write_text(DEEP_JSON)
+    command = ["evaluate", bad] if name in ("metrics.json", "config.json") else ["predict", "x", "--run", bad]
+    assert_one_line_error(run(*command), f"{name} is unreadable (JSON nested too deeply)")
+    listed = run("runs", "list", "--runs-root", tmp_path / "runs", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert {"good"} <= {json.loads(x)["name"] for x in listed.stdout.splitlines()}
+
+
+def test_other_json_files_nested_too_deeply_are_one_line(tmp_path):
+    weights = tmp_path / "w.json"
+    weights.write_text(DEEP_JSON)
+    assert_one_line_error(run("train", "--data", "sample", "--class-weight", weights, "--runs-root", tmp_path),
+                          "not valid JSON (JSON nested too deeply)")
+    store = tmp_path / "home" / "models" / "deep"
+    store.mkdir(parents=True)
+    (store / "textclf-model.json").write_text(DEEP_JSON)
+    result = run("models", "list", env={"TEXTCLF_HOME": str(tmp_path / "home")})
+    assert "Traceback" not in result.output and "RecursionError" not in result.output

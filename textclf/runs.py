@@ -155,11 +155,13 @@ def read_npz(path: Path, keys: tuple[str, ...] | None = None) -> dict:
 
 
 def read_json(path: Path) -> Any:
+    from textclf.textfiles import loads
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # UnicodeDecodeError, JSONDecodeError, too deep, a 5,000-digit number
         raise RunError(f"{path} is unreadable ({err})") from None
 
 
@@ -391,6 +393,8 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
 
     Runs that vanish or turn unreadable while being listed are skipped, not fatal.
     """
+    from textclf.textfiles import loads
+
     root = Path(root)
     try:
         entries = [p for p in root.iterdir() if p.name != LATEST and not p.is_symlink()]
@@ -401,7 +405,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
     found = []
     for path in entries:
         try:
-            info = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
+            info = loads((path / RUN_FILE).read_text(encoding="utf-8"))
         except OSError:  # not a run, or one this user may not read (another's, in a shared folder): skipped
             continue
         except ValueError:

@@ -7,7 +7,6 @@ devices and applies the choices.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,8 +48,10 @@ def tf_config() -> dict:
     raw = os.environ.get("TF_CONFIG", "")
     if not raw:
         return {}
+    from textclf.textfiles import loads
+
     try:
-        config = json.loads(raw)
+        config = loads(raw)
     except ValueError:
         raise ConfigError("TF_CONFIG is not valid JSON") from None
     return check_tf_config(config)

@@ -122,13 +122,22 @@ def _pieces(source, path: str, max_line_chars: int | None, why: str = "") -> Ite
             return
 
 
-def read_json_object(path, *, what: str = "file") -> dict:
-    """The JSON object in a file; DataError naming the path when it is unreadable, not JSON, or not an object."""
+def loads(text):
+    """json.loads; JSON nested past Python's recursion limit (`[[[…]]]` 100,000 deep) is a ValueError like any
+    other invalid JSON, not a RecursionError (which no reader of a user's or a run's file expects)."""
     import json
 
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def read_json_object(path, *, what: str = "file") -> dict:
+    """The JSON object in a file; DataError naming the path when it is unreadable, not JSON, or not an object."""
     text = read_text(str(path), what=what)
     try:
-        obj = json.loads(text)
+        obj = loads(text)
     except ValueError as err:
         raise DataError(f"{path} is not valid JSON ({err})") from None
     if not isinstance(obj, dict):

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from textclf import runs
 from textclf.config import deep_merge, resolve_config
 from textclf.errors import ConfigError, Interrupted, RunError, TextclfError
+from textclf.textfiles import loads
 
 VALIDATION_FOLDS = 5  # the scored part: one fold in five of the training data (20%)
 SETTINGS_FILE = "tune.json"
@@ -276,7 +277,7 @@ def _check_journal(path: Path) -> None:
         raise RunError(f"cannot read the search's journal {path}: {err.strerror or err}") from None
     for number, line in enumerate(whole.splitlines(), 1):
         try:
-            record = json.loads(line)
+            record = loads(line)
         except ValueError:
             record = None
         if not isinstance(record, dict):

@@ -85,13 +85,12 @@ def class_weights(setting: str, labels: np.ndarray, names: Sequence[str]) -> np.
     if setting == "balanced":
         counts = np.bincount(labels, minlength=k).astype(np.float64)
         return np.where(counts > 0, len(labels) / (k * np.maximum(counts, 1)), 1.0)
-    import json
 
     from textclf.errors import DataError
-    from textclf.textfiles import read_text
+    from textclf.textfiles import loads, read_text
 
     try:
-        given = json.loads(read_text(setting, what="class weight file"))
+        given = loads(read_text(setting, what="class weight file"))
     except DataError as err:
         raise DataError(f"{err} (training.class_weight is none, balanced or a JSON file of label weights)") from None
     except ValueError as err:
