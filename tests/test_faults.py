@@ -584,3 +584,18 @@ def test_a_command_ending_well_after_a_swallowed_sigterm_says_terminated(monkeyp
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert done.value.code == 143 and capsys.readouterr().err.strip() == "error: terminated"
+
+
+def test_a_full_or_closed_standard_stream_is_one_line_or_nothing(trained):
+    """stdout on /dev/full: one line, exit 1 (it was "unexpected OSError"); stdout or stdin closed (`>&-`, `<&-`):
+    the command runs as if they were /dev/null (a closed stdout failed at import with a traceback)."""
+    _, run = trained
+    for command in (f"{TEXTCLF} predict --run {run} Stocks", f"{TEXTCLF} runs list --runs-root {run.parent}",
+                    f"{TEXTCLF} --version"):
+        full = subprocess.run(["bash", "-c", f"{command} >/dev/full"], capture_output=True, text=True)
+        assert (full.returncode, full.stderr.strip().splitlines()[-1]) == (
+            1, "error: cannot write the output: No space left on device"), command
+        closed = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, text=True)
+        assert (closed.returncode, closed.stderr) == (0, ""), command
+    nothing = subprocess.run(["bash", "-c", f"{TEXTCLF} predict --run {run} - <&-"], capture_output=True, text=True)
+    assert nothing.returncode == 1 and nothing.stderr.startswith("error: no text to classify"), nothing.stderr

@@ -14,6 +14,7 @@ from textclf.errors import Terminated, defer_termination, termination_pending
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _terminate)
+    _standard_streams()
     try:
         from textclf.cli import main as run_cli
 
@@ -27,6 +28,21 @@ def main() -> None:
         terminated = isinstance(err, Terminated)
         print("error: " + ("terminated" if terminated else "interrupted"), file=sys.stderr)
         sys.exit(143 if terminated else 130)
+
+
+def _standard_streams() -> None:
+    """A closed stdin, stdout or stderr (`textclf … >&-`) is /dev/null: Python leaves sys.stdout None (rich failed
+    at import), and the next file opened would take the free descriptor, so a print would land in it."""
+    import os
+
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            if os.open(os.devnull, os.O_RDWR) != fd:  # the lowest free descriptor: this one (the lower are open)
+                continue
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))
 
 
 def _terminate(signum, frame) -> None:

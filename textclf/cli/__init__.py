@@ -41,6 +41,8 @@ class TextclfGroup(TyperGroup):
             code = _interrupted(None, isinstance(err, Terminated))
         except (BrokenPipeError, ReaderGone):
             code = _quiet_broken_pipe()
+        except OSError as err:  # a write to stdout or stderr: /dev/full, a dead terminal (files say their path)
+            code = _output_failed(err)
         except MemoryError:
             code = _fail("out of memory: the data or the model does not fit in this machine's memory "
                          "(smaller --batch-size, --max-length or model sizes, or less data)", 1)
@@ -181,6 +183,18 @@ def _interrupted(run_dir, terminated: bool, hint: str | None = None) -> int:
     what = "terminated" if terminated else "interrupted"
     hint = f"; {hint}" if hint else (f"; resume with textclf train --resume {run_dir}" if run_dir else "")
     return _fail(what + hint, 143 if terminated else 130)
+
+
+def _output_failed(err: OSError) -> int:
+    """One line for an OSError no reader of a file caught: textclf's own writes name their file, so this is its
+    output (`textclf … >/dev/full`); what is still buffered for stdout is dropped, not flushed again at exit."""
+    import errno
+
+    if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF):
+        return _click_exit(err)  # not a failed write: said as any unexpected error
+    code = _fail(f"cannot write the output: {err.strerror or err}", 1)
+    _quiet_broken_pipe()
+    return code
 
 
 def _quiet_broken_pipe() -> int:
