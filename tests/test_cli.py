@@ -95,7 +95,13 @@ def test_predict_answers_a_file_a_chunk_at_a_time(trained, tmp_path, monkeypatch
         assert_one_line_error(result, message)
         assert len(result.stdout.splitlines()) == 8  # every line read before the bad one was answered
     path.write_text("\n \n\t\n")
-    assert_one_line_error(run("predict", "--file", path, "--run", latest), "no text to classify")
+    assert_one_line_error(run("predict", "--file", path, "--run", latest),
+                          f"no text to classify: the 3 lines of {path} are blank")
+    path.write_text("")
+    assert_one_line_error(run("predict", "--file", path, "--run", latest), f"no text to classify: {path} is empty")
+    # `-` (stdin) with other inputs: refused, not one of them silently dropped
+    for args in (["-", "Stocks"], ["-", "--file", path]):
+        assert_one_line_error(run("predict", *args, "--run", latest, input="hi\n"), "`-` reads the texts from stdin")
 
 
 def test_predict_prints_rows_before_stdin_ends(trained):

@@ -40,7 +40,10 @@ def predict(
     from textclf.runs import Run, is_run_reference, resolve_run
 
     texts = list(texts or [])
-    if texts == ["-"]:  # as fastText's `predict model -`
+    if "-" in texts:  # as fastText's `predict model -`
+        if len(texts) > 1 or file:
+            raise DataError("`-` reads the texts from stdin and is given alone; to classify stdin's lines and "
+                            "other texts, give those as arguments and stdin as --file -")
         texts, file = [], "-"
     if not texts and not file:
         raise DataError(NO_TEXT)
@@ -54,9 +57,12 @@ def predict(
         check_readable(file)
     run_dir = resolve_run(run, runs_root)
     groups = _lines(file, text_limit(run_config(Run(run_dir)))) if file else iter(())
-    groups, any_text = _peek(groups)  # an all-blank file is refused before the model loads
+    groups, any_text, blanks = _peek(groups)  # an all-blank file is refused before the model loads
     if not texts and not any_text:
-        raise DataError(NO_TEXT)
+        where = "stdin" if file == "-" else file
+        raise DataError(f"no text to classify: {where} is empty" if not blanks else
+                        f"no text to classify: the {blanks:,} line{'s' * (blanks > 1)} of {where} "
+                        f"{'are' if blanks > 1 else 'is'} blank")
     predictor = Predictor(run_dir, use_twin=True)  # a one-off process: no TensorFlow when the run allows
     show = (lambda rs, first: [json_line(r.to_dict()) for r in rs]) if as_json else (  # noqa: E731
         lambda rs, first: _print_table(rs, top_k, header=first))
@@ -86,16 +92,17 @@ def _lines(path: str, limit: int) -> Iterator[list[str]]:
         yield [line.strip() for line in group]
 
 
-def _peek(groups: Iterator[list[str]]) -> tuple[Iterator[list[str]], bool]:
-    """`groups` as they were, and whether any line is not blank (read up to the first group that has one)."""
+def _peek(groups: Iterator[list[str]]) -> tuple[Iterator[list[str]], bool, int]:
+    """`groups` as they were, whether any line is not blank (read up to the first group that has one), and how
+    many blank lines came before it."""
     from itertools import chain
 
     blanks = 0
     for group in groups:
         if any(group):
-            return chain(_blanks(blanks), [group], groups), True
+            return chain(_blanks(blanks), [group], groups), True, blanks
         blanks += len(group)
-    return _blanks(blanks), False
+    return _blanks(blanks), False, blanks
 
 
 def _blanks(n: int) -> Iterator[list[str]]:
