@@ -457,3 +457,23 @@ def test_plots_of_class_names_no_font_draws_warn_nothing():
     assert png.startswith(PNG)
     assert not [w for w in caught if "Glyph" in str(w.message)]
     assert _pyplot().rcParams["font.family"][0] == "DejaVu Sans"
+
+
+def test_an_output_path_that_is_a_fifo_is_written_into_not_replaced(two_runs, tmp_path):
+    """`report --out FIFO` (or a device such as /dev/stdout) streams the page into it; the atomic write path
+    replaced it with a regular file (as root, /dev/full became an HTML file)."""
+    import os
+    import stat
+    import threading
+
+    root, _ = two_runs
+    fifo = tmp_path / "page.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = run("report", root / "runs" / "latest", "--out", fifo)
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert received and received[0].startswith(b"<!doctype html>")

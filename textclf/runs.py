@@ -90,10 +90,21 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 def write_output(path: str | Path, data: bytes) -> Path:
     """A file the user asked for (a plot, a curve, a report page), atomically; any failure to write it
-    (a full disk, a missing folder, no permission) is one RunError and leaves no partial file."""
+    (a full disk, a missing folder, no permission) is one RunError and leaves no partial file. A path that is
+    a FIFO or a device (/dev/stdout) is written into as it is."""
+    import stat
+
     path = Path(path)
     try:
-        write_bytes(path, data)
+        special = not stat.S_ISREG(path.stat().st_mode) and not path.is_dir()
+    except OSError:  # not there (yet): a new file
+        special = False
+    try:
+        if special:  # a FIFO, /dev/stdout, /dev/null: written into, never replaced by a file (no rename there)
+            with open(path, "wb") as fh:
+                fh.write(data)
+        else:
+            write_bytes(path, data)
     except OSError as err:
         raise RunError(f"cannot write {path}: {err.strerror or err}") from None
     return path
