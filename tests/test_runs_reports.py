@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import ag_rows, write_csv, cli as run
+from conftest import ag_rows, assert_one_line_error, write_csv, cli as run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -477,3 +477,25 @@ def test_an_output_path_that_is_a_fifo_is_written_into_not_replaced(two_runs, tm
     assert result.exit_code == 0, result.output
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert received and received[0].startswith(b"<!doctype html>")
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda p: {**p, "predicted": p["predicted"] + 100}, "its predicted classes are not those of labels.json"),
+    (lambda p: {k: v[:5] for k, v in p.items()}, "(5 eval examples, metrics.json says 40)"),
+    (lambda p: {**p, "labels": p["labels"].astype(float)}, "its true classes are not those of labels.json"),
+])
+def test_a_tampered_predictions_file_is_one_line(two_runs, tmp_path, damage, fragment):
+    """predictions.npz with class ids out of range, too few rows or float labels: runs compare says it is damaged
+    (it was "unexpected ValueError: cannot reshape…" or a silent "+0.00 pt, p = 1")."""
+    import shutil
+
+    import numpy as np
+
+    root, _ = two_runs
+    copy = tmp_path / "runs" / "copy"
+    shutil.copytree((root / "runs" / "latest").resolve(), copy)
+    with np.load(copy / "predictions.npz") as saved:
+        arrays = damage({k: saved[k] for k in saved.files})
+    np.savez(copy / "predictions.npz", **arrays)
+    assert_one_line_error(run("runs", "compare", copy, root / "runs" / "latest"),
+                          "predictions.npz is damaged", fragment)

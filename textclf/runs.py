@@ -110,6 +110,15 @@ def write_output(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def _metrics_examples(path: Path) -> int | None:
+    """metrics.json's count of eval examples, when it is readable and says one."""
+    try:
+        examples = read_object(path / METRICS_FILE).get("examples")
+    except RunError:
+        return None
+    return examples if isinstance(examples, int) and not isinstance(examples, bool) else None
+
+
 def model_signature(model_file: Path) -> str:
     """What identifies a saved model.keras: the SHA-256 of its bytes (≈ 5 ms for a 10 MB model), so a
     twin is never bound to a model damaged since (the zip's own CRCs are only checked when a member is
@@ -711,6 +720,19 @@ class Run:
         out = read_npz(path, ("labels", "predicted"))
         if out["labels"].shape != out["predicted"].shape or out["labels"].ndim not in (1, 2):
             raise RunError(f"{path} is unreadable (labels and predictions of different shapes)")
+        k = len(self.labels)
+        for name in ("labels", "predicted"):  # class ids of labels.json's classes (multi-label: 0/1 per label)
+            x = out[name]
+            ok = (x.dtype.kind in "iub" and (x.size == 0 or (x.min() >= 0 and x.max() < (2 if x.ndim == 2 else k)))
+                  and (x.ndim == 1 or x.shape[1] == k))
+            if not ok:
+                what = "true" if name == "labels" else "predicted"
+                raise RunError(f"{path} is damaged (its {what} classes are not those of labels.json); train the run "
+                               "again")
+        examples = _metrics_examples(self.path)
+        if examples is not None and len(out["labels"]) != examples:
+            raise RunError(f"{path} is damaged ({len(out['labels']):,} eval examples, metrics.json says "
+                           f"{examples:,}); train the run again")
         return out
 
     @property
