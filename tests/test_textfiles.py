@@ -86,3 +86,19 @@ def test_a_file_that_cannot_be_read_is_one_error_before_any_line(tmp_path):
     with pytest.raises(DataError, match="not a valid gzip file"):
         next(iter_lines(str(bad)))
     textfiles.check_readable("-")  # stdin is read when its lines are asked for
+
+
+def test_a_data_file_whose_rows_would_not_fit_in_memory_is_refused_as_it_is_read(tmp_path, monkeypatch):
+    """A 1 MB gzip may hold 100M short rows (24 GB as Python rows: the machine ran out of memory); a data file's
+    reader adds up what its rows will take and refuses it once that passes the memory available, naming it."""
+    from textclf.data.sources import load_examples
+
+    path = tmp_path / "rows.tsv.gz"
+    path.write_bytes(gzip.compress(b"text\tlabel\n" + b"a\tA\nb\tB\n" * 100_000))
+    assert len(load_examples(f"tsv:{path}")) == 200_000  # within this machine's memory: read
+    monkeypatch.setattr(textfiles, "memory_budget", lambda: 10 << 20)  # a machine with 10 MiB to spare
+    with pytest.raises(DataError, match=r"rows.tsv.gz: too large for this machine's memory: its first [\d,]+ lines "
+                                        r"\([\d,]+ characters\) would take about \d+ MiB as rows, more than the 10 MiB "
+                                        r"available; use a part of it"):
+        load_examples(f"tsv:{path}")
+    assert read_text(str(path)).count("\n") == 200_001  # only data files count their rows

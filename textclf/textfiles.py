@@ -19,13 +19,37 @@ from textclf.errors import DataError
 CHUNK = 4 << 20  # bytes read at a time when lines are bounded
 
 
-def read_text(path: str, *, what: str = "file", max_line_chars: int | None = None, why: str = "") -> str:
+def read_text(path: str, *, what: str = "file", max_line_chars: int | None = None, why: str = "",
+              rows_in_memory: bool = False) -> str:
     """The file's UTF-8 text ("-" = stdin; `.gz` decompressed); DataError naming the path (and line) otherwise.
     `max_line_chars`: a line longer than this is refused as soon as it is read that far (a text file's memory
     is bounded by its lines' limit, not by one monster line: a 4 MB gzip may hold a 1 GB line); `why`: what
-    the refusal adds (the limit the line's length follows from)."""
+    the refusal adds (the limit the line's length follows from). `rows_in_memory`: the caller will hold every
+    line as a row (a data file): a file whose rows would need more memory than the machine has available is
+    refused as it is read that far (a 1 MB gzip may hold 100M rows), before they exhaust it."""
+    budget = memory_budget() if rows_in_memory else None
     with _reading(str(path), what) as source:
-        return "".join(_pieces(source, str(path), max_line_chars, why))
+        return "".join(_pieces(source, str(path), max_line_chars, why, budget))
+
+
+ROW_BYTES = 160  # what a data row costs in memory beyond its characters (its strings, list, label: measured ~170)
+CHAR_BYTES = 4  # …and per character: the text, its stream and the parsed fields
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def memory_budget() -> int | None:
+    """Bytes a file's rows may take: 90% of the memory available now (Linux's MemAvailable); None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 9 // 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def iter_lines(path: str, *, what: str = "file", max_line_chars: int | None = None, why: str = "") -> Iterator[str]:
@@ -81,12 +105,13 @@ def _reading(path: str, what: str):
         raise DataError(f"cannot read {path}: {err.strerror or err}") from None
 
 
-def _pieces(source, path: str, max_line_chars: int | None, why: str = "") -> Iterator[str]:
-    """UTF-8 text of a binary stream read in CHUNKs (a BOM dropped), its lines' lengths checked as they arrive."""
+def _pieces(source, path: str, max_line_chars: int | None, why: str = "", budget: int | None = None) -> Iterator[str]:
+    """UTF-8 text of a binary stream read in CHUNKs (a BOM dropped), its lines' lengths checked as they arrive,
+    and the memory its rows will need against `budget` (bytes; read_text's rows_in_memory)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     head: bytes | None = b""  # the stream's first bytes, until two decide it is not UTF-16
     started = False  # any text given yet
-    newlines, run = 0, 0  # newlines so far; characters since the last one
+    newlines, run, chars = 0, 0, 0  # newlines so far; characters since the last one; characters in all
     # stdin: what has arrived (a pipe's lines are given as they are written); a file: whole pieces (a gzip's
     # read1 gives bytes decoded ahead of a corrupt block, which failed as UTF-8 before the block as gzip)
     read = getattr(source, "read1", source.read) if path == "-" else source.read
@@ -116,6 +141,12 @@ def _pieces(source, path: str, max_line_chars: int | None, why: str = "") -> Ite
                                 + (f", {why}" if why else ""))
             run = lengths[-1]
         newlines += piece.count("\n")
+        chars += len(piece)
+        need = CHAR_BYTES * chars + ROW_BYTES * newlines
+        if budget is not None and need > budget:
+            raise DataError(f"{path}: too large for this machine's memory: its first {newlines:,} lines "
+                            f"({chars:,} characters) would take about {_size(need)} as rows, more than the "
+                            f"{_size(budget)} available; use a part of it")
         if piece:
             yield piece
         if eof:

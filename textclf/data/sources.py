@@ -290,7 +290,7 @@ def _open_text(path: Path, max_text_chars: int | None = None) -> io.TextIOBase:
     limit = 12 * max_text_chars + (16 << 20) if max_text_chars else None
     why = (f"more than a text within the limit of {max_text_chars:,} characters takes (--max-text-chars, "
            "data.max_text_chars, raises it; memory grows with a text's length)") if max_text_chars else ""
-    text = read_text(str(path), what="data file", max_line_chars=limit, why=why)
+    text = read_text(str(path), what="data file", max_line_chars=limit, why=why, rows_in_memory=True)
     if not text.strip():
         raise DataError(f"data file is empty: {path}")
     return io.StringIO(text, newline="")
