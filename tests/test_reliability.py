@@ -770,3 +770,10 @@ def test_other_json_files_nested_too_deeply_are_one_line(tmp_path):
     (store / "textclf-model.json").write_text(DEEP_JSON)
     result = run("models", "list", env={"TEXTCLF_HOME": str(tmp_path / "home")})
     assert "Traceback" not in result.output and "RecursionError" not in result.output
+
+
+def test_a_shortened_labels_file_is_the_run_s_fault_not_the_data_s(copy_of_run):
+    """labels.json cut to two classes: evaluate says the run is damaged (it blamed the eval file's labels)."""
+    (copy_of_run / "labels.json").write_text(json.dumps(["World", "Sports"]))
+    assert_one_line_error(run("evaluate", copy_of_run), "labels.json names 2 classes (World, Sports), not the 4",
+                          "the run is damaged")

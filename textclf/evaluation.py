@@ -216,12 +216,17 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
         raise ConfigError("--threshold and --target-accuracy both set the confidence threshold; give one "
                           "(--target-accuracy finds the threshold, --threshold uses yours)")
 
+    from textclf.errors import RunError
+
     run = Run(resolve_run(run_dir))
+    classes = (run.metrics or {}).get("labels")  # the classes the run was evaluated on when trained
+    if isinstance(classes, list) and [str(c) for c in classes] != run.labels:  # before the data: not its fault
+        raise RunError(f"{run.path / 'labels.json'} names {len(run.labels)} classes ({', '.join(run.labels[:6])}"
+                       f"{', …' if len(run.labels) > 6 else ''}), not the {len(classes)} the run was trained and "
+                       "evaluated on (metrics.json); the run is damaged: train it again")
     examples = _examples(run, data, text_fields, label_field)
     recorded = (run.metrics or {}).get("eval_fingerprint")
     if data is None and recorded and recorded != examples.fingerprint():
-        from textclf.errors import RunError
-
         raise RunError(f"run {run.path.name}'s eval data is not what it was evaluated on when trained (its file "
                        "changed, or an earlier textclf held it out of the training data otherwise): give the data "
                        "to evaluate on with --data")
