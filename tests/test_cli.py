@@ -277,7 +277,8 @@ def test_one_example_a_class_names_the_validation_part(tmp_path):
     lone = tmp_path / "lone.csv"
     lone.write_text("text,label\n" + "".join(f"word{i} text,c{i}\n" for i in range(30)))
     result = run("train", "--data", f"csv:{lone}", "--eval-data", f"csv:{lone}", "--runs-root", tmp_path / "runs")
-    assert_one_line_error(result, "too few examples to hold out a validation part", "each of its 30 classes")
+    assert_one_line_error(result, "too few examples to hold out a validation part",
+                          "the 30 it is drawn from are one of each of 30 classes")
     assert not (tmp_path / "runs").exists()
 
 

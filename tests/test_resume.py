@@ -291,3 +291,16 @@ def test_resume_refuses_a_checkpoint_of_another_optimizer(tmp_path):
     _create_optimizer_slots(new)
     with pytest.raises(TextclfError, match="does not match this model and optimizer"):
         EpochCheckpoint(tmp_path, new, TrainTimer()).restore()
+
+
+def test_a_lock_file_that_is_a_folder_is_named(reference, tmp_path):
+    """A run whose .lock is a folder: the error names the lock file, not the run folder."""
+    run_dir = tmp_path / "r"
+    shutil.copytree(reference, run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    (run_dir / ".lock").unlink()
+    (run_dir / ".lock").mkdir()
+    result = run("train", "--resume", run_dir)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot use the run's lock file {run_dir / '.lock'}: Is a directory" in result.stderr

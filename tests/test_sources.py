@@ -130,8 +130,8 @@ def test_a_class_of_one_example_is_trained_on_not_held_out(tmp_path):
     assert "lone one" in list(fit.texts)
     path.write_text("text,label\n" + "".join(f"text {i},c{i}\n" for i in range(40)))
     lone = load_examples(f"csv:{path}")
-    with pytest.raises(DataError, match=r"too few examples to hold out an eval split \(or give --eval-data\): each "
-                                        r"of its 40 classes has one example, and a class needs two"):
+    with pytest.raises(DataError, match=r"too few examples to hold out an eval split \(or give --eval-data\): the "
+                                        r"40 it is drawn from are one of each of 40 classes, and a class needs two"):
         holdout_split(lone, 0.1, seed=1)
     with pytest.raises(DataError, match=r"hold out a validation part \(--set training.validation_fraction=0 "):
         holdout_split(lone, 0.1, seed=1, part=VALIDATION_PART)

@@ -863,11 +863,11 @@ def lock_dir(path: Path, busy: str):
     except PermissionError:  # another user's run in a shared folder: a read-only descriptor locks too (local)
         fh = None
     except OSError as err:
-        raise RunError(f"cannot write in {path}: {err.strerror or err}") from None
+        raise RunError(_lock_error(path, err)) from None
     try:
         fh = fh or open(path / LOCK_FILE)
     except OSError as err:
-        raise RunError(f"cannot write in {path}: {err.strerror or err}") from None
+        raise RunError(_lock_error(path, err)) from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -878,6 +878,16 @@ def lock_dir(path: Path, busy: str):
         return None
     _HELD.add(fh)
     return fh
+
+
+def _lock_error(path: Path, err: OSError) -> str:
+    """What keeps the run directory's lock from being taken: the folder, or its lock file (a folder, a dangling
+    link or a file no one may read, where a plain file belongs)."""
+    lock = path / LOCK_FILE
+    if lock.exists() or lock.is_symlink():
+        return (f"cannot use the run's lock file {lock}: {err.strerror or err} (it must be a plain file; remove it "
+                "if no textclf process is using the run)")
+    return f"cannot write in {path}: {err.strerror or err}"
 
 
 def _close_held() -> None:

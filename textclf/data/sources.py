@@ -724,9 +724,9 @@ def holdout_mask(examples: Examples, fraction: float, seed: int, part: str = EVA
             raise DataError(f"{examples.source}: its {len(examples):,} texts are the phrases of "
                             f"{len(np.unique(groups)):,} sentences (phrase data is split by sentence): too few to "
                             f"hold out {part}")
-        raise DataError(f"{examples.source}: too few examples to hold out {part}: each of its "
-                        f"{len(np.unique(strata)):,} classes has one example, and a class needs two (one to train "
-                        "on, one to hold out)")
+        raise DataError(f"{examples.source}: too few examples to hold out {part}: the {len(examples):,} it is "
+                        f"drawn from are one of each of {len(np.unique(strata)):,} classes, and a class needs two "
+                        "(one to train on, one to hold out)")
     return held
 
 
