@@ -397,3 +397,19 @@ def test_the_summary_says_what_the_model_was_fitted_on():
         "5,400 of 6,000 (600 held out for validation)"
     assert train_cell({"train_examples": 21_600, "train_class_counts": counts}).startswith("21,600 (the transfer set")
     assert train_cell({"train_examples": 90, "train_class_counts": {"A": 70, "B": 60}, "multilabel": True}) == "90"
+
+
+def test_a_nul_in_a_text_is_read_as_a_space(trained, tmp_path):
+    """TensorFlow's lower-casing (every model's) ends a text at a NUL: "Stocks\\0goal cup" was answered as
+    "Stocks". A NUL is read as a space where texts enter: data files, predict, serve."""
+    from textclf.data.sources import load_examples
+
+    root, _ = trained
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"shares\x00goal cup match striker\nshares goal cup match striker\n")
+    rows = [json.loads(x) for x in run("predict", "--file", path, "--json", "--run", root / "runs" / "latest")
+            .stdout.splitlines()]
+    assert rows[0]["top_k"][0] == pytest.approx(rows[1]["top_k"][0])
+    data = tmp_path / "d.csv"
+    data.write_bytes(b"text,label\nshares\x00goal,A\nbank,B\n")
+    assert list(load_examples(f"csv:{data}").texts) == ["shares goal", "bank"]

@@ -144,8 +144,9 @@ class Predictor:
         """Probabilities of `texts`, in batches of similar length (at most PREDICT_BATCH texts, PREDICT_CHARS
         characters and the family's predict_tokens; run in visit_order); `progress(done, total)` after each."""
         from textclf.data import length_order
+        from textclf.textrules import nul_as_space
 
-        texts = np.asarray([str(t) for t in texts], dtype=object)  # Python strings: no padding to the longest
+        texts = np.asarray([nul_as_space(str(t)) for t in texts], dtype=object)  # no padding to the longest
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))

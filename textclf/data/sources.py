@@ -187,6 +187,10 @@ def load_texts(
 
 
 def _checked_text(where: str, text: str, max_text_chars: int | None) -> str:
+    """The text as models read it (textrules.nul_as_space); DataError when it is empty or too long."""
+    from textclf.textrules import nul_as_space
+
+    text = nul_as_space(text)
     if not text.strip():
         raise DataError(f"{where}: empty text")
     if max_text_chars is not None and len(text) > max_text_chars:
@@ -213,7 +217,7 @@ def _to_examples(
     wheres: list[str] = []
     first_set = None  # where the first multi-label row is
     for where, text, label in rows:
-        _checked_text(where, text, max_text_chars)
+        text = _checked_text(where, text, max_text_chars)
         if isinstance(label, tuple):
             if multilabel is False and len(label) != 1:
                 raise DataError(f"{where}: {len(label)} labels ({', '.join(label) or 'none'}), but the run is "
