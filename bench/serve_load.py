@@ -31,6 +31,7 @@ MALFORMED = [b"{oops", b"[]", b'"text"', b"{}", b'{"texts": []}', b'{"texts": "a
              b'{"text": ""}', b'{"text": "   "}', b'{"texts": [null]}', b'{"instances": ["a"]}', b"\xff\xfe",
              b'{"text": 5}', b'{"texts": [["a"]]}', b'{"texts": [{"text": 1}]}', b"", b"null", b"3",
              b'{"texts": [""]}', b'{"text": null}', b'{"text": "\\ud800 lone"}',  # a lone surrogate
+             b'{"text": "a", "texts": ["b"]}',  # which one?
              b'{"texts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"]  # nested far too deep
 
 

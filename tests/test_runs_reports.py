@@ -499,3 +499,23 @@ def test_a_tampered_predictions_file_is_one_line(two_runs, tmp_path, damage, fra
     np.savez(copy / "predictions.npz", **arrays)
     assert_one_line_error(run("runs", "compare", copy, root / "runs" / "latest"),
                           "predictions.npz is damaged", fragment)
+
+
+def test_runs_with_a_made_up_status_or_a_run_json_folder_are_listed_damaged(two_runs, tmp_path):
+    """run.json saying status "bogus" or 3, or run.json a folder: listed as damaged with why (the first were
+    shown as their status, the last left out)."""
+    import shutil
+
+    root, _ = two_runs
+    for name, status in (("bogus", "bogus"), ("three", 3)):
+        copy = tmp_path / "runs" / name
+        shutil.copytree((root / "runs" / "latest").resolve(), copy)
+        info = json.loads((copy / "run.json").read_text())
+        (copy / "run.json").write_text(json.dumps({**info, "status": status}))
+    folder = tmp_path / "runs" / "folder"
+    (folder / "run.json").mkdir(parents=True)
+    listed = {json.loads(x)["name"]: json.loads(x) for x in
+              run("runs", "list", "--runs-root", tmp_path / "runs", "--json").stdout.splitlines()}
+    assert {n: r["status"] for n, r in listed.items() if r.get("type", "run") == "run"} == {
+        "bogus": "damaged", "three": "damaged", "folder": "damaged"}
+    assert listed["bogus"]["error"] == "run.json says status 'bogus'"

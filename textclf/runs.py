@@ -276,6 +276,9 @@ def process_info() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
+STATUSES = ("complete", "failed", "running", "interrupted")
+
+
 def status(info: dict, path: str | Path | None = None) -> str:
     """complete | failed | running | interrupted (stopped by Ctrl-C or SIGTERM, or said to be running but
     its process is gone: it can be resumed), as run.json says (list_runs also tells a complete run whose files
@@ -426,6 +429,8 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
     for path in entries:
         try:
             info = loads((path / RUN_FILE).read_text(encoding="utf-8"))
+        except IsADirectoryError:  # a run.json that is a folder: a damaged run, not "no run"
+            info = None
         except OSError:  # not a run, or one this user may not read (another's, in a shared folder): skipped
             continue
         except ValueError:
@@ -439,6 +444,9 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict]:
         missing = missing_files(path) if info["status"] == "complete" else []
         if missing:
             info = {**info, "status": "damaged", "error": f"missing {', '.join(missing)}"}
+        elif info["status"] not in STATUSES:  # a hand edit ("bogus", 3): shown as damaged, not as a status
+            said = f"says status {info['status']!r}" if info["status"] != "unknown" else "has no status"
+            info = {**info, "status": "damaged", "error": f"{RUN_FILE} {said}"}
         found.append(info)
     return sorted(found, key=lambda i: (str(i.get("started", "")), i["name"]))
 

@@ -48,6 +48,8 @@ def _texts_from(body: Any, key: str) -> list[str]:
         if "instances" not in body:
             raise BadRequest('expected {"instances": ["text", ...]}')
         items = body["instances"]
+    elif "texts" in body and "text" in body:
+        raise BadRequest('give "texts" (a list) or "text" (one), not both')
     elif "texts" in body:
         items = body["texts"]
     elif "text" in body:

@@ -17,7 +17,8 @@ def tune(
     space: Annotated[Optional[list[str]], typer.Option(
         "--space", help="A searched field: KEY=a,b,c (choices), KEY=LOW..HIGH (uniform; integers when both are) or "
                         "KEY=log:LOW..HIGH; repeatable, e.g. --space training.learning_rate=log:1e-4..1e-2.")] = None,
-    trials: Annotated[int, typer.Option(help="Trials in the search (complete or pruned).")] = 8,
+    trials: Annotated[int, typer.Option(help="Trials in the search (complete or pruned).", min=1,
+                                        max=100_000)] = 8,
     data: Annotated[Optional[str], typer.Option(help="Training data spec (default: the experiment's).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override a config field in every trial, e.g. --set training.epochs=5 (repeatable).")] = None,
