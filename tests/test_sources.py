@@ -342,3 +342,21 @@ def test_a_classes_file_naming_a_class_twice_is_refused(tmp_path):
     (ag.parent / "classes.txt").write_text("A\nB\nA\n")
     with pytest.raises(DataError, match=r"classes.txt: class 'A' is named twice"):
         load_examples(f"csv:{ag}")
+
+
+def test_integer_labels_read_as_a_run_s_class_indices_are_said(tmp_path):
+    """A file's integer labels, with no classes.txt beside it, index the run's classes: evaluating a news run
+    on a 0/1 sentiment file read 0 as World and 1 as Sports and scored it without a word. Its source now says
+    so (what evaluate and the run summary print); names, and classes.txt's indices, are read as before."""
+    path = tmp_path / "e.csv"
+    path.write_text("text,label\nnice film,1\nbad film,0\n")
+    run_classes = ["World", "Sports", "Business", "Sci/Tech"]
+    read = load_examples(f"csv:{path}", label_names=run_classes)
+    assert [read.label_names[i] for i in read.labels] == ["Sports", "World"]
+    assert read.source == (f"csv:{path} (its integer labels read as indices of the run's classes: 0 = World, "
+                           "1 = Sports, 2 = Business, 3 = Sci/Tech)")
+    path.write_text("text,label\nnice film,Sports\nbad film,World\n")
+    assert load_examples(f"csv:{path}", label_names=run_classes).source == f"csv:{path}"
+    (tmp_path / "classes.txt").write_text("World\nSports\nBusiness\nSci/Tech\n")
+    path.write_text("text,label\nnice film,1\nbad film,0\n")
+    assert load_examples(f"csv:{path}", label_names=run_classes).source == f"csv:{path}"  # classes.txt says so

@@ -19,7 +19,7 @@ import itertools
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -159,8 +159,14 @@ def load_examples(
         parsed = Spec("tfds", parsed.target, parsed.split or default_split)
         rows, classes = _tfds_rows(parsed, text_fields, label_field, tfds_data_dir)
     else:
-        rows, classes = _file_rows(parsed, text_fields, label_field, label_names, label_separator,
-                                   max_text_chars=max_text_chars)
+        rows, named = _file_rows(parsed, text_fields, label_field, label_names, label_separator,
+                                 max_text_chars=max_text_chars)
+        examples = _to_examples(rows, named.names, label_names, str(parsed), multilabel, max_text_chars)
+        if named.indexed and label_names and named.source == RUN_CLASSES:  # said: integers are no class names
+            shown = ", ".join(f"{i} = {n}" for i, n in enumerate(named.names[:4]))
+            examples = examples.subset(np.arange(len(examples)), f"{parsed} (its integer labels read as indices of "
+                                       f"the run's classes: {shown}{', …' if len(named.names) > 4 else ''})")
+        return examples
     return _to_examples(rows, classes, label_names, str(parsed), multilabel, max_text_chars)
 
 
@@ -315,18 +321,17 @@ def _classes_beside(path: Path) -> tuple[str, ...] | None:
 def _file_rows(
     spec: Spec, text_fields: Sequence[str], label_field: str | None, run_labels: Sequence[str] | None,
     separator: str = "|", labelled: bool = True, max_text_chars: int | None = None,
-) -> tuple[Iterator[tuple[str, str, str]], tuple[str, ...] | None]:
-    """(rows of (where, text, label), the class names when known); `labelled=False`: the label is None and
-    need not be there."""
+) -> tuple[Iterator[tuple[str, str, str]], "ClassList"]:
+    """(rows of (where, text, label), the class list: its names when known, and where they come from);
+    `labelled=False`: the label is None and need not be there."""
     path = Path(os.path.expanduser(spec.target))
     stream = _open_text(path, max_text_chars)
     # Without a classes.txt beside the file, an existing run's classes name the indices.
     beside = _classes_beside(path)
     classes = beside or (tuple(run_labels) if run_labels else None)
-    named = ClassList(classes, str(path.parent / "classes.txt") if beside else
-                      "the training data or run (labels.json)")
+    named = ClassList(classes, str(path.parent / "classes.txt") if beside else RUN_CLASSES)
     if spec.kind == "jsonl":
-        return _jsonl_rows(path, stream, text_fields, label_field or "label", named, separator, labelled), classes
+        return _jsonl_rows(path, stream, text_fields, label_field or "label", named, separator, labelled), named
     delimiter = "\t" if spec.kind == "tsv" else ","
     quoting = csv.QUOTE_NONE if spec.kind == "tsv" else csv.QUOTE_MINIMAL
     reader = csv.reader(stream, delimiter=delimiter, quoting=quoting, strict=True)
@@ -338,8 +343,8 @@ def _file_rows(
     first_labels = _split_labels(first[0], separator) or [first[0]]
     headered = bool(text_fields or label_field) or any(_number(x) is None for x in first_labels)
     if not headered:
-        return _ag_rows(path, reader, first, rows, named, separator, labelled), classes
-    return _header_rows(path, reader, first, rows, text_fields, label_field, named, separator, labelled), classes
+        return _ag_rows(path, reader, first, rows, named, separator, labelled), named
+    return _header_rows(path, reader, first, rows, text_fields, label_field, named, separator, labelled), named
 
 
 def _split_labels(raw: str, separator: str) -> list[str] | None:
@@ -540,12 +545,16 @@ def _jsonl_rows(path, stream, text_fields, label_field, classes, separator="|", 
         yield where, text, _label_name(str(label).strip(), classes, where)
 
 
+RUN_CLASSES = "the training data or run (labels.json)"  # where a file's class list came from without classes.txt
+
+
 @dataclass(frozen=True)
 class ClassList:
     """The class names a file's labels may index, and where they come from (for messages)."""
 
     names: tuple[str, ...] | None
     source: str
+    indexed: list = field(default_factory=list)  # the first label read as an index of `names`, once one is
 
 
 def _label_name(raw: str, classes: ClassList, where: str) -> str:
@@ -554,6 +563,8 @@ def _label_name(raw: str, classes: ClassList, where: str) -> str:
     if names is None or raw in names:
         return raw
     if _is_int(raw) and 0 <= int(raw) < len(names):
+        if not classes.indexed:
+            classes.indexed.append(raw)
         return names[int(raw)]
     raise DataError(f"{where}: label {raw!r} is not one of the classes in {classes.source} ({', '.join(names)})")
 
