@@ -32,6 +32,7 @@ MALFORMED = [b"{oops", b"[]", b'"text"', b"{}", b'{"texts": []}', b'{"texts": "a
              b'{"text": 5}', b'{"texts": [["a"]]}', b'{"texts": [{"text": 1}]}', b"", b"null", b"3",
              b'{"texts": [""]}', b'{"text": null}', b'{"text": "\\ud800 lone"}',  # a lone surrogate
              b'{"text": "a", "texts": ["b"]}',  # which one?
+             b'{"text": "\\u0000\\u0000"}',  # NULs are read as spaces: an empty text
              b'{"texts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"]  # nested far too deep
 
 

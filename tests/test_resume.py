@@ -110,6 +110,7 @@ def test_sigkill_then_train_resume_matches_an_uninterrupted_run(setup, reference
         result = run("train", "--resume", run_dir)
     finally:
         other.kill()
+        other.wait()
     assert result.exit_code == 0, result.output
     assert "resuming after epoch" in result.stderr
     assert json.loads((run_dir / "run.json").read_text())["resumed"] == 1

@@ -519,3 +519,28 @@ def test_runs_with_a_made_up_status_or_a_run_json_folder_are_listed_damaged(two_
     assert {n: r["status"] for n, r in listed.items() if r.get("type", "run") == "run"} == {
         "bogus": "damaged", "three": "damaged", "folder": "damaged"}
     assert listed["bogus"]["error"] == "run.json says status 'bogus'"
+
+
+def test_an_output_path_that_is_a_link_is_written_through(two_runs, tmp_path):
+    """`--out LINK` (as /dev/stdout is, to a file when stdout is redirected): the page goes where the link points,
+    and the link stays (the atomic write replaced the link itself with the page)."""
+    root, _ = two_runs
+    target, link = tmp_path / "page.html", tmp_path / "link.html"
+    target.write_text("")
+    link.symlink_to(target)
+    assert run("report", root / "runs" / "latest", "--out", link).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith("<!doctype html>")
+
+
+def test_a_huge_number_in_run_json_is_left_out(two_runs, tmp_path):
+    """A 400-digit pid or accuracy (math.isfinite overflows on it): left out, and every run still listed."""
+    import shutil
+
+    root, _ = two_runs
+    copy = tmp_path / "runs" / "copy"
+    shutil.copytree((root / "runs" / "latest").resolve(), copy)
+    info = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**info, "pid": 10**400, "accuracy": 10**400}))
+    listed = run("runs", "list", "--runs-root", tmp_path / "runs", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout.splitlines()[0])["accuracy"] is None

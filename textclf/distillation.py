@@ -106,6 +106,7 @@ def read_texts(spec: str, data) -> list[str]:
     optional; or a plain text file (`PATH.txt` or `lines:PATH`), one text per line."""
     from textclf.data.sources import load_texts, parse_spec
     from textclf.textfiles import iter_lines
+    from textclf.textrules import nul_as_space
 
     path, lines = spec.removeprefix("lines:"), spec.startswith("lines:")
     if not lines and spec.endswith(".txt"):  # notes.txt: one text a line; jsonl:notes.txt: JSONL
@@ -120,7 +121,7 @@ def read_texts(spec: str, data) -> list[str]:
     for n, line in enumerate(iter_lines(path, what="unlabeled text file", max_line_chars=data.max_text_chars + 1,
                                         why=f"more than a text may have ({data.max_text_chars:,}: "
                                             "data.max_text_chars)"), 1):
-        line = line.removesuffix("\r")  # the read's bound allows it; the text's own limit is exact
+        line = nul_as_space(line.removesuffix("\r"))  # the read's bound allows the CR; the text's limit is exact
         if len(line) > data.max_text_chars:
             raise DataError(f"{path} line {n}: a text of {len(line):,} characters, longer than the "
                             f"limit of {data.max_text_chars:,} (data.max_text_chars)")

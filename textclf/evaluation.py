@@ -217,13 +217,15 @@ def evaluate(run_dir: str | Path | None = None, data: str | None = None, *, thre
                           "(--target-accuracy finds the threshold, --threshold uses yours)")
 
     from textclf.errors import RunError
+    from textclf.runs import LABELS_FILE
 
     run = Run(resolve_run(run_dir))
     classes = (run.metrics or {}).get("labels")  # the classes the run was evaluated on when trained
     if isinstance(classes, list) and [str(c) for c in classes] != run.labels:  # before the data: not its fault
-        raise RunError(f"{run.path / 'labels.json'} names {len(run.labels)} classes ({', '.join(run.labels[:6])}"
-                       f"{', …' if len(run.labels) > 6 else ''}), not the {len(classes)} the run was trained and "
-                       "evaluated on (metrics.json); the run is damaged: train it again")
+        shown = lambda names: ", ".join(map(str, names[:6])) + (", …" if len(names) > 6 else "")  # noqa: E731
+        raise RunError(f"{run.path / LABELS_FILE} names {len(run.labels)} classes ({shown(run.labels)}), not the "
+                       f"{len(classes)} the run was trained and evaluated on ({shown(classes)}, metrics.json); the "
+                       "run is damaged: train it again")
     examples = _examples(run, data, text_fields, label_field)
     recorded = (run.metrics or {}).get("eval_fingerprint")
     if data is None and recorded and recorded != examples.fingerprint():

@@ -187,7 +187,9 @@ class Predictor:
         blank lines of a file) a result with label None in its place. `threshold`: a single-label run
         abstains below it; a multi-label run answers every label at or above it (instead of each
         label's own threshold). Errors name `what` and its number counted from `first` ("line 4097")."""
-        texts = list(texts)
+        from textclf.textrules import nul_as_space
+
+        texts = [nul_as_space(str(t)) for t in texts]  # before the blank check: "\0\0" is blank
         blank = [not text.strip() for text in texts]
         if not blank_as_none and any(blank):
             raise DataError(f"{what} {blank.index(True) + first} is empty")

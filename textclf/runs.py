@@ -95,8 +95,9 @@ def write_output(path: str | Path, data: bytes) -> Path:
     import stat
 
     path = Path(path)
-    try:
-        special = not stat.S_ISREG(path.stat().st_mode) and not path.is_dir()
+    try:  # a link (/dev/stdout -> /proc/self/fd/1, even to a file) or a FIFO or device: written into
+        mode = path.lstat().st_mode
+        special = not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
     except OSError:  # not there (yet): a new file
         special = False
     try:
@@ -208,7 +209,8 @@ def clean_info(info: dict) -> dict:
             out[key] = str(out[key])
     for key in _NUMBER_FIELDS:
         if key in out and (isinstance(out[key], bool) or not isinstance(out[key], (int, float))
-                           or not math.isfinite(out[key])):
+                           or (isinstance(out[key], float) and not math.isfinite(out[key]))
+                           or abs(out[key]) > 2**63):  # a 400-digit number: no pid, no count
             del out[key]
     for key in _FRACTION_FIELDS:  # an accuracy of 2.5 (a hand edit) is not shown as 250%
         if key in out and not 0 <= out[key] <= 1:

@@ -42,6 +42,8 @@ class BadRequest(Exception):
 
 def _texts_from(body: Any, key: str) -> list[str]:
     """The texts of a request body, validated (BadRequest says what is wrong)."""
+    from textclf.textrules import nul_as_space
+
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     if key == "instances":
@@ -69,6 +71,7 @@ def _texts_from(body: Any, key: str) -> list[str]:
             item = item["text"]
         if not isinstance(item, str):
             raise BadRequest(f"text {i}: expected a string, got {type(item).__name__}")
+        item = nul_as_space(item)  # as every model reads it (textrules): "\u0000" alone is empty
         if not item.strip():
             raise BadRequest(f"text {i} is empty")
         if len(item) > MAX_TEXT_CHARS:

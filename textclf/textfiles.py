@@ -41,15 +41,24 @@ def _size(n: int) -> str:
 
 
 def memory_budget() -> int | None:
-    """Bytes a file's rows may take: 90% of the memory available now (Linux's MemAvailable); None if unknown."""
+    """Bytes a file's rows may take: 90% of the memory available now — Linux's MemAvailable, or less when the
+    process's cgroup (a container's limit) leaves less; None where neither can be read (no check)."""
+    found = []
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 * 9 // 10
+            found += [int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:")]
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    for limit, usage in (("memory.max", "memory.current"),  # cgroup v2, then v1
+                         ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            with open(f"/sys/fs/cgroup/{limit}", encoding="ascii") as fh, \
+                    open(f"/sys/fs/cgroup/{usage}", encoding="ascii") as used:
+                found.append(int(fh.read().strip()) - int(used.read().strip()))
+            break
+        except (OSError, ValueError):  # "max": no limit
+            continue
+    return max(0, min(found)) * 9 // 10 if found else None
 
 
 def iter_lines(path: str, *, what: str = "file", max_line_chars: int | None = None, why: str = "") -> Iterator[str]:
@@ -81,7 +90,16 @@ def iter_line_groups(path: str, *, what: str = "file", max_line_chars: int | Non
 
 def check_readable(path: str, *, what: str = "file") -> None:
     """DataError now (one line) when the file cannot be opened: before slower work that precedes its reading."""
-    if str(path) != "-":
+    import os
+    import stat
+
+    if str(path) == "-":
+        return
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = True  # not there, or not statable: the open below says why, in its words
+    if regular:  # a FIFO is never opened twice (its writer's lines would go to the first, closed reader)
         with _reading(str(path), what):
             pass
 

@@ -186,13 +186,14 @@ def _interrupted(run_dir, terminated: bool, hint: str | None = None) -> int:
 
 
 def _output_failed(err: OSError) -> int:
-    """One line for an OSError no reader of a file caught: textclf's own writes name their file, so this is its
-    output (`textclf … >/dev/full`); what is still buffered for stdout is dropped, not flushed again at exit."""
+    """One line for a full disk no writer of a file caught (textclf's own writes name their file: this is most
+    likely its output, `textclf … >/dev/full`); what is still buffered for stdout is dropped, not flushed again
+    at exit."""
     import errno
 
-    if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF):
-        return _click_exit(err)  # not a failed write: said as any unexpected error
-    code = _fail(f"cannot write the output: {err.strerror or err}", 1)
+    if err.errno not in (errno.ENOSPC, errno.EDQUOT):  # errors of writing only (an EIO may be a read)
+        return _click_exit(err)
+    code = _fail(f"cannot write: {err.strerror or err}", 1)
     _quiet_broken_pipe()
     return code
 

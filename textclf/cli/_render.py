@@ -251,11 +251,13 @@ def train_cell(m: dict) -> str:
     fitted = m["train_examples"]
     counts = [n for n in (m.get("train_class_counts") or {}).values() if isinstance(n, int)]
     total = sum(counts) if counts and not m.get("multilabel") else None
+    held = m.get("validation_examples") if isinstance(m.get("validation_examples"), int) else 0
     if total is None or fitted == total:
         return f"{fitted:,}"
     if fitted < total:
         return f"{fitted:,} of {total:,} ({total - fitted:,} held out for validation)"
-    return f"{fitted:,} (the transfer set: the training texts and the texts it adds)"
+    labelled = total - held  # a distilled student: its fit part, and the transfer set's added texts
+    return f"{fitted:,} ({labelled:,} training texts and {fitted - labelled:,} the transfer set adds)"
 
 
 def run_summary(result) -> None:

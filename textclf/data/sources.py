@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import socket
+import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -164,8 +165,8 @@ def load_examples(
         examples = _to_examples(rows, named.names, label_names, str(parsed), multilabel, max_text_chars)
         if named.indexed and label_names and named.source == RUN_CLASSES:  # said: integers are no class names
             shown = ", ".join(f"{i} = {n}" for i, n in enumerate(named.names[:4]))
-            examples = examples.subset(np.arange(len(examples)), f"{parsed} (its integer labels read as indices of "
-                                       f"the run's classes: {shown}{', …' if len(named.names) > 4 else ''})")
+            examples = dataclasses.replace(examples, source=f"{parsed} (its integer labels read as indices of the "
+                                           f"run's classes: {shown}{', …' if len(named.names) > 4 else ''})")
         return examples
     return _to_examples(rows, classes, label_names, str(parsed), multilabel, max_text_chars)
 
