@@ -502,7 +502,8 @@ CASES.update(
                 "--out",
                 t / "s",
             ],
-            ["--trials"],
+            ["--trials", "greater than or equal to 1"],
+            2,  # a range of the option: a usage error, as every option's range
         ),
         "fields with the built-in sample data": (
             lambda t, b: ["train", "--data", "sample", "--text-field", "txt", "--runs-root", t / "runs"],

@@ -189,7 +189,7 @@ class Predictor:
         label's own threshold). Errors name `what` and its number counted from `first` ("line 4097")."""
         from textclf.textrules import nul_as_space
 
-        texts = [nul_as_space(str(t)) for t in texts]  # before the blank check: "\0\0" is blank
+        given, texts = list(texts), [nul_as_space(str(t)) for t in texts]  # read before the blank check: "\0" is blank
         blank = [not text.strip() for text in texts]
         if not blank_as_none and any(blank):
             raise DataError(f"{what} {blank.index(True) + first} is empty")
@@ -207,7 +207,7 @@ class Predictor:
         probs = self.probabilities([t for t, b in zip(texts, blank) if not b])
         k = max(1, min(top_k, len(self.labels)))
         results, rows = [], iter(probs)
-        for text, is_blank in zip(texts, blank):
+        for text, is_blank in zip(given, blank):  # each answer shows its text as given
             if is_blank:  # a multi-label run's rows keep their shape: no labels
                 results.append(Prediction(text, None, None, [], labels=[] if self.multilabel else None))
                 continue
