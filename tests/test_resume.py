@@ -305,3 +305,23 @@ def test_a_lock_file_that_is_a_folder_is_named(reference, tmp_path):
     result = run("train", "--resume", run_dir)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"cannot use the run's lock file {run_dir / '.lock'}: Is a directory" in result.stderr
+
+
+def test_taking_a_run_s_lock_waits_out_a_status_probe(tmp_path):
+    """A status probe (runs list) holds a run's lock shared for an instant; a trainer taking it exclusively
+    then waits a moment instead of saying the run is being trained. A lock held on is still "busy"."""
+    import fcntl
+    import threading
+
+    from textclf.errors import RunError
+    from textclf.runs import lock_dir, release
+
+    (tmp_path / ".lock").write_text("")
+    probe = open(tmp_path / ".lock", "rb")
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    threading.Timer(0.1, probe.close).start()  # the probe's file closes: its shared lock goes
+    held = lock_dir(tmp_path, "busy")
+    assert held is not None
+    with pytest.raises(RunError, match="busy"):  # a second trainer: the first holds it throughout
+        lock_dir(tmp_path, "busy")
+    release(held)

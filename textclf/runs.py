@@ -878,14 +878,18 @@ def lock_dir(path: Path, busy: str):
         fh = fh or open(path / LOCK_FILE)
     except OSError as err:
         raise RunError(_lock_error(path, err)) from None
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise RunError(busy) from None
-    except OSError:  # a filesystem without flock (some NFS, CIFS, Lustre): no lock, not "busy"
-        fh.close()
-        return None
+    for attempt in range(6):  # a moment's grace: another command's status probe (runs list) holds it shared
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == 5:
+                fh.close()
+                raise RunError(busy) from None
+            time.sleep(0.05)
+        except OSError:  # a filesystem without flock (some NFS, CIFS, Lustre): no lock, not "busy"
+            fh.close()
+            return None
     _HELD.add(fh)
     return fh
 
