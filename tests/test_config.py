@@ -87,3 +87,12 @@ def test_names_with_a_trailing_newline_are_refused():
 
     for pattern in (NAME, NAME_RE):
         assert pattern.match("minilm") and not pattern.match("minilm\n") and not pattern.match("../x")
+
+
+def test_config_values_are_named_as_their_file_spells_them():
+    """null, true and false, as YAML and JSON write them, not Python's None, True and False."""
+    from textclf.config import _shown
+    from textclf.textfiles import json_kind
+
+    assert [_shown(v) for v in (None, True, False, "x", 3)] == ["null", "true", "false", "'x'", "3"]
+    assert [json_kind(v) for v in ([], {}, "a", 1.5, None)] == ["an array", "an object", "a string", "a number", "null"]

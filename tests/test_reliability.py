@@ -364,7 +364,7 @@ CASES.update(
         ),
         "TF_CONFIG a list": (
             lambda t, b: ["train", "--data", "sample", "--runs-root", t / "runs"],
-            ["TF_CONFIG", "list"],
+            ["TF_CONFIG", "got an array"],
             None,
             {"TF_CONFIG": "[]"},
         ),

@@ -324,7 +324,7 @@ def _check_sections(merged: Mapping[str, Any]) -> None:
     --model auto records it (the model it chose and why)."""
     for key in ("data", "training", "runtime", "distill", "model_params"):
         if merged.get(key) is not None and not isinstance(merged[key], Mapping):
-            raise ConfigError(f"{key}: expected a mapping of its fields, got {merged[key]!r}")
+            raise ConfigError(f"{key}: expected a mapping of its fields, got {_shown(merged[key])}")
     chosen = merged.get("selection")
     if chosen is not None and not (isinstance(chosen, Mapping) and isinstance(chosen.get("model"), str)
                                    and isinstance(chosen.get("reason"), str)
@@ -382,7 +382,7 @@ def from_dict(cls: type, data: Any, path: str = "", params_cls: type | None = No
     if dataclasses.is_dataclass(data) and isinstance(data, cls):
         return data
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {_shown(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -421,7 +421,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: got {value!r}, expected a list")
+            raise ConfigError(f"{path}: got {_shown(value)}, expected a list")
         return tuple(_coerce(v, args[0], path) for v in value)
     if tp is Any:
         return value
@@ -430,32 +430,41 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{path}: got {value!r}, expected true or false")
+        raise ConfigError(f"{path}: got {_shown(value)}, expected true or false")
     if tp is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{path}: got {value!r}, expected an integer")
+            raise ConfigError(f"{path}: got {_shown(value)}, expected an integer")
         if isinstance(value, float) and value.is_integer():
             return int(value)
         try:
             return int(value) if isinstance(value, (int, str)) else _fail()
         except (ValueError, TypeError):
-            raise ConfigError(f"{path}: got {value!r}, expected an integer") from None
+            raise ConfigError(f"{path}: got {_shown(value)}, expected an integer") from None
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{path}: got {value!r}, expected a number")
+            raise ConfigError(f"{path}: got {_shown(value)}, expected a number")
         try:
             out = float(value) if isinstance(value, (int, float, str)) else _fail()
         except (ValueError, TypeError):
-            raise ConfigError(f"{path}: got {value!r}, expected a number") from None
+            raise ConfigError(f"{path}: got {_shown(value)}, expected a number") from None
         if out != out or out in (float("inf"), float("-inf")):
-            raise ConfigError(f"{path}: got {value!r}, expected a finite number")
+            raise ConfigError(f"{path}: got {_shown(value)}, expected a finite number")
         return out
     if tp is str:
         if isinstance(value, (dict, list, tuple)) or value is None:
-            raise ConfigError(f"{path}: got {value!r}, expected a string")
+            raise ConfigError(f"{path}: got {_shown(value)}, expected a string")
         return str(value)
     return value
 
 
 def _fail() -> Any:
     raise TypeError
+
+
+def _shown(value) -> str:
+    """A config value as its file spells it: null, true and false (YAML's, JSON's), not Python's None, True."""
+    if value is None or isinstance(value, bool):
+        from textclf.textfiles import json_kind
+
+        return json_kind(value)
+    return repr(value)

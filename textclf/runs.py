@@ -190,7 +190,9 @@ def read_object(path: Path) -> dict:
     """A run file that must hold a JSON object (run.json, config.json, metrics.json)."""
     value = read_json(path)
     if not isinstance(value, dict):
-        raise RunError(f"{path} is unreadable (a JSON object was expected, got {type(value).__name__})")
+        from textclf.textfiles import json_kind
+
+        raise RunError(f"{path} is unreadable (a JSON object was expected, got {json_kind(value)})")
     return value
 
 

@@ -61,7 +61,9 @@ def check_tf_config(config) -> dict:
     """TF_CONFIG's shape: {"cluster": {job: ["host:port", ...]}, "task": {"type": job, "index": i}}."""
     shape = ('expected {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
     if not isinstance(config, dict):
-        raise ConfigError(f"TF_CONFIG: {shape}, got {type(config).__name__}")
+        from textclf.textfiles import json_kind
+
+        raise ConfigError(f"TF_CONFIG: {shape}, got {json_kind(config)}")
     cluster, task = config.get("cluster", {}), config.get("task", {})
     if not isinstance(cluster, dict) or not all(
             isinstance(job, str) and isinstance(hosts, list) and all(isinstance(h, str) and ":" in h for h in hosts)

@@ -42,6 +42,7 @@ class BadRequest(Exception):
 
 def _texts_from(body: Any, key: str) -> list[str]:
     """The texts of a request body, validated (BadRequest says what is wrong)."""
+    from textclf.textfiles import json_kind
     from textclf.textrules import nul_as_space
 
     if not isinstance(body, dict):
@@ -70,7 +71,7 @@ def _texts_from(body: Any, key: str) -> list[str]:
                                  f"{', '.join(map(repr, list(item)[:5])) or 'no fields'}")
             item = item["text"]
         if not isinstance(item, str):
-            raise BadRequest(f"text {i}: expected a string, got {type(item).__name__}")
+            raise BadRequest(f"text {i}: expected a string, got {json_kind(item)}")
         item = nul_as_space(item)  # as every model reads it (textrules): "\u0000" alone is empty
         if not item.strip():
             raise BadRequest(f"text {i} is empty")

@@ -190,6 +190,14 @@ def read_json_object(path, *, what: str = "file") -> dict:
     except ValueError as err:
         raise DataError(f"{path} is not valid JSON ({err})") from None
     if not isinstance(obj, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-        raise DataError(f"{path} must hold a JSON object {{...}}, not {kind.get(type(obj), 'null')}")
+        raise DataError(f"{path} must hold a JSON object {{...}}, not {json_kind(obj)}")
     return obj
+
+
+def json_kind(value) -> str:
+    """What a JSON (or YAML) value is, in the words of the file it came from: "an array", "null", "true"… (not
+    Python's `list`, `NoneType`, `True`)."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    kinds = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+    return next((word for kind, word in kinds.items() if isinstance(value, kind)), type(value).__name__)
