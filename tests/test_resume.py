@@ -304,7 +304,7 @@ def test_a_lock_file_that_is_a_folder_is_named(reference, tmp_path):
     (run_dir / ".lock").mkdir()
     result = run("train", "--resume", run_dir)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"cannot use the run's lock file {run_dir / '.lock'}: Is a directory" in result.stderr
+    assert f"cannot use the run's lock file {run_dir / '.lock'}: it is a folder" in result.stderr
 
 
 def test_taking_a_run_s_lock_waits_out_a_status_probe(tmp_path):
@@ -325,3 +325,29 @@ def test_taking_a_run_s_lock_waits_out_a_status_probe(tmp_path):
     with pytest.raises(RunError, match="busy"):  # a second trainer: the first holds it throughout
         lock_dir(tmp_path, "busy")
     release(held)
+
+
+def test_a_lock_that_is_a_fifo_is_not_opened(tmp_path):
+    """A FIFO where the run's .lock belongs: status and lock_dir answer at once (opening it waited for ever)."""
+    import socket
+    import threading
+
+    from textclf.errors import RunError
+    from textclf.runs import lock_dir, status
+
+    os.mkfifo(tmp_path / ".lock")
+    info = {"status": "running", "pid": os.getppid(), "host": socket.gethostname()}
+    answers = []
+
+    def ask():
+        answers.append(status(info, tmp_path))
+        try:
+            lock_dir(tmp_path, "busy")
+        except RunError as err:
+            answers.append(str(err))
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    asker.join(timeout=30)
+    assert answers[:1] == ["running"]  # the pid rule alone, as for a run without a lock file
+    assert answers[1].startswith(f"cannot use the run's lock file {tmp_path / '.lock'}: it is not a plain file")

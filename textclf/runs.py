@@ -111,15 +111,6 @@ def write_output(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def _metrics_examples(path: Path) -> int | None:
-    """metrics.json's count of eval examples, when it is readable and says one."""
-    try:
-        examples = read_object(path / METRICS_FILE).get("examples")
-    except RunError:
-        return None
-    return examples if isinstance(examples, int) and not isinstance(examples, bool) else None
-
-
 def model_signature(model_file: Path) -> str:
     """What identifies a saved model.keras: the SHA-256 of its bytes (≈ 5 ms for a 10 MB model), so a
     twin is never bound to a model damaged since (the zip's own CRCs are only checked when a member is
@@ -315,6 +306,8 @@ def _lock_holder(path: Path) -> str | None:
     """Who holds the run directory's lock: "this process", "another", "none", or None where it cannot be told
     (no lock file: a run of an earlier textclf; no flock on this filesystem). Never creates the lock file."""
     lock = path / LOCK_FILE
+    if not lock.is_file():  # none, or a folder or FIFO where the file belongs (opening a FIFO would wait)
+        return None
     try:
         import fcntl
 
@@ -741,8 +734,11 @@ class Run:
                 what = "true" if name == "labels" else "predicted"
                 raise RunError(f"{path} is damaged (its {what} classes are not those of labels.json); train the run "
                                "again")
-        examples = _metrics_examples(self.path)
-        if examples is not None and len(out["labels"]) != examples:
+        try:
+            examples = self.metrics.get("examples")
+        except RunError:  # no readable metrics.json: nothing to compare the count with
+            examples = None
+        if isinstance(examples, int) and not isinstance(examples, bool) and len(out["labels"]) != examples:
             raise RunError(f"{path} is damaged ({len(out['labels']):,} eval examples, metrics.json says "
                            f"{examples:,}); train the run again")
         return out
@@ -870,6 +866,11 @@ def lock_dir(path: Path, busy: str):
         import fcntl
     except ImportError:
         return None
+    lock = path / LOCK_FILE
+    if lock.exists() and not lock.is_file():  # a folder, or a FIFO: opening it would wait for a reader for ever
+        kind = "a folder" if lock.is_dir() else "not a plain file"
+        raise RunError(f"cannot use the run's lock file {lock}: it is {kind}, where a plain file belongs; remove it "
+                       "if no textclf process is using the run")
     try:
         fh = open(path / LOCK_FILE, "a")
     except PermissionError:  # another user's run in a shared folder: a read-only descriptor locks too (local)
