@@ -16,7 +16,7 @@ from typing import Iterator
 from textclf.errors import DataError
 
 
-CHUNK = 4 << 20  # bytes read at a time when lines are bounded
+CHUNK = 4 << 20  # bytes read at a time (stdin: at most; what has arrived)
 
 
 def read_text(path: str, *, what: str = "file", max_line_chars: int | None = None, why: str = "",
@@ -84,8 +84,9 @@ def iter_line_groups(path: str, *, what: str = "file", max_line_chars: int | Non
             first, *middle, last = piece.split("\n")
             yield ["".join(rest) + first, *middle]
             rest = [last]
-        if "".join(rest):
-            yield ["".join(rest)]
+        last = "".join(rest)
+        if last:  # a last line without its "\n"
+            yield [last]
 
 
 def check_readable(path: str, *, what: str = "file") -> None:
